@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the demo and the tests need when it is missing: PostgreSQL server, restic,
+# systemd-analyze, python3 with the cron oracles, and the Windows target for cargo check.
+set -euo pipefail
+need=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v restic >/dev/null || need+=(restic)
+command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v runuser >/dev/null || need+=(util-linux)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${need[*]}; install them (apt-get install ${need[*]}) and run again" >&2
+    exit 1
+  fi
+  echo "installing: ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ "${1:-}" = "--tests" ]; then
+  python3 -c 'import croniter' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check croniter
+fi

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Private PostgreSQL cluster helpers; source this file.
+#   pg_start DIR   initialises (if needed) and starts a cluster in DIR on a free loopback port,
+#                  and exports PG_URL (superuser, trust auth on loopback only) and PG_DIR.
+#   pg_stop DIR    stops it.
+# initdb refuses to run as root, so as root the cluster runs as the `postgres` user.
+
+pg_bindir() {
+  local d
+  d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$d" ]; then
+    echo "PostgreSQL server binaries not found under /usr/lib/postgresql; install the postgresql package" >&2
+    return 1
+  fi
+  echo "$d"
+}
+
+pg_as_owner() {
+  if [ "$(id -u)" = 0 ]; then
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+pg_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+pg_start() {
+  local dir=$1 bin port
+  bin=$(pg_bindir) || return 1
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$dir"; chmod 700 "$dir"; fi
+  if [ ! -f "$dir/data/PG_VERSION" ]; then
+    pg_as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
+      || { cat "$dir/initdb.log" >&2; return 1; }
+  fi
+  port=$(pg_free_port)
+  pg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    start >/dev/null || { cat "$dir/server.log" >&2; return 1; }
+  export PG_DIR=$dir
+  export PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+pg_stop() {
+  local dir=$1 bin
+  bin=$(pg_bindir) || return 0
+  [ -f "$dir/data/postmaster.pid" ] && pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1
+  return 0
+}

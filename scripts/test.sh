@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against a private PostgreSQL cluster that this script starts and
+# stops. Needs: postgresql (server), restic, systemd (systemd-analyze), python3 with croniter
+# (scripts/install-deps.sh installs them). Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/pg.sh
+dir=$(mktemp -d /tmp/restic-fleet-test-pg.XXXXXX)
+trap 'pg_stop "$dir"; rm -rf "$dir"' EXIT
+pg_start "$dir"
+export RESTIC_FLEET_TEST_PG="$PG_URL"
+echo "private PostgreSQL for the tests: $(echo "$PG_URL" | sed 's/:[^:@]*@/@/')"
+cargo test --locked "$@"

@@ -1,0 +1,86 @@
+//! Command-line definitions (clap derive). The man page and shell completions are generated
+//! from these.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::run::TriggeredBy;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "restic-fleet",
+    version,
+    about = "Back up a fleet of Linux and Windows machines with restic, driven by one PostgreSQL database",
+    long_about = None,
+    after_help = "Exit codes: 0 success, 1 failure, 2 usage or configuration error, \
+                  3 backup finished with warnings, 4 skipped (already running or concurrency limit), \
+                  130 cancelled."
+)]
+pub struct Cli {
+    /// Config file (default: /etc/restic-fleet/config.toml as root,
+    /// $XDG_CONFIG_HOME/restic-fleet/config.toml otherwise, %ProgramData%\restic-fleet\config.toml
+    /// on Windows).
+    #[arg(long, global = true, env = "RESTIC_FLEET_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Enrol this machine: write the local config and register the device.
+    Init(InitArgs),
+    /// Run one backup job now and record it.
+    Run(RunArgs),
+    /// Database administration.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// PostgreSQL URL, e.g. postgres://backup_client:PASSWORD@db.example.com/backup_control.
+    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    pub database_url: String,
+    /// This device's id (default: the host name up to the first dot, lowercased).
+    #[arg(long, value_name = "ID")]
+    pub device_id: Option<String>,
+    /// Human-readable device name (default: the host name; kept on re-runs unless given).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// UUID of the backup job.
+    #[arg(value_name = "JOB-UUID")]
+    pub job: String,
+    /// What started this run (recorded in runs.triggered_by).
+    #[arg(long, value_enum, default_value = "manual")]
+    pub triggered_by: TriggeredBy,
+    /// Run a disabled job once anyway.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the recorded run as JSON instead of a sentence (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply missing schema migrations (needs a role that may change the schema).
+    Migrate {
+        /// Database URL (default: the config's).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+    },
+}

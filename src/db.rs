@@ -1,0 +1,141 @@
+//! Database connection and schema migrations.
+//!
+//! Migrations are embedded in the binary. On every connection the client compares the applied
+//! versions with its own; when some are missing it applies them under sqlx's advisory lock (so
+//! twenty clients starting at once against an empty database end with one migrated schema).
+//! A role that may not change the schema (the seed's `backup_client`) works as long as the
+//! schema is current; otherwise it gets a message naming the version needed and the admin
+//! command that applies it.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgPool};
+
+use crate::exit::Failure;
+use crate::util::mask_url;
+
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The newest schema version this client knows.
+pub fn latest_version() -> i64 {
+    MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
+}
+
+fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
+    let opts: PgConnectOptions = url.parse().map_err(|e| {
+        Failure::usage(format!(
+            "the database URL {} is not valid ({e}); expected postgres://USER:PASSWORD@HOST:PORT/DATABASE",
+            mask_url(url)
+        ))
+    })?;
+    Ok(opts
+        .application_name("restic-fleet")
+        .log_statements(tracing::log::LevelFilter::Trace))
+}
+
+/// Turns a connection error into one sentence that names the database and the fix.
+pub fn connect_error(url: &str, err: sqlx::Error) -> anyhow::Error {
+    let masked = mask_url(url);
+    let detail = match &err {
+        sqlx::Error::Database(db) => db.message().to_string(),
+        other => other.to_string(),
+    };
+    anyhow::Error::new(Failure::failed(format!(
+        "cannot connect to the database at {masked}: {detail}; check database_url in the config \
+         (or DATABASE_URL) and that PostgreSQL is running and reachable"
+    )))
+}
+
+/// Opens a single connection (used for the advisory locks a run holds for its whole duration).
+pub async fn connect_one(url: &str) -> anyhow::Result<sqlx::PgConnection> {
+    let opts = connect_options(url)?;
+    opts.connect().await.map_err(|e| connect_error(url, e))
+}
+
+/// Connects, and brings the schema up to date if it is not.
+pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
+    let pool = connect_no_migrate(url).await?;
+    ensure_schema(&pool).await?;
+    Ok(pool)
+}
+
+/// Connects without looking at the schema.
+pub async fn connect_no_migrate(url: &str) -> anyhow::Result<PgPool> {
+    let opts = connect_options(url)?;
+    PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(opts)
+        .await
+        .map_err(|e| connect_error(url, e))
+}
+
+/// The versions recorded as successfully applied (empty when the table does not exist).
+pub async fn applied_versions(pool: &PgPool) -> anyhow::Result<BTreeSet<i64>> {
+    let exists: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+            .fetch_one(pool)
+            .await?;
+    if exists.is_none() {
+        return Ok(BTreeSet::new());
+    }
+    let rows: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// Applies missing migrations, or explains why this role cannot.
+pub async fn ensure_schema(pool: &PgPool) -> anyhow::Result<()> {
+    let applied = applied_versions(pool).await?;
+    let missing: Vec<i64> = MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied.contains(v))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    migrate(pool).await
+}
+
+/// Applies every missing migration (`restic-fleet db migrate`).
+pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    let mut migrator = sqlx::migrate!("./migrations");
+    // A newer client may already have applied migrations this one does not know: keep working.
+    migrator.set_ignore_missing(true);
+    match migrator.run(pool).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let permission = match &e {
+                sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(db)) => {
+                    db.code().as_deref() == Some("42501")
+                }
+                sqlx::migrate::MigrateError::ExecuteMigration(sqlx::Error::Database(db), _) => {
+                    db.code().as_deref() == Some("42501")
+                }
+                _ => false,
+            };
+            if permission {
+                let current = applied_versions(pool)
+                    .await
+                    .ok()
+                    .and_then(|s| s.last().copied())
+                    .unwrap_or(0);
+                Err(Failure::failed(format!(
+                    "the database schema is at version {current} but this client needs version {}, \
+                     and this database role may not change the schema; an admin applies it with \
+                     `restic-fleet db migrate` (connected as the schema owner, e.g. backup_admin)",
+                    latest_version()
+                ))
+                .into())
+            } else {
+                Err(anyhow::anyhow!("applying database migrations failed: {e}"))
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! `restic-fleet init`: enrol this machine.
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+
+use crate::config::{self, Config};
+use crate::util;
+
+#[derive(Debug, Serialize)]
+pub struct InitReport {
+    pub config_path: String,
+    pub device_id: String,
+    pub device_name: String,
+    pub platform: String,
+    pub hostname: String,
+    pub created: bool,
+}
+
+/// Registers (or updates) this device. `name` is only changed when given.
+pub async fn register_device(
+    pool: &PgPool,
+    device_id: &str,
+    name: Option<&str>,
+) -> anyhow::Result<(String, bool)> {
+    let hostname = util::hostname();
+    let metadata = json!({
+        "client_version": util::VERSION,
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+    });
+    let (name, created): (String, bool) = sqlx::query_as(
+        "INSERT INTO devices (id, name, platform, hostname, metadata) \
+         VALUES ($1, COALESCE($2, $4), $3, $4, $5) \
+         ON CONFLICT (id) DO UPDATE SET \
+           name = COALESCE($2, devices.name), platform = EXCLUDED.platform, \
+           hostname = EXCLUDED.hostname, \
+           metadata = COALESCE(devices.metadata, '{}'::jsonb) || EXCLUDED.metadata, \
+           updated_at = NOW() \
+         RETURNING name, (xmax = 0) AS created",
+    )
+    .bind(device_id)
+    .bind(name)
+    .bind(util::platform())
+    .bind(&hostname)
+    .bind(metadata)
+    .fetch_one(pool)
+    .await?;
+    Ok((name, created))
+}
+
+pub async fn init(
+    config_path: &std::path::Path,
+    args: &crate::cli::InitArgs,
+) -> anyhow::Result<InitReport> {
+    let device_id = args
+        .device_id
+        .clone()
+        .unwrap_or_else(config::default_device_id);
+    config::validate_device_id(&device_id)?;
+    // Connect (and migrate) first: a config is only written for a database that works.
+    let pool = crate::db::connect(&args.database_url).await?;
+    let (name, created) = register_device(&pool, &device_id, args.name.as_deref()).await?;
+    let cfg = Config {
+        database_url: args.database_url.clone(),
+        device_id: device_id.clone(),
+    };
+    config::write(config_path, &cfg)?;
+    Ok(InitReport {
+        config_path: config_path.display().to_string(),
+        device_id,
+        device_name: name,
+        platform: util::platform().to_string(),
+        hostname: util::hostname(),
+        created,
+    })
+}

@@ -1,0 +1,144 @@
+//! Backup jobs as stored in `backup_jobs`, and what `run` derives from them.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::usage_err;
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct Job {
+    pub id: Uuid,
+    pub device_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub source_paths: Vec<String>,
+    pub exclude_patterns: Option<Vec<String>>,
+    pub tags: Option<Vec<String>>,
+    pub restic_args: Option<Value>,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub metadata: Option<Value>,
+    pub origin_name: Option<String>,
+    pub origin_id: Option<Uuid>,
+    pub account_id: Option<Uuid>,
+}
+
+pub const JOB_COLUMNS: &str = "id, device_id, name, description, source_paths, exclude_patterns, \
+     tags, restic_args, enabled, created_at, updated_at, metadata, origin_name, origin_id, account_id";
+
+/// Parses a job UUID given on the command line.
+pub fn parse_job_id(text: &str) -> anyhow::Result<Uuid> {
+    Uuid::parse_str(text.trim()).map_err(|_| {
+        usage_err!(
+            "{text:?} is not a job UUID (like 3f2b6c1e-...); list jobs with `restic-fleet job list`"
+        )
+    })
+}
+
+pub async fn find(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Job>> {
+    Ok(
+        sqlx::query_as::<_, Job>(&format!("SELECT {JOB_COLUMNS} FROM backup_jobs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Validates `restic_args`: a JSON array of strings. Returns the strings.
+pub fn restic_args(value: Option<&Value>) -> Result<Vec<String>, String> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(format!(
+                    "restic_args must be a JSON array of strings like [\"--one-file-system\"], but \
+                     element {i} is {other}; fix it with `restic-fleet job edit`"
+                )),
+            })
+            .collect(),
+        Some(other) => Err(format!(
+            "restic_args must be a JSON array of strings like [\"--one-file-system\"], found {other}; \
+             fix it with `restic-fleet job edit`"
+        )),
+    }
+}
+
+/// Makes a value safe as one restic tag: restic splits `--tag` on commas, so `%` and `,` are
+/// percent-encoded (`%25`, `%2C`), and control characters too. Nothing else changes, so the
+/// common case reads naturally.
+pub fn tag_value(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ',' => out.push_str("%2C"),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The tags `run` writes: `backup:<job-uuid>`, `device:<device-id>`, `origin:<origin_name>` and
+/// `account:<account-uuid>` when set, then the deprecated `backup_jobs.tags` values.
+pub fn standard_tags(job: &Job, device_id: &str) -> Vec<String> {
+    let mut tags = vec![
+        format!("backup:{}", job.id),
+        format!("device:{}", tag_value(device_id)),
+    ];
+    if let Some(origin) = job.origin_name.as_deref().filter(|o| !o.is_empty()) {
+        tags.push(format!("origin:{}", tag_value(origin)));
+    }
+    if let Some(account) = job.account_id {
+        tags.push(format!("account:{account}"));
+    }
+    for t in job.tags.iter().flatten() {
+        if !t.is_empty() {
+            tags.push(tag_value(t));
+        }
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn restic_args_must_be_array_of_strings() {
+        assert_eq!(restic_args(Some(&json!([]))).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            restic_args(Some(&json!(["--one-file-system", "-v"]))).unwrap(),
+            vec!["--one-file-system", "-v"]
+        );
+        assert!(restic_args(Some(&json!({"a": 1})))
+            .unwrap_err()
+            .contains("JSON array of strings"));
+        assert!(restic_args(Some(&json!(["ok", 3])))
+            .unwrap_err()
+            .contains("element 1"));
+        assert!(restic_args(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn tags_cannot_split() {
+        assert_eq!(tag_value("a,b"), "a%2Cb");
+        assert_eq!(tag_value("100%"), "100%25");
+        assert_eq!(tag_value("x\ny"), "x%0Ay");
+        assert_eq!(tag_value("ÚČTO pc"), "ÚČTO pc");
+        assert!(!tag_value("a,b,c").contains(','));
+    }
+}

@@ -1,0 +1,16 @@
+//! restic-fleet: a backup orchestrator for fleets of machines running restic, with one
+//! PostgreSQL database as the single source of truth.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod exit;
+pub mod init;
+pub mod jobs;
+pub mod locks;
+pub mod restic;
+pub mod run;
+pub mod schedule;
+pub mod schedules;
+pub mod settings;
+pub mod util;

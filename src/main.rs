@@ -1,0 +1,105 @@
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use restic_fleet::cli::{Cli, Command, DbCommand};
+use restic_fleet::{config, db, exit, init, run};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let code = exit::code_of(&err);
+            if err.downcast_ref::<exit::Failure>().is_some() {
+                eprintln!("error: {err}");
+            } else {
+                eprintln!("error: {err:#}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Logs go to stderr: coloured with times on a terminal; plain `LEVEL message` lines otherwise,
+/// which is what journald and the Windows task history want (they add their own timestamps).
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RESTIC_FLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("restic_fleet={default},warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if std::io::stderr().is_terminal() {
+        builder.init();
+    } else {
+        builder.without_time().with_ansi(false).init();
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let config_path = config::resolve_path(cli.config.as_deref());
+    match cli.command {
+        Command::Init(args) => {
+            let report = init::init(&config_path, &args).await?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!(
+                    "{} device {:?} ({}, {}); config written to {}",
+                    if report.created { "registered" } else { "updated" },
+                    report.device_id,
+                    report.device_name,
+                    report.platform,
+                    report.config_path
+                );
+                println!("next: `restic-fleet sync` installs this device's schedules");
+            }
+            Ok(exit::SUCCESS)
+        }
+        Command::Run(args) => {
+            let cfg = config::load(&config_path)?;
+            let pool = db::connect(&cfg.database_url).await?;
+            let opts = run::RunOptions {
+                job: args.job,
+                triggered_by: args.triggered_by,
+                force: args.force,
+                json: args.json,
+                progress: run::want_progress(args.json),
+            };
+            run::run(&cfg, &pool, opts).await
+        }
+        Command::Db(DbCommand::Migrate { database_url }) => {
+            let url = match database_url {
+                Some(u) => u,
+                None => config::load(&config_path)?.database_url,
+            };
+            let pool = db::connect_no_migrate(&url).await?;
+            db::migrate(&pool).await?;
+            println!("database schema is at version {}", db::latest_version());
+            Ok(exit::SUCCESS)
+        }
+    }
+}

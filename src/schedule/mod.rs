@@ -1,0 +1,79 @@
+//! Schedules: standard 5-field cron expressions (Vixie cron semantics, evaluated in a time
+//! zone) and fixed intervals, plus the systemd OnCalendar= lines that fire at exactly the
+//! same instants.
+
+pub mod cron;
+pub mod systemd;
+
+pub use cron::{CronError, CronExpr};
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+
+/// When a job runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schedule {
+    /// A crontab expression evaluated in a time zone.
+    Cron(CronExpr),
+    /// Every `seconds` seconds, counted from the previous run.
+    Interval { seconds: u64 },
+}
+
+impl Schedule {
+    /// The next run strictly after `last`: for cron the next fire instant in `tz`, for an
+    /// interval `last + seconds` (`None` for a zero interval or on overflow).
+    pub fn next_after(&self, last: DateTime<Utc>, tz: &Tz) -> Option<DateTime<Utc>> {
+        match self {
+            Schedule::Cron(expr) => expr.next_after(last, tz),
+            Schedule::Interval { seconds } => interval_next(last, *seconds),
+        }
+    }
+
+    /// The next `n` runs after `last`.
+    pub fn upcoming(&self, last: DateTime<Utc>, tz: &Tz, n: usize) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        let mut cursor = last;
+        while out.len() < n {
+            match self.next_after(cursor, tz) {
+                Some(t) => {
+                    out.push(t);
+                    cursor = t;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+/// `last + seconds`; `None` when `seconds` is zero or the result is out of range.
+pub fn interval_next(last: DateTime<Utc>, seconds: u64) -> Option<DateTime<Utc>> {
+    if seconds == 0 {
+        return None;
+    }
+    let secs = i64::try_from(seconds).ok()?;
+    last.checked_add_signed(Duration::try_seconds(secs)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn interval_schedule() {
+        let t = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+        let s = Schedule::Interval { seconds: 3600 };
+        assert_eq!(
+            s.upcoming(t, &chrono_tz::UTC, 2),
+            vec![t + Duration::hours(1), t + Duration::hours(2)]
+        );
+        assert_eq!(interval_next(t, 0), None);
+        assert_eq!(interval_next(t, u64::MAX), None);
+        let c = Schedule::Cron(CronExpr::parse("@daily").unwrap());
+        assert_eq!(
+            c.next_after(t, &chrono_tz::UTC),
+            Some(t + Duration::days(1))
+        );
+    }
+}

@@ -1,0 +1,273 @@
+//! systemd `OnCalendar=` lines that fire exactly at the instants of
+//! [`CronExpr::next_after`](super::CronExpr::next_after).
+//!
+//! The cron fields become one calendar expression with the time-zone suffix (two when the
+//! Vixie day rule ORs day-of-month and day-of-week, because systemd ANDs them). With a time
+//! zone, systemd never fires a skipped wall time and fires a repeated wall time on the first
+//! pass only (checked with `systemd-analyze calendar`, systemd 252). Vixie cron differs in
+//! two places, which are compensated with dated UTC lines for every daylight-saving change
+//! within the horizon:
+//!
+//! * a fixed-time job whose wall time falls into a spring-forward gap fires once at the
+//!   change, e.g. `2027-03-28 01:00:00 UTC` for a 02:30 job in Europe/Prague;
+//! * a job whose minute or hour field starts with `*` fires again on the second pass of a
+//!   repeated hour, e.g. `2027-10-31 01:00,30:00 UTC`.
+//!
+//! Dated lines only cover changes up to `horizon_days` after `from`; the sync re-runs often
+//! and refreshes them ([`DEFAULT_HORIZON_DAYS`] = 400 covers at least one full year).
+//!
+//! Fallback: if the native lines would ever fire an instant that cron would not (no such case
+//! is known: systemd's behaviour is a subset of Vixie's for every expression), the result is
+//! a single dated line at the next instant, which every run and sync must re-register.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono_tz::Tz;
+
+use super::cron::{offset_secs, CronExpr, DstPolicy};
+
+/// Horizon used by the sync for dated compensation lines.
+pub const DEFAULT_HORIZON_DAYS: u32 = 400;
+
+const DAY_NAMES_MON_FIRST: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// Formats a set of values `min..=max` as a systemd calendar component.
+fn fmt_set(values: &[u32], min: u32, max: u32) -> String {
+    if values.len() as u32 == max - min + 1 {
+        return "*".to_string();
+    }
+    if values.len() >= 3 {
+        let step = values[1] - values[0];
+        let progression = values.windows(2).all(|w| w[1] - w[0] == step);
+        if progression && values[values.len() - 1] + step > max {
+            return format!("{:02}/{}", values[0], step);
+        }
+    }
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        let mut j = i;
+        while j + 1 < values.len() && values[j + 1] == values[j] + 1 {
+            j += 1;
+        }
+        if j - i >= 2 {
+            parts.push(format!("{:02}..{:02}", values[i], values[j]));
+        } else {
+            for v in &values[i..=j] {
+                parts.push(format!("{v:02}"));
+            }
+        }
+        i = j + 1;
+    }
+    parts.join(",")
+}
+
+fn bits(mask: u64, min: u32, max: u32) -> Vec<u32> {
+    (min..=max).filter(|v| mask & (1u64 << v) != 0).collect()
+}
+
+/// Day-of-week prefix (with trailing space), empty when every day is allowed.
+fn fmt_dows(dows: u8) -> String {
+    // Monday-first indices 0..7 (Sunday last), as systemd writes ranges.
+    let idx: Vec<u32> = (0..7u32)
+        .filter(|i| dows & (1 << ((i + 1) % 7)) != 0)
+        .collect();
+    if idx.len() == 7 {
+        return String::new();
+    }
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && idx[j + 1] == idx[j] + 1 {
+            j += 1;
+        }
+        if j - i >= 2 {
+            parts.push(format!(
+                "{}..{}",
+                DAY_NAMES_MON_FIRST[idx[i] as usize], DAY_NAMES_MON_FIRST[idx[j] as usize]
+            ));
+        } else {
+            for v in &idx[i..=j] {
+                parts.push(DAY_NAMES_MON_FIRST[*v as usize].to_string());
+            }
+        }
+        i = j + 1;
+    }
+    format!("{} ", parts.join(","))
+}
+
+/// The calendar expressions for the wall-clock set of `expr` in `tz` (no DST compensation).
+pub fn base_lines(expr: &CronExpr, tz: &Tz) -> Vec<String> {
+    let time = format!(
+        "{}:{}:00",
+        fmt_set(&bits(expr.hours as u64, 0, 23), 0, 23),
+        fmt_set(&bits(expr.minutes, 0, 59), 0, 59)
+    );
+    let months = fmt_set(&bits(expr.months as u64, 1, 12), 1, 12);
+    let doms = fmt_set(&bits(expr.doms as u64, 1, 31), 1, 31);
+    let dows = fmt_dows(expr.dows);
+    let zone = tz.name();
+    if expr.day_or() {
+        // Vixie ORs the two day fields; systemd ANDs within one expression.
+        let mut lines = vec![
+            format!("{dows}*-{months}-* {time} {zone}"),
+            format!("*-{months}-{doms} {time} {zone}"),
+        ];
+        lines.dedup();
+        lines
+    } else {
+        vec![format!("{dows}*-{months}-{doms} {time} {zone}")]
+    }
+}
+
+/// Instants at which the offset of `tz` changes in `(from, to]`.
+fn transitions(tz: &Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    let step = Duration::hours(6);
+    let mut t = from;
+    while t < to {
+        let next = (t + step).min(to);
+        if offset_secs(tz, t) != offset_secs(tz, next) {
+            // Bisect to the second.
+            let (mut lo, mut hi) = (t.timestamp(), next.timestamp());
+            let off_lo = offset_secs(tz, t);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                let m = DateTime::from_timestamp(mid, 0).unwrap_or(t);
+                if offset_secs(tz, m) == off_lo {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            if let Some(x) = DateTime::from_timestamp(hi, 0) {
+                out.push(x);
+            }
+        }
+        t = next;
+    }
+    out
+}
+
+/// Instants of `expr` in `(from, to]` under `policy`.
+fn instants_between(
+    expr: &CronExpr,
+    tz: &Tz,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    policy: DstPolicy,
+) -> BTreeSet<DateTime<Utc>> {
+    let mut out = BTreeSet::new();
+    let mut cursor = from;
+    while let Some(t) = expr.next_after_with(cursor, tz, policy) {
+        if t > to {
+            break;
+        }
+        out.insert(t);
+        cursor = t;
+    }
+    out
+}
+
+/// Dated UTC lines for the given instants, one line per UTC date and hour.
+fn dated_lines(instants: &BTreeSet<DateTime<Utc>>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut group: Vec<u32> = Vec::new();
+    let mut key: Option<(chrono::NaiveDate, u32)> = None;
+    let flush = |key: Option<(chrono::NaiveDate, u32)>, group: &[u32], out: &mut Vec<String>| {
+        if let Some((d, h)) = key {
+            out.push(format!(
+                "{} {:02}:{}:00 UTC",
+                d.format("%Y-%m-%d"),
+                h,
+                fmt_set(group, 0, 59)
+            ));
+        }
+    };
+    for t in instants {
+        let k = (t.date_naive(), t.hour());
+        if key != Some(k) {
+            flush(key, &group, &mut out);
+            group.clear();
+            key = Some(k);
+        }
+        group.push(t.minute());
+    }
+    flush(key, &group, &mut out);
+    out
+}
+
+/// `OnCalendar=` values (one per element) that fire exactly at the instants
+/// [`CronExpr::next_after`] yields after `from`, through `from + horizon_days` days.
+///
+/// See the module documentation for the daylight-saving compensation and the fallback.
+pub fn on_calendar_lines(
+    expr: &CronExpr,
+    tz: &Tz,
+    from: DateTime<Utc>,
+    horizon_days: u32,
+) -> Vec<String> {
+    let mut lines = base_lines(expr, tz);
+    let horizon_end = from + Duration::days(i64::from(horizon_days));
+    let mut extra = BTreeSet::new();
+    for change in transitions(tz, from, horizon_end) {
+        // Every wall time affected by a change lies within a day of it.
+        let lo = (change - Duration::hours(26)).max(from);
+        let hi = (change + Duration::hours(26)).min(horizon_end);
+        if lo >= hi {
+            continue;
+        }
+        let want = instants_between(expr, tz, lo, hi, DstPolicy::Vixie);
+        let native = instants_between(expr, tz, lo, hi, DstPolicy::SystemdNative);
+        if native.difference(&want).next().is_some() {
+            // Not representable: single dated line at the next instant (re-registered by
+            // every run and sync).
+            return match expr.next_after(from, tz) {
+                Some(t) => dated_lines(&BTreeSet::from([t])),
+                None => lines,
+            };
+        }
+        extra.extend(want.difference(&native).copied());
+    }
+    lines.extend(dated_lines(&extra));
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn formats_components() {
+        assert_eq!(fmt_set(&[0, 15, 30, 45], 0, 59), "00/15");
+        assert_eq!(fmt_set(&[1, 8, 15, 22, 29], 1, 31), "01/7");
+        assert_eq!(fmt_set(&[1, 8, 15, 22], 1, 31), "01,08,15,22");
+        assert_eq!(fmt_set(&[0, 30], 0, 59), "00,30");
+        assert_eq!(fmt_set(&[1, 2, 3, 7], 0, 59), "01..03,07");
+        assert_eq!(fmt_dows(0b0011_1110), "Mon..Fri ");
+        assert_eq!(fmt_dows(0b0100_0001), "Sat,Sun ");
+        assert_eq!(fmt_dows(0x7f), "");
+    }
+
+    #[test]
+    fn lines_for_prague() {
+        let tz: Tz = "Europe/Prague".parse().unwrap();
+        let from = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
+        let e = CronExpr::parse("30 2 * * *").unwrap();
+        assert_eq!(
+            on_calendar_lines(&e, &tz, from, 400),
+            vec![
+                "*-*-* 02:30:00 Europe/Prague".to_string(),
+                "2027-03-28 01:00:00 UTC".to_string()
+            ]
+        );
+        let e = CronExpr::parse("0 12 1 * mon").unwrap();
+        assert_eq!(
+            on_calendar_lines(&e, &chrono_tz::UTC, from, 400),
+            vec!["Mon *-*-* 12:00:00 UTC", "*-*-01 12:00:00 UTC"]
+        );
+    }
+}

@@ -1,0 +1,100 @@
+//! Schedules as stored in `schedules`, and the next-run arithmetic the whole product shares.
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::schedule::cron::CronExpr;
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+pub struct ScheduleRow {
+    pub id: i32,
+    pub job_id: Uuid,
+    pub schedule_type: String,
+    pub cron_expression: Option<String>,
+    pub interval_seconds: Option<i32>,
+    pub enabled: bool,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+pub const SCHEDULE_COLUMNS: &str =
+    "id, job_id, schedule_type, cron_expression, interval_seconds, enabled, last_run_at, next_run_at";
+
+/// A schedule row understood: a parsed cron expression or a positive interval.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Cron(CronExpr),
+    Interval(u64),
+}
+
+impl ScheduleRow {
+    /// Parses the row; the error is one sentence naming the schedule and what is wrong.
+    pub fn kind(&self) -> Result<Kind, String> {
+        match self.schedule_type.as_str() {
+            "cron" => {
+                let expr = self.cron_expression.as_deref().unwrap_or("");
+                CronExpr::parse(expr)
+                    .map(Kind::Cron)
+                    .map_err(|e| format!("schedule {}: {e}", self.id))
+            }
+            "interval" => match self.interval_seconds {
+                Some(s) if s > 0 => Ok(Kind::Interval(s as u64)),
+                other => Err(format!(
+                    "schedule {}: interval_seconds must be a positive number of seconds, found {}",
+                    self.id,
+                    other.map(|v| v.to_string()).unwrap_or_else(|| "NULL".into())
+                )),
+            },
+            other => Err(format!(
+                "schedule {}: unknown schedule_type {other:?} (expected cron or interval)",
+                self.id
+            )),
+        }
+    }
+}
+
+/// The next run instant of a schedule: for cron the first fire time strictly after `now`; for an
+/// interval `last_run_at + interval` (or `now + interval` when it never ran), moved forward by
+/// whole intervals while it lies in the past.
+pub fn next_run(kind: &Kind, last_run: Option<DateTime<Utc>>, now: DateTime<Utc>, tz: &Tz) -> Option<DateTime<Utc>> {
+    match kind {
+        Kind::Cron(expr) => expr.next_after(now, tz),
+        Kind::Interval(secs) => {
+            let step = Duration::seconds(i64::try_from(*secs).ok()?);
+            Some(last_run.map(|l| l + step).unwrap_or(now + step))
+        }
+    }
+}
+
+/// After a run: `last_run_at` = the run's start and `next_run_at` recomputed, for every enabled
+/// schedule of the job.
+pub async fn update_after_run(pool: &PgPool, job_id: Uuid, started: DateTime<Utc>, tz: Tz) -> anyhow::Result<()> {
+    let rows: Vec<ScheduleRow> = sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 AND enabled"
+    ))
+    .bind(job_id)
+    .fetch_all(pool)
+    .await?;
+    let now = Utc::now();
+    for row in rows {
+        let next = match row.kind() {
+            Ok(kind) => next_run(&kind, Some(started), now, &tz),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        };
+        sqlx::query(
+            "UPDATE schedules SET last_run_at = $1, next_run_at = $2, updated_at = NOW() WHERE id = $3",
+        )
+        .bind(started)
+        .bind(next)
+        .bind(row.id)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! Settings: the global rows overridden by the device's own.
+
+use std::collections::BTreeMap;
+
+use sqlx::PgPool;
+
+use crate::usage_err;
+
+/// Keys whose values are secrets: masked in human output unless asked for.
+pub const SECRET_KEYS: &[&str] = &["repository_password"];
+
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    values: BTreeMap<String, String>,
+}
+
+impl Settings {
+    /// Loads the merged settings for `device_id` with the seed's query: global settings first,
+    /// then the device's own, later rows winning.
+    pub async fn load(pool: &PgPool, device_id: &str) -> anyhow::Result<Self> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT key, value FROM settings WHERE device_id IS NULL OR device_id = $1 \
+             ORDER BY device_id NULLS FIRST",
+        )
+        .bind(device_id)
+        .fetch_all(pool)
+        .await?;
+        Ok(Self::from_pairs(rows))
+    }
+
+    pub fn from_pairs(rows: impl IntoIterator<Item = (String, String)>) -> Self {
+        Self {
+            values: rows.into_iter().collect(),
+        }
+    }
+
+    /// The value, or `None` when unset or empty.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(key)
+            .map(|v| v.as_str())
+            .filter(|v| !v.trim().is_empty())
+    }
+
+    /// A non-negative integer setting; a malformed value is a configuration error naming the key.
+    pub fn get_u64(&self, key: &str, default: u64) -> anyhow::Result<u64> {
+        match self.get(key) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                usage_err!(
+                    "setting {key} must be a non-negative whole number, found {v:?}; fix it with \
+                     `restic-fleet settings set {key} VALUE`"
+                )
+            }),
+        }
+    }
+
+    /// A boolean setting (`true/false/yes/no/1/0`).
+    pub fn get_bool(&self, key: &str, default: bool) -> anyhow::Result<bool> {
+        match self.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) => match v.as_str() {
+                "true" | "yes" | "1" | "on" => Ok(true),
+                "false" | "no" | "0" | "off" => Ok(false),
+                _ => Err(usage_err!(
+                    "setting {key} must be true or false, found {v:?}; fix it with \
+                     `restic-fleet settings set {key} true|false`"
+                )),
+            },
+        }
+    }
+
+    /// The time zone cron expressions are evaluated in: the `timezone` setting, else the
+    /// machine's local zone, else UTC.
+    pub fn timezone(&self) -> anyhow::Result<chrono_tz::Tz> {
+        match self.get("timezone") {
+            Some(name) => name.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+                usage_err!(
+                    "setting timezone {name:?} is not an IANA time zone name (like Europe/Prague \
+                     or UTC); fix it with `restic-fleet settings set timezone ZONE`"
+                )
+            }),
+            None => Ok(local_timezone()),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.values.iter()
+    }
+}
+
+/// The machine's local IANA zone (`TZ` first, then the OS), UTC when unknown.
+pub fn local_timezone() -> chrono_tz::Tz {
+    if let Ok(tz) = std::env::var("TZ") {
+        let name = tz.trim_start_matches(':');
+        if let Ok(z) = name.parse::<chrono_tz::Tz>() {
+            return z;
+        }
+    }
+    iana_time_zone::get_timezone()
+        .ok()
+        .and_then(|n| n.parse::<chrono_tz::Tz>().ok())
+        .unwrap_or(chrono_tz::UTC)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_rows_override_and_empty_is_unset() {
+        let s = Settings::from_pairs([
+            ("max_concurrent_backups".to_string(), "1".to_string()),
+            ("repository_url".to_string(), "".to_string()),
+            ("max_concurrent_backups".to_string(), "3".to_string()),
+        ]);
+        assert_eq!(s.get_u64("max_concurrent_backups", 9).unwrap(), 3);
+        assert_eq!(s.get("repository_url"), None);
+        assert_eq!(s.get_u64("missing", 7).unwrap(), 7);
+    }
+
+    #[test]
+    fn malformed_number_names_the_key() {
+        let s = Settings::from_pairs([("sync_interval_seconds".into(), "five".into())]);
+        let e = s.get_u64("sync_interval_seconds", 300).unwrap_err();
+        assert!(e.to_string().contains("sync_interval_seconds"), "{e}");
+    }
+}

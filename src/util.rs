@@ -1,0 +1,85 @@
+//! Small helpers shared by several commands.
+
+/// This machine's host name as the OS reports it (empty when it cannot be read).
+pub fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+/// `linux` or `windows` (the values of `devices.platform`), or the OS name elsewhere.
+pub fn platform() -> &'static str {
+    std::env::consts::OS
+}
+
+/// The client version, recorded in device and run metadata.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Replaces the password of a URL (`scheme://user:password@host/...`) with `***`, so that a
+/// database or repository URL can be printed and logged.
+pub fn mask_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_string();
+    };
+    let userinfo = &authority[..at];
+    match userinfo.find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..scheme_end + 3],
+            &userinfo[..colon],
+            &rest[at..]
+        ),
+        None => url.to_string(),
+    }
+}
+
+/// Replaces every occurrence of `secret` in `text` by `***` (no-op for an empty secret).
+pub fn redact(text: &str, secret: &str) -> String {
+    if secret.is_empty() || !text.contains(secret) {
+        text.to_string()
+    } else {
+        text.replace(secret, "***")
+    }
+}
+
+/// Cuts `text` to at most `max` bytes on a char boundary.
+pub fn truncate_str(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_only_the_password() {
+        assert_eq!(
+            mask_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(mask_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            mask_url("rest:https://a:b@c/d"),
+            "rest:https://a:***@c/d"
+        );
+        assert_eq!(mask_url("/srv/repo"), "/srv/repo");
+        assert_eq!(mask_url("postgres://h/db?x=@"), "postgres://h/db?x=@");
+    }
+
+    #[test]
+    fn truncates_on_char_boundary() {
+        assert_eq!(truncate_str("ÚČTO", 3), "Ú");
+        assert_eq!(truncate_str("abc", 10), "abc");
+    }
+}

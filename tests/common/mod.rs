@@ -1,0 +1,169 @@
+//! Test harness: a fresh database per test on the private cluster that scripts/test.sh starts,
+//! a temporary config, a local restic repository, and the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgPool};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub fn admin_url() -> String {
+    std::env::var("RESTIC_FLEET_TEST_PG").expect(
+        "RESTIC_FLEET_TEST_PG is not set: run the tests with scripts/test.sh, which starts a \
+         private PostgreSQL",
+    )
+}
+
+/// `postgres://user@host:port/db` with the database replaced.
+pub fn url_for(db: &str) -> String {
+    let base = admin_url();
+    let cut = base.rfind('/').expect("url has a path");
+    format!("{}/{}", &base[..cut], db)
+}
+
+pub fn url_with_user(db: &str, user: &str, password: &str) -> String {
+    url_for(db).replacen("postgres://postgres@", &format!("postgres://{user}:{password}@"), 1)
+}
+
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub db: String,
+    pub url: String,
+    pub device: String,
+    pub pool: PgPool,
+}
+
+impl Env {
+    /// A new empty database (not migrated) and a temp dir.
+    pub async fn empty() -> Env {
+        let db = format!("rf_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::PgConnection::connect(&admin_url()).await.expect("connect admin");
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        admin.close().await.ok();
+        let url = url_for(&db);
+        let pool = PgPoolOptions::new().max_connections(4).connect(&url).await.expect("pool");
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+            db,
+            url,
+            device: "test-device".into(),
+            pool,
+        }
+    }
+
+    /// A migrated database with this device enrolled through `init`.
+    pub async fn enrolled() -> Env {
+        let env = Env::empty().await;
+        let out = env.cmd().args(["init", "--database-url", &env.url, "--device-id", &env.device]).output().unwrap();
+        assert_ok(&out);
+        env
+    }
+
+    /// Enrolled, with a restic repository initialised and configured in the settings.
+    pub async fn with_repo() -> Env {
+        let env = Env::enrolled().await;
+        let repo = env.repo();
+        let out = Command::new("restic")
+            .args(["init", "--quiet"])
+            .env("RESTIC_REPOSITORY", &repo)
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .output()
+            .expect("restic on PATH");
+        assert_ok(&out);
+        env.set_setting("repository_url", repo.to_str().unwrap()).await;
+        env.set_setting("repository_password", PASSWORD).await;
+        env.set_setting("repository_cache_dir", env.dir.path().join("cache").to_str().unwrap()).await;
+        env
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    pub fn repo(&self) -> PathBuf {
+        self.dir.path().join("repo")
+    }
+
+    /// The binary with a clean environment: the test's config, no inherited overrides.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_restic-fleet"));
+        c.env_remove("DATABASE_URL")
+            .env_remove("RESTIC_FLEET_DEVICE_ID")
+            .env_remove("RESTIC_PASSWORD")
+            .env_remove("RESTIC_REPOSITORY")
+            .env("RESTIC_FLEET_CONFIG", self.config_path())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
+            .env("HOME", self.dir.path());
+        c
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) {
+        sqlx::query(
+            "INSERT INTO settings (device_id, key, value) VALUES (NULL, $1, $2) \
+             ON CONFLICT (key) WHERE device_id IS NULL DO UPDATE SET value = EXCLUDED.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .expect("set setting");
+    }
+
+    /// A source folder with a few files.
+    pub fn make_source(&self, name: &str, files: usize) -> PathBuf {
+        let src = self.dir.path().join(name);
+        std::fs::create_dir_all(&src).unwrap();
+        for i in 0..files {
+            std::fs::write(src.join(format!("file{i}.txt")), format!("content {i} {name}")).unwrap();
+        }
+        src
+    }
+
+    /// Inserts a job for this device; returns its id.
+    pub async fn add_job(&self, name: &str, paths: &[&Path]) -> uuid::Uuid {
+        let paths: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        sqlx::query_scalar(
+            "INSERT INTO backup_jobs (device_id, name, source_paths) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(&self.device)
+        .bind(name)
+        .bind(paths)
+        .fetch_one(&self.pool)
+        .await
+        .expect("insert job")
+    }
+
+    pub fn restic(&self, args: &[&str]) -> Output {
+        Command::new("restic")
+            .args(args)
+            .env("RESTIC_REPOSITORY", self.repo())
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .env("RESTIC_CACHE_DIR", self.dir.path().join("cache"))
+            .output()
+            .expect("restic")
+    }
+}
+
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "command failed with {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}

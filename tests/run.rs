@@ -1,0 +1,451 @@
+//! `run` against a real PostgreSQL and the real restic.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+#[derive(Debug, sqlx::FromRow)]
+struct RunRow {
+    id: i32,
+    status: String,
+    exit_code: Option<i32>,
+    error_message: Option<String>,
+    files_new: Option<i32>,
+    files_changed: Option<i32>,
+    files_unmodified: Option<i32>,
+    dirs_new: Option<i32>,
+    dirs_changed: Option<i32>,
+    dirs_unmodified: Option<i32>,
+    data_added_bytes: Option<i64>,
+    total_files_processed: Option<i32>,
+    total_bytes_processed: Option<i64>,
+    duration_seconds: Option<i32>,
+    snapshot_id: Option<String>,
+    restic_output: Option<String>,
+    restic_errors: Option<String>,
+    triggered_by: Option<String>,
+    end_time: Option<chrono::DateTime<chrono::Utc>>,
+    metadata: Option<Value>,
+}
+
+async fn runs(env: &Env) -> Vec<RunRow> {
+    sqlx::query_as(
+        "SELECT id, status, exit_code, error_message, files_new, files_changed, files_unmodified, \
+         dirs_new, dirs_changed, dirs_unmodified, data_added_bytes, total_files_processed, \
+         total_bytes_processed, duration_seconds, snapshot_id, restic_output, restic_errors, \
+         triggered_by, end_time, metadata FROM runs ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+fn run_job(env: &Env, job: uuid::Uuid, extra: &[&str]) -> std::process::Output {
+    env.cmd().arg("run").arg(job.to_string()).args(extra).output().unwrap()
+}
+
+/// Writes `mib` MiB of incompressible pseudo-random data (so restic has real work to do).
+fn big_file(path: &std::path::Path, mib: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut buf = vec![0u8; 1 << 20];
+    for _ in 0..mib {
+        for chunk in buf.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            chunk.copy_from_slice(&x.to_le_bytes());
+        }
+        f.write_all(&buf).unwrap();
+    }
+}
+
+async fn wait_for_running(env: &Env, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE status = 'running'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        if n > 0 {
+            return;
+        }
+        assert!(start.elapsed() < timeout, "no run reached status running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Children of `pid` (from /proc), with their command lines.
+fn children(pid: u32) -> Vec<(u32, Vec<String>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
+        if ppid == pid {
+            let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+            let args = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            out.push((child, args));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn successful_run_matches_restic_snapshot_and_second_run_sees_unmodified_files() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 5);
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("sub/skip.tmp"), "excluded").unwrap();
+    let job = env.add_job("home, docs", &[&src]).await;
+    sqlx::query(
+        "UPDATE backup_jobs SET exclude_patterns = ARRAY['*.tmp'], origin_name = 'blade', \
+         account_id = '003dbcee-4f0a-4a55-a7bb-a6511b263558', tags = ARRAY['a,b'] WHERE id = $1",
+    )
+    .bind(job)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    sqlx::query("INSERT INTO schedules (job_id, schedule_type, cron_expression) VALUES ($1, 'cron', '0 3 * * *')")
+        .bind(job)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+
+    let out = run_job(&env, job, &[]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains("succeeded"), "{}", stdout(&out));
+    let rows = runs(&env).await;
+    assert_eq!(rows.len(), 1);
+    let r = &rows[0];
+    assert_eq!(r.status, "success");
+    assert_eq!(r.exit_code, Some(0));
+    assert_eq!(r.triggered_by.as_deref(), Some("manual"));
+    assert_eq!(r.files_new, Some(5), "the excluded *.tmp file is not counted");
+    assert_eq!(r.files_changed, Some(0));
+    assert_eq!(r.files_unmodified, Some(0));
+    assert!(r.dirs_new.unwrap() >= 2);
+    assert_eq!(r.dirs_changed, Some(0));
+    assert_eq!(r.dirs_unmodified, Some(0));
+    assert!(r.data_added_bytes.unwrap() > 0);
+    assert_eq!(r.total_files_processed, Some(5));
+    assert!(r.total_bytes_processed.unwrap() > 0);
+    assert!(r.duration_seconds.is_some() && r.end_time.is_some());
+    assert!(r.error_message.is_none(), "{:?}", r.error_message);
+    let output = r.restic_output.as_deref().unwrap();
+    assert!(output.contains("\"message_type\":\"summary\""), "{output}");
+    assert!(!output.contains("\"message_type\":\"status\""), "status lines are left out");
+    assert!(r.restic_errors.is_some());
+
+    // The snapshot restic has is the one recorded: id, tags and host.
+    let snaps = env.restic(&["snapshots", "--json"]);
+    assert_ok(&snaps);
+    let snaps: Value = serde_json::from_slice(&snaps.stdout).unwrap();
+    let snaps = snaps.as_array().unwrap();
+    assert_eq!(snaps.len(), 1);
+    let snap = &snaps[0];
+    let recorded = r.snapshot_id.as_deref().unwrap();
+    assert!(
+        snap["id"].as_str().unwrap().starts_with(recorded) && recorded.len() >= 8,
+        "recorded {recorded}, restic has {}",
+        snap["id"]
+    );
+    assert_eq!(snap["hostname"], "test-device");
+    let mut tags: Vec<&str> = snap["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    tags.sort();
+    let mut want = vec![
+        format!("backup:{job}"),
+        "device:test-device".to_string(),
+        "origin:blade".to_string(),
+        "account:003dbcee-4f0a-4a55-a7bb-a6511b263558".to_string(),
+        "a%2Cb".to_string(),
+    ];
+    want.sort();
+    assert_eq!(tags, want, "tags: the comma in a tag value must not split it");
+
+    // The schedule moved on.
+    let (last, next): (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>) =
+        sqlx::query_as("SELECT last_run_at, next_run_at FROM schedules WHERE job_id = $1")
+            .bind(job)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    let start: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT start_time FROM runs WHERE id = $1").bind(r.id).fetch_one(&env.pool).await.unwrap();
+    assert_eq!(last, Some(start));
+    let next = next.expect("next_run_at set");
+    assert!(next > chrono::Utc::now() && next - chrono::Utc::now() <= chrono::Duration::hours(25));
+
+    // Second run: everything unmodified, one file changed.
+    std::fs::write(src.join("file0.txt"), "changed content").unwrap();
+    let out = run_job(&env, job, &["--triggered-by", "schedule", "--json"]);
+    assert_ok(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).expect("run --json prints JSON");
+    assert_eq!(report["status"], "success");
+    let rows = runs(&env).await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[1].files_unmodified, Some(4));
+    assert_eq!(rows[1].files_changed, Some(1));
+    assert_eq!(rows[1].files_new, Some(0));
+    assert_eq!(rows[1].triggered_by.as_deref(), Some("schedule"));
+    assert_eq!(report["run_id"], rows[1].id);
+}
+
+#[tokio::test]
+async fn wrong_password_is_a_failed_run_saying_so() {
+    let env = Env::with_repo().await;
+    env.set_setting("repository_password", "not the password").await;
+    let src = env.make_source("src", 1);
+    let job = env.add_job("docs", &[&src]).await;
+    let out = run_job(&env, job, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows = runs(&env).await;
+    assert_eq!(rows[0].status, "failed");
+    assert_eq!(rows[0].exit_code, Some(1));
+    let msg = rows[0].error_message.as_deref().unwrap();
+    assert!(msg.contains("wrong password"), "{msg}");
+    assert!(!msg.contains("not the password"));
+    assert!(rows[0].end_time.is_some());
+}
+
+#[tokio::test]
+async fn missing_repository_is_a_failed_run_saying_so() {
+    let env = Env::with_repo().await;
+    let missing = env.dir.path().join("no-such-repo");
+    env.set_setting("repository_url", missing.to_str().unwrap()).await;
+    let src = env.make_source("src", 1);
+    let job = env.add_job("docs", &[&src]).await;
+    let out = run_job(&env, job, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let rows = runs(&env).await;
+    assert_eq!(rows[0].status, "failed");
+    let msg = rows[0].error_message.as_deref().unwrap();
+    assert!(msg.contains("no repository") && msg.contains("no-such-repo"), "{msg}");
+}
+
+#[tokio::test]
+async fn missing_source_path_is_named_in_a_warning() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 2);
+    let gone = env.dir.path().join("gone-folder");
+    let job = env.add_job("docs", &[&src, &gone]).await;
+    let out = run_job(&env, job, &[]);
+    assert_eq!(out.status.code(), Some(3), "exit code for warnings\n{}", stderr(&out));
+    assert!(stdout(&out).contains("gone-folder"), "{}", stdout(&out));
+    let rows = runs(&env).await;
+    assert_eq!(rows[0].status, "success");
+    let msg = rows[0].error_message.as_deref().unwrap();
+    assert!(msg.starts_with("warning:") && msg.contains("gone-folder") && msg.contains("NOT backed up"), "{msg}");
+    let meta = rows[0].metadata.as_ref().unwrap();
+    assert_eq!(meta["missing_paths"][0], gone.to_str().unwrap());
+    assert!(rows[0].snapshot_id.is_some());
+}
+
+#[tokio::test]
+async fn bad_restic_args_are_recorded_as_failed_with_a_clear_message() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 1);
+    let job = env.add_job("docs", &[&src]).await;
+    sqlx::query("UPDATE backup_jobs SET restic_args = '{\"one-file-system\": true}' WHERE id = $1")
+        .bind(job)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = run_job(&env, job, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let rows = runs(&env).await;
+    assert_eq!(rows[0].status, "failed");
+    let msg = rows[0].error_message.as_deref().unwrap();
+    assert!(msg.contains("restic_args must be a JSON array of strings"), "{msg}");
+    assert!(rows[0].end_time.is_some());
+    // No backup was made.
+    let snaps = env.restic(&["snapshots", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&snaps.stdout).trim(), "[]");
+}
+
+#[tokio::test]
+async fn restic_absent_from_path_is_a_failed_run_that_says_so() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 1);
+    let job = env.add_job("docs", &[&src]).await;
+    let out = env.cmd().env("PATH", "/nonexistent").args(["run", &job.to_string()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let rows = runs(&env).await;
+    assert_eq!(rows[0].status, "failed");
+    assert!(rows[0].error_message.as_deref().unwrap().contains("restic was not found on PATH"));
+}
+
+#[tokio::test]
+async fn refusals_start_no_backup() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 1);
+    let job = env.add_job("docs", &[&src]).await;
+
+    let unknown = uuid::Uuid::new_v4();
+    let out = run_job(&env, unknown, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(&format!("no backup job with id {unknown}")), "{}", stderr(&out));
+
+    let out = env.cmd().args(["run", "not-a-uuid"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is not a job UUID"));
+
+    sqlx::query("INSERT INTO devices (id, name, platform) VALUES ('other', 'other', 'linux')")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let foreign: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO backup_jobs (device_id, name, source_paths) VALUES ('other', 'x', ARRAY['/']) RETURNING id",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let out = run_job(&env, foreign, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("belongs to device \"other\""), "{}", stderr(&out));
+
+    sqlx::query("UPDATE backup_jobs SET enabled = false WHERE id = $1").bind(job).execute(&env.pool).await.unwrap();
+    let out = run_job(&env, job, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is disabled"), "{}", stderr(&out));
+
+    env.set_setting("repository_url", "").await;
+    let out = run_job(&env, job, &["--force"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("repository_url setting is empty"), "{}", stderr(&out));
+    env.set_setting("repository_url", env.repo().to_str().unwrap()).await;
+    env.set_setting("repository_password", "").await;
+    let out = run_job(&env, job, &["--force"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("repository_password setting is empty"));
+
+    assert!(runs(&env).await.is_empty(), "no run may be recorded for a refusal");
+
+    // --force runs a disabled job; device settings override global ones.
+    sqlx::query("INSERT INTO settings (device_id, key, value) VALUES ($1, 'repository_password', $2)")
+        .bind(&env.device)
+        .bind(PASSWORD)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = run_job(&env, job, &["--force"]);
+    assert_ok(&out);
+}
+
+#[tokio::test]
+async fn concurrent_runs_of_one_job_skip_and_sigterm_cancels_cleanly_without_leaking_the_password() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 1);
+    big_file(&src.join("big.bin"), 600);
+    let job = env.add_job("big", &[&src]).await;
+
+    let first = env
+        .cmd()
+        .args(["run", &job.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_running(&env, Duration::from_secs(30)).await;
+
+    // A second invocation of the same job is skipped with exit code 4.
+    let second = run_job(&env, job, &[]);
+    assert_eq!(second.status.code(), Some(4), "{}", stderr(&second));
+    assert!(stderr(&second).contains("already running"), "{}", stderr(&second));
+
+    // restic's command line carries no password and no repository.
+    let start = Instant::now();
+    let restic = loop {
+        if let Some(c) = children(first.id()).into_iter().find(|(_, a)| a.iter().any(|x| x == "backup")) {
+            break c;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "restic child not found");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let argv = restic.1.join(" ");
+    assert!(!argv.contains(PASSWORD), "{argv}");
+    assert!(!argv.contains(env.repo().to_str().unwrap()), "{argv}");
+    assert!(argv.contains(&format!("--tag=backup:{job}")), "{argv}");
+
+    // Let restic take its lock and work a little, then SIGTERM the client.
+    std::thread::sleep(Duration::from_millis(700));
+    nix_kill(first.id(), "TERM");
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let rows = runs(&env).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, "cancelled");
+    assert!(rows[0].error_message.as_deref().unwrap().contains("SIGTERM"));
+    let locks = env.restic(&["list", "locks", "--no-lock"]);
+    assert_ok(&locks);
+    assert_eq!(String::from_utf8_lossy(&locks.stdout).trim(), "", "restic left a lock");
+
+    // The password is nowhere in what was stored.
+    let leaked: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM runs WHERE concat(restic_output, restic_errors, error_message, metadata::text) LIKE '%' || $1 || '%'",
+    )
+    .bind(PASSWORD)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0);
+    assert!(!stderr(&out).contains(PASSWORD) && !stdout(&out).contains(PASSWORD));
+}
+
+fn nix_kill(pid: u32, sig: &str) {
+    let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    assert!(st.success());
+}
+
+#[tokio::test]
+async fn device_concurrency_limit_makes_a_run_wait_then_skip() {
+    let env = Env::with_repo().await;
+    env.set_setting("max_concurrent_backups", "1").await;
+    env.set_setting("concurrency_wait_seconds", "1").await;
+    let src = env.make_source("src", 1);
+    big_file(&src.join("big.bin"), 400);
+    let small = env.make_source("small", 1);
+    let big_job = env.add_job("big", &[&src]).await;
+    let small_job = env.add_job("small", &[&small]).await;
+    let mut first = env.cmd().args(["run", &big_job.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    wait_for_running(&env, Duration::from_secs(30)).await;
+    let out = run_job(&env, small_job, &[]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("max_concurrent_backups=1"), "{}", stderr(&out));
+    let status = first.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    // With the slot free again, the small job runs.
+    assert_ok(&run_job(&env, small_job, &[]));
+}
+
+#[tokio::test]
+async fn a_stale_running_row_is_closed_by_the_next_run() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 1);
+    let job = env.add_job("docs", &[&src]).await;
+    let stale: i32 = sqlx::query_scalar(
+        "INSERT INTO runs (job_id, device_id, start_time, status, triggered_by) \
+         VALUES ($1, $2, NOW() - INTERVAL '2 hours', 'running', 'schedule') RETURNING id",
+    )
+    .bind(job)
+    .bind(&env.device)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_ok(&run_job(&env, job, &[]));
+    let rows = runs(&env).await;
+    let s = rows.iter().find(|r| r.id == stale).unwrap();
+    assert_eq!(s.status, "failed");
+    assert!(s.error_message.as_deref().unwrap().contains("ended without recording a result"));
+    assert_eq!(rows.iter().filter(|r| r.status == "success").count(), 1);
+}
