@@ -78,7 +78,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
             return Err(usage_err!(
                 "cannot read the config file {}: {e}; check its permissions or pass --config PATH",
                 path.display()
-            ))
+            ));
         }
     };
     let mut config = match text {

@@ -75,10 +75,9 @@ pub async fn connect_no_migrate(url: &str) -> anyhow::Result<PgPool> {
 
 /// The versions recorded as successfully applied (empty when the table does not exist).
 pub async fn applied_versions(pool: &PgPool) -> anyhow::Result<BTreeSet<i64>> {
-    let exists: Option<String> =
-        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
-            .fetch_one(pool)
-            .await?;
+    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+        .fetch_one(pool)
+        .await?;
     if exists.is_none() {
         return Ok(BTreeSet::new());
     }

@@ -40,12 +40,12 @@ pub fn parse_job_id(text: &str) -> anyhow::Result<Uuid> {
 }
 
 pub async fn find(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Job>> {
-    Ok(
-        sqlx::query_as::<_, Job>(&format!("SELECT {JOB_COLUMNS} FROM backup_jobs WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?,
-    )
+    Ok(sqlx::query_as::<_, Job>(&format!(
+        "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?)
 }
 
 /// Validates `restic_args`: a JSON array of strings. Returns the strings.
@@ -124,12 +124,16 @@ mod tests {
             restic_args(Some(&json!(["--one-file-system", "-v"]))).unwrap(),
             vec!["--one-file-system", "-v"]
         );
-        assert!(restic_args(Some(&json!({"a": 1})))
-            .unwrap_err()
-            .contains("JSON array of strings"));
-        assert!(restic_args(Some(&json!(["ok", 3])))
-            .unwrap_err()
-            .contains("element 1"));
+        assert!(
+            restic_args(Some(&json!({"a": 1})))
+                .unwrap_err()
+                .contains("JSON array of strings")
+        );
+        assert!(
+            restic_args(Some(&json!(["ok", 3])))
+                .unwrap_err()
+                .contains("element 1")
+        );
         assert!(restic_args(None).unwrap().is_empty());
     }
 

@@ -46,8 +46,10 @@ fn init_logging(verbose: u8) {
         1 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RESTIC_FLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("restic_fleet={default},warn")));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("RESTIC_FLEET_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("restic_fleet={default},warn"))
+        });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -69,7 +71,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             } else {
                 println!(
                     "{} device {:?} ({}, {}); config written to {}",
-                    if report.created { "registered" } else { "updated" },
+                    if report.created {
+                        "registered"
+                    } else {
+                        "updated"
+                    },
                     report.device_id,
                     report.device_name,
                     report.platform,

@@ -268,7 +268,9 @@ mod tests {
 
     #[test]
     fn classifies_0_14_lines() {
-        let s = parse_line(r#"{"message_type":"status","percent_done":0.5,"total_files":4,"files_done":2,"total_bytes":10,"bytes_done":5,"seconds_remaining":3}"#);
+        let s = parse_line(
+            r#"{"message_type":"status","percent_done":0.5,"total_files":4,"files_done":2,"total_bytes":10,"bytes_done":5,"seconds_remaining":3}"#,
+        );
         match s {
             Line::Status(st) => {
                 assert_eq!(st.files_done, 2);
@@ -276,7 +278,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let sum = parse_line(r#"{"message_type":"summary","files_new":1,"files_changed":0,"files_unmodified":0,"dirs_new":1,"dirs_changed":0,"dirs_unmodified":0,"data_blobs":1,"tree_blobs":2,"data_added":707,"total_files_processed":1,"total_bytes_processed":3,"total_duration":0.2,"snapshot_id":"2f8aaa3d"}"#);
+        let sum = parse_line(
+            r#"{"message_type":"summary","files_new":1,"files_changed":0,"files_unmodified":0,"dirs_new":1,"dirs_changed":0,"dirs_unmodified":0,"data_blobs":1,"tree_blobs":2,"data_added":707,"total_files_processed":1,"total_bytes_processed":3,"total_duration":0.2,"snapshot_id":"2f8aaa3d"}"#,
+        );
         match sum {
             Line::Summary(s) => {
                 assert_eq!(s.snapshot_id.as_deref(), Some("2f8aaa3d"));
@@ -285,7 +289,9 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let e = parse_line(r#"{"message_type":"error","error":{"Op":"lstat","Path":"src/a/x","Err":20},"during":"archival","item":"/tmp/src/a/x"}"#);
+        let e = parse_line(
+            r#"{"message_type":"error","error":{"Op":"lstat","Path":"src/a/x","Err":20},"during":"archival","item":"/tmp/src/a/x"}"#,
+        );
         assert_eq!(
             e,
             Line::Error("/tmp/src/a/x: lstat failed (not a directory)".into())
@@ -296,7 +302,9 @@ mod tests {
 
     #[test]
     fn classifies_0_17_lines() {
-        let e = parse_line(r#"{"message_type":"error","error":{"message":"open /x: permission denied"},"during":"archival","item":"/x"}"#);
+        let e = parse_line(
+            r#"{"message_type":"error","error":{"message":"open /x: permission denied"},"during":"archival","item":"/x"}"#,
+        );
         assert_eq!(e, Line::Error("open /x: permission denied".into()));
         let x = parse_line(
             r#"{"message_type":"exit_error","code":12,"message":"Fatal: wrong password or no key found"}"#,
@@ -311,7 +319,12 @@ mod tests {
     fn reasons_for_known_failures() {
         let r = failure_reason(1, &[], "Fatal: wrong password or no key found\n", "/r");
         assert!(r.contains("wrong password"), "{r}");
-        let r = failure_reason(12, &["Fatal: wrong password or no key found".into()], "", "/r");
+        let r = failure_reason(
+            12,
+            &["Fatal: wrong password or no key found".into()],
+            "",
+            "/r",
+        );
         assert!(r.contains("wrong password") && r.contains("exit 12"), "{r}");
         let r = failure_reason(
             1,

@@ -122,18 +122,24 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
         ));
     }
     let settings = Settings::load(pool, &config.device_id).await?;
-    let repository = settings.get("repository_url").map(str::to_string).ok_or_else(|| {
-        usage_err!(
-            "the repository_url setting is empty; set it with `restic-fleet settings set \
+    let repository = settings
+        .get("repository_url")
+        .map(str::to_string)
+        .ok_or_else(|| {
+            usage_err!(
+                "the repository_url setting is empty; set it with `restic-fleet settings set \
              repository_url URL` (e.g. sftp:user@host:/srv/restic or /srv/restic)"
-        )
-    })?;
-    let password = settings.get("repository_password").map(str::to_string).ok_or_else(|| {
-        usage_err!(
-            "the repository_password setting is empty; set it with `restic-fleet settings set \
+            )
+        })?;
+    let password = settings
+        .get("repository_password")
+        .map(str::to_string)
+        .ok_or_else(|| {
+            usage_err!(
+                "the repository_password setting is empty; set it with `restic-fleet settings set \
              repository_password -` (reads it from standard input)"
-        )
-    })?;
+            )
+        })?;
     let tz = settings.timezone()?;
     let max_concurrent = settings.get_u64("max_concurrent_backups", 1)?.max(1);
     let wait = Duration::from_secs(settings.get_u64("concurrency_wait_seconds", 3600)?);
@@ -203,7 +209,15 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
         opts.triggered_by.as_str()
     );
 
-    let outcome = execute(&job, config, &settings, &repository, &password, opts.progress).await;
+    let outcome = execute(
+        &job,
+        config,
+        &settings,
+        &repository,
+        &password,
+        opts.progress,
+    )
+    .await;
     let outcome = Outcome {
         output: redact(&outcome.output, &password),
         errors: redact(&outcome.errors, &password),
@@ -373,7 +387,12 @@ async fn execute(
 ) -> Outcome {
     let extra = match jobs::restic_args(job.restic_args.as_ref()) {
         Ok(a) => a,
-        Err(msg) => return failed(format!("job {} ({:?}): {msg}", job.id, job.name), exit::USAGE),
+        Err(msg) => {
+            return failed(
+                format!("job {} ({:?}): {msg}", job.id, job.name),
+                exit::USAGE,
+            );
+        }
     };
     if job.source_paths.is_empty() {
         return failed(
@@ -393,7 +412,7 @@ async fn execute(
                  contains it"
                     .to_string(),
                 exit::FAILED,
-            )
+            );
         }
     };
     let missing: Vec<String> = job
@@ -404,26 +423,10 @@ async fn execute(
         .collect();
 
     let argv = restic_argv(job, &config.device_id, &extra);
-    let mut cmd = tokio::process::Command::new(&restic);
+    let mut cmd = restic_command(&restic, repository, password, settings);
     cmd.args(&argv)
-        .env_remove("RESTIC_PASSWORD_FILE")
-        .env_remove("RESTIC_PASSWORD_COMMAND")
-        .env_remove("RESTIC_REPOSITORY_FILE")
-        .env("RESTIC_REPOSITORY", repository)
-        .env("RESTIC_PASSWORD", password)
         .env("RESTIC_PROGRESS_FPS", if progress { "4" } else { "0.0167" })
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    match settings.get("repository_cache_dir") {
-        Some(dir) => {
-            cmd.env("RESTIC_CACHE_DIR", dir);
-        }
-        None => {
-            cmd.env_remove("RESTIC_CACHE_DIR");
-        }
-    }
+        .stdout(Stdio::piped());
     #[cfg(unix)]
     cmd.process_group(0); // signals reach restic only through us, once
     let mut child = match cmd.spawn() {
@@ -432,7 +435,7 @@ async fn execute(
             return failed(
                 format!("could not start restic at {}: {e}", restic.display()),
                 exit::FAILED,
-            )
+            );
         }
     };
 
@@ -472,7 +475,11 @@ async fn execute(
     }
 
     let exit_code = status.as_ref().ok().and_then(|s| s.code());
-    let summary = out.summary.clone().or(err.summary.clone()).unwrap_or_default();
+    let summary = out
+        .summary
+        .clone()
+        .or(err.summary.clone())
+        .unwrap_or_default();
     let mut fatal = out.fatal.clone();
     fatal.extend(err.fatal.iter().cloned());
     let mut file_errors = out.errors.clone();
@@ -496,7 +503,11 @@ async fn execute(
                 .collect::<Vec<_>>()
                 .join(", "),
             if missing_paths.len() == 1 { "es" } else { "" },
-            if missing_paths.len() == 1 { "was" } else { "were" },
+            if missing_paths.len() == 1 {
+                "was"
+            } else {
+                "were"
+            },
         ));
     }
 
@@ -509,6 +520,10 @@ async fn execute(
         ..Default::default()
     };
     if let Some(sig) = cancelled_by {
+        // A signal that lands while restic is still creating its lock can leave that lock
+        // behind (restic's cleanup ran before the lock existed). Its process is gone now, so
+        // `restic unlock` (which removes only stale locks) clears it without touching others.
+        remove_stale_locks(&restic, repository, password, settings).await;
         outcome.status = "cancelled";
         outcome.error_message = Some(format!(
             "cancelled by {sig}; restic was stopped with SIGINT and released its repository lock"
@@ -566,6 +581,51 @@ async fn execute(
     outcome
 }
 
+/// A restic command whose environment carries the repository, the password and the cache
+/// directory (never its argv), and nothing inherited that could contradict them.
+fn restic_command(
+    restic: &std::path::Path,
+    repository: &str,
+    password: &str,
+    settings: &Settings,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(restic);
+    cmd.env_remove("RESTIC_PASSWORD_FILE")
+        .env_remove("RESTIC_PASSWORD_COMMAND")
+        .env_remove("RESTIC_REPOSITORY_FILE")
+        .env("RESTIC_REPOSITORY", repository)
+        .env("RESTIC_PASSWORD", password)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    match settings.get("repository_cache_dir") {
+        Some(dir) => cmd.env("RESTIC_CACHE_DIR", dir),
+        None => cmd.env_remove("RESTIC_CACHE_DIR"),
+    };
+    cmd
+}
+
+/// Runs `restic unlock`: removes locks whose process no longer exists (on this host) or that are
+/// older than 30 minutes; live locks of other machines are left alone.
+async fn remove_stale_locks(
+    restic: &std::path::Path,
+    repository: &str,
+    password: &str,
+    settings: &Settings,
+) {
+    let mut cmd = restic_command(restic, repository, password, settings);
+    cmd.arg("unlock").stdout(Stdio::null());
+    match tokio::time::timeout(Duration::from_secs(120), cmd.output()).await {
+        Ok(Ok(out)) if out.status.success() => {}
+        Ok(Ok(out)) => tracing::warn!(
+            "restic unlock failed: {}",
+            redact(String::from_utf8_lossy(&out.stderr).trim(), password)
+        ),
+        Ok(Err(e)) => tracing::warn!("could not start restic unlock: {e}"),
+        Err(_) => tracing::warn!("restic unlock did not finish within 120s"),
+    }
+}
+
 #[cfg(unix)]
 fn interrupt(child: &tokio::process::Child) {
     if let Some(pid) = child.id() {
@@ -587,7 +647,7 @@ fn interrupt(child: &tokio::process::Child) {
 async fn shutdown_signal() -> &'static str {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
+        use tokio::signal::unix::{SignalKind, signal};
         let (Ok(mut term), Ok(mut int)) = (
             signal(SignalKind::terminate()),
             signal(SignalKind::interrupt()),
@@ -606,7 +666,10 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-async fn read_stream<R: AsyncRead + Unpin>(reader: R, progress: Arc<Mutex<Progress>>) -> StreamResult {
+async fn read_stream<R: AsyncRead + Unpin>(
+    reader: R,
+    progress: Arc<Mutex<Progress>>,
+) -> StreamResult {
     let mut lines = BufReader::new(reader).lines();
     let mut transcript = Transcript::new(restic::OUTPUT_CAP_BYTES);
     let mut result = StreamResult::default();

@@ -20,8 +20,7 @@ pub struct ScheduleRow {
     pub next_run_at: Option<DateTime<Utc>>,
 }
 
-pub const SCHEDULE_COLUMNS: &str =
-    "id, job_id, schedule_type, cron_expression, interval_seconds, enabled, last_run_at, next_run_at";
+pub const SCHEDULE_COLUMNS: &str = "id, job_id, schedule_type, cron_expression, interval_seconds, enabled, last_run_at, next_run_at";
 
 /// A schedule row understood: a parsed cron expression or a positive interval.
 #[derive(Debug, Clone)]
@@ -45,7 +44,9 @@ impl ScheduleRow {
                 other => Err(format!(
                     "schedule {}: interval_seconds must be a positive number of seconds, found {}",
                     self.id,
-                    other.map(|v| v.to_string()).unwrap_or_else(|| "NULL".into())
+                    other
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "NULL".into())
                 )),
             },
             other => Err(format!(
@@ -59,7 +60,12 @@ impl ScheduleRow {
 /// The next run instant of a schedule: for cron the first fire time strictly after `now`; for an
 /// interval `last_run_at + interval` (or `now + interval` when it never ran), moved forward by
 /// whole intervals while it lies in the past.
-pub fn next_run(kind: &Kind, last_run: Option<DateTime<Utc>>, now: DateTime<Utc>, tz: &Tz) -> Option<DateTime<Utc>> {
+pub fn next_run(
+    kind: &Kind,
+    last_run: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> Option<DateTime<Utc>> {
     match kind {
         Kind::Cron(expr) => expr.next_after(now, tz),
         Kind::Interval(secs) => {
@@ -71,7 +77,12 @@ pub fn next_run(kind: &Kind, last_run: Option<DateTime<Utc>>, now: DateTime<Utc>
 
 /// After a run: `last_run_at` = the run's start and `next_run_at` recomputed, for every enabled
 /// schedule of the job.
-pub async fn update_after_run(pool: &PgPool, job_id: Uuid, started: DateTime<Utc>, tz: Tz) -> anyhow::Result<()> {
+pub async fn update_after_run(
+    pool: &PgPool,
+    job_id: Uuid,
+    started: DateTime<Utc>,
+    tz: Tz,
+) -> anyhow::Result<()> {
     let rows: Vec<ScheduleRow> = sqlx::query_as(&format!(
         "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 AND enabled"
     ))

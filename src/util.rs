@@ -69,10 +69,7 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(mask_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            mask_url("rest:https://a:b@c/d"),
-            "rest:https://a:***@c/d"
-        );
+        assert_eq!(mask_url("rest:https://a:b@c/d"), "rest:https://a:***@c/d");
         assert_eq!(mask_url("/srv/repo"), "/srv/repo");
         assert_eq!(mask_url("postgres://h/db?x=@"), "postgres://h/db?x=@");
     }

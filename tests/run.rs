@@ -45,7 +45,12 @@ async fn runs(env: &Env) -> Vec<RunRow> {
 }
 
 fn run_job(env: &Env, job: uuid::Uuid, extra: &[&str]) -> std::process::Output {
-    env.cmd().arg("run").arg(job.to_string()).args(extra).output().unwrap()
+    env.cmd()
+        .arg("run")
+        .arg(job.to_string())
+        .args(extra)
+        .output()
+        .unwrap()
 }
 
 /// Writes `mib` MiB of incompressible pseudo-random data (so restic has real work to do).
@@ -84,8 +89,12 @@ async fn wait_for_running(env: &Env, timeout: Duration) {
 fn children(pid: u32) -> Vec<(u32, Vec<String>)> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
         let after = &stat[stat.rfind(')').unwrap() + 2..];
         let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
         if ppid == pid {
@@ -131,7 +140,11 @@ async fn successful_run_matches_restic_snapshot_and_second_run_sees_unmodified_f
     assert_eq!(r.status, "success");
     assert_eq!(r.exit_code, Some(0));
     assert_eq!(r.triggered_by.as_deref(), Some("manual"));
-    assert_eq!(r.files_new, Some(5), "the excluded *.tmp file is not counted");
+    assert_eq!(
+        r.files_new,
+        Some(5),
+        "the excluded *.tmp file is not counted"
+    );
     assert_eq!(r.files_changed, Some(0));
     assert_eq!(r.files_unmodified, Some(0));
     assert!(r.dirs_new.unwrap() >= 2);
@@ -144,7 +157,10 @@ async fn successful_run_matches_restic_snapshot_and_second_run_sees_unmodified_f
     assert!(r.error_message.is_none(), "{:?}", r.error_message);
     let output = r.restic_output.as_deref().unwrap();
     assert!(output.contains("\"message_type\":\"summary\""), "{output}");
-    assert!(!output.contains("\"message_type\":\"status\""), "status lines are left out");
+    assert!(
+        !output.contains("\"message_type\":\"status\""),
+        "status lines are left out"
+    );
     assert!(r.restic_errors.is_some());
 
     // The snapshot restic has is the one recorded: id, tags and host.
@@ -161,7 +177,12 @@ async fn successful_run_matches_restic_snapshot_and_second_run_sees_unmodified_f
         snap["id"]
     );
     assert_eq!(snap["hostname"], "test-device");
-    let mut tags: Vec<&str> = snap["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let mut tags: Vec<&str> = snap["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
     tags.sort();
     let mut want = vec![
         format!("backup:{job}"),
@@ -171,17 +192,26 @@ async fn successful_run_matches_restic_snapshot_and_second_run_sees_unmodified_f
         "a%2Cb".to_string(),
     ];
     want.sort();
-    assert_eq!(tags, want, "tags: the comma in a tag value must not split it");
+    assert_eq!(
+        tags, want,
+        "tags: the comma in a tag value must not split it"
+    );
 
     // The schedule moved on.
-    let (last, next): (Option<chrono::DateTime<chrono::Utc>>, Option<chrono::DateTime<chrono::Utc>>) =
-        sqlx::query_as("SELECT last_run_at, next_run_at FROM schedules WHERE job_id = $1")
-            .bind(job)
+    let (last, next): (
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<chrono::DateTime<chrono::Utc>>,
+    ) = sqlx::query_as("SELECT last_run_at, next_run_at FROM schedules WHERE job_id = $1")
+        .bind(job)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    let start: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT start_time FROM runs WHERE id = $1")
+            .bind(r.id)
             .fetch_one(&env.pool)
             .await
             .unwrap();
-    let start: chrono::DateTime<chrono::Utc> =
-        sqlx::query_scalar("SELECT start_time FROM runs WHERE id = $1").bind(r.id).fetch_one(&env.pool).await.unwrap();
     assert_eq!(last, Some(start));
     let next = next.expect("next_run_at set");
     assert!(next > chrono::Utc::now() && next - chrono::Utc::now() <= chrono::Duration::hours(25));
@@ -204,7 +234,8 @@ async fn successful_run_matches_restic_snapshot_and_second_run_sees_unmodified_f
 #[tokio::test]
 async fn wrong_password_is_a_failed_run_saying_so() {
     let env = Env::with_repo().await;
-    env.set_setting("repository_password", "not the password").await;
+    env.set_setting("repository_password", "not the password")
+        .await;
     let src = env.make_source("src", 1);
     let job = env.add_job("docs", &[&src]).await;
     let out = run_job(&env, job, &[]);
@@ -222,7 +253,8 @@ async fn wrong_password_is_a_failed_run_saying_so() {
 async fn missing_repository_is_a_failed_run_saying_so() {
     let env = Env::with_repo().await;
     let missing = env.dir.path().join("no-such-repo");
-    env.set_setting("repository_url", missing.to_str().unwrap()).await;
+    env.set_setting("repository_url", missing.to_str().unwrap())
+        .await;
     let src = env.make_source("src", 1);
     let job = env.add_job("docs", &[&src]).await;
     let out = run_job(&env, job, &[]);
@@ -230,7 +262,10 @@ async fn missing_repository_is_a_failed_run_saying_so() {
     let rows = runs(&env).await;
     assert_eq!(rows[0].status, "failed");
     let msg = rows[0].error_message.as_deref().unwrap();
-    assert!(msg.contains("no repository") && msg.contains("no-such-repo"), "{msg}");
+    assert!(
+        msg.contains("no repository") && msg.contains("no-such-repo"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -240,12 +275,20 @@ async fn missing_source_path_is_named_in_a_warning() {
     let gone = env.dir.path().join("gone-folder");
     let job = env.add_job("docs", &[&src, &gone]).await;
     let out = run_job(&env, job, &[]);
-    assert_eq!(out.status.code(), Some(3), "exit code for warnings\n{}", stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "exit code for warnings\n{}",
+        stderr(&out)
+    );
     assert!(stdout(&out).contains("gone-folder"), "{}", stdout(&out));
     let rows = runs(&env).await;
     assert_eq!(rows[0].status, "success");
     let msg = rows[0].error_message.as_deref().unwrap();
-    assert!(msg.starts_with("warning:") && msg.contains("gone-folder") && msg.contains("NOT backed up"), "{msg}");
+    assert!(
+        msg.starts_with("warning:") && msg.contains("gone-folder") && msg.contains("NOT backed up"),
+        "{msg}"
+    );
     let meta = rows[0].metadata.as_ref().unwrap();
     assert_eq!(meta["missing_paths"][0], gone.to_str().unwrap());
     assert!(rows[0].snapshot_id.is_some());
@@ -266,7 +309,10 @@ async fn bad_restic_args_are_recorded_as_failed_with_a_clear_message() {
     let rows = runs(&env).await;
     assert_eq!(rows[0].status, "failed");
     let msg = rows[0].error_message.as_deref().unwrap();
-    assert!(msg.contains("restic_args must be a JSON array of strings"), "{msg}");
+    assert!(
+        msg.contains("restic_args must be a JSON array of strings"),
+        "{msg}"
+    );
     assert!(rows[0].end_time.is_some());
     // No backup was made.
     let snaps = env.restic(&["snapshots", "--json"]);
@@ -278,11 +324,22 @@ async fn restic_absent_from_path_is_a_failed_run_that_says_so() {
     let env = Env::with_repo().await;
     let src = env.make_source("src", 1);
     let job = env.add_job("docs", &[&src]).await;
-    let out = env.cmd().env("PATH", "/nonexistent").args(["run", &job.to_string()]).output().unwrap();
+    let out = env
+        .cmd()
+        .env("PATH", "/nonexistent")
+        .args(["run", &job.to_string()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let rows = runs(&env).await;
     assert_eq!(rows[0].status, "failed");
-    assert!(rows[0].error_message.as_deref().unwrap().contains("restic was not found on PATH"));
+    assert!(
+        rows[0]
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("restic was not found on PATH")
+    );
 }
 
 #[tokio::test]
@@ -294,7 +351,11 @@ async fn refusals_start_no_backup() {
     let unknown = uuid::Uuid::new_v4();
     let out = run_job(&env, unknown, &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains(&format!("no backup job with id {unknown}")), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("no backup job with id {unknown}")),
+        "{}",
+        stderr(&out)
+    );
 
     let out = env.cmd().args(["run", "not-a-uuid"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -312,9 +373,17 @@ async fn refusals_start_no_backup() {
     .unwrap();
     let out = run_job(&env, foreign, &[]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("belongs to device \"other\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("belongs to device \"other\""),
+        "{}",
+        stderr(&out)
+    );
 
-    sqlx::query("UPDATE backup_jobs SET enabled = false WHERE id = $1").bind(job).execute(&env.pool).await.unwrap();
+    sqlx::query("UPDATE backup_jobs SET enabled = false WHERE id = $1")
+        .bind(job)
+        .execute(&env.pool)
+        .await
+        .unwrap();
     let out = run_job(&env, job, &[]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is disabled"), "{}", stderr(&out));
@@ -322,28 +391,39 @@ async fn refusals_start_no_backup() {
     env.set_setting("repository_url", "").await;
     let out = run_job(&env, job, &["--force"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("repository_url setting is empty"), "{}", stderr(&out));
-    env.set_setting("repository_url", env.repo().to_str().unwrap()).await;
+    assert!(
+        stderr(&out).contains("repository_url setting is empty"),
+        "{}",
+        stderr(&out)
+    );
+    env.set_setting("repository_url", env.repo().to_str().unwrap())
+        .await;
     env.set_setting("repository_password", "").await;
     let out = run_job(&env, job, &["--force"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("repository_password setting is empty"));
 
-    assert!(runs(&env).await.is_empty(), "no run may be recorded for a refusal");
+    assert!(
+        runs(&env).await.is_empty(),
+        "no run may be recorded for a refusal"
+    );
 
     // --force runs a disabled job; device settings override global ones.
-    sqlx::query("INSERT INTO settings (device_id, key, value) VALUES ($1, 'repository_password', $2)")
-        .bind(&env.device)
-        .bind(PASSWORD)
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO settings (device_id, key, value) VALUES ($1, 'repository_password', $2)",
+    )
+    .bind(&env.device)
+    .bind(PASSWORD)
+    .execute(&env.pool)
+    .await
+    .unwrap();
     let out = run_job(&env, job, &["--force"]);
     assert_ok(&out);
 }
 
 #[tokio::test]
-async fn concurrent_runs_of_one_job_skip_and_sigterm_cancels_cleanly_without_leaking_the_password() {
+async fn concurrent_runs_of_one_job_skip_and_sigterm_cancels_cleanly_without_leaking_the_password()
+{
     let env = Env::with_repo().await;
     let src = env.make_source("src", 1);
     big_file(&src.join("big.bin"), 600);
@@ -361,15 +441,25 @@ async fn concurrent_runs_of_one_job_skip_and_sigterm_cancels_cleanly_without_lea
     // A second invocation of the same job is skipped with exit code 4.
     let second = run_job(&env, job, &[]);
     assert_eq!(second.status.code(), Some(4), "{}", stderr(&second));
-    assert!(stderr(&second).contains("already running"), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("already running"),
+        "{}",
+        stderr(&second)
+    );
 
     // restic's command line carries no password and no repository.
     let start = Instant::now();
     let restic = loop {
-        if let Some(c) = children(first.id()).into_iter().find(|(_, a)| a.iter().any(|x| x == "backup")) {
+        if let Some(c) = children(first.id())
+            .into_iter()
+            .find(|(_, a)| a.iter().any(|x| x == "backup"))
+        {
             break c;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "restic child not found");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "restic child not found"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let argv = restic.1.join(" ");
@@ -385,10 +475,20 @@ async fn concurrent_runs_of_one_job_skip_and_sigterm_cancels_cleanly_without_lea
     let rows = runs(&env).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status, "cancelled");
-    assert!(rows[0].error_message.as_deref().unwrap().contains("SIGTERM"));
+    assert!(
+        rows[0]
+            .error_message
+            .as_deref()
+            .unwrap()
+            .contains("SIGTERM")
+    );
     let locks = env.restic(&["list", "locks", "--no-lock"]);
     assert_ok(&locks);
-    assert_eq!(String::from_utf8_lossy(&locks.stdout).trim(), "", "restic left a lock");
+    assert_eq!(
+        String::from_utf8_lossy(&locks.stdout).trim(),
+        "",
+        "restic left a lock"
+    );
 
     // The password is nowhere in what was stored.
     let leaked: i64 = sqlx::query_scalar(
@@ -403,7 +503,11 @@ async fn concurrent_runs_of_one_job_skip_and_sigterm_cancels_cleanly_without_lea
 }
 
 fn nix_kill(pid: u32, sig: &str) {
-    let st = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().unwrap();
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -417,11 +521,21 @@ async fn device_concurrency_limit_makes_a_run_wait_then_skip() {
     let small = env.make_source("small", 1);
     let big_job = env.add_job("big", &[&src]).await;
     let small_job = env.add_job("small", &[&small]).await;
-    let mut first = env.cmd().args(["run", &big_job.to_string()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut first = env
+        .cmd()
+        .args(["run", &big_job.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for_running(&env, Duration::from_secs(30)).await;
     let out = run_job(&env, small_job, &[]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("max_concurrent_backups=1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("max_concurrent_backups=1"),
+        "{}",
+        stderr(&out)
+    );
     let status = first.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     // With the slot free again, the small job runs.
@@ -446,6 +560,11 @@ async fn a_stale_running_row_is_closed_by_the_next_run() {
     let rows = runs(&env).await;
     let s = rows.iter().find(|r| r.id == stale).unwrap();
     assert_eq!(s.status, "failed");
-    assert!(s.error_message.as_deref().unwrap().contains("ended without recording a result"));
+    assert!(
+        s.error_message
+            .as_deref()
+            .unwrap()
+            .contains("ended without recording a result")
+    );
     assert_eq!(rows.iter().filter(|r| r.status == "success").count(), 1);
 }

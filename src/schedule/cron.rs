@@ -55,7 +55,11 @@ impl CronError {
 
 impl fmt::Display for CronError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid cron expression {:?}: {}", self.expr, self.detail)
+        write!(
+            f,
+            "invalid cron expression {:?}: {}",
+            self.expr, self.detail
+        )
     }
 }
 
@@ -255,7 +259,11 @@ fn parse_field(expr: &str, spec: &FieldSpec, text: &str) -> Result<u64, CronErro
         } else {
             let v = parse_value(expr, spec, base)?;
             // `5/15` means `5-max/15`, as in cronie and Debian cron.
-            if step.is_some() { (v, spec.max) } else { (v, v) }
+            if step.is_some() {
+                (v, spec.max)
+            } else {
+                (v, v)
+            }
         };
         let step = step.unwrap_or(1);
         let mut v = lo;
@@ -310,10 +318,7 @@ impl CronExpr {
         if fields.len() != 5 {
             return Err(CronError::new(
                 expr,
-                format!(
-                    "expected 5 fields ({FIELD_LIST}), found {}",
-                    fields.len()
-                ),
+                format!("expected 5 fields ({FIELD_LIST}), found {}", fields.len()),
             ));
         }
         let mut bits = [0u64; 5];
@@ -360,7 +365,11 @@ impl CronExpr {
         }
         let dom = self.doms & (1 << date.day()) != 0;
         let dow = self.dows & (1 << date.weekday().num_days_from_sunday()) != 0;
-        if self.day_or() { dom || dow } else { dom && dow }
+        if self.day_or() {
+            dom || dow
+        } else {
+            dom && dow
+        }
     }
 
     /// The first fire instant strictly after `after`, evaluated in the wall clock of `tz`.
@@ -566,7 +575,9 @@ mod tests {
         assert!(err("0 0 * 13 *").contains("month field value 13 is out of range 1-12"));
         assert!(err("0 0 * foo *").contains("month field value \"foo\" is neither a name"));
         assert!(err("0 0 * * 8").contains("day-of-week field value 8 is out of range 0-7"));
-        assert!(err("0 0 * * fri-sun").contains("day-of-week field range \"fri-sun\" runs backwards"));
+        assert!(
+            err("0 0 * * fri-sun").contains("day-of-week field range \"fri-sun\" runs backwards")
+        );
         assert!(err("0 0 * * fri-sun").contains("5-7"));
         assert!(err("0 0 * * xyz").contains("day-of-week field value \"xyz\" is neither"));
         assert!(err("*/0 * * * *").contains("minute field step \"0\""));
@@ -644,12 +655,11 @@ mod tests {
                 // Bias towards five-field shapes so evaluation is exercised too.
                 let f: Vec<String> = (0..5)
                     .map(|_| {
-                        const TOKENS: [&str; 12] =
-                            ["*", "*/2", "1-5", "3", "0", "1,2", "5/15", "mon", "jan", "7", "-", "/"];
+                        const TOKENS: [&str; 12] = [
+                            "*", "*/2", "1-5", "3", "0", "1,2", "5/15", "mon", "jan", "7", "-", "/",
+                        ];
                         let n = if rng.next() % 5 == 0 { 2 } else { 1 };
-                        (0..n)
-                            .map(|_| TOKENS[(rng.next() % 12) as usize])
-                            .collect()
+                        (0..n).map(|_| TOKENS[(rng.next() % 12) as usize]).collect()
                     })
                     .collect();
                 s = f.join(" ");

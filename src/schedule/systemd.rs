@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::cron::{offset_secs, CronExpr, DstPolicy};
+use super::cron::{CronExpr, DstPolicy, offset_secs};
 
 /// Horizon used by the sync for dated compensation lines.
 pub const DEFAULT_HORIZON_DAYS: u32 = 400;

@@ -25,7 +25,11 @@ pub fn url_for(db: &str) -> String {
 }
 
 pub fn url_with_user(db: &str, user: &str, password: &str) -> String {
-    url_for(db).replacen("postgres://postgres@", &format!("postgres://{user}:{password}@"), 1)
+    url_for(db).replacen(
+        "postgres://postgres@",
+        &format!("postgres://{user}:{password}@"),
+        1,
+    )
 }
 
 pub struct Env {
@@ -40,14 +44,20 @@ impl Env {
     /// A new empty database (not migrated) and a temp dir.
     pub async fn empty() -> Env {
         let db = format!("rf_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url()).await.expect("connect admin");
+        let mut admin = sqlx::PgConnection::connect(&admin_url())
+            .await
+            .expect("connect admin");
         sqlx::query(&format!("CREATE DATABASE {db}"))
             .execute(&mut admin)
             .await
             .expect("create database");
         admin.close().await.ok();
         let url = url_for(&db);
-        let pool = PgPoolOptions::new().max_connections(4).connect(&url).await.expect("pool");
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .expect("pool");
         Env {
             dir: tempfile::tempdir().expect("tempdir"),
             db,
@@ -60,7 +70,17 @@ impl Env {
     /// A migrated database with this device enrolled through `init`.
     pub async fn enrolled() -> Env {
         let env = Env::empty().await;
-        let out = env.cmd().args(["init", "--database-url", &env.url, "--device-id", &env.device]).output().unwrap();
+        let out = env
+            .cmd()
+            .args([
+                "init",
+                "--database-url",
+                &env.url,
+                "--device-id",
+                &env.device,
+            ])
+            .output()
+            .unwrap();
         assert_ok(&out);
         env
     }
@@ -76,9 +96,14 @@ impl Env {
             .output()
             .expect("restic on PATH");
         assert_ok(&out);
-        env.set_setting("repository_url", repo.to_str().unwrap()).await;
+        env.set_setting("repository_url", repo.to_str().unwrap())
+            .await;
         env.set_setting("repository_password", PASSWORD).await;
-        env.set_setting("repository_cache_dir", env.dir.path().join("cache").to_str().unwrap()).await;
+        env.set_setting(
+            "repository_cache_dir",
+            env.dir.path().join("cache").to_str().unwrap(),
+        )
+        .await;
         env
     }
 
@@ -120,14 +145,21 @@ impl Env {
         let src = self.dir.path().join(name);
         std::fs::create_dir_all(&src).unwrap();
         for i in 0..files {
-            std::fs::write(src.join(format!("file{i}.txt")), format!("content {i} {name}")).unwrap();
+            std::fs::write(
+                src.join(format!("file{i}.txt")),
+                format!("content {i} {name}"),
+            )
+            .unwrap();
         }
         src
     }
 
     /// Inserts a job for this device; returns its id.
     pub async fn add_job(&self, name: &str, paths: &[&Path]) -> uuid::Uuid {
-        let paths: Vec<String> = paths.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+        let paths: Vec<String> = paths
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
         sqlx::query_scalar(
             "INSERT INTO backup_jobs (device_id, name, source_paths) VALUES ($1, $2, $3) RETURNING id",
         )
