@@ -41,6 +41,15 @@ pub enum Command {
     /// Database administration.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Schedules of backup jobs.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Print the next fire times of a schedule and the systemd OnCalendar= lines for it.
+    Preview(crate::preview::PreviewArgs),
 }
 
 #[derive(Debug, Args)]

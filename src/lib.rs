@@ -1,6 +1,7 @@
 //! restic-fleet: a backup orchestrator for fleets of machines running restic, with one
 //! PostgreSQL database as the single source of truth.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -8,6 +9,8 @@ pub mod exit;
 pub mod init;
 pub mod jobs;
 pub mod locks;
+pub mod preview;
+pub mod relica;
 pub mod restic;
 pub mod run;
 pub mod schedule;

@@ -2,8 +2,8 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use restic_fleet::cli::{Cli, Command, DbCommand};
-use restic_fleet::{config, db, exit, init, run};
+use restic_fleet::cli::{Cli, Command, DbCommand, ScheduleCommand};
+use restic_fleet::{config, db, exit, init, preview, run};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -106,6 +106,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             db::migrate(&pool).await?;
             println!("database schema is at version {}", db::latest_version());
             Ok(exit::SUCCESS)
+        }
+        Command::Schedule(ScheduleCommand::Preview(args)) => {
+            preview::run(&config_path, &args).await
         }
     }
 }

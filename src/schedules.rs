@@ -1,12 +1,12 @@
 //! Schedules as stored in `schedules`, and the next-run arithmetic the whole product shares.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::schedule::cron::CronExpr;
+use crate::schedule::{CronExpr, Schedule};
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize)]
 pub struct ScheduleRow {
@@ -22,25 +22,18 @@ pub struct ScheduleRow {
 
 pub const SCHEDULE_COLUMNS: &str = "id, job_id, schedule_type, cron_expression, interval_seconds, enabled, last_run_at, next_run_at";
 
-/// A schedule row understood: a parsed cron expression or a positive interval.
-#[derive(Debug, Clone)]
-pub enum Kind {
-    Cron(CronExpr),
-    Interval(u64),
-}
-
 impl ScheduleRow {
     /// Parses the row; the error is one sentence naming the schedule and what is wrong.
-    pub fn kind(&self) -> Result<Kind, String> {
+    pub fn schedule(&self) -> Result<Schedule, String> {
         match self.schedule_type.as_str() {
             "cron" => {
                 let expr = self.cron_expression.as_deref().unwrap_or("");
                 CronExpr::parse(expr)
-                    .map(Kind::Cron)
+                    .map(Schedule::Cron)
                     .map_err(|e| format!("schedule {}: {e}", self.id))
             }
             "interval" => match self.interval_seconds {
-                Some(s) if s > 0 => Ok(Kind::Interval(s as u64)),
+                Some(s) if s > 0 => Ok(Schedule::Interval { seconds: s as u64 }),
                 other => Err(format!(
                     "schedule {}: interval_seconds must be a positive number of seconds, found {}",
                     self.id,
@@ -58,20 +51,16 @@ impl ScheduleRow {
 }
 
 /// The next run instant of a schedule: for cron the first fire time strictly after `now`; for an
-/// interval `last_run_at + interval` (or `now + interval` when it never ran), moved forward by
-/// whole intervals while it lies in the past.
+/// interval `last_run_at + interval` (`now + interval` when it never ran).
 pub fn next_run(
-    kind: &Kind,
+    schedule: &Schedule,
     last_run: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
     tz: &Tz,
 ) -> Option<DateTime<Utc>> {
-    match kind {
-        Kind::Cron(expr) => expr.next_after(now, tz),
-        Kind::Interval(secs) => {
-            let step = Duration::seconds(i64::try_from(*secs).ok()?);
-            Some(last_run.map(|l| l + step).unwrap_or(now + step))
-        }
+    match schedule {
+        Schedule::Cron(_) => schedule.next_after(now, tz),
+        Schedule::Interval { .. } => schedule.next_after(last_run.unwrap_or(now), tz),
     }
 }
 
@@ -91,8 +80,8 @@ pub async fn update_after_run(
     .await?;
     let now = Utc::now();
     for row in rows {
-        let next = match row.kind() {
-            Ok(kind) => next_run(&kind, Some(started), now, &tz),
+        let next = match row.schedule() {
+            Ok(sched) => next_run(&sched, Some(started), now, &tz),
             Err(e) => {
                 tracing::warn!("{e}");
                 None
