@@ -38,12 +38,17 @@ pub enum Command {
     Init(InitArgs),
     /// Run one backup job now and record it.
     Run(RunArgs),
+    /// Install this device's schedules as timers/tasks, heartbeat, and catch up missed runs.
+    Sync(crate::sync::SyncArgs),
     /// Database administration.
     #[command(subcommand)]
     Db(DbCommand),
     /// Schedules of backup jobs.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Import a Relica Backup configuration (devices, jobs with their UUIDs, schedules, and
+    /// optionally run history) from a Relica client cache file.
+    RelicaMigrate(crate::relica_migrate::RelicaMigrateArgs),
 }
 
 #[derive(Debug, Subcommand)]

@@ -97,6 +97,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             };
             run::run(&cfg, &pool, opts).await
         }
+        Command::Sync(args) => {
+            let (cfg, pool) = restic_fleet::app::open(&config_path).await?;
+            restic_fleet::sync::run(&cfg, &config_path, &pool, &args).await
+        }
         Command::Db(DbCommand::Migrate { database_url }) => {
             let url = match database_url {
                 Some(u) => u,
@@ -109,6 +113,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Schedule(ScheduleCommand::Preview(args)) => {
             preview::run(&config_path, &args).await
+        }
+        Command::RelicaMigrate(args) => {
+            restic_fleet::relica_migrate::run(&config_path, &args).await
         }
     }
 }

@@ -170,6 +170,28 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
         tracing::warn!("closed stale run {id} as failed: its process no longer exists");
     }
     let job_name = job.name.clone();
+    // A timer firing or a catch-up run for a slot another run already covered (systemd's
+    // Persistent= catch-up at boot racing sync's catch-up) must not back up twice: under the
+    // job lock, a non-manual run goes ahead only when one of the job's schedules is due.
+    if opts.triggered_by != TriggeredBy::Manual {
+        let (has, due, next): (bool, bool, Option<DateTime<Utc>>) = sqlx::query_as(
+            "SELECT count(*) > 0,                     COALESCE(bool_or(next_run_at IS NULL OR next_run_at <= $2), false),                     min(next_run_at)              FROM schedules WHERE job_id = $1 AND enabled",
+        )
+        .bind(job_id)
+        .bind(Utc::now() + chrono::Duration::seconds(5))
+        .fetch_one(pool)
+        .await?;
+        if has && !due {
+            lock.close().await;
+            return Err(Failure::skipped(format!(
+                "skipped: job {job_id} ({job_name:?}) has nothing due (next run {}); another run \
+                 already covered this slot",
+                next.map(|n| n.to_rfc3339())
+                    .unwrap_or_else(|| "unknown".into())
+            ))
+            .into());
+        }
+    }
     let slot = lock
         .acquire_slot(&config.device_id, max_concurrent, wait, || {
             tracing::info!(

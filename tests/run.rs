@@ -218,6 +218,17 @@ async fn successful_run_matches_restic_snapshot_and_second_run_sees_unmodified_f
 
     // Second run: everything unmodified, one file changed.
     std::fs::write(src.join("file0.txt"), "changed content").unwrap();
+    // A timer firing when nothing is due (the slot was already covered) backs up nothing.
+    let out = run_job(&env, job, &["--triggered-by", "schedule"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing due"), "{}", stderr(&out));
+    assert_eq!(runs(&env).await.len(), 1);
+    // When the slot is due, the timer's run goes ahead.
+    sqlx::query("UPDATE schedules SET next_run_at = NOW() - INTERVAL '1 second' WHERE job_id = $1")
+        .bind(job)
+        .execute(&env.pool)
+        .await
+        .unwrap();
     let out = run_job(&env, job, &["--triggered-by", "schedule", "--json"]);
     assert_ok(&out);
     let report: Value = serde_json::from_slice(&out.stdout).expect("run --json prints JSON");

@@ -1,0 +1,538 @@
+//! `restic-fleet sync`: keep this device's scheduler in step with the database.
+//!
+//! The steps are the same on every OS: heartbeat, close stale runs, load the device's jobs and
+//! schedules, store `next_run_at`, detect missed slots, render the scheduler artifacts, and
+//! reconcile them with what is installed. Only rendering and installing differ: a [`Backend`]
+//! (systemd timers, Windows Task Scheduler tasks) does those.
+
+pub mod plan;
+pub mod systemd;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::exit;
+use crate::jobs::{JOB_COLUMNS, Job};
+use crate::schedules::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::settings::Settings;
+use crate::usage_err;
+use plan::{JobPlan, Plan, SlotState};
+
+/// One installable unit of a backend: a job's timer+service pair, a task XML, ...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    /// Stable name derived from the job UUID (e.g. `restic-fleet-job-<uuid>`).
+    pub name: String,
+    pub job_id: Option<Uuid>,
+    /// Human label (the job name) for reports.
+    pub label: String,
+    /// File name -> exact content.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+/// What reconciling desired and installed artifacts asks for.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub add: Vec<Artifact>,
+    pub update: Vec<Artifact>,
+    /// Installed artifacts nothing in the database wants any more.
+    pub remove: Vec<Artifact>,
+    pub unchanged: Vec<Artifact>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.update.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// Compares by name and exact file contents.
+pub fn reconcile(desired: Vec<Artifact>, installed: Vec<Artifact>) -> Changes {
+    let mut installed: BTreeMap<String, Artifact> =
+        installed.into_iter().map(|a| (a.name.clone(), a)).collect();
+    let mut changes = Changes::default();
+    for want in desired {
+        match installed.remove(&want.name) {
+            None => changes.add.push(want),
+            Some(have) if have.files == want.files => changes.unchanged.push(want),
+            Some(_) => changes.update.push(want),
+        }
+    }
+    changes.remove = installed.into_values().collect();
+    changes
+}
+
+/// A scheduler backend.
+pub trait Backend {
+    fn name(&self) -> &'static str;
+    /// The artifacts the plan asks for.
+    fn render(&self, plan: &Plan) -> anyhow::Result<Vec<Artifact>>;
+    /// The managed artifacts installed now.
+    fn installed(&self) -> anyhow::Result<Vec<Artifact>>;
+    /// Installs, updates and removes; records commands, warnings and failures in `report`.
+    fn apply(&mut self, changes: &Changes, report: &mut Report) -> anyhow::Result<()>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Systemd,
+    Windows,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// Show what would change; write nothing (no files, no database updates, no runs).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Report missed runs but start no catch-up backup.
+    #[arg(long)]
+    pub no_catch_up: bool,
+    /// Wait for catch-up backups to finish (default: they run on in the background).
+    #[arg(long)]
+    pub wait: bool,
+    /// Unit directory (default: /etc/systemd/system as root, ~/.config/systemd/user otherwise).
+    #[arg(long, value_name = "DIR")]
+    pub unit_dir: Option<PathBuf>,
+    /// Scheduler backend (default: systemd on Linux, windows on Windows).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// With `--backend windows --dry-run`: write the task XML files and the schtasks command
+    /// lines here instead of registering anything.
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One artifact in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub name: String,
+    pub job_id: Option<Uuid>,
+    pub job_name: Option<String>,
+    pub files: Vec<String>,
+}
+
+/// A missed slot and what sync did about it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Missed {
+    pub job_id: Uuid,
+    pub job_name: String,
+    /// The stored `next_run_at` that passed without a run.
+    pub slot: DateTime<Utc>,
+    /// `started`, `finished`, `not started (--no-catch-up)`, `not started (dry run)`, `failed to start`.
+    pub catch_up: String,
+    /// With `--wait`: the catch-up run's exit code.
+    pub exit_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failed {
+    pub job_id: Option<Uuid>,
+    pub job_name: Option<String>,
+    pub item: String,
+    pub error: String,
+}
+
+/// The sync report (`--json` prints this object).
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub device_id: String,
+    pub backend: String,
+    pub dry_run: bool,
+    pub added: Vec<Item>,
+    pub updated: Vec<Item>,
+    pub removed: Vec<Item>,
+    pub unchanged: Vec<Item>,
+    pub missed: Vec<Missed>,
+    pub failed: Vec<Failed>,
+    pub warnings: Vec<String>,
+    /// Scheduler commands run (systemctl / schtasks), in order.
+    pub commands: Vec<String>,
+    /// Runs left `running` by a dead process and closed as failed.
+    pub stale_runs_closed: Vec<i32>,
+    /// `next_run_at` per enabled schedule id, as stored.
+    pub next_runs: BTreeMap<i32, Option<DateTime<Utc>>>,
+}
+
+impl Report {
+    pub fn fail(
+        &mut self,
+        job_id: Option<Uuid>,
+        job_name: Option<&str>,
+        item: &str,
+        error: String,
+    ) {
+        self.failed.push(Failed {
+            job_id,
+            job_name: job_name.map(str::to_string),
+            item: item.to_string(),
+            error,
+        });
+    }
+
+    fn print(&self) {
+        let title = if self.dry_run {
+            "sync (dry run)"
+        } else {
+            "sync"
+        };
+        println!(
+            "{title} of device {:?} with {}:",
+            self.device_id, self.backend
+        );
+        for (label, items) in [
+            ("added", &self.added),
+            ("updated", &self.updated),
+            ("removed", &self.removed),
+            ("unchanged", &self.unchanged),
+        ] {
+            for i in items {
+                let job = i
+                    .job_name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default();
+                println!("  {label:<9} {}{job}", i.name);
+            }
+        }
+        for m in &self.missed {
+            println!(
+                "  missed    {} ({}) slot {}: catch-up {}",
+                m.job_id,
+                m.job_name,
+                m.slot.to_rfc3339(),
+                m.catch_up
+            );
+        }
+        for f in &self.failed {
+            println!("  FAILED    {}: {}", f.item, f.error);
+        }
+        for w in &self.warnings {
+            println!("  warning   {w}");
+        }
+        println!(
+            "{} added, {} updated, {} removed, {} unchanged, {} missed, {} failed",
+            self.added.len(),
+            self.updated.len(),
+            self.removed.len(),
+            self.unchanged.len(),
+            self.missed.len(),
+            self.failed.len()
+        );
+    }
+}
+
+fn item(a: &Artifact) -> Item {
+    Item {
+        name: a.name.clone(),
+        job_id: a.job_id,
+        job_name: (!a.label.is_empty()).then(|| a.label.clone()),
+        files: a.files.keys().cloned().collect(),
+    }
+}
+
+/// `restic version` as one line, or why it is unknown.
+fn restic_version() -> String {
+    match std::process::Command::new("restic").arg("version").output() {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout).trim().to_string(),
+        Ok(_) => "unknown (restic version failed)".to_string(),
+        Err(_) => "not installed".to_string(),
+    }
+}
+
+async fn heartbeat(pool: &PgPool, device_id: &str) -> anyhow::Result<()> {
+    let metadata = json!({
+        "client_version": crate::util::VERSION,
+        "os": std::env::consts::OS,
+        "arch": std::env::consts::ARCH,
+        "restic_version": restic_version(),
+    });
+    // The seed's heartbeat query, merging metadata instead of replacing what others stored.
+    let done = sqlx::query(
+        "UPDATE devices SET last_seen = NOW(), hostname = $2, \
+           metadata = COALESCE(metadata, '{}'::jsonb) || $3 WHERE id = $1",
+    )
+    .bind(device_id)
+    .bind(crate::util::hostname())
+    .bind(metadata)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(usage_err!(
+            "device {device_id:?} is not registered in the database; enrol it with \
+             `restic-fleet init --database-url URL --device-id {device_id}`"
+        ));
+    }
+    Ok(())
+}
+
+/// Loads the enabled jobs and schedules of the device (the seed's client queries).
+async fn load(pool: &PgPool, device_id: &str) -> anyhow::Result<(Vec<Job>, Vec<ScheduleRow>)> {
+    let jobs: Vec<Job> = sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE device_id = $1 AND enabled = true ORDER BY name, id"
+    ))
+    .bind(device_id)
+    .fetch_all(pool)
+    .await?;
+    let cols = SCHEDULE_COLUMNS
+        .split(", ")
+        .map(|c| format!("s.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let schedules: Vec<ScheduleRow> = sqlx::query_as(&format!(
+        "SELECT {cols} FROM schedules s JOIN backup_jobs j ON s.job_id = j.id \
+         WHERE j.device_id = $1 AND j.enabled = true AND s.enabled = true ORDER BY s.id"
+    ))
+    .bind(device_id)
+    .fetch_all(pool)
+    .await?;
+    Ok((jobs, schedules))
+}
+
+fn make_backend(args: &SyncArgs) -> anyhow::Result<Box<dyn Backend>> {
+    let kind = args.backend.unwrap_or(if cfg!(windows) {
+        BackendKind::Windows
+    } else {
+        BackendKind::Systemd
+    });
+    match kind {
+        BackendKind::Systemd => {
+            let user = !is_root();
+            Ok(Box::new(systemd::Systemd {
+                unit_dir: args
+                    .unit_dir
+                    .clone()
+                    .unwrap_or_else(|| systemd::default_unit_dir(user)),
+                user,
+                dry_run: args.dry_run,
+            }))
+        }
+        BackendKind::Windows => Err(usage_err!(
+            "the windows backend is not available in this build; use --backend systemd"
+        )),
+    }
+}
+
+#[cfg(unix)]
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+#[cfg(not(unix))]
+fn is_root() -> bool {
+    false
+}
+
+/// Runs `sync`. Returns the exit code: 0, or 1 when any item failed.
+pub async fn run(
+    config: &Config,
+    config_path: &std::path::Path,
+    pool: &PgPool,
+    args: &SyncArgs,
+) -> anyhow::Result<u8> {
+    let mut backend = make_backend(args)?;
+    let mut report = Report {
+        device_id: config.device_id.clone(),
+        backend: backend.name().to_string(),
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    if args.dry_run {
+        // Still refuse an unknown device.
+        let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1)")
+            .bind(&config.device_id)
+            .fetch_one(pool)
+            .await?;
+        if !known {
+            return Err(usage_err!(
+                "device {:?} is not registered in the database; enrol it with `restic-fleet init`",
+                config.device_id
+            ));
+        }
+    } else {
+        heartbeat(pool, &config.device_id).await?;
+        let mut lock = crate::locks::LockConn::open(&config.database_url).await?;
+        report.stale_runs_closed =
+            crate::locks::close_stale_runs(&mut lock, &config.device_id, None, None).await?;
+        lock.close().await;
+    }
+
+    let settings = Settings::load(pool, &config.device_id).await?;
+    let tz = settings.timezone()?;
+    let jitter = settings.get_u64("schedule_jitter_seconds", 0)?;
+    let grace = settings.get_u64("missed_run_grace_seconds", 900)?;
+    let grace =
+        Duration::seconds(i64::try_from(grace.saturating_add(jitter)).unwrap_or(i64::MAX / 4));
+    let sync_interval = settings.get_u64("sync_interval_seconds", 300)?;
+    let (jobs, schedules) = load(pool, &config.device_id).await?;
+    let latest: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
+        "SELECT job_id, max(start_time) FROM runs WHERE device_id = $1 GROUP BY job_id",
+    )
+    .bind(&config.device_id)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .collect();
+
+    let now = Utc::now();
+    let mut by_job: HashMap<Uuid, Vec<ScheduleRow>> = HashMap::new();
+    for s in schedules {
+        by_job.entry(s.job_id).or_default().push(s);
+    }
+    let mut plan_jobs = Vec::new();
+    let mut missed_jobs: Vec<(Job, DateTime<Utc>)> = Vec::new();
+    for job in jobs {
+        let rows = by_job.remove(&job.id).unwrap_or_default();
+        let mut valid = Vec::new();
+        let mut earliest_missed: Option<DateTime<Utc>> = None;
+        for row in rows {
+            let schedule = match row.schedule() {
+                Ok(s) => s,
+                Err(e) => {
+                    report.fail(
+                        Some(job.id),
+                        Some(&job.name),
+                        &format!("schedule {}", row.id),
+                        format!(
+                            "job {:?} ({}): {e}; the schedule is skipped until it is fixed",
+                            job.name, job.id
+                        ),
+                    );
+                    continue;
+                }
+            };
+            let state = plan::slot_state(row.next_run_at, latest.get(&job.id).copied(), now, grace);
+            if state == SlotState::Missed {
+                if let Some(slot) = row.next_run_at {
+                    earliest_missed =
+                        Some(earliest_missed.map_or(slot, |e: DateTime<Utc>| e.min(slot)));
+                }
+            }
+            let next = plan::next_to_store(state, &row, &schedule, now, &tz);
+            report.next_runs.insert(row.id, next);
+            if !args.dry_run && next != row.next_run_at {
+                sqlx::query(
+                    "UPDATE schedules SET next_run_at = $1, updated_at = NOW() WHERE id = $2",
+                )
+                .bind(next)
+                .bind(row.id)
+                .execute(pool)
+                .await?;
+            }
+            valid.push((row, schedule));
+        }
+        if let Some(slot) = earliest_missed {
+            missed_jobs.push((job.clone(), slot));
+        }
+        if !valid.is_empty() {
+            plan_jobs.push(JobPlan {
+                job,
+                schedules: valid,
+            });
+        }
+    }
+
+    let binary = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find this program's own path: {e}"))?;
+    let config_abs = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
+    let plan = Plan {
+        device_id: config.device_id.clone(),
+        binary,
+        config_path: config_abs,
+        tz,
+        now,
+        jitter_seconds: jitter,
+        sync_interval_seconds: sync_interval,
+        jobs: plan_jobs,
+    };
+    let desired = backend.render(&plan)?;
+    let installed = backend.installed()?;
+    let changes = reconcile(desired, installed);
+    backend.apply(&changes, &mut report)?;
+    report.added = changes.add.iter().map(item).collect();
+    report.updated = changes.update.iter().map(item).collect();
+    report.removed = changes.remove.iter().map(item).collect();
+    report.unchanged = changes.unchanged.iter().map(item).collect();
+
+    // Catch-up: one run per job with a missed slot.
+    let mut children = Vec::new();
+    for (job, slot) in missed_jobs {
+        let catch_up = if args.no_catch_up {
+            "not started (--no-catch-up)".to_string()
+        } else if args.dry_run {
+            "not started (dry run)".to_string()
+        } else {
+            match spawn_catch_up(&plan, job.id) {
+                Ok(child) => {
+                    children.push((report.missed.len(), child));
+                    "started".to_string()
+                }
+                Err(e) => {
+                    report.fail(
+                        Some(job.id),
+                        Some(&job.name),
+                        "catch-up",
+                        format!("could not start the catch-up run: {e}"),
+                    );
+                    "failed to start".to_string()
+                }
+            }
+        };
+        tracing::info!(
+            "job {} ({:?}) missed its run at {}: catch-up {catch_up}",
+            job.id,
+            job.name,
+            slot.to_rfc3339()
+        );
+        report.missed.push(Missed {
+            job_id: job.id,
+            job_name: job.name.clone(),
+            slot,
+            catch_up,
+            exit_code: None,
+        });
+    }
+    if args.wait {
+        for (idx, mut child) in children {
+            let status = child.wait().await;
+            let code = status.ok().and_then(|s| s.code());
+            report.missed[idx].exit_code = code;
+            report.missed[idx].catch_up = "finished".to_string();
+        }
+    }
+
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report.print();
+    }
+    Ok(if report.failed.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
+    })
+}
+
+/// Starts `restic-fleet run <job> --triggered-by missed` in its own process group, so that it
+/// outlives this sync (the sync unit uses KillMode=process).
+fn spawn_catch_up(plan: &Plan, job: Uuid) -> std::io::Result<tokio::process::Child> {
+    let mut cmd = tokio::process::Command::new(&plan.binary);
+    cmd.arg("--config")
+        .arg(&plan.config_path)
+        .args(["run", &job.to_string(), "--triggered-by", "missed"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    #[cfg(unix)]
+    cmd.process_group(0);
+    cmd.spawn()
+}

@@ -1,0 +1,551 @@
+//! `sync` with the systemd backend: rendered units (golden files, `systemd-analyze verify`),
+//! a recording fake `systemctl`, reconciliation, injection, missed and stale runs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+use uuid::Uuid;
+
+/// A directory with a fake `systemctl` that appends its arguments to `log`.
+fn fake_systemctl(env: &Env) -> (PathBuf, PathBuf) {
+    let bin = env.dir.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = env.dir.path().join("systemctl.log");
+    let script = bin.join("systemctl");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\nexit 0\n", log.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, log)
+}
+
+fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn calls(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn sync(env: &Env, bin: &Path, unit_dir: &Path, extra: &[&str]) -> (Option<i32>, Value) {
+    let out = env
+        .cmd()
+        .env("PATH", path_with(bin))
+        .args(["sync", "--json", "--unit-dir"])
+        .arg(unit_dir)
+        .args(extra)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("sync --json: {e}\n{}\n{}", stdout(&out), stderr(&out)));
+    (out.status.code(), report)
+}
+
+fn names(report: &Value, key: &str) -> Vec<String> {
+    let mut v: Vec<String> = report[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+async fn add_cron(env: &Env, job: Uuid, expr: &str) -> i32 {
+    sqlx::query_scalar("INSERT INTO schedules (job_id, schedule_type, cron_expression) VALUES ($1, 'cron', $2) RETURNING id")
+        .bind(job)
+        .bind(expr)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+async fn add_interval(env: &Env, job: Uuid, secs: i32) -> i32 {
+    sqlx::query_scalar("INSERT INTO schedules (job_id, schedule_type, interval_seconds) VALUES ($1, 'interval', $2) RETURNING id")
+        .bind(job)
+        .bind(secs)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+fn stem(job: Uuid) -> String {
+    format!("restic-fleet-job-{job}")
+}
+
+/// `systemd-analyze verify` prints nothing for a clean unit (it exits 0 even with warnings).
+fn verify(dir: &Path) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("restic-fleet-")
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg("--man=no")
+        .args(&files)
+        .output()
+        .expect("systemd-analyze");
+    let err = stderr(&out);
+    assert!(
+        out.status.success() && err.trim().is_empty() && stdout(&out).trim().is_empty(),
+        "systemd-analyze verify:\n{err}"
+    );
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "golden file {} missing (UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    });
+    assert_eq!(actual, want, "golden file {name} differs");
+}
+
+fn normalise(text: &str, env: &Env, job: Uuid) -> String {
+    text.replace(env!("CARGO_BIN_EXE_restic-fleet"), "{BINARY}")
+        .replace(env.config_path().to_str().unwrap(), "{CONFIG}")
+        .replace(&job.to_string(), "{JOB}")
+}
+
+#[tokio::test]
+async fn sync_installs_changes_and_removes_exactly_what_the_database_says() {
+    let env = Env::enrolled().await;
+    env.set_setting("timezone", "UTC").await;
+    env.set_setting("schedule_jitter_seconds", "120").await;
+    let (bin, log) = fake_systemctl(&env);
+    let units = env.dir.path().join("units");
+    let src = env.make_source("src", 1);
+    let daily = env.add_job("daily", &[&src]).await;
+    add_cron(&env, daily, "30 2 * * *").await;
+    add_cron(&env, daily, "0 12 * * 1-5").await;
+    let hourly = env.add_job("interval", &[&src]).await;
+    add_interval(&env, hourly, 3600).await;
+    let unscheduled = env.add_job("manual only", &[&src]).await;
+    let disabled = env.add_job("disabled", &[&src]).await;
+    add_cron(&env, disabled, "0 1 * * *").await;
+    sqlx::query("UPDATE backup_jobs SET enabled = false WHERE id = $1")
+        .bind(disabled)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    // Files that are not ours: no marker, or no prefix.
+    std::fs::create_dir_all(&units).unwrap();
+    std::fs::write(
+        units.join(format!("{}.timer", stem(Uuid::new_v4()))),
+        "[Timer]\nOnCalendar=daily\n",
+    )
+    .unwrap();
+    let marker = "# Managed by restic-fleet (restic-fleet sync regenerates this file; edits are overwritten)";
+    std::fs::write(units.join("backup.timer"), format!("{marker}\n[Timer]\n")).unwrap();
+
+    // First sync: the two scheduled jobs and the sync timer are added.
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(names(&r, "added"), {
+        let mut v = vec![stem(daily), stem(hourly), "restic-fleet-sync".to_string()];
+        v.sort();
+        v
+    });
+    assert!(names(&r, "removed").is_empty() && names(&r, "updated").is_empty());
+    assert!(!units.join(format!("{}.timer", stem(unscheduled))).exists());
+    assert!(!units.join(format!("{}.timer", stem(disabled))).exists());
+    let c = calls(&log);
+    assert_eq!(c[0], "daemon-reload", "{c:?}");
+    let mut enabled: Vec<&String> = c[1..].iter().collect();
+    enabled.sort();
+    let mut want = vec![
+        format!("enable --now {}.timer", stem(daily)),
+        format!("enable --now {}.timer", stem(hourly)),
+        "enable --now restic-fleet-sync.timer".to_string(),
+    ];
+    want.sort();
+    assert_eq!(enabled, want.iter().collect::<Vec<_>>());
+    verify(&units);
+    let timer = std::fs::read_to_string(units.join(format!("{}.timer", stem(daily)))).unwrap();
+    golden("daily.timer", &normalise(&timer, &env, daily));
+    let service = std::fs::read_to_string(units.join(format!("{}.service", stem(daily)))).unwrap();
+    golden("daily.service", &normalise(&service, &env, daily));
+    let interval_timer =
+        std::fs::read_to_string(units.join(format!("{}.timer", stem(hourly)))).unwrap();
+    golden("interval.timer", &normalise(&interval_timer, &env, hourly));
+    let sync_timer = std::fs::read_to_string(units.join("restic-fleet-sync.timer")).unwrap();
+    assert!(sync_timer.contains("OnUnitActiveSec=300s"), "{sync_timer}");
+    // next_run_at stored for every enabled schedule.
+    let nulls: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM schedules s JOIN backup_jobs j ON j.id = s.job_id WHERE j.enabled AND s.next_run_at IS NULL",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(nulls, 0);
+
+    // Second sync, nothing changed: no file rewritten, no systemctl call.
+    let mtime = std::fs::metadata(units.join(format!("{}.timer", stem(daily))))
+        .unwrap()
+        .modified()
+        .unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(names(&r, "unchanged").len(), 3, "{r:#}");
+    assert!(
+        names(&r, "added").is_empty()
+            && names(&r, "updated").is_empty()
+            && names(&r, "removed").is_empty()
+    );
+    assert!(calls(&log).is_empty(), "{:?}", calls(&log));
+    assert_eq!(
+        std::fs::metadata(units.join(format!("{}.timer", stem(daily))))
+            .unwrap()
+            .modified()
+            .unwrap(),
+        mtime
+    );
+
+    // Change one schedule, delete one job, move... : exactly those changes.
+    sqlx::query("UPDATE schedules SET cron_expression = '45 3 * * *' WHERE job_id = $1 AND cron_expression = '30 2 * * *'")
+        .bind(daily)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM backup_jobs WHERE id = $1")
+        .bind(hourly)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(names(&r, "updated"), vec![stem(daily)]);
+    assert_eq!(names(&r, "removed"), vec![stem(hourly)]);
+    assert_eq!(
+        names(&r, "unchanged"),
+        vec!["restic-fleet-sync".to_string()]
+    );
+    assert_eq!(
+        calls(&log),
+        vec![
+            format!("disable --now {}.timer", stem(hourly)),
+            "daemon-reload".to_string(),
+            format!("restart {}.timer", stem(daily)),
+        ]
+    );
+    assert!(!units.join(format!("{}.timer", stem(hourly))).exists());
+    assert!(!units.join(format!("{}.service", stem(hourly))).exists());
+    let timer = std::fs::read_to_string(units.join(format!("{}.timer", stem(daily)))).unwrap();
+    assert!(timer.contains("OnCalendar=*-*-* 03:45:00 UTC"), "{timer}");
+    assert!(!timer.contains("02:30"));
+
+    // Disabling the job, or moving it to another device, removes its units.
+    std::fs::remove_file(&log).unwrap();
+    sqlx::query("INSERT INTO devices (id, name, platform) VALUES ('other', 'other', 'linux')")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE backup_jobs SET device_id = 'other' WHERE id = $1")
+        .bind(daily)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (_, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(names(&r, "removed"), vec![stem(daily)]);
+    assert_eq!(
+        calls(&log),
+        vec![
+            format!("disable --now {}.timer", stem(daily)),
+            "daemon-reload".to_string()
+        ]
+    );
+
+    // Foreign files were never touched.
+    assert_eq!(
+        std::fs::read_dir(&units).unwrap().count(),
+        4,
+        "sync unit pair + two foreign files"
+    );
+    assert!(units.join("backup.timer").exists());
+
+    // Heartbeat.
+    let (seen, meta): (Option<chrono::DateTime<chrono::Utc>>, Value) =
+        sqlx::query_as("SELECT last_seen, metadata FROM devices WHERE id = $1")
+            .bind(&env.device)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(chrono::Utc::now() - seen.unwrap() < chrono::Duration::minutes(5));
+    assert!(
+        meta["restic_version"].as_str().unwrap().contains("restic"),
+        "{meta}"
+    );
+    assert_eq!(meta["client_version"], env!("CARGO_PKG_VERSION"));
+}
+
+#[tokio::test]
+async fn invalid_schedule_is_reported_and_the_rest_completes() {
+    let env = Env::enrolled().await;
+    let (bin, _log) = fake_systemctl(&env);
+    let units = env.dir.path().join("units");
+    let src = env.make_source("src", 1);
+    let good = env.add_job("good", &[&src]).await;
+    add_cron(&env, good, "@daily").await;
+    let bad = env.add_job("bad job", &[&src]).await;
+    add_cron(&env, bad, "0 25 * * *").await;
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(1), "exit code says something failed");
+    let failed = r["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1);
+    let err = failed[0]["error"].as_str().unwrap();
+    assert!(
+        err.contains("bad job") && err.contains("0 25 * * *") && err.contains("hour"),
+        "{err}"
+    );
+    assert!(units.join(format!("{}.timer", stem(good))).exists());
+    assert!(!units.join(format!("{}.timer", stem(bad))).exists());
+}
+
+#[tokio::test]
+async fn names_and_paths_cannot_inject_into_units() {
+    let env = Env::enrolled().await;
+    let (bin, _log) = fake_systemctl(&env);
+    let units = env.dir.path().join("units");
+    let nasty = "x\"; rm -rf / %n $HOME \\ \n[Service]\nExecStartPre=/bin/evil ÚČTO";
+    let src = env.make_source("src", 1);
+    let job = env.add_job(nasty, &[&src]).await;
+    add_cron(&env, job, "0 4 * * *").await;
+    // A config path with spaces, quotes, %, $ and a backslash.
+    let weird_dir = env.dir.path().join("we ird \"cfg\" 100% $X \\ dir");
+    std::fs::create_dir_all(&weird_dir).unwrap();
+    let weird_cfg = weird_dir.join("config.toml");
+    std::fs::copy(env.config_path(), &weird_cfg).unwrap();
+    let out = env
+        .cmd()
+        .env("PATH", path_with(&bin))
+        .env("RESTIC_FLEET_CONFIG", &weird_cfg)
+        .args(["sync", "--unit-dir"])
+        .arg(&units)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    verify(&units);
+    for f in std::fs::read_dir(&units).unwrap().flatten() {
+        let text = std::fs::read_to_string(f.path()).unwrap();
+        assert!(
+            !text.lines().any(|l| l.starts_with("ExecStartPre")),
+            "{text}"
+        );
+        assert_eq!(
+            text.lines().filter(|l| *l == "[Service]").count(),
+            usize::from(f.path().extension().unwrap() == "service"),
+            "{text}"
+        );
+    }
+    let service = std::fs::read_to_string(units.join(format!("{}.service", stem(job)))).unwrap();
+    let exec = service
+        .lines()
+        .find(|l| l.starts_with("ExecStart="))
+        .unwrap();
+    assert!(exec.contains("100%% $$X \\\\ dir"), "{exec}");
+    assert!(exec.contains("\\\"cfg\\\""), "{exec}");
+    let desc = service
+        .lines()
+        .find(|l| l.starts_with("Description="))
+        .unwrap();
+    assert!(
+        desc.contains("%%n $HOME /") && desc.contains("ÚČTO"),
+        "{desc}"
+    );
+}
+
+#[tokio::test]
+async fn without_systemctl_files_are_written_and_a_warning_says_timers_are_inactive() {
+    let env = Env::enrolled().await;
+    let units = env.dir.path().join("units");
+    let src = env.make_source("src", 1);
+    let job = env.add_job("j", &[&src]).await;
+    add_cron(&env, job, "@hourly").await;
+    let empty = env.dir.path().join("emptybin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = env
+        .cmd()
+        .env("PATH", &empty)
+        .args(["sync", "--json", "--unit-dir"])
+        .arg(&units)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let w = r["warnings"].as_array().unwrap();
+    assert!(
+        w.iter()
+            .any(|w| w.as_str().unwrap().contains("timers are NOT active")),
+        "{r:#}"
+    );
+    assert!(units.join(format!("{}.timer", stem(job))).exists());
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing() {
+    let env = Env::enrolled().await;
+    let (bin, log) = fake_systemctl(&env);
+    let units = env.dir.path().join("units");
+    let src = env.make_source("src", 1);
+    let job = env.add_job("j", &[&src]).await;
+    add_cron(&env, job, "@hourly").await;
+    let (code, r) = sync(&env, &bin, &units, &["--dry-run"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(names(&r, "added").len(), 2);
+    assert!(!units.exists() || std::fs::read_dir(&units).unwrap().count() == 0);
+    assert!(calls(&log).is_empty());
+    let next: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT next_run_at FROM schedules WHERE job_id = $1")
+            .bind(job)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(next.is_none());
+    let seen: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT last_seen FROM devices WHERE id = $1")
+            .bind(&env.device)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(seen.is_none());
+}
+
+#[tokio::test]
+async fn missed_slot_gets_exactly_one_catch_up_and_the_persistent_timer_then_skips() {
+    let env = Env::with_repo().await;
+    let (bin, _log) = fake_systemctl(&env);
+    let units = env.dir.path().join("units");
+    let src = env.make_source("src", 2);
+    let job = env.add_job("laptop home", &[&src]).await;
+    let s1 = add_cron(&env, job, "0 9 * * *").await;
+    let s2 = add_cron(&env, job, "0 21 * * *").await;
+    let quiet = env.add_job("quiet", &[&src]).await;
+    let s3 = add_cron(&env, quiet, "0 9 * * *").await;
+    // Both slots of `job` passed while the machine slept; `quiet`'s slot is within the grace.
+    sqlx::query("UPDATE schedules SET next_run_at = NOW() - INTERVAL '3 hours' WHERE id = $1")
+        .bind(s1)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE schedules SET next_run_at = NOW() - INTERVAL '2 hours' WHERE id = $1")
+        .bind(s2)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE schedules SET next_run_at = NOW() - INTERVAL '5 minutes' WHERE id = $1")
+        .bind(s3)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+
+    // --no-catch-up reports it and starts nothing.
+    let (_, r) = sync(&env, &bin, &units, &["--no-catch-up"]);
+    assert_eq!(r["missed"].as_array().unwrap().len(), 1, "{r:#}");
+    assert_eq!(r["missed"][0]["catch_up"], "not started (--no-catch-up)");
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+
+    let (code, r) = sync(&env, &bin, &units, &["--wait"]);
+    assert_eq!(code, Some(0), "{r:#}");
+    let missed = r["missed"].as_array().unwrap();
+    assert_eq!(missed.len(), 1, "one catch-up per job: {r:#}");
+    assert_eq!(missed[0]["job_id"], job.to_string());
+    assert_eq!(missed[0]["exit_code"], 0);
+    let rows: Vec<(Uuid, String, String)> =
+        sqlx::query_as("SELECT job_id, triggered_by, status FROM runs ORDER BY id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![(job, "missed".to_string(), "success".to_string())]
+    );
+
+    // systemd's Persistent= catch-up fires the timer after boot: the slot is covered, no 2nd backup.
+    let out = env
+        .cmd()
+        .args(["run", &job.to_string(), "--triggered-by", "schedule"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    // And the next sync sees nothing missed.
+    let (_, r) = sync(&env, &bin, &units, &[]);
+    assert!(r["missed"].as_array().unwrap().is_empty(), "{r:#}");
+    let snaps = env.restic(&["snapshots", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&snaps.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn sync_closes_stale_runs() {
+    let env = Env::enrolled().await;
+    let (bin, _log) = fake_systemctl(&env);
+    let units = env.dir.path().join("units");
+    let src = env.make_source("src", 1);
+    let job = env.add_job("j", &[&src]).await;
+    let id: i32 = sqlx::query_scalar(
+        "INSERT INTO runs (job_id, device_id, start_time, status, triggered_by) VALUES ($1, $2, NOW() - INTERVAL '1 day', 'running', 'schedule') RETURNING id",
+    )
+    .bind(job)
+    .bind(&env.device)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let (_, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(r["stale_runs_closed"], serde_json::json!([id]));
+    let (status, msg): (String, Option<String>) =
+        sqlx::query_as("SELECT status, error_message FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "failed");
+    assert!(msg.unwrap().contains("ended without recording a result"));
+}
