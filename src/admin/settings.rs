@@ -120,11 +120,8 @@ const NUMERIC_KEYS: &[&str] = &[
     "concurrency_wait_seconds",
 ];
 
-/// Keys that are only meaningful globally (one shared repository for the fleet).
-const GLOBAL_ONLY: &[&str] = &["repository_url", "repository_password", "repository_cache_dir"];
-
-/// Checks a key and its value before anything is written.
-pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
+/// Checks the shape of a key: lower-case letters, digits and underscores.
+pub fn validate_key(key: &str) -> anyhow::Result<()> {
     if key.is_empty()
         || key.len() > 255
         || !key
@@ -137,6 +134,12 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
              sync_interval_seconds"
         ));
     }
+    Ok(())
+}
+
+/// Checks a key and its value before anything is written.
+pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
+    validate_key(key)?;
     if NUMERIC_KEYS.contains(&key) {
         let ok = value.trim().parse::<u64>().is_ok();
         let positive = value.trim().parse::<u64>().map(|n| n > 0).unwrap_or(false);
@@ -265,12 +268,6 @@ async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
         a.value.clone()
     };
     validate(&a.key, &value)?;
-    if a.device.is_some() && GLOBAL_ONLY.contains(&a.key.as_str()) {
-        return Err(usage_err!(
-            "{} is a fleet-wide setting (all devices share one repository); set it without --device",
-            a.key
-        ));
-    }
     let pool = super::connect(config_path, &a.conn).await?;
     match &a.device {
         None => {
@@ -320,15 +317,7 @@ async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
 }
 
 async fn unset(config_path: &Path, a: UnsetArgs) -> anyhow::Result<u8> {
-    validate(&a.key, "")
-        .or_else(|e| {
-            // Only the key's shape matters here, not what an empty value would mean.
-            if e.to_string().contains("setting key") {
-                Err(e)
-            } else {
-                Ok(())
-            }
-        })?;
+    validate_key(&a.key)?;
     let pool = super::connect(config_path, &a.conn).await?;
     if let Some(d) = &a.device {
         require_device(&pool, d).await?;

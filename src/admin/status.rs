@@ -1,0 +1,631 @@
+//! `restic-fleet status`: is everything backed up?
+//!
+//! Exit codes: 0 when every enabled job (of an enabled device) has the verdict `ok`;
+//! 1 when any enabled job is `warning`, `failing`, `overdue` or `never_run` (so `status` can
+//! drive monitoring); 2 for a usage or configuration error (e.g. an unknown `--device`).
+//!
+//! Verdicts, decided from the last *finished* run (`success` or `failed`; a run still
+//! `running` does not change the verdict, a `cancelled` one is skipped):
+//! - `disabled`: the job or its device is disabled.
+//! - `never_run`: no finished run is recorded.
+//! - `failing`: the last finished run failed.
+//! - `overdue`: the job has enabled schedules and no success ended within the expected period
+//!   plus grace. The expected period is the smallest interval of its interval schedules, or,
+//!   for cron schedules, the gap between the two most recent scheduled instants before now
+//!   (all cron schedules of the job merged). Grace is the setting `missed_run_grace_seconds`
+//!   (default 900) plus `schedule_jitter_seconds`. Jobs without enabled schedules are never
+//!   overdue.
+//! - `warning`: the last finished run succeeded with warnings (`error_message` starting with
+//!   `warning:`, or non-empty `metadata.warnings` or `metadata.missing_paths`).
+//! - `ok`: otherwise.
+//!
+//! A device is `offline` when it has not been seen for three `sync_interval_seconds`,
+//! `never_seen` when it never synced, else `online`.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+use clap::Args;
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::output::{self, print_json};
+use super::{Conn, explain, require_device};
+use crate::exit;
+use crate::schedule::{CronExpr, Schedule};
+use crate::schedules::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::settings::Settings;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this device.
+    #[arg(long, value_name = "ID")]
+    pub device: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Ok,
+    Warning,
+    Failing,
+    Overdue,
+    NeverRun,
+    Disabled,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Warning => "warning",
+            Verdict::Failing => "failing",
+            Verdict::Overdue => "overdue",
+            Verdict::NeverRun => "never_run",
+            Verdict::Disabled => "disabled",
+        }
+    }
+
+    fn colour(self) -> &'static str {
+        match self {
+            Verdict::Ok => "32",
+            Verdict::Warning => "33",
+            Verdict::Failing => "31",
+            Verdict::Overdue => "35",
+            Verdict::NeverRun => "33",
+            Verdict::Disabled => "2",
+        }
+    }
+}
+
+/// `status --json`: `generated_at` (RFC 3339), `ok` (true when every enabled job is ok: the
+/// exit code is 0 exactly then), `counts` (verdict → number of jobs), `devices`, `jobs`.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub generated_at: DateTime<Utc>,
+    pub ok: bool,
+    pub counts: std::collections::BTreeMap<&'static str, usize>,
+    pub devices: Vec<DeviceStatus>,
+    pub jobs: Vec<JobStatus>,
+}
+
+/// A device in `status --json`: `device_id`, `name`, `platform`, `enabled`, `last_seen`
+/// (RFC 3339 or null), `state` (`online`, `offline` when not seen for three
+/// `sync_interval_seconds`, `never_seen`), `sync_interval_seconds`.
+#[derive(Debug, Serialize)]
+pub struct DeviceStatus {
+    pub device_id: String,
+    pub name: String,
+    pub platform: String,
+    pub enabled: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub state: &'static str,
+    pub sync_interval_seconds: u64,
+}
+
+/// A job in `status --json`: `job_id`, `job_name`, `device_id`, `enabled` (the job's own
+/// flag), `verdict` (`ok`, `warning`, `failing`, `overdue`, `never_run`, `disabled`),
+/// `reason` (one sentence), `last_run_id`, `last_run_status` (of the newest run, `running`
+/// included), `last_run_start`, `running` (a run is in progress), `last_success_at` (end of the
+/// last successful run), `last_success_age_seconds`, `next_run_at` (earliest of the enabled
+/// schedules), `expected_period_seconds` (null without enabled schedules), `warnings`.
+#[derive(Debug, Serialize)]
+pub struct JobStatus {
+    pub job_id: Uuid,
+    pub job_name: String,
+    pub device_id: String,
+    pub enabled: bool,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub last_run_id: Option<i32>,
+    pub last_run_status: Option<String>,
+    pub last_run_start: Option<DateTime<Utc>>,
+    pub running: bool,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_success_age_seconds: Option<i64>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub expected_period_seconds: Option<i64>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct DeviceRow {
+    id: String,
+    name: String,
+    platform: String,
+    enabled: bool,
+    last_seen: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct JobRow {
+    id: Uuid,
+    device_id: String,
+    name: String,
+    enabled: bool,
+}
+
+/// A run as the verdict needs it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RunFacts {
+    pub id: i32,
+    pub job_id: Uuid,
+    pub status: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub error_message: Option<String>,
+    pub metadata: Option<Value>,
+}
+
+pub async fn run(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
+    explain(status(config_path, args).await)
+}
+
+/// The warnings a successful run recorded.
+pub fn run_warnings(run: &RunFacts) -> Vec<String> {
+    let mut out = Vec::new();
+    let meta = run.metadata.as_ref();
+    if let Some(ws) = meta.and_then(|m| m.get("warnings")).and_then(|w| w.as_array()) {
+        out.extend(ws.iter().map(|w| w.as_str().map(str::to_string).unwrap_or(w.to_string())));
+    }
+    if out.is_empty()
+        && let Some(ps) = meta
+            .and_then(|m| m.get("missing_paths"))
+            .and_then(|w| w.as_array())
+            .filter(|a| !a.is_empty())
+    {
+        let ps: Vec<String> = ps
+            .iter()
+            .map(|p| p.as_str().map(str::to_string).unwrap_or(p.to_string()))
+            .collect();
+        out.push(format!("missing source paths: {}", ps.join(", ")));
+    }
+    if out.is_empty()
+        && let Some(m) = run
+            .error_message
+            .as_deref()
+            .filter(|m| m.trim_start().to_ascii_lowercase().starts_with("warning:"))
+    {
+        out.push(m.trim_start()["warning:".len()..].trim().to_string());
+    }
+    out
+}
+
+/// The most recent (at most two) fire instants of `expr` at or before `now`.
+pub fn last_two_before(expr: &CronExpr, now: DateTime<Utc>, tz: &Tz) -> Vec<DateTime<Utc>> {
+    let mut found = Vec::new();
+    for hours in [2i64, 50, 9 * 24, 33 * 24, 367 * 24, 1470 * 24, 3660 * 24] {
+        found.clear();
+        let mut cursor = now - Duration::hours(hours);
+        while let Some(t) = expr.next_after(cursor, tz) {
+            if t > now {
+                break;
+            }
+            found.push(t);
+            if found.len() > 2 {
+                found.remove(0);
+            }
+            cursor = t;
+        }
+        if found.len() == 2 {
+            break;
+        }
+    }
+    found.reverse();
+    found
+}
+
+/// The expected time between runs of a job with these enabled schedules (seconds), `None`
+/// without schedules.
+pub fn expected_period(schedules: &[Schedule], now: DateTime<Utc>, tz: &Tz) -> Option<i64> {
+    let mut best: Option<i64> = None;
+    let mut instants = Vec::new();
+    for s in schedules {
+        match s {
+            Schedule::Interval { seconds } => {
+                let v = i64::try_from(*seconds).unwrap_or(i64::MAX);
+                best = Some(best.map_or(v, |b| b.min(v)));
+            }
+            Schedule::Cron(expr) => instants.extend(last_two_before(expr, now, tz)),
+        }
+    }
+    instants.sort_unstable_by(|a, b| b.cmp(a));
+    instants.dedup();
+    if instants.len() >= 2 {
+        let gap = (instants[0] - instants[1]).num_seconds();
+        best = Some(best.map_or(gap, |b| b.min(gap)));
+    }
+    best
+}
+
+/// The inputs of one job's verdict.
+pub struct Facts<'a> {
+    pub job_enabled: bool,
+    pub device_enabled: bool,
+    /// The newest run whose status is `success` or `failed`.
+    pub last_finished: Option<&'a RunFacts>,
+    /// When the newest successful run ended (its start when the end is missing).
+    pub last_success: Option<DateTime<Utc>>,
+    pub expected_period: Option<i64>,
+    pub grace_seconds: i64,
+}
+
+/// Decides the verdict and a one-sentence reason.
+pub fn verdict(f: &Facts<'_>, now: DateTime<Utc>) -> (Verdict, String, Vec<String>) {
+    if !f.device_enabled {
+        return (Verdict::Disabled, "the device is disabled".into(), vec![]);
+    }
+    if !f.job_enabled {
+        return (Verdict::Disabled, "the job is disabled".into(), vec![]);
+    }
+    let Some(last) = f.last_finished else {
+        return (
+            Verdict::NeverRun,
+            "no finished run is recorded".into(),
+            vec![],
+        );
+    };
+    if last.status == "failed" {
+        let msg = last
+            .error_message
+            .as_deref()
+            .unwrap_or("no message recorded");
+        return (
+            Verdict::Failing,
+            format!("the last run (#{}) failed: {msg}", last.id),
+            vec![],
+        );
+    }
+    if let (Some(period), Some(success)) = (f.expected_period, f.last_success) {
+        let deadline = success + Duration::seconds(period.saturating_add(f.grace_seconds));
+        if now > deadline {
+            return (
+                Verdict::Overdue,
+                format!(
+                    "no successful backup for {} (expected every {} plus {} grace)",
+                    output::age((now - success).num_seconds()),
+                    output::age(period),
+                    output::age(f.grace_seconds)
+                ),
+                vec![],
+            );
+        }
+    }
+    let warnings = run_warnings(last);
+    if !warnings.is_empty() {
+        return (
+            Verdict::Warning,
+            format!("the last run (#{}) had warnings: {}", last.id, warnings.join("; ")),
+            warnings,
+        );
+    }
+    (Verdict::Ok, "the last run succeeded".into(), vec![])
+}
+
+async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
+    let pool = super::connect(config_path, &args.conn).await?;
+    if let Some(d) = &args.device {
+        require_device(&pool, d).await?;
+    }
+    let report = collect(&pool, args.device.as_deref(), Utc::now()).await?;
+    if args.conn.json {
+        print_json(&report)?;
+    } else {
+        print_human(&report);
+    }
+    Ok(if report.ok { exit::SUCCESS } else { exit::FAILED })
+}
+
+/// Builds the status report from the database.
+pub async fn collect(
+    pool: &PgPool,
+    device: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<StatusReport> {
+    let devices: Vec<DeviceRow> = sqlx::query_as(
+        "SELECT id, name, platform, enabled, last_seen FROM devices \
+         WHERE ($1::text IS NULL OR id = $1) ORDER BY id",
+    )
+    .bind(device)
+    .fetch_all(pool)
+    .await?;
+    let jobs: Vec<JobRow> = sqlx::query_as(
+        "SELECT id, device_id, name, enabled FROM backup_jobs \
+         WHERE ($1::text IS NULL OR device_id = $1) ORDER BY device_id, name",
+    )
+    .bind(device)
+    .fetch_all(pool)
+    .await?;
+    let schedules: Vec<ScheduleRow> = sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE enabled ORDER BY id"
+    ))
+    .fetch_all(pool)
+    .await?;
+    let newest: Vec<RunFacts> = sqlx::query_as(
+        "SELECT DISTINCT ON (job_id) id, job_id, status, start_time, end_time, error_message, metadata \
+         FROM runs ORDER BY job_id, start_time DESC, id DESC",
+    )
+    .fetch_all(pool)
+    .await?;
+    let finished: Vec<RunFacts> = sqlx::query_as(
+        "SELECT DISTINCT ON (job_id) id, job_id, status, start_time, end_time, error_message, metadata \
+         FROM runs WHERE status IN ('success', 'failed') ORDER BY job_id, start_time DESC, id DESC",
+    )
+    .fetch_all(pool)
+    .await?;
+    let successes: Vec<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT job_id, max(COALESCE(end_time, start_time)) FROM runs WHERE status = 'success' \
+         GROUP BY job_id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let running: Vec<Uuid> =
+        sqlx::query_scalar("SELECT DISTINCT job_id FROM runs WHERE status = 'running'")
+            .fetch_all(pool)
+            .await?;
+    let newest: HashMap<Uuid, RunFacts> = newest.into_iter().map(|r| (r.job_id, r)).collect();
+    let finished: HashMap<Uuid, RunFacts> = finished.into_iter().map(|r| (r.job_id, r)).collect();
+    let successes: HashMap<Uuid, DateTime<Utc>> = successes
+        .into_iter()
+        .filter_map(|(j, t)| t.map(|t| (j, t)))
+        .collect();
+
+    let mut settings: HashMap<String, (Tz, u64, i64)> = HashMap::new();
+    let mut device_out = Vec::new();
+    for d in &devices {
+        let s = Settings::load(pool, &d.id).await?;
+        let tz = s.timezone().unwrap_or(chrono_tz::UTC);
+        let sync = s.get_u64("sync_interval_seconds", 300).unwrap_or(300);
+        let grace = s.get_u64("missed_run_grace_seconds", 900).unwrap_or(900)
+            + s.get_u64("schedule_jitter_seconds", 0).unwrap_or(0);
+        settings.insert(d.id.clone(), (tz, sync, grace as i64));
+        let state = match d.last_seen {
+            None => "never_seen",
+            Some(t) if (now - t).num_seconds() > 3 * sync as i64 => "offline",
+            Some(_) => "online",
+        };
+        device_out.push(DeviceStatus {
+            device_id: d.id.clone(),
+            name: d.name.clone(),
+            platform: d.platform.clone(),
+            enabled: d.enabled,
+            last_seen: d.last_seen,
+            state,
+            sync_interval_seconds: sync,
+        });
+    }
+
+    let mut job_out = Vec::new();
+    for j in &jobs {
+        let device_enabled = devices
+            .iter()
+            .find(|d| d.id == j.device_id)
+            .map(|d| d.enabled)
+            .unwrap_or(true);
+        let (tz, _, grace) = settings
+            .get(&j.device_id)
+            .cloned()
+            .unwrap_or((chrono_tz::UTC, 300, 900));
+        let mine: Vec<&ScheduleRow> = schedules.iter().filter(|s| s.job_id == j.id).collect();
+        let parsed: Vec<Schedule> = mine.iter().filter_map(|s| s.schedule().ok()).collect();
+        let period = expected_period(&parsed, now, &tz);
+        let next_run_at = mine.iter().filter_map(|s| s.next_run_at).min();
+        let last_success = successes.get(&j.id).copied();
+        let facts = Facts {
+            job_enabled: j.enabled,
+            device_enabled,
+            last_finished: finished.get(&j.id),
+            last_success,
+            expected_period: period,
+            grace_seconds: grace,
+        };
+        let (v, reason, warnings) = verdict(&facts, now);
+        let last = newest.get(&j.id);
+        job_out.push(JobStatus {
+            job_id: j.id,
+            job_name: j.name.clone(),
+            device_id: j.device_id.clone(),
+            enabled: j.enabled,
+            verdict: v,
+            reason,
+            last_run_id: last.map(|r| r.id),
+            last_run_status: last.map(|r| r.status.clone()),
+            last_run_start: last.map(|r| r.start_time),
+            running: running.contains(&j.id),
+            last_success_at: last_success,
+            last_success_age_seconds: last_success.map(|t| (now - t).num_seconds().max(0)),
+            next_run_at,
+            expected_period_seconds: period,
+            warnings,
+        });
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for j in &job_out {
+        *counts.entry(j.verdict.as_str()).or_insert(0) += 1;
+    }
+    let ok = job_out
+        .iter()
+        .all(|j| j.verdict == Verdict::Ok || j.verdict == Verdict::Disabled);
+    Ok(StatusReport {
+        generated_at: now,
+        ok,
+        counts,
+        devices: device_out,
+        jobs: job_out,
+    })
+}
+
+fn print_human(r: &StatusReport) {
+    let colour = output::colour();
+    let now = r.generated_at;
+    if r.devices.is_empty() {
+        println!("no devices; add one with `restic-fleet device add ID --name NAME --platform linux`");
+        return;
+    }
+    let mut t = output::table(&["device", "name", "platform", "last seen", "state"]);
+    for d in &r.devices {
+        let state = if d.enabled { d.state } else { "disabled" };
+        t.add_row(vec![
+            d.device_id.clone(),
+            d.name.clone(),
+            d.platform.clone(),
+            output::ago(d.last_seen, now),
+            state.to_string(),
+        ]);
+    }
+    let rendered = output::render(&t);
+    for line in rendered.lines() {
+        let mut l = line.to_string();
+        if colour {
+            for (word, code) in [("offline", "31"), ("never_seen", "33"), ("online", "32")] {
+                if l.trim_end().ends_with(word) {
+                    let cut = l.trim_end().len() - word.len();
+                    l = format!("{}{}", &l[..cut], output::paint(word, code));
+                    break;
+                }
+            }
+        }
+        println!("{l}");
+    }
+    println!();
+    if r.jobs.is_empty() {
+        println!("no jobs; add one with `restic-fleet job add --device ID --name NAME --path P`");
+        return;
+    }
+    let mut t = output::table(&[
+        "verdict",
+        "device",
+        "job",
+        "last run",
+        "last success",
+        "next run",
+    ]);
+    for j in &r.jobs {
+        let last = match (&j.last_run_status, j.last_run_start) {
+            (Some(s), Some(t)) => format!("{s} {}", output::ago(Some(t), now)),
+            _ => "never".into(),
+        };
+        t.add_row(vec![
+            j.verdict.as_str().to_string(),
+            j.device_id.clone(),
+            j.job_name.clone(),
+            last,
+            output::ago(j.last_success_at, now),
+            output::time(j.next_run_at),
+        ]);
+    }
+    let rendered = output::render(&t);
+    let mut rows = r.jobs.iter();
+    for (i, line) in rendered.lines().enumerate() {
+        // Line 0 is the header; each job's first line starts with its verdict.
+        let mut l = line.to_string();
+        if i > 0 && colour {
+            let trimmed = l.trim_start();
+            let pad = l.len() - trimmed.len();
+            let mut peek = rows.clone();
+            if let Some(j) = peek.next()
+                && trimmed.starts_with(j.verdict.as_str())
+            {
+                rows = peek;
+                let w = j.verdict.as_str();
+                l = format!(
+                    "{}{}{}",
+                    &l[..pad],
+                    output::paint(w, j.verdict.colour()),
+                    &l[pad + w.len()..]
+                );
+            }
+        }
+        println!("{l}");
+    }
+    for j in r.jobs.iter().filter(|j| j.verdict != Verdict::Ok) {
+        println!("{} {}: {}", j.job_id, j.job_name, j.reason);
+    }
+    let summary: Vec<String> = r.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!(
+        "{} job(s): {}; {}",
+        r.jobs.len(),
+        summary.join(", "),
+        if r.ok {
+            "everything is backed up"
+        } else {
+            "attention needed"
+        }
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn cron_period_is_gap_between_recent_instants() {
+        let now = Utc.with_ymd_and_hms(2027, 1, 10, 12, 0, 0).unwrap();
+        let daily = Schedule::Cron(CronExpr::parse("0 2 * * *").unwrap());
+        assert_eq!(expected_period(&[daily.clone()], now, &chrono_tz::UTC), Some(86400));
+        let twice = Schedule::Cron(CronExpr::parse("0 14 * * *").unwrap());
+        assert_eq!(
+            expected_period(&[daily, twice], now, &chrono_tz::UTC),
+            Some(12 * 3600 - 2 * 3600 + 2 * 3600)
+        );
+        let weekly = Schedule::Cron(CronExpr::parse("@weekly").unwrap());
+        assert_eq!(expected_period(&[weekly], now, &chrono_tz::UTC), Some(7 * 86400));
+        let yearly = Schedule::Cron(CronExpr::parse("@yearly").unwrap());
+        assert_eq!(
+            expected_period(&[yearly], now, &chrono_tz::UTC),
+            Some(365 * 86400)
+        );
+        let every = Schedule::Interval { seconds: 3600 };
+        assert_eq!(expected_period(&[every], now, &chrono_tz::UTC), Some(3600));
+        assert_eq!(expected_period(&[], now, &chrono_tz::UTC), None);
+    }
+
+    fn run(status: &str, msg: Option<&str>, meta: Value) -> RunFacts {
+        RunFacts {
+            id: 1,
+            job_id: Uuid::nil(),
+            status: status.into(),
+            start_time: Utc::now(),
+            end_time: None,
+            error_message: msg.map(str::to_string),
+            metadata: Some(meta),
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let now = Utc::now();
+        let ok = run("success", None, serde_json::json!({}));
+        let f = |last: Option<&RunFacts>, success: Option<DateTime<Utc>>, period| Facts {
+            job_enabled: true,
+            device_enabled: true,
+            last_finished: last,
+            last_success: success,
+            expected_period: period,
+            grace_seconds: 900,
+        };
+        assert_eq!(verdict(&f(Some(&ok), Some(now), Some(3600)), now).0, Verdict::Ok);
+        assert_eq!(verdict(&f(None, None, Some(3600)), now).0, Verdict::NeverRun);
+        let old = now - Duration::hours(2);
+        assert_eq!(verdict(&f(Some(&ok), Some(old), Some(3600)), now).0, Verdict::Overdue);
+        assert_eq!(verdict(&f(Some(&ok), Some(old), None), now).0, Verdict::Ok);
+        let failed = run("failed", Some("boom"), serde_json::json!({}));
+        assert_eq!(verdict(&f(Some(&failed), Some(old), Some(60)), now).0, Verdict::Failing);
+        let warn = run("success", Some("warning: x"), serde_json::json!({}));
+        assert_eq!(verdict(&f(Some(&warn), Some(now), None), now).0, Verdict::Warning);
+        let missing = run("success", None, serde_json::json!({"missing_paths": ["/x"]}));
+        let (v, _, w) = verdict(&f(Some(&missing), Some(now), None), now);
+        assert_eq!(v, Verdict::Warning);
+        assert!(w[0].contains("/x"));
+        let mut disabled = f(Some(&ok), Some(now), None);
+        disabled.device_enabled = false;
+        assert_eq!(verdict(&disabled, now).0, Verdict::Disabled);
+    }
+}
