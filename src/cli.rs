@@ -49,18 +49,48 @@ pub enum Command {
     /// Import a Relica Backup configuration (devices, jobs with their UUIDs, schedules, and
     /// optionally run history) from a Relica client cache file.
     RelicaMigrate(crate::relica_migrate::RelicaMigrateArgs),
+    /// Devices of the fleet.
+    #[command(subcommand)]
+    Device(crate::admin::device::DeviceCommand),
+    /// Backup jobs.
+    #[command(subcommand)]
+    Job(crate::admin::job::JobCommand),
+    /// Global and per-device settings.
+    #[command(subcommand)]
+    Settings(crate::admin::settings::SettingsCommand),
+    /// Recorded backup runs.
+    #[command(subcommand)]
+    Runs(crate::admin::runs::RunsCommand),
+    /// Is everything backed up? Exit code 0 only when every enabled job is ok, else 1.
+    Status(crate::admin::status::StatusArgs),
+    /// Delete finished runs older than the setting run_retention_days.
+    Cleanup(crate::admin::cleanup::CleanupArgs),
+    /// Print shell completions.
+    Completions(crate::admin::docs::CompletionsArgs),
+    /// Print the man page (generated from these definitions).
+    Man(crate::admin::docs::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
     /// Print the next fire times of a schedule and the systemd OnCalendar= lines for it.
     Preview(crate::preview::PreviewArgs),
+    /// Add a schedule to a job (--cron EXPR or --interval SECONDS).
+    Add(crate::admin::schedule::AddArgs),
+    /// List schedules.
+    List(crate::admin::schedule::ListArgs),
+    /// Remove a schedule.
+    Rm(crate::admin::schedule::RmArgs),
+    /// Enable a schedule (its next run is computed again).
+    Enable(crate::admin::schedule::IdArgs),
+    /// Disable a schedule.
+    Disable(crate::admin::schedule::IdArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// PostgreSQL URL, e.g. postgres://backup_client:PASSWORD@db.example.com/backup_control.
-    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: String,
     /// This device's id (default: the host name up to the first dot, lowercased).
     #[arg(long, value_name = "ID")]
@@ -97,4 +127,7 @@ pub enum DbCommand {
         #[arg(long, value_name = "URL")]
         database_url: Option<String>,
     },
+    /// Create or update the roles backup_admin, backup_client and backup_viewer with their
+    /// grants (passwords from a prompt or --*-password-file; safe to run again).
+    Roles(crate::admin::roles::RolesArgs),
 }

@@ -1,6 +1,7 @@
 //! restic-fleet: a backup orchestrator for fleets of machines running restic, with one
 //! PostgreSQL database as the single source of truth.
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;

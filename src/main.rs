@@ -3,7 +3,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use restic_fleet::cli::{Cli, Command, DbCommand, ScheduleCommand};
-use restic_fleet::{config, db, exit, init, preview, run};
+use restic_fleet::{admin, config, db, exit, init, preview, run};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -110,6 +110,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             db::migrate(&pool).await?;
             println!("database schema is at version {}", db::latest_version());
             Ok(exit::SUCCESS)
+        }
+        Command::Db(DbCommand::Roles(a)) => admin::roles::run(&config_path, a).await,
+        Command::Device(c) => admin::device::run(&config_path, c).await,
+        Command::Job(c) => admin::job::run(&config_path, c).await,
+        Command::Settings(c) => admin::settings::run(&config_path, c).await,
+        Command::Runs(c) => admin::runs::run(&config_path, c).await,
+        Command::Status(a) => admin::status::run(&config_path, a).await,
+        Command::Cleanup(a) => admin::cleanup::run(&config_path, a).await,
+        Command::Completions(a) => admin::docs::completions(a),
+        Command::Man(a) => admin::docs::man(a),
+        Command::Schedule(ScheduleCommand::Add(a)) => admin::schedule::add(&config_path, a).await,
+        Command::Schedule(ScheduleCommand::List(a)) => admin::schedule::list(&config_path, a).await,
+        Command::Schedule(ScheduleCommand::Rm(a)) => admin::schedule::rm(&config_path, a).await,
+        Command::Schedule(ScheduleCommand::Enable(a)) => {
+            admin::schedule::enable(&config_path, a).await
+        }
+        Command::Schedule(ScheduleCommand::Disable(a)) => {
+            admin::schedule::disable(&config_path, a).await
         }
         Command::Schedule(ScheduleCommand::Preview(args)) => {
             preview::run(&config_path, &args).await

@@ -35,6 +35,9 @@
 //! written, unless `--overwrite`. A job whose name is taken on its device by another job is
 //! skipped too (even with `--overwrite`: the other job is never touched).
 //!
+//! Devices and jobs that are in the database but not (or no longer) in the file are never
+//! deleted; only a job's own Relica schedules are replaced.
+//!
 //! # All or nothing
 //!
 //! The file is parsed and planned, the password file read and every cron line checked before
@@ -46,7 +49,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use sqlx::{PgConnection, Postgres, Transaction};
@@ -93,7 +96,7 @@ pub struct RelicaMigrateArgs {
     pub password_file: Option<PathBuf>,
     /// Database to import into (default: the config's database_url); lets an admin migrate
     /// from a machine that is not enrolled.
-    #[arg(long, env = "DATABASE_URL", value_name = "URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
@@ -918,6 +921,8 @@ async fn import_schedules(
         .get(&j.device_id)
         .copied()
         .unwrap_or(chrono_tz::UTC);
+    // PostgreSQL keeps microseconds (sqlx truncates); compare at that precision.
+    let planned_last = j.last_run_at.map(|t| t.trunc_subsecs(6));
     let mut used: HashSet<i32> = HashSet::new();
     for s in &j.schedules {
         let mut item = Item::new(Action::Created);
@@ -935,7 +940,7 @@ async fn import_schedules(
         });
         match found {
             None => {
-                let next = crate::schedules::next_run(&sched, j.last_run_at, ctx.now, &tz);
+                let next = crate::schedules::next_run(&sched, planned_last, ctx.now, &tz);
                 let id: i32 = sqlx::query_scalar(
                     "INSERT INTO schedules (job_id, schedule_type, cron_expression, enabled, \
                      last_run_at, next_run_at, metadata) \
@@ -943,7 +948,7 @@ async fn import_schedules(
                 )
                 .bind(j.id)
                 .bind(&s.cron_expression)
-                .bind(j.last_run_at)
+                .bind(planned_last)
                 .bind(next)
                 .bind(&s.metadata)
                 .fetch_one(&mut *conn)
@@ -958,7 +963,7 @@ async fn import_schedules(
                     fields.push("metadata".to_owned());
                 }
                 // last_run_at never moves backwards (restic-fleet may have run the job since).
-                let last = match (e.last_run_at, j.last_run_at) {
+                let last = match (e.last_run_at, planned_last) {
                     (Some(a), Some(b)) => Some(a.max(b)),
                     (a, b) => a.or(b),
                 };
@@ -1099,7 +1104,12 @@ fn item_line(kind: &str, it: &Item) -> String {
     if let Some(n) = &it.name {
         line.push_str(&format!(" {n:?}"));
     }
-    if let Some(id) = it.id.as_ref().filter(|_| kind == "job" || kind == "run") {
+    let show_id = match kind {
+        "job" | "run" => true,
+        "device" => it.id != it.name,
+        _ => false,
+    };
+    if let Some(id) = it.id.as_ref().filter(|_| show_id) {
         line.push_str(&format!(" ({id})"));
     }
     if let Some(d) = it.device_id.as_ref().filter(|_| kind != "device") {

@@ -223,6 +223,7 @@ async fn fixture_imports_end_to_end() {
         ["0 13 * * *", "0 23 * * *"]
     );
     assert_eq!(crons_of(&env, DEVICE3_FOTKY).await, ["30 1 * * 1,2,4,6"]);
+    assert_eq!(crons_of(&env, DEVICE1_HOME).await, ["30 22 * * *"]);
     assert_eq!(crons_of(&env, CLOUD_BACKUPS).await, ["0 3 * * 1,3,5"]);
     assert_eq!(crons_of(&env, DEVICE7_FOTKY).await, ["0 22 * * 0"]);
     assert_eq!(crons_of(&env, DEVICE1_ZPEVNIKY).await, ["0 10 * * 1"]);
@@ -494,7 +495,7 @@ async fn rerun_is_idempotent_and_keeps_edits() {
     assert_eq!(paths, ["/home/user"]);
     assert_eq!(
         crons_of(&env, DEVICE1_HOME).await,
-        ["0 22 * * *", "0 6 * * *"]
+        ["0 6 * * *", "30 22 * * *"]
     );
     // And then all is quiet again.
     let r = report(&migrate(&env, Path::new(FIXTURE), &["--json"]));

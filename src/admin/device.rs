@@ -156,7 +156,9 @@ pub async fn find(pool: &PgPool, id: &str) -> anyhow::Result<DeviceOut> {
         .fetch_optional(pool)
         .await?
         .ok_or_else(|| {
-            usage_err!("no device with id {id:?} exists; list devices with `restic-fleet device list`")
+            usage_err!(
+                "no device with id {id:?} exists; list devices with `restic-fleet device list`"
+            )
         })
 }
 
@@ -170,7 +172,9 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
         return Ok(exit::SUCCESS);
     }
     if rows.is_empty() {
-        println!("no devices; add one with `restic-fleet device add ID --name NAME --platform linux`");
+        println!(
+            "no devices; add one with `restic-fleet device add ID --name NAME --platform linux`"
+        );
         return Ok(exit::SUCCESS);
     }
     let now = Utc::now();

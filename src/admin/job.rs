@@ -201,7 +201,10 @@ pub fn validate_name(name: &str) -> anyhow::Result<String> {
 pub fn is_absolute(p: &str, platform: &str) -> bool {
     if platform == "windows" {
         let b = p.as_bytes();
-        (b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && (b[2] == b'\\' || b[2] == b'/'))
+        (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && (b[2] == b'\\' || b[2] == b'/'))
             || p.starts_with("\\\\")
     } else {
         p.starts_with('/')
@@ -389,7 +392,11 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
     let job_id = jobs::parse_job_id(&a.job)?;
     let name = a.name.as_deref().map(validate_name).transpose()?;
     let excludes = validate_excludes(&a.excludes)?;
-    let restic_args = a.restic_args.as_deref().map(parse_restic_args).transpose()?;
+    let restic_args = a
+        .restic_args
+        .as_deref()
+        .map(parse_restic_args)
+        .transpose()?;
     let account = match a.account_id.as_deref() {
         Some("") => Some(None),
         Some(t) => Some(Some(parse_uuid("--account-id", t)?)),
@@ -474,7 +481,10 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
             last_run: None,
         })?;
     } else {
-        println!("updated job {job_id} ({:?} on device {:?})", job.name, job.device_id);
+        println!(
+            "updated job {job_id} ({:?} on device {:?})",
+            job.name, job.device_id
+        );
     }
     Ok(exit::SUCCESS)
 }
@@ -490,7 +500,11 @@ pub async fn schedules_of(pool: &PgPool, job: Uuid) -> anyhow::Result<Vec<Schedu
 
 /// A schedule in one short phrase: `cron 0 2 * * *` or `every 3600s`.
 pub fn describe_schedule(s: &ScheduleRow) -> String {
-    let what = match (s.schedule_type.as_str(), &s.cron_expression, s.interval_seconds) {
+    let what = match (
+        s.schedule_type.as_str(),
+        &s.cron_expression,
+        s.interval_seconds,
+    ) {
         ("cron", Some(c), _) => format!("cron {c}"),
         (_, _, Some(i)) => format!("every {i}s"),
         (t, _, _) => t.to_string(),
@@ -535,9 +549,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
         return Ok(exit::SUCCESS);
     }
     if details.is_empty() {
-        println!(
-            "no jobs; add one with `restic-fleet job add --device ID --name NAME --path P`"
-        );
+        println!("no jobs; add one with `restic-fleet job add --device ID --name NAME --path P`");
         return Ok(exit::SUCCESS);
     }
     let mut t = output::table(&["job id", "device", "name", "on", "paths", "schedules"]);
@@ -594,7 +606,11 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     let ex = j.exclude_patterns.clone().unwrap_or_default();
     println!(
         "excludes:    {}",
-        if ex.is_empty() { "-".into() } else { ex.join(", ") }
+        if ex.is_empty() {
+            "-".into()
+        } else {
+            ex.join(", ")
+        }
     );
     let args = jobs::restic_args(j.restic_args.as_ref()).unwrap_or_default();
     if !args.is_empty() {

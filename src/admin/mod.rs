@@ -70,10 +70,12 @@ pub fn explain(result: anyhow::Result<u8>) -> anyhow::Result<u8> {
         Ok(c) => return Ok(c),
         Err(e) => e,
     };
-    let db = err.chain().find_map(|c| match c.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(db)) => Some(db),
-        _ => None,
-    });
+    let db = err
+        .chain()
+        .find_map(|c| match c.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => Some(db),
+            _ => None,
+        });
     if let Some(db) = db
         && db.code().as_deref() == Some("42501")
     {

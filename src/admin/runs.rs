@@ -212,7 +212,10 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
 
 async fn show(config_path: &Path, a: ShowArgs) -> anyhow::Result<u8> {
     let id: i32 = a.id.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
-        usage_err!("{:?} is not a run id (a number); list runs with `restic-fleet runs list`", a.id)
+        usage_err!(
+            "{:?} is not a run id (a number); list runs with `restic-fleet runs list`",
+            a.id
+        )
     })?;
     let pool = super::connect(config_path, &a.conn).await?;
     let run: Option<RunDetail> = sqlx::query_as(&format!(
@@ -260,8 +263,18 @@ async fn show(config_path: &Path, a: ShowArgs) -> anyhow::Result<u8> {
         println!("message:     {m}");
     }
     println!("--- restic output ---");
-    println!("{}", run.restic_output.as_deref().unwrap_or("(none stored)").trim_end());
-    if let Some(e) = run.restic_errors.as_deref().filter(|e| !e.trim().is_empty()) {
+    println!(
+        "{}",
+        run.restic_output
+            .as_deref()
+            .unwrap_or("(none stored)")
+            .trim_end()
+    );
+    if let Some(e) = run
+        .restic_errors
+        .as_deref()
+        .filter(|e| !e.trim().is_empty())
+    {
         println!("--- restic errors ---");
         println!("{}", e.trim_end());
     }

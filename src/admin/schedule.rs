@@ -110,7 +110,9 @@ pub fn parse_schedule(cron: Option<&str>, interval: Option<i64>) -> anyhow::Resu
             "--interval {s} must be a positive number of seconds (at most {}), e.g. 3600 for hourly",
             i32::MAX
         )),
-        _ => Err(usage_err!("give exactly one of --cron EXPR or --interval SECONDS")),
+        _ => Err(usage_err!(
+            "give exactly one of --cron EXPR or --interval SECONDS"
+        )),
     }
 }
 

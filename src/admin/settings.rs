@@ -155,7 +155,9 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
             ));
         }
     }
-    if key == "timezone" && !value.trim().is_empty() && value.trim().parse::<chrono_tz::Tz>().is_err()
+    if key == "timezone"
+        && !value.trim().is_empty()
+        && value.trim().parse::<chrono_tz::Tz>().is_err()
     {
         return Err(usage_err!(
             "setting timezone {value:?} is not an IANA time zone name (like Europe/Prague or \
@@ -163,7 +165,9 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
         ));
     }
     if value.contains('\0') {
-        return Err(usage_err!("the value of {key} must not contain NUL characters"));
+        return Err(usage_err!(
+            "the value of {key} must not contain NUL characters"
+        ));
     }
     Ok(())
 }

@@ -171,8 +171,14 @@ pub async fn run(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
 pub fn run_warnings(run: &RunFacts) -> Vec<String> {
     let mut out = Vec::new();
     let meta = run.metadata.as_ref();
-    if let Some(ws) = meta.and_then(|m| m.get("warnings")).and_then(|w| w.as_array()) {
-        out.extend(ws.iter().map(|w| w.as_str().map(str::to_string).unwrap_or(w.to_string())));
+    if let Some(ws) = meta
+        .and_then(|m| m.get("warnings"))
+        .and_then(|w| w.as_array())
+    {
+        out.extend(
+            ws.iter()
+                .map(|w| w.as_str().map(str::to_string).unwrap_or(w.to_string())),
+        );
     }
     if out.is_empty()
         && let Some(ps) = meta
@@ -301,7 +307,11 @@ pub fn verdict(f: &Facts<'_>, now: DateTime<Utc>) -> (Verdict, String, Vec<Strin
     if !warnings.is_empty() {
         return (
             Verdict::Warning,
-            format!("the last run (#{}) had warnings: {}", last.id, warnings.join("; ")),
+            format!(
+                "the last run (#{}) had warnings: {}",
+                last.id,
+                warnings.join("; ")
+            ),
             warnings,
         );
     }
@@ -319,7 +329,11 @@ async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
     } else {
         print_human(&report);
     }
-    Ok(if report.ok { exit::SUCCESS } else { exit::FAILED })
+    Ok(if report.ok {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
+    })
 }
 
 /// Builds the status report from the database.
@@ -408,10 +422,11 @@ pub async fn collect(
             .find(|d| d.id == j.device_id)
             .map(|d| d.enabled)
             .unwrap_or(true);
-        let (tz, _, grace) = settings
-            .get(&j.device_id)
-            .cloned()
-            .unwrap_or((chrono_tz::UTC, 300, 900));
+        let (tz, _, grace) =
+            settings
+                .get(&j.device_id)
+                .cloned()
+                .unwrap_or((chrono_tz::UTC, 300, 900));
         let mine: Vec<&ScheduleRow> = schedules.iter().filter(|s| s.job_id == j.id).collect();
         let parsed: Vec<Schedule> = mine.iter().filter_map(|s| s.schedule().ok()).collect();
         let period = expected_period(&parsed, now, &tz);
@@ -465,7 +480,9 @@ fn print_human(r: &StatusReport) {
     let colour = output::colour();
     let now = r.generated_at;
     if r.devices.is_empty() {
-        println!("no devices; add one with `restic-fleet device add ID --name NAME --platform linux`");
+        println!(
+            "no devices; add one with `restic-fleet device add ID --name NAME --platform linux`"
+        );
         return;
     }
     let mut t = output::table(&["device", "name", "platform", "last seen", "state"]);
@@ -569,14 +586,20 @@ mod tests {
     fn cron_period_is_gap_between_recent_instants() {
         let now = Utc.with_ymd_and_hms(2027, 1, 10, 12, 0, 0).unwrap();
         let daily = Schedule::Cron(CronExpr::parse("0 2 * * *").unwrap());
-        assert_eq!(expected_period(&[daily.clone()], now, &chrono_tz::UTC), Some(86400));
+        assert_eq!(
+            expected_period(std::slice::from_ref(&daily), now, &chrono_tz::UTC),
+            Some(86400)
+        );
         let twice = Schedule::Cron(CronExpr::parse("0 14 * * *").unwrap());
         assert_eq!(
             expected_period(&[daily, twice], now, &chrono_tz::UTC),
-            Some(12 * 3600 - 2 * 3600 + 2 * 3600)
+            Some(12 * 3600)
         );
         let weekly = Schedule::Cron(CronExpr::parse("@weekly").unwrap());
-        assert_eq!(expected_period(&[weekly], now, &chrono_tz::UTC), Some(7 * 86400));
+        assert_eq!(
+            expected_period(&[weekly], now, &chrono_tz::UTC),
+            Some(7 * 86400)
+        );
         let yearly = Schedule::Cron(CronExpr::parse("@yearly").unwrap());
         assert_eq!(
             expected_period(&[yearly], now, &chrono_tz::UTC),
@@ -599,28 +622,54 @@ mod tests {
         }
     }
 
-    #[test]
-    fn verdicts() {
-        let now = Utc::now();
-        let ok = run("success", None, serde_json::json!({}));
-        let f = |last: Option<&RunFacts>, success: Option<DateTime<Utc>>, period| Facts {
+    fn f(
+        last: Option<&RunFacts>,
+        success: Option<DateTime<Utc>>,
+        period: Option<i64>,
+    ) -> Facts<'_> {
+        Facts {
             job_enabled: true,
             device_enabled: true,
             last_finished: last,
             last_success: success,
             expected_period: period,
             grace_seconds: 900,
-        };
-        assert_eq!(verdict(&f(Some(&ok), Some(now), Some(3600)), now).0, Verdict::Ok);
-        assert_eq!(verdict(&f(None, None, Some(3600)), now).0, Verdict::NeverRun);
+        }
+    }
+
+    #[test]
+    fn verdicts() {
+        let now = Utc::now();
+        let ok = run("success", None, serde_json::json!({}));
+        assert_eq!(
+            verdict(&f(Some(&ok), Some(now), Some(3600)), now).0,
+            Verdict::Ok
+        );
+        assert_eq!(
+            verdict(&f(None, None, Some(3600)), now).0,
+            Verdict::NeverRun
+        );
         let old = now - Duration::hours(2);
-        assert_eq!(verdict(&f(Some(&ok), Some(old), Some(3600)), now).0, Verdict::Overdue);
+        assert_eq!(
+            verdict(&f(Some(&ok), Some(old), Some(3600)), now).0,
+            Verdict::Overdue
+        );
         assert_eq!(verdict(&f(Some(&ok), Some(old), None), now).0, Verdict::Ok);
         let failed = run("failed", Some("boom"), serde_json::json!({}));
-        assert_eq!(verdict(&f(Some(&failed), Some(old), Some(60)), now).0, Verdict::Failing);
+        assert_eq!(
+            verdict(&f(Some(&failed), Some(old), Some(60)), now).0,
+            Verdict::Failing
+        );
         let warn = run("success", Some("warning: x"), serde_json::json!({}));
-        assert_eq!(verdict(&f(Some(&warn), Some(now), None), now).0, Verdict::Warning);
-        let missing = run("success", None, serde_json::json!({"missing_paths": ["/x"]}));
+        assert_eq!(
+            verdict(&f(Some(&warn), Some(now), None), now).0,
+            Verdict::Warning
+        );
+        let missing = run(
+            "success",
+            None,
+            serde_json::json!({"missing_paths": ["/x"]}),
+        );
         let (v, _, w) = verdict(&f(Some(&missing), Some(now), None), now);
         assert_eq!(v, Verdict::Warning);
         assert!(w[0].contains("/x"));

@@ -1,0 +1,272 @@
+//! `restic-fleet db roles`: the seed's database roles with their grants.
+//!
+//! - `backup_admin`: everything on the database and on the tables (manages the fleet).
+//! - `backup_client`: what `run` and `sync` need: SELECT, INSERT, UPDATE on the tables and
+//!   views (no DELETE), USAGE on the sequences, SELECT on `_sqlx_migrations` (to check the
+//!   schema version).
+//! - `backup_viewer`: SELECT only (`status`, `runs list`, dashboards).
+//!
+//! Passwords come from `--admin-password-file` etc. or a prompt (no echo; one line per role
+//! from standard input when it is not a terminal), never from an argument, and never appear
+//! in an SQL statement's text: they are passed as a transaction-local setting that a
+//! server-side block reads. Running the command again updates the passwords (ALTER ROLE) and
+//! re-applies the grants. Default privileges cover tables that later migrations create.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Serialize;
+use sqlx::PgPool;
+
+use super::explain;
+use super::output::print_json;
+use crate::exit::{self, Failure};
+use crate::usage_err;
+
+#[derive(Debug, Args)]
+pub struct RolesArgs {
+    /// Database URL of a superuser or a role with CREATEROLE that owns the schema (default:
+    /// DATABASE_URL, else the config file's).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// File holding backup_admin's password (first line); default: prompt.
+    #[arg(long, value_name = "FILE")]
+    pub admin_password_file: Option<PathBuf>,
+    /// File holding backup_client's password (first line); default: prompt.
+    #[arg(long, value_name = "FILE")]
+    pub client_password_file: Option<PathBuf>,
+    /// File holding backup_viewer's password (first line); default: prompt.
+    #[arg(long, value_name = "FILE")]
+    pub viewer_password_file: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub const ADMIN: &str = "backup_admin";
+pub const CLIENT: &str = "backup_client";
+pub const VIEWER: &str = "backup_viewer";
+
+/// `db roles --json`: `database`, `roles` (each `role` and `created`: false when it existed
+/// and only its password and grants were updated).
+#[derive(Debug, Serialize)]
+pub struct RolesReport {
+    pub database: String,
+    pub roles: Vec<RoleResult>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RoleResult {
+    pub role: &'static str,
+    pub created: bool,
+}
+
+pub async fn run(config_path: &Path, args: RolesArgs) -> anyhow::Result<u8> {
+    explain(roles(config_path, args).await)
+}
+
+fn read_file(role: &str, path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        usage_err!(
+            "cannot read the password file for {role} {}: {e}; check the path",
+            path.display()
+        )
+    })?;
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+/// Reads the three passwords, all before anything touches the database.
+fn passwords(args: &RolesArgs) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let files = [
+        (ADMIN, &args.admin_password_file, "--admin-password-file"),
+        (CLIENT, &args.client_password_file, "--client-password-file"),
+        (VIEWER, &args.viewer_password_file, "--viewer-password-file"),
+    ];
+    let tty = std::io::stdin().is_terminal();
+    let mut stdin_lines = std::io::stdin().lock().lines();
+    let mut out = Vec::new();
+    for (role, file, flag) in files {
+        let pw = match file {
+            Some(p) => read_file(role, p)?,
+            None if tty => {
+                let a = rpassword::prompt_password(format!("password for {role}: "))?;
+                let b = rpassword::prompt_password(format!("password for {role} (again): "))?;
+                if a != b {
+                    return Err(usage_err!(
+                        "the two passwords typed for {role} differ; run the command again"
+                    ));
+                }
+                a
+            }
+            None => match stdin_lines.next() {
+                Some(line) => line?.trim_end_matches('\r').to_string(),
+                None => String::new(),
+            },
+        };
+        if pw.is_empty() {
+            return Err(usage_err!(
+                "no password for {role}: give {flag} FILE, or type it at the prompt (one line per \
+                 role on standard input when it is not a terminal)"
+            ));
+        }
+        out.push((role, pw));
+    }
+    Ok(out)
+}
+
+fn is_retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // duplicate_object (a parallel CREATE ROLE), internal "tuple concurrently updated",
+            // serialization_failure, deadlock_detected
+            Some("42710") | Some("XX000") | Some("40001") | Some("40P01") | Some("23505")
+        ),
+        _ => false,
+    }
+}
+
+/// Creates or updates one role; the password travels as a bound parameter only.
+async fn upsert_role(pool: &PgPool, role: &str, password: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let existed: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut *tx)
+            .await?;
+    sqlx::query("SELECT set_config('restic_fleet.role', $1, true), set_config('restic_fleet.password', $2, true)")
+        .bind(role)
+        .bind(password)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "DO $$ BEGIN \
+           IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_setting('restic_fleet.role')) THEN \
+             EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', \
+               current_setting('restic_fleet.role'), current_setting('restic_fleet.password')); \
+           ELSE \
+             EXECUTE format('CREATE ROLE %I WITH LOGIN PASSWORD %L', \
+               current_setting('restic_fleet.role'), current_setting('restic_fleet.password')); \
+           END IF; \
+         END $$",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("SELECT set_config('restic_fleet.password', '', true)")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(!existed)
+}
+
+/// The GRANT statements for database `db` (an already quoted identifier), run by `me` (quoted).
+fn grants(db: &str, me: &str, for_admin_too: bool) -> Vec<String> {
+    let mut s = vec![
+        format!("GRANT ALL PRIVILEGES ON DATABASE {db} TO {ADMIN}"),
+        format!("GRANT USAGE, CREATE ON SCHEMA public TO {ADMIN}"),
+        format!("GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA public TO {ADMIN}"),
+        format!("GRANT ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public TO {ADMIN}"),
+        format!("GRANT CONNECT ON DATABASE {db} TO {CLIENT}, {VIEWER}"),
+        format!("GRANT USAGE ON SCHEMA public TO {CLIENT}, {VIEWER}"),
+        // Re-running repairs drift: take away what the roles must not have.
+        format!(
+            "REVOKE DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM {CLIENT}, {VIEWER}"
+        ),
+        format!("REVOKE INSERT, UPDATE ON ALL TABLES IN SCHEMA public FROM {VIEWER}"),
+        format!("REVOKE UPDATE ON ALL SEQUENCES IN SCHEMA public FROM {VIEWER}"),
+        format!("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {CLIENT}"),
+        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {CLIENT}"),
+        format!("REVOKE INSERT, UPDATE ON _sqlx_migrations FROM {CLIENT}"),
+        format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {VIEWER}"),
+    ];
+    let mut owners = vec![me.to_string()];
+    if for_admin_too && me != ADMIN {
+        owners.push(ADMIN.to_string());
+    }
+    for owner in owners {
+        let p = format!("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public");
+        s.push(format!("{p} GRANT ALL PRIVILEGES ON TABLES TO {ADMIN}"));
+        s.push(format!("{p} GRANT ALL PRIVILEGES ON SEQUENCES TO {ADMIN}"));
+        s.push(format!(
+            "{p} GRANT SELECT, INSERT, UPDATE ON TABLES TO {CLIENT}"
+        ));
+        s.push(format!("{p} GRANT USAGE, SELECT ON SEQUENCES TO {CLIENT}"));
+        s.push(format!("{p} GRANT SELECT ON TABLES TO {VIEWER}"));
+    }
+    s
+}
+
+async fn apply_grants(pool: &PgPool, statements: &[String]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for st in statements {
+        sqlx::query(st).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+async fn with_retry<T, F, Fut>(mut f: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(e) if attempt < 8 && is_retryable(&e) => {
+                attempt += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn roles(config_path: &Path, args: RolesArgs) -> anyhow::Result<u8> {
+    let url = super::database_url(config_path, args.database_url.as_deref())?;
+    let pws = passwords(&args)?;
+    let pool = crate::db::connect(&url).await?;
+    let (me, superuser, createrole, db, db_q, me_q): (String, bool, bool, String, String, String) =
+        sqlx::query_as(
+            "SELECT current_user::text, rolsuper, rolcreaterole, current_database()::text, \
+             quote_ident(current_database()), quote_ident(current_user) \
+             FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&pool)
+        .await?;
+    if !superuser && !createrole {
+        return Err(Failure::usage(format!(
+            "the database role {me:?} may not create roles; run `restic-fleet db roles` connected \
+             as a superuser (e.g. postgres) with --database-url"
+        ))
+        .into());
+    }
+    let mut results = Vec::new();
+    for (role, pw) in &pws {
+        let created = with_retry(|| upsert_role(&pool, role, pw)).await?;
+        results.push(RoleResult { role, created });
+    }
+    let statements = grants(&db_q, &me_q, superuser);
+    with_retry(|| apply_grants(&pool, &statements)).await?;
+    let report = RolesReport {
+        database: db,
+        roles: results,
+    };
+    if args.json {
+        print_json(&report)?;
+    } else {
+        for r in &report.roles {
+            println!(
+                "{} role {}",
+                if r.created { "created" } else { "updated" },
+                r.role
+            );
+        }
+        println!(
+            "granted on database {:?}: {ADMIN} everything, {CLIENT} read/insert/update (no \
+             delete), {VIEWER} read only",
+            report.database
+        );
+    }
+    Ok(exit::SUCCESS)
+}
