@@ -17,5 +17,5 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 if [ "${1:-}" = "--tests" ]; then
-  python3 -c 'import croniter' 2>/dev/null || python3 -m pip install -q --disable-pip-version-check croniter
+  python3 -c "import cronsim" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check cronsim
 fi

@@ -47,6 +47,9 @@ pub struct Preview {
     pub on_calendar: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub interval_seconds: Vec<u64>,
+    /// The Windows Task Scheduler `<Triggers>` element exactly as it goes into the task XML
+    /// (see `crate::schedule::windows`).
+    pub windows_triggers_xml: String,
 }
 
 pub fn parse_tz(name: &str) -> anyhow::Result<chrono_tz::Tz> {
@@ -97,6 +100,7 @@ pub fn preview(
     next.sort();
     next.dedup();
     next.truncate(count);
+    let windows = crate::schedule::windows::job_triggers(schedules, &tz, from, HORIZON_DAYS);
     Preview {
         timezone: tz.name().to_string(),
         from: from.with_timezone(&tz).to_rfc3339(),
@@ -107,6 +111,7 @@ pub fn preview(
             .collect(),
         on_calendar,
         interval_seconds: intervals,
+        windows_triggers_xml: crate::schedule::windows::triggers_xml(&windows.triggers, "  "),
     }
 }
 

@@ -11,11 +11,7 @@ use common::*;
 use serde_json::Value;
 
 fn rf(env: &Env, args: &[&str]) -> Output {
-    env.cmd()
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    env.cmd().args(args).stdin(Stdio::null()).output().unwrap()
 }
 
 fn rf_stdin(env: &Env, args: &[&str], input: &str) -> Output {
@@ -96,7 +92,14 @@ fn job_add(env: &Env, name: &str, path: &str) -> String {
     let out = rf(
         env,
         &[
-            "job", "add", "--device", &env.device, "--name", name, "--path", path,
+            "job",
+            "add",
+            "--device",
+            &env.device,
+            "--name",
+            name,
+            "--path",
+            path,
         ],
     );
     assert_ok(&out);
@@ -110,7 +113,15 @@ async fn device_commands_and_their_validation() {
     let env = Env::enrolled().await;
     let out = rf(
         &env,
-        &["device", "add", "laptop", "--name", "Alice's laptop", "--platform", "windows"],
+        &[
+            "device",
+            "add",
+            "laptop",
+            "--name",
+            "Alice's laptop",
+            "--platform",
+            "windows",
+        ],
     );
     assert_ok(&out);
     let (name, platform, enabled): (String, String, bool) =
@@ -131,8 +142,18 @@ async fn device_commands_and_their_validation() {
         .map(|d| d["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, vec!["laptop", "test-device"]);
-    for key in ["name", "platform", "hostname", "enabled", "last_seen", "job_count"] {
-        assert!(list[0].get(key).is_some(), "device list lacks {key}: {list}");
+    for key in [
+        "name",
+        "platform",
+        "hostname",
+        "enabled",
+        "last_seen",
+        "job_count",
+    ] {
+        assert!(
+            list[0].get(key).is_some(),
+            "device list lacks {key}: {list}"
+        );
     }
     let human = rf(&env, &["device", "list"]);
     assert_ok(&human);
@@ -149,13 +170,29 @@ async fn device_commands_and_their_validation() {
 
     rejected(
         &env,
-        &["device", "add", "laptop", "--name", "x", "--platform", "linux"],
+        &[
+            "device",
+            "add",
+            "laptop",
+            "--name",
+            "x",
+            "--platform",
+            "linux",
+        ],
         &["already exists"],
     )
     .await;
     rejected(
         &env,
-        &["device", "add", " padded", "--name", "x", "--platform", "linux"],
+        &[
+            "device",
+            "add",
+            " padded",
+            "--name",
+            "x",
+            "--platform",
+            "linux",
+        ],
         &["device id"],
     )
     .await;
@@ -165,7 +202,12 @@ async fn device_commands_and_their_validation() {
         &["platform"],
     )
     .await;
-    rejected(&env, &["device", "enable", "ghost"], &["no device", "ghost"]).await;
+    rejected(
+        &env,
+        &["device", "enable", "ghost"],
+        &["no device", "ghost"],
+    )
+    .await;
     rejected(&env, &["device", "show", "ghost"], &["no device"]).await;
     // Destructive without a terminal and without -y: refused, nothing removed.
     rejected(&env, &["device", "rm", "laptop"], &["-y", "not a terminal"]).await;
@@ -187,9 +229,23 @@ async fn job_commands_and_their_validation() {
     let out = rf(
         &env,
         &[
-            "job", "add", "--device", &env.device, "--name", "docs", "--path", "/srv/docs",
-            "--path", "/srv/more", "--exclude", "*.tmp", "--exclude", ".cache",
-            "--restic-args", r#"["--one-file-system"]"#, "--json",
+            "job",
+            "add",
+            "--device",
+            &env.device,
+            "--name",
+            "docs",
+            "--path",
+            "/srv/docs",
+            "--path",
+            "/srv/more",
+            "--exclude",
+            "*.tmp",
+            "--exclude",
+            ".cache",
+            "--restic-args",
+            r#"["--one-file-system"]"#,
+            "--json",
         ],
     );
     let added = json(&out);
@@ -206,9 +262,20 @@ async fn job_commands_and_their_validation() {
     assert_eq!(args, serde_json::json!(["--one-file-system"]));
 
     // list and show
-    let list = json(&rf(&env, &["job", "list", "--device", &env.device, "--json"]));
+    let list = json(&rf(
+        &env,
+        &["job", "list", "--device", &env.device, "--json"],
+    ));
     assert_eq!(list.as_array().unwrap().len(), 2);
-    for key in ["id", "device_id", "name", "source_paths", "exclude_patterns", "enabled", "schedules"] {
+    for key in [
+        "id",
+        "device_id",
+        "name",
+        "source_paths",
+        "exclude_patterns",
+        "enabled",
+        "schedules",
+    ] {
         assert!(list[0].get(key).is_some(), "job list lacks {key}");
     }
     let show = json(&rf(&env, &["job", "show", &id, "--json"]));
@@ -216,21 +283,40 @@ async fn job_commands_and_their_validation() {
     assert_eq!(show["last_run"], Value::Null);
     let human = rf(&env, &["job", "list"]);
     assert_ok(&human);
-    assert!(stdout(&human).lines().all(|l| l.chars().count() <= 100), "{}", stdout(&human));
+    assert!(
+        stdout(&human).lines().all(|l| l.chars().count() <= 100),
+        "{}",
+        stdout(&human)
+    );
 
     // edit
     assert_ok(&rf(
         &env,
-        &["job", "edit", &id, "--name", "home2", "--path", "/home/bob", "--no-excludes"],
+        &[
+            "job",
+            "edit",
+            &id,
+            "--name",
+            "home2",
+            "--path",
+            "/home/bob",
+            "--no-excludes",
+        ],
     ));
     let show = json(&rf(&env, &["job", "show", &id, "--json"]));
     assert_eq!(show["name"], "home2");
     assert_eq!(show["source_paths"], serde_json::json!(["/home/bob"]));
     // disable / enable
     assert_ok(&rf(&env, &["job", "disable", &id]));
-    assert_eq!(json(&rf(&env, &["job", "show", &id, "--json"]))["enabled"], false);
+    assert_eq!(
+        json(&rf(&env, &["job", "show", &id, "--json"]))["enabled"],
+        false
+    );
     assert_ok(&rf(&env, &["job", "enable", &id]));
-    assert_eq!(json(&rf(&env, &["job", "show", &id, "--json"]))["enabled"], true);
+    assert_eq!(
+        json(&rf(&env, &["job", "show", &id, "--json"]))["enabled"],
+        true
+    );
 
     // validation: each rejected with exit 2 and nothing written
     let dev = env.device.clone();
@@ -240,50 +326,146 @@ async fn job_commands_and_their_validation() {
         v
     };
     let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
-        (add(&["--device", "ghost", "--name", "x", "--path", "/x"]), vec!["no device", "ghost"]),
-        (add(&["--device", &dev, "--name", "x", "--path", "relative/dir"]), vec!["not an absolute"]),
-        (add(&["--device", &dev, "--name", "x", "--path", ""]), vec!["empty"]),
+        (
+            add(&["--device", "ghost", "--name", "x", "--path", "/x"]),
+            vec!["no device", "ghost"],
+        ),
+        (
+            add(&["--device", &dev, "--name", "x", "--path", "relative/dir"]),
+            vec!["not an absolute"],
+        ),
+        (
+            add(&["--device", &dev, "--name", "x", "--path", ""]),
+            vec!["empty"],
+        ),
         (add(&["--device", &dev, "--name", "x"]), vec!["--path"]),
-        (add(&["--device", &dev, "--name", "docs", "--path", "/x"]), vec!["already has a job named"]),
-        (add(&["--device", &dev, "--name", "  ", "--path", "/x"]), vec!["job name"]),
         (
-            add(&["--device", &dev, "--name", "x", "--path", "/x", "--restic-args", "one-file-system"]),
-            vec!["not valid JSON"],
-        ),
-        (
-            add(&["--device", &dev, "--name", "x", "--path", "/x", "--restic-args", r#"["-v", 3]"#]),
-            vec!["array of strings", "element 1"],
-        ),
-        (
-            add(&["--device", &dev, "--name", "x", "--path", "/x", "--restic-args", r#"{"a":1}"#]),
-            vec!["array of strings"],
-        ),
-        (add(&["--device", &dev, "--name", "x", "--path", "/x", "--id", "nope"]), vec!["not a UUID"]),
-        (add(&["--device", &dev, "--name", "x", "--path", "/x", "--id", &docs]), vec!["already exists"]),
-        (
-            add(&["--device", &dev, "--name", "x", "--path", "/x", "--account-id", "12"]),
-            vec!["--account-id", "not a UUID"],
-        ),
-        (vec!["job".into(), "show".into(), "not-a-uuid".into()], vec!["not a job UUID"]),
-        (
-            vec!["job".into(), "show".into(), "00000000-0000-0000-0000-000000000000".into()],
-            vec!["no backup job"],
-        ),
-        (vec!["job".into(), "edit".into(), id.clone()], vec!["nothing to change"]),
-        (
-            vec!["job".into(), "edit".into(), id.clone(), "--name".into(), "docs".into()],
+            add(&["--device", &dev, "--name", "docs", "--path", "/x"]),
             vec!["already has a job named"],
         ),
         (
-            vec!["job".into(), "edit".into(), id.clone(), "--device".into(), "ghost".into()],
+            add(&["--device", &dev, "--name", "  ", "--path", "/x"]),
+            vec!["job name"],
+        ),
+        (
+            add(&[
+                "--device",
+                &dev,
+                "--name",
+                "x",
+                "--path",
+                "/x",
+                "--restic-args",
+                "one-file-system",
+            ]),
+            vec!["not valid JSON"],
+        ),
+        (
+            add(&[
+                "--device",
+                &dev,
+                "--name",
+                "x",
+                "--path",
+                "/x",
+                "--restic-args",
+                r#"["-v", 3]"#,
+            ]),
+            vec!["array of strings", "element 1"],
+        ),
+        (
+            add(&[
+                "--device",
+                &dev,
+                "--name",
+                "x",
+                "--path",
+                "/x",
+                "--restic-args",
+                r#"{"a":1}"#,
+            ]),
+            vec!["array of strings"],
+        ),
+        (
+            add(&[
+                "--device", &dev, "--name", "x", "--path", "/x", "--id", "nope",
+            ]),
+            vec!["not a UUID"],
+        ),
+        (
+            add(&[
+                "--device", &dev, "--name", "x", "--path", "/x", "--id", &docs,
+            ]),
+            vec!["already exists"],
+        ),
+        (
+            add(&[
+                "--device",
+                &dev,
+                "--name",
+                "x",
+                "--path",
+                "/x",
+                "--account-id",
+                "12",
+            ]),
+            vec!["--account-id", "not a UUID"],
+        ),
+        (
+            vec!["job".into(), "show".into(), "not-a-uuid".into()],
+            vec!["not a job UUID"],
+        ),
+        (
+            vec![
+                "job".into(),
+                "show".into(),
+                "00000000-0000-0000-0000-000000000000".into(),
+            ],
+            vec!["no backup job"],
+        ),
+        (
+            vec!["job".into(), "edit".into(), id.clone()],
+            vec!["nothing to change"],
+        ),
+        (
+            vec![
+                "job".into(),
+                "edit".into(),
+                id.clone(),
+                "--name".into(),
+                "docs".into(),
+            ],
+            vec!["already has a job named"],
+        ),
+        (
+            vec![
+                "job".into(),
+                "edit".into(),
+                id.clone(),
+                "--device".into(),
+                "ghost".into(),
+            ],
             vec!["no device"],
         ),
         (
-            vec!["job".into(), "edit".into(), id.clone(), "--restic-args".into(), "[1]".into()],
+            vec![
+                "job".into(),
+                "edit".into(),
+                id.clone(),
+                "--restic-args".into(),
+                "[1]".into(),
+            ],
             vec!["array of strings"],
         ),
         (vec!["job".into(), "rm".into(), id.clone()], vec!["-y"]),
-        (vec!["job".into(), "disable".into(), "00000000-0000-0000-0000-000000000000".into()], vec!["no backup job"]),
+        (
+            vec![
+                "job".into(),
+                "disable".into(),
+                "00000000-0000-0000-0000-000000000000".into(),
+            ],
+            vec!["no backup job"],
+        ),
     ];
     for (args, needles) in &cases {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -306,7 +488,14 @@ async fn schedule_commands_compute_next_run_in_the_device_zone() {
     // A per-device time zone: 02:00 in Tokyo is 17:00 UTC.
     assert_ok(&rf(
         &env,
-        &["settings", "set", "timezone", "Asia/Tokyo", "--device", &env.device],
+        &[
+            "settings",
+            "set",
+            "timezone",
+            "Asia/Tokyo",
+            "--device",
+            &env.device,
+        ],
     ));
     let added = json(&rf(
         &env,
@@ -327,8 +516,18 @@ async fn schedule_commands_compute_next_run_in_the_device_zone() {
 
     let list = json(&rf(&env, &["schedule", "list", "--job", &job, "--json"]));
     assert_eq!(list.as_array().unwrap().len(), 2);
-    for key in ["id", "job_id", "job_name", "device_id", "schedule_type", "cron_expression",
-        "interval_seconds", "enabled", "last_run_at", "next_run_at"] {
+    for key in [
+        "id",
+        "job_id",
+        "job_name",
+        "device_id",
+        "schedule_type",
+        "cron_expression",
+        "interval_seconds",
+        "enabled",
+        "last_run_at",
+        "next_run_at",
+    ] {
         assert!(list[0].get(key).is_some(), "schedule list lacks {key}");
     }
 
@@ -349,30 +548,89 @@ async fn schedule_commands_compute_next_run_in_the_device_zone() {
             .unwrap();
     assert_eq!(row, (true, Some(next)));
 
-    rejected(&env, &["schedule", "add", &job, "--cron", "61 * * * *"], &["minute", "61"]).await;
-    rejected(&env, &["schedule", "add", &job, "--cron", "0 2 * *"], &["5 fields"]).await;
-    rejected(&env, &["schedule", "add", &job, "--cron", "0 2 * * funday"], &["day-of-week"]).await;
-    rejected(&env, &["schedule", "add", &job, "--interval", "0"], &["positive"]).await;
-    rejected(&env, &["schedule", "add", &job, "--interval", "-60"], &["positive"]).await;
-    rejected(&env, &["schedule", "add", &job, "--interval", "soon"], &["interval"]).await;
+    rejected(
+        &env,
+        &["schedule", "add", &job, "--cron", "61 * * * *"],
+        &["minute", "61"],
+    )
+    .await;
+    rejected(
+        &env,
+        &["schedule", "add", &job, "--cron", "0 2 * *"],
+        &["5 fields"],
+    )
+    .await;
+    rejected(
+        &env,
+        &["schedule", "add", &job, "--cron", "0 2 * * funday"],
+        &["day-of-week"],
+    )
+    .await;
+    rejected(
+        &env,
+        &["schedule", "add", &job, "--interval", "0"],
+        &["positive"],
+    )
+    .await;
+    rejected(
+        &env,
+        &["schedule", "add", &job, "--interval", "-60"],
+        &["positive"],
+    )
+    .await;
+    rejected(
+        &env,
+        &["schedule", "add", &job, "--interval", "soon"],
+        &["interval"],
+    )
+    .await;
     rejected(&env, &["schedule", "add", &job], &["--cron"]).await;
     rejected(
         &env,
-        &["schedule", "add", &job, "--cron", "@daily", "--interval", "60"],
+        &[
+            "schedule",
+            "add",
+            &job,
+            "--cron",
+            "@daily",
+            "--interval",
+            "60",
+        ],
         &["cannot be used with"],
     )
     .await;
-    rejected(&env, &["schedule", "add", "nope", "--cron", "@daily"], &["not a job UUID"]).await;
     rejected(
         &env,
-        &["schedule", "add", "00000000-0000-0000-0000-000000000000", "--cron", "@daily"],
+        &["schedule", "add", "nope", "--cron", "@daily"],
+        &["not a job UUID"],
+    )
+    .await;
+    rejected(
+        &env,
+        &[
+            "schedule",
+            "add",
+            "00000000-0000-0000-0000-000000000000",
+            "--cron",
+            "@daily",
+        ],
         &["no backup job"],
     )
     .await;
     rejected(&env, &["schedule", "rm", "abc"], &["not a schedule id"]).await;
-    rejected(&env, &["schedule", "rm", "99999", "-y"], &["no schedule with id 99999"]).await;
+    rejected(
+        &env,
+        &["schedule", "rm", "99999", "-y"],
+        &["no schedule with id 99999"],
+    )
+    .await;
     rejected(&env, &["schedule", "rm", &sid], &["-y"]).await;
-    rejected(&env, &["schedule", "list", "--device", "ghost"], &["no device"]).await;
+    rejected(
+        &env,
+        &["schedule", "list", "--device", "ghost"],
+        &["no device"],
+    )
+    .await;
 
     assert_ok(&rf(&env, &["schedule", "rm", &sid, "-y"]));
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM schedules")
@@ -386,27 +644,44 @@ async fn schedule_commands_compute_next_run_in_the_device_zone() {
 async fn settings_commands_mask_the_password_and_validate() {
     let env = Env::enrolled().await;
     // Global upsert over the seeded default, and the password from stdin.
-    assert_ok(&rf(&env, &["settings", "set", "repository_url", "/srv/restic"]));
-    let out = rf_stdin(&env, &["settings", "set", "repository_password", "-"], "s3cret pw\n");
+    assert_ok(&rf(
+        &env,
+        &["settings", "set", "repository_url", "/srv/restic"],
+    ));
+    let out = rf_stdin(
+        &env,
+        &["settings", "set", "repository_password", "-"],
+        "s3cret pw\n",
+    );
     assert_ok(&out);
     assert!(!stdout(&out).contains("s3cret"), "{}", stdout(&out));
-    let rows: Vec<(Option<String>, String)> = sqlx::query_as(
-        "SELECT device_id, value FROM settings WHERE key = 'repository_password'",
-    )
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
-    assert_eq!(rows, vec![(None, "s3cret pw".to_string())], "one global row, upserted");
+    let rows: Vec<(Option<String>, String)> =
+        sqlx::query_as("SELECT device_id, value FROM settings WHERE key = 'repository_password'")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![(None, "s3cret pw".to_string())],
+        "one global row, upserted"
+    );
 
     let get = rf(&env, &["settings", "get", "repository_password"]);
     assert_ok(&get);
     assert_eq!(stdout(&get).trim(), "***");
-    let get = rf(&env, &["settings", "get", "repository_password", "--show-secrets"]);
+    let get = rf(
+        &env,
+        &["settings", "get", "repository_password", "--show-secrets"],
+    );
     assert_eq!(stdout(&get).trim(), "s3cret pw");
     let list = rf(&env, &["settings", "list"]);
     assert_ok(&list);
     assert!(!stdout(&list).contains("s3cret"));
-    assert!(stdout(&list).lines().all(|l| l.chars().count() <= 100), "{}", stdout(&list));
+    assert!(
+        stdout(&list).lines().all(|l| l.chars().count() <= 100),
+        "{}",
+        stdout(&list)
+    );
     let list = json(&rf(&env, &["settings", "list", "--json"]));
     let pw = list
         .as_array()
@@ -422,41 +697,114 @@ async fn settings_commands_mask_the_password_and_validate() {
     // Per device: override and effective value.
     assert_ok(&rf(
         &env,
-        &["settings", "set", "sync_interval_seconds", "60", "--device", &env.device],
+        &[
+            "settings",
+            "set",
+            "sync_interval_seconds",
+            "60",
+            "--device",
+            &env.device,
+        ],
     ));
     assert_ok(&rf(
         &env,
-        &["settings", "set", "sync_interval_seconds", "600", "--device", &env.device],
+        &[
+            "settings",
+            "set",
+            "sync_interval_seconds",
+            "600",
+            "--device",
+            &env.device,
+        ],
     ));
     let eff = json(&rf(
         &env,
-        &["settings", "get", "sync_interval_seconds", "--device", &env.device, "--json"],
+        &[
+            "settings",
+            "get",
+            "sync_interval_seconds",
+            "--device",
+            &env.device,
+            "--json",
+        ],
     ));
     assert_eq!(eff["value"], "600");
     assert_eq!(eff["scope"], "device");
     let global = rf(&env, &["settings", "get", "sync_interval_seconds"]);
     assert_eq!(stdout(&global).trim(), "300");
 
-    rejected(&env, &["settings", "set", "sync_interval_seconds", "five"], &["sync_interval_seconds", "whole number"]).await;
-    rejected(&env, &["settings", "set", "sync_interval_seconds", "0"], &["positive"]).await;
-    rejected(&env, &["settings", "set", "run_retention_days", "-3"], &["run_retention_days"]).await;
-    rejected(&env, &["settings", "set", "timezone", "Mars/Olympus"], &["IANA"]).await;
-    rejected(&env, &["settings", "set", "Bad Key", "x"], &["setting key"]).await;
-    rejected(&env, &["settings", "set", "timezone", "UTC", "--device", "ghost"], &["no device"]).await;
-    rejected(&env, &["settings", "get", "no_such_key"], &["not set"]).await;
-    rejected(&env, &["settings", "unset", "no_such_key", "-y"], &["not set"]).await;
     rejected(
         &env,
-        &["settings", "unset", "sync_interval_seconds", "--device", &env.device],
+        &["settings", "set", "sync_interval_seconds", "five"],
+        &["sync_interval_seconds", "whole number"],
+    )
+    .await;
+    rejected(
+        &env,
+        &["settings", "set", "sync_interval_seconds", "0"],
+        &["positive"],
+    )
+    .await;
+    rejected(
+        &env,
+        &["settings", "set", "run_retention_days", "-3"],
+        &["run_retention_days"],
+    )
+    .await;
+    rejected(
+        &env,
+        &["settings", "set", "timezone", "Mars/Olympus"],
+        &["IANA"],
+    )
+    .await;
+    rejected(&env, &["settings", "set", "Bad Key", "x"], &["setting key"]).await;
+    rejected(
+        &env,
+        &["settings", "set", "timezone", "UTC", "--device", "ghost"],
+        &["no device"],
+    )
+    .await;
+    rejected(&env, &["settings", "get", "no_such_key"], &["not set"]).await;
+    rejected(
+        &env,
+        &["settings", "unset", "no_such_key", "-y"],
+        &["not set"],
+    )
+    .await;
+    rejected(
+        &env,
+        &[
+            "settings",
+            "unset",
+            "sync_interval_seconds",
+            "--device",
+            &env.device,
+        ],
         &["-y"],
     )
     .await;
 
     assert_ok(&rf(
         &env,
-        &["settings", "unset", "sync_interval_seconds", "--device", &env.device, "-y"],
+        &[
+            "settings",
+            "unset",
+            "sync_interval_seconds",
+            "--device",
+            &env.device,
+            "-y",
+        ],
     ));
-    let eff = rf(&env, &["settings", "get", "sync_interval_seconds", "--device", &env.device]);
+    let eff = rf(
+        &env,
+        &[
+            "settings",
+            "get",
+            "sync_interval_seconds",
+            "--device",
+            &env.device,
+        ],
+    );
     assert_eq!(stdout(&eff).trim(), "300");
 }
 
@@ -488,9 +836,21 @@ async fn runs_list_filters_and_show_prints_restic_output() {
     }
     let all = json(&rf(&env, &["runs", "list", "--json"]));
     assert_eq!(all.as_array().unwrap().len(), 4);
-    for key in ["id", "job_id", "job_name", "device_id", "status", "start_time", "end_time",
-        "duration_seconds", "exit_code", "error_message", "snapshot_id", "data_added_bytes",
-        "triggered_by"] {
+    for key in [
+        "id",
+        "job_id",
+        "job_name",
+        "device_id",
+        "status",
+        "start_time",
+        "end_time",
+        "duration_seconds",
+        "exit_code",
+        "error_message",
+        "snapshot_id",
+        "data_added_bytes",
+        "triggered_by",
+    ] {
         assert!(all[0].get(key).is_some(), "runs list lacks {key}");
     }
     assert_eq!(all[0]["status"], "running", "newest first");
@@ -502,7 +862,18 @@ async fn runs_list_filters_and_show_prints_restic_output() {
     assert_eq!(recent.as_array().unwrap().len(), 3);
     let old = json(&rf(&env, &["runs", "list", "--until", "5d", "--json"]));
     assert_eq!(old.as_array().unwrap().len(), 1);
-    let dev = json(&rf(&env, &["runs", "list", "--device", &env.device, "--limit", "2", "--json"]));
+    let dev = json(&rf(
+        &env,
+        &[
+            "runs",
+            "list",
+            "--device",
+            &env.device,
+            "--limit",
+            "2",
+            "--json",
+        ],
+    ));
     assert_eq!(dev.as_array().unwrap().len(), 2);
     let human = rf(&env, &["runs", "list"]);
     assert_ok(&human);
@@ -515,11 +886,21 @@ async fn runs_list_filters_and_show_prints_restic_output() {
     let show = json(&rf(&env, &["runs", "show", &id, "--json"]));
     assert_eq!(show["restic_output"], "boom");
 
-    rejected(&env, &["runs", "list", "--since", "yesterday"], &["--since", "RFC 3339"]).await;
+    rejected(
+        &env,
+        &["runs", "list", "--since", "yesterday"],
+        &["--since", "RFC 3339"],
+    )
+    .await;
     rejected(&env, &["runs", "list", "--status", "exploded"], &["status"]).await;
     rejected(&env, &["runs", "list", "--job", "x"], &["not a job UUID"]).await;
     rejected(&env, &["runs", "list", "--device", "ghost"], &["no device"]).await;
-    rejected(&env, &["runs", "list", "--since", "1d", "--until", "3d"], &["after"]).await;
+    rejected(
+        &env,
+        &["runs", "list", "--since", "1d", "--until", "3d"],
+        &["after"],
+    )
+    .await;
     rejected(&env, &["runs", "show", "999999"], &["no run with id"]).await;
     rejected(&env, &["runs", "show", "x"], &["not a run id"]).await;
 }

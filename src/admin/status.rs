@@ -561,7 +561,11 @@ fn print_human(r: &StatusReport) {
         }
         println!("{l}");
     }
-    for j in r.jobs.iter().filter(|j| j.verdict != Verdict::Ok) {
+    for j in r
+        .jobs
+        .iter()
+        .filter(|j| !matches!(j.verdict, Verdict::Ok | Verdict::Disabled))
+    {
         println!("{} {}: {}", j.job_id, j.job_name, j.reason);
     }
     let summary: Vec<String> = r.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();

@@ -372,6 +372,13 @@ impl CronExpr {
         }
     }
 
+    /// Does the wall-clock time (minute resolution) match all fields?
+    pub(super) fn matches_wall(&self, wall: NaiveDateTime) -> bool {
+        self.date_matches(wall.date())
+            && self.hours & (1 << wall.hour()) != 0
+            && self.minutes & (1u64 << wall.minute()) != 0
+    }
+
     /// The first fire instant strictly after `after`, evaluated in the wall clock of `tz`.
     ///
     /// Daylight-saving changes follow Vixie cron: a fixed-time job (see
@@ -658,7 +665,7 @@ mod tests {
                         const TOKENS: [&str; 12] = [
                             "*", "*/2", "1-5", "3", "0", "1,2", "5/15", "mon", "jan", "7", "-", "/",
                         ];
-                        let n = if rng.next() % 5 == 0 { 2 } else { 1 };
+                        let n = if rng.next().is_multiple_of(5) { 2 } else { 1 };
                         (0..n).map(|_| TOKENS[(rng.next() % 12) as usize]).collect()
                     })
                     .collect();

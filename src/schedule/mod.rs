@@ -4,6 +4,7 @@
 
 pub mod cron;
 pub mod systemd;
+pub mod windows;
 
 pub use cron::{CronError, CronExpr};
 

@@ -16,9 +16,15 @@
 //! Dated lines only cover changes up to `horizon_days` after `from`; the sync re-runs often
 //! and refreshes them ([`DEFAULT_HORIZON_DAYS`] = 400 covers at least one full year).
 //!
-//! Fallback: if the native lines would ever fire an instant that cron would not (no such case
-//! is known: systemd's behaviour is a subset of Vixie's for every expression), the result is
-//! a single dated line at the next instant, which every run and sync must re-register.
+//! An expression that can never fire (e.g. `0 0 31 4 *`) yields no lines at all.
+//!
+//! Fallback (reported by [`on_calendar_plan`]): when the native lines would fire an instant
+//! that cron does not, the result is a single dated line at the next instant, which every run
+//! and sync must re-register. The one known case: lines generated while the clock is in the
+//! second pass of a repeated hour, for a fixed-time job with matches left in that hour
+//! (systemd resolves a repeated wall time to the pass its calendar base is in, so a timer
+//! started then would fire them again). Around a change seen from before it, systemd's
+//! behaviour is a subset of Vixie's for every expression and dated lines suffice.
 
 use std::collections::BTreeSet;
 
@@ -32,17 +38,12 @@ pub const DEFAULT_HORIZON_DAYS: u32 = 400;
 
 const DAY_NAMES_MON_FIRST: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
-/// Formats a set of values `min..=max` as a systemd calendar component.
+/// Formats a set of values `min..=max` as a systemd calendar component: `*`, or a list of
+/// values and `a..b` ranges. Repetitions (`a/b`) are never used: systemd 252 fails with
+/// "Resource deadlock avoided" on e.g. `*-01/5-01 00:00:00 Europe/Prague` after two elapses.
 fn fmt_set(values: &[u32], min: u32, max: u32) -> String {
     if values.len() as u32 == max - min + 1 {
         return "*".to_string();
-    }
-    if values.len() >= 3 {
-        let step = values[1] - values[0];
-        let progression = values.windows(2).all(|w| w[1] - w[0] == step);
-        if progression && values[values.len() - 1] + step > max {
-            return format!("{:02}/{}", values[0], step);
-        }
     }
     let mut parts = Vec::new();
     let mut i = 0;
@@ -105,20 +106,39 @@ pub fn base_lines(expr: &CronExpr, tz: &Tz) -> Vec<String> {
         fmt_set(&bits(expr.hours as u64, 0, 23), 0, 23),
         fmt_set(&bits(expr.minutes, 0, 59), 0, 59)
     );
-    let months = fmt_set(&bits(expr.months as u64, 1, 12), 1, 12);
+    let all_months = bits(expr.months as u64, 1, 12);
+    // Months in which some day of the day-of-month set exists (systemd reports an "infinite
+    // loop" for expressions such as `*-04,06-31` instead of "never").
+    let min_dom = expr.doms.trailing_zeros();
+    let dom_months: Vec<u32> = all_months
+        .iter()
+        .copied()
+        .filter(|m| min_dom <= days_in_month(*m))
+        .collect();
     let doms = fmt_set(&bits(expr.doms as u64, 1, 31), 1, 31);
     let dows = fmt_dows(expr.dows);
     let zone = tz.name();
+    let mut lines = Vec::new();
     if expr.day_or() {
         // Vixie ORs the two day fields; systemd ANDs within one expression.
-        let mut lines = vec![
-            format!("{dows}*-{months}-* {time} {zone}"),
-            format!("*-{months}-{doms} {time} {zone}"),
-        ];
-        lines.dedup();
-        lines
-    } else {
-        vec![format!("{dows}*-{months}-{doms} {time} {zone}")]
+        let months = fmt_set(&all_months, 1, 12);
+        lines.push(format!("{dows}*-{months}-* {time} {zone}"));
+    }
+    if !dom_months.is_empty() {
+        let months = fmt_set(&dom_months, 1, 12);
+        let dows = if expr.day_or() { "" } else { dows.as_str() };
+        lines.push(format!("{dows}*-{months}-{doms} {time} {zone}"));
+    }
+    lines.dedup();
+    lines
+}
+
+/// The longest a month can be (February counts 29).
+fn days_in_month(m: u32) -> u32 {
+    match m {
+        2 => 29,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 
@@ -199,6 +219,16 @@ fn dated_lines(instants: &BTreeSet<DateTime<Utc>>) -> Vec<String> {
     out
 }
 
+/// The result of [`on_calendar_plan`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarPlan {
+    /// `OnCalendar=` values, one per element (empty when the expression never fires).
+    pub lines: Vec<String>,
+    /// True when exact lines were impossible and `lines` is the single dated line at the
+    /// next instant, which every run and sync must re-register.
+    pub fallback: bool,
+}
+
 /// `OnCalendar=` values (one per element) that fire exactly at the instants
 /// [`CronExpr::next_after`] yields after `from`, through `from + horizon_days` days.
 ///
@@ -209,10 +239,24 @@ pub fn on_calendar_lines(
     from: DateTime<Utc>,
     horizon_days: u32,
 ) -> Vec<String> {
-    let mut lines = base_lines(expr, tz);
+    on_calendar_plan(expr, tz, from, horizon_days).lines
+}
+
+/// Like [`on_calendar_lines`], and says whether the fallback was used.
+pub fn on_calendar_plan(
+    expr: &CronExpr,
+    tz: &Tz,
+    from: DateTime<Utc>,
+    horizon_days: u32,
+) -> CalendarPlan {
+    let lines = base_lines(expr, tz);
+    if second_pass_would_misfire(expr, tz, from) {
+        return fallback(expr, tz, from, lines);
+    }
     let horizon_end = from + Duration::days(i64::from(horizon_days));
     let mut extra = BTreeSet::new();
-    for change in transitions(tz, from, horizon_end) {
+    // A change shortly before `from` can still have second-pass instants after `from`.
+    for change in transitions(tz, from - Duration::hours(26), horizon_end) {
         // Every wall time affected by a change lies within a day of it.
         let lo = (change - Duration::hours(26)).max(from);
         let hi = (change + Duration::hours(26)).min(horizon_end);
@@ -222,17 +266,63 @@ pub fn on_calendar_lines(
         let want = instants_between(expr, tz, lo, hi, DstPolicy::Vixie);
         let native = instants_between(expr, tz, lo, hi, DstPolicy::SystemdNative);
         if native.difference(&want).next().is_some() {
-            // Not representable: single dated line at the next instant (re-registered by
-            // every run and sync).
-            return match expr.next_after(from, tz) {
-                Some(t) => dated_lines(&BTreeSet::from([t])),
-                None => lines,
-            };
+            return fallback(expr, tz, from, lines);
         }
         extra.extend(want.difference(&native).copied());
     }
+    let mut lines = lines;
     lines.extend(dated_lines(&extra));
-    lines
+    CalendarPlan {
+        lines,
+        fallback: false,
+    }
+}
+
+/// Not representable: a single dated line at the next instant, which every run and sync
+/// re-registers.
+fn fallback(expr: &CronExpr, tz: &Tz, from: DateTime<Utc>, lines: Vec<String>) -> CalendarPlan {
+    match expr.next_after(from, tz) {
+        Some(t) => CalendarPlan {
+            lines: dated_lines(&BTreeSet::from([t])),
+            fallback: true,
+        },
+        None => CalendarPlan {
+            lines,
+            fallback: false,
+        },
+    }
+}
+
+/// systemd resolves a repeated wall time to the pass its calendar base lies in: a timer
+/// whose base (`from`) is inside the second pass of a fall-back change fires the rest of the
+/// repeated interval on the second pass (seen with `systemd-analyze calendar --base-time`).
+/// True when that would fire an instant that cron does not (a fixed-time job with matches
+/// left in the repeated interval).
+fn second_pass_would_misfire(expr: &CronExpr, tz: &Tz, from: DateTime<Utc>) -> bool {
+    for change in transitions(tz, from - Duration::hours(4), from) {
+        let before = offset_secs(tz, change - Duration::seconds(1));
+        let after = offset_secs(tz, change);
+        if after >= before {
+            continue;
+        }
+        let end = change + Duration::seconds(i64::from(before - after));
+        let mut t = from
+            .with_second(0)
+            .and_then(|t| t.with_nanosecond(0))
+            .unwrap_or(from);
+        while t < end {
+            t += Duration::minutes(1);
+            if t > from && t < end {
+                let wall = t.with_timezone(tz).naive_local();
+                if expr.matches_wall(wall)
+                    && expr.next_after(t - Duration::seconds(1), tz) != Some(t)
+                {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -242,8 +332,7 @@ mod tests {
 
     #[test]
     fn formats_components() {
-        assert_eq!(fmt_set(&[0, 15, 30, 45], 0, 59), "00/15");
-        assert_eq!(fmt_set(&[1, 8, 15, 22, 29], 1, 31), "01/7");
+        assert_eq!(fmt_set(&[0, 15, 30, 45], 0, 59), "00,15,30,45");
         assert_eq!(fmt_set(&[1, 8, 15, 22], 1, 31), "01,08,15,22");
         assert_eq!(fmt_set(&[0, 30], 0, 59), "00,30");
         assert_eq!(fmt_set(&[1, 2, 3, 7], 0, 59), "01..03,07");

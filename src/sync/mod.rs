@@ -7,6 +7,7 @@
 
 pub mod plan;
 pub mod systemd;
+pub mod windows;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -21,6 +22,7 @@ use uuid::Uuid;
 use crate::config::Config;
 use crate::exit;
 use crate::jobs::{JOB_COLUMNS, Job};
+use crate::schedule::Schedule;
 use crate::schedules::{SCHEDULE_COLUMNS, ScheduleRow};
 use crate::settings::Settings;
 use crate::usage_err;
@@ -73,6 +75,10 @@ pub fn reconcile(desired: Vec<Artifact>, installed: Vec<Artifact>) -> Changes {
 /// A scheduler backend.
 pub trait Backend {
     fn name(&self) -> &'static str;
+    /// Reads backend-specific settings and paths once the plan is known (default: nothing).
+    fn configure(&mut self, _settings: &Settings, _plan: &Plan) -> anyhow::Result<()> {
+        Ok(())
+    }
     /// The artifacts the plan asks for.
     fn render(&self, plan: &Plan) -> anyhow::Result<Vec<Artifact>>;
     /// The managed artifacts installed now.
@@ -317,9 +323,10 @@ fn make_backend(args: &SyncArgs) -> anyhow::Result<Box<dyn Backend>> {
                 dry_run: args.dry_run,
             }))
         }
-        BackendKind::Windows => Err(usage_err!(
-            "the windows backend is not available in this build; use --backend systemd"
-        )),
+        BackendKind::Windows => Ok(Box::new(windows::Windows::new(
+            args.dry_run,
+            args.output_dir.clone(),
+        ))),
     }
 }
 
@@ -411,6 +418,24 @@ pub async fn run(
                     continue;
                 }
             };
+            if let Schedule::Cron(expr) = &schedule
+                && expr.next_after(now, &tz).is_none()
+            {
+                report.fail(
+                    Some(job.id),
+                    Some(&job.name),
+                    &format!("schedule {}", row.id),
+                    format!(
+                        "job {:?} ({}): schedule {}: cron expression {:?} never fires (no such \
+                         date); fix it with `restic-fleet schedule rm` and `schedule add`",
+                        job.name,
+                        job.id,
+                        row.id,
+                        expr.as_str()
+                    ),
+                );
+                continue;
+            }
             let state = plan::slot_state(row.next_run_at, latest.get(&job.id).copied(), now, grace);
             if state == SlotState::Missed {
                 if let Some(slot) = row.next_run_at {
@@ -455,6 +480,7 @@ pub async fn run(
         sync_interval_seconds: sync_interval,
         jobs: plan_jobs,
     };
+    backend.configure(&settings, &plan)?;
     let desired = backend.render(&plan)?;
     let installed = backend.installed()?;
     let changes = reconcile(desired, installed);
