@@ -234,6 +234,7 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         println!("jobs:        none");
     } else {
         let mut t = output::table(&["job id", "name", "enabled", "paths"]);
+        output::keep_whole(&mut t, 0);
         for j in &jobs {
             t.add_row(vec![
                 j.id.to_string(),

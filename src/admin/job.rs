@@ -553,6 +553,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
         return Ok(exit::SUCCESS);
     }
     let mut t = output::table(&["job id", "device", "name", "on", "paths", "schedules"]);
+    output::keep_whole(&mut t, 0);
     for d in &details {
         t.add_row(vec![
             d.job.id.to_string(),

@@ -25,6 +25,13 @@ pub fn table(headers: &[&str]) -> Table {
     t
 }
 
+/// Never wraps column `col` (ids that must stay copyable, like job UUIDs).
+pub fn keep_whole(t: &mut Table, col: usize) {
+    if let Some(c) = t.column_mut(col) {
+        c.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
+    }
+}
+
 /// The rendered table, trailing spaces removed.
 pub fn render(t: &Table) -> String {
     t.lines()

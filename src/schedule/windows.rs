@@ -151,7 +151,7 @@ fn fixed(secs: i32) -> FixedOffset {
 
 /// Arithmetic progressions `(first, step, count)` covering the sorted set `s` (greedy: from the
 /// smallest uncovered element, the step that covers most uncovered elements).
-fn ap_cover(s: &[i64]) -> Vec<(i64, i64, usize)> {
+fn ap_cover(s: &[i64], max_step: i64) -> Vec<(i64, i64, usize)> {
     let all: BTreeSet<i64> = s.iter().copied().collect();
     let mut uncovered = all.clone();
     let mut out = Vec::new();
@@ -159,6 +159,9 @@ fn ap_cover(s: &[i64]) -> Vec<(i64, i64, usize)> {
         let mut best: (usize, usize, i64) = (1, 1, 0);
         for &b in all.range(a + 1..).take(240) {
             let d = b - a;
+            if d > max_step {
+                break;
+            }
             let (mut n, mut new, mut x) = (0usize, 0usize, a);
             while all.contains(&x) {
                 n += 1;
@@ -307,7 +310,7 @@ pub fn transitions(tz: &Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateT
 /// TimeTriggers (absolute instants, written in `tz`'s offset at each start) for `instants`.
 fn once_triggers(instants: &[DateTime<Utc>], tz: &Tz) -> Vec<Trigger> {
     let secs: Vec<i64> = instants.iter().map(|t| t.timestamp()).collect();
-    ap_cover(&secs)
+    ap_cover(&secs, 31 * 86_400)
         .into_iter()
         .filter_map(|(a, d, n)| {
             let t = DateTime::from_timestamp(a, 0)?;
@@ -382,7 +385,7 @@ fn segmented(
             day_minutes.push(i64::from(h * 60 + m));
         }
     }
-    let time_aps = ap_cover(&day_minutes);
+    let time_aps = ap_cover(&day_minutes, 1440);
     let mut out = Vec::new();
     for (first, last) in segments {
         if last.is_some_and(|l| l < today) {
@@ -709,12 +712,12 @@ mod tests {
 
     #[test]
     fn progressions() {
-        assert_eq!(ap_cover(&[0, 15, 30, 45]), vec![(0, 15, 4)]);
+        assert_eq!(ap_cover(&[0, 15, 30, 45], 1440), vec![(0, 15, 4)]);
         let sevens: Vec<i64> = (0..24)
             .flat_map(|h| (0..60).step_by(7).map(move |m| h * 60 + m))
             .collect();
-        assert_eq!(ap_cover(&sevens).len(), 9);
-        assert_eq!(ap_cover(&[5]), vec![(5, 0, 1)]);
+        assert_eq!(ap_cover(&sevens, 1440).len(), 9);
+        assert_eq!(ap_cover(&[5], 1440), vec![(5, 0, 1)]);
     }
 
     #[test]
