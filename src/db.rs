@@ -120,15 +120,20 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
                 _ => false,
             };
             if permission {
-                let current = applied_versions(pool)
-                    .await
-                    .ok()
-                    .and_then(|s| s.last().copied())
-                    .unwrap_or(0);
+                let applied = applied_versions(pool).await.unwrap_or_default();
+                let missing: Vec<String> = MIGRATOR
+                    .iter()
+                    .map(|m| m.version)
+                    .filter(|v| !applied.contains(v))
+                    .map(|v| v.to_string())
+                    .collect();
+                let current = applied.last().copied().unwrap_or(0);
                 Err(Failure::failed(format!(
-                    "the database schema is at version {current} but this client needs version {}, \
-                     and this database role may not change the schema; an admin applies it with \
-                     `restic-fleet db migrate` (connected as the schema owner, e.g. backup_admin)",
+                    "the database schema is at version {current} with migration(s) {} missing, but \
+                     this client needs version {}, and this database role may not change the \
+                     schema; an admin applies it with `restic-fleet db migrate` (connected as the \
+                     schema owner, e.g. backup_admin)",
+                    missing.join(", "),
                     latest_version()
                 ))
                 .into())

@@ -25,7 +25,10 @@ fn corpus() -> Vec<String> {
 /// Runs the evaluator on JSON-lines cases; returns id -> result.
 pub fn evaluate(cases: &[Value]) -> std::collections::HashMap<String, Value> {
     let mut child = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/task_eval.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/oracle/task_eval.py"
+        ))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -136,5 +139,10 @@ fn triggers_fire_exactly_at_the_cron_instants_over_a_year() {
         }
     }
     eprintln!("expressions using the single-TimeTrigger fallback: {fallbacks:#?}");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

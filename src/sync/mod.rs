@@ -437,11 +437,11 @@ pub async fn run(
                 continue;
             }
             let state = plan::slot_state(row.next_run_at, latest.get(&job.id).copied(), now, grace);
-            if state == SlotState::Missed {
-                if let Some(slot) = row.next_run_at {
-                    earliest_missed =
-                        Some(earliest_missed.map_or(slot, |e: DateTime<Utc>| e.min(slot)));
-                }
+            if state == SlotState::Missed
+                && let Some(slot) = row.next_run_at
+            {
+                earliest_missed =
+                    Some(earliest_missed.map_or(slot, |e: DateTime<Utc>| e.min(slot)));
             }
             let next = plan::next_to_store(state, &row, &schedule, now, &tz);
             report.next_runs.insert(row.id, next);

@@ -249,5 +249,250 @@ def main():
         print(json.dumps(res), flush=True)
 
 
+# ---------------------------------------------------------------------------------------------
+# `task_eval.py --check FILE...`: well-formedness, element order and value formats of task XML
+# files, with the rules of the published Task Scheduler schema reference:
+#   taskType / Task element:       learn.microsoft.com/windows/win32/taskschd/taskschedulerschema-task-element
+#   triggerBaseType (sequence Enabled, StartBoundary, EndBoundary, Repetition, ExecutionTimeLimit):
+#     learn.microsoft.com/windows/win32/taskschd/taskschedulerschema-triggerbasetype-complextype
+#   calendarTriggerType (then RandomDelay, then one of ScheduleByDay/Week/Month/MonthDayOfWeek):
+#     learn.microsoft.com/windows/win32/taskschd/taskschedulerschema-calendartriggertype-complextype
+#   timeTriggerType (then RandomDelay): .../taskschedulerschema-timetriggertype-complextype
+#   repetitionType (sequence Interval, Duration, StopAtDurationEnd; Interval PT1M..P31D):
+#     learn.microsoft.com/windows/win32/taskschd/taskschedulerschema-repetitiontype-complextype
+#   daysOfWeekType (Sunday..Saturday empty elements), monthsType (January..December), daysOfMonth
+#     (Day 1-31 or Last), weeksType (Week 1-4 or Last): .../taskschedulerschema-daysofweektype-complextype,
+#     .../taskschedulerschema-monthstype-complextype, .../taskschedulerschema-weekstype-complextype
+#   settingsType (xs:all of the names below): .../taskschedulerschema-settingstype-complextype
+#   principalType (sequence UserId, LogonType, GroupId, DisplayName, RunLevel, ...):
+#     learn.microsoft.com/windows/win32/taskschd/taskschedulerschema-principaltype-complextype
+#   execType (sequence Command, Arguments, WorkingDirectory): .../taskschedulerschema-exectype-complextype
+#   dateTime boundaries (YYYY-MM-DDTHH:MM:SS with optional Z or +-HH:MM):
+#     .../taskschedulerschema-startboundary-triggerbasetype-element
+#   durations (P<days>DT<hours>H<minutes>M<seconds>S): .../taskschedulerschema-interval-repetitiontype-element
+#   at most 48 triggers: .../taskschedulerschema-triggers-tasktype-element
+# ---------------------------------------------------------------------------------------------
+
+BOUNDARY = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)?$")
+TASK_CHILDREN = ["RegistrationInfo", "Triggers", "Principals", "Settings", "Data", "Actions"]
+REG_CHILDREN = {"URI", "SecurityDescriptor", "Source", "Date", "Author", "Version",
+                "Description", "Documentation"}
+BASE_SEQ = ["Enabled", "StartBoundary", "EndBoundary", "Repetition", "ExecutionTimeLimit"]
+SCHEDULES = {"ScheduleByDay", "ScheduleByWeek", "ScheduleByMonth", "ScheduleByMonthDayOfWeek"}
+SETTINGS_BOOL = {"AllowStartOnDemand", "DisallowStartIfOnBatteries", "StopIfGoingOnBatteries",
+                 "AllowHardTerminate", "StartWhenAvailable", "RunOnlyIfNetworkAvailable",
+                 "WakeToRun", "Enabled", "Hidden", "RunOnlyIfIdle", "UseUnifiedSchedulingEngine",
+                 "DisallowStartOnRemoteAppSession"}
+SETTINGS_OTHER = {"RestartOnFailure", "MultipleInstancesPolicy", "NetworkProfileName",
+                  "DeleteExpiredTaskAfter", "IdleSettings", "NetworkSettings",
+                  "ExecutionTimeLimit", "Priority"}
+PRINCIPAL_SEQ = ["UserId", "LogonType", "GroupId", "DisplayName", "RunLevel",
+                 "ProcessTokenSidType", "RequiredPrivileges"]
+LOGON_TYPES = {"S4U", "Password", "InteractiveToken", "InteractiveTokenOrPassword",
+               "ServiceAccount", "None"}
+
+
+def local(el):
+    if not el.tag.startswith(NS):
+        raise EvalError(f"element {el.tag} outside the task namespace")
+    return el.tag[len(NS):]
+
+
+def in_order(parent, order, what):
+    names = [local(c) for c in parent]
+    idx = []
+    for n in names:
+        if n not in order:
+            raise EvalError(f"{what}: unexpected element {n}")
+        idx.append(order.index(n))
+    if idx != sorted(idx) or len(set(names)) != len(names):
+        raise EvalError(f"{what}: elements {names} out of schema order {order}")
+    return names
+
+
+def check_duration(text, what):
+    t = (text or "").strip()
+    if not DUR.match(t) or t in ("P", "PT"):
+        raise EvalError(f"{what}: {t!r} is not a P<days>DT<hours>H<minutes>M<seconds>S duration")
+    return duration(t)
+
+
+def check_bool(text, what):
+    if (text or "").strip() not in ("true", "false"):
+        raise EvalError(f"{what}: {text!r} is not true/false")
+
+
+def check_trigger(trig):
+    kind = local(trig)
+    if kind not in ("TimeTrigger", "CalendarTrigger"):
+        raise EvalError(f"unexpected trigger {kind}")
+    names = [local(c) for c in trig]
+    base = [n for n in names if n in BASE_SEQ]
+    rest = names[len(base):]
+    if names[:len(base)] != base:
+        raise EvalError(f"{kind}: base elements must come first: {names}")
+    in_order(trig_subset(trig, BASE_SEQ), BASE_SEQ, kind)
+    if "StartBoundary" not in base:
+        raise EvalError(f"{kind}: StartBoundary is required for time-based triggers")
+    for n in ("StartBoundary", "EndBoundary"):
+        v = text_of(trig, n)
+        if v is not None and not BOUNDARY.match(v.strip()):
+            raise EvalError(f"{kind}: {n} {v!r} is not YYYY-MM-DDTHH:MM:SS[Z|+-HH:MM]")
+    check_bool(text_of(trig, "Enabled", "true"), f"{kind}/Enabled")
+    rep = child(trig, "Repetition")
+    if rep is not None:
+        in_order(rep, ["Interval", "Duration", "StopAtDurationEnd"], "Repetition")
+        iv = check_duration(text_of(rep, "Interval"), "Repetition/Interval")
+        if not 60 <= iv <= 31 * 86400:
+            raise EvalError("Repetition/Interval must be between PT1M and P31D")
+        if child(rep, "Duration") is not None:
+            if check_duration(text_of(rep, "Duration"), "Repetition/Duration") < iv:
+                raise EvalError("Repetition/Duration must not be shorter than the Interval")
+        if child(rep, "StopAtDurationEnd") is not None:
+            check_bool(text_of(rep, "StopAtDurationEnd"), "StopAtDurationEnd")
+    if kind == "TimeTrigger":
+        if [n for n in rest if n != "RandomDelay"]:
+            raise EvalError(f"TimeTrigger: unexpected {rest}")
+        return
+    if rest and rest[0] == "RandomDelay":
+        rest = rest[1:]
+    if len(rest) != 1 or rest[0] not in SCHEDULES:
+        raise EvalError(f"CalendarTrigger needs exactly one ScheduleBy* after the base: {rest}")
+    sched = child(trig, rest[0])
+    kind = rest[0]
+    if kind == "ScheduleByDay":
+        in_order(sched, ["DaysInterval"], kind)
+        if not 1 <= int(text_of(sched, "DaysInterval", "1")) <= 365:
+            raise EvalError("DaysInterval must be 1-365")
+    elif kind == "ScheduleByWeek":
+        in_order(sched, ["DaysOfWeek", "WeeksInterval"], kind)
+        check_days_of_week(child(sched, "DaysOfWeek"))
+        if not 1 <= int(text_of(sched, "WeeksInterval", "1")) <= 52:
+            raise EvalError("WeeksInterval must be 1-52")
+    elif kind == "ScheduleByMonth":
+        in_order(sched, ["DaysOfMonth", "Months"], kind)
+        days = [c for c in child(sched, "DaysOfMonth")]
+        if not days:
+            raise EvalError("DaysOfMonth is empty")
+        for d in days:
+            if local(d) != "Day" or not (d.text.strip() == "Last" or 1 <= int(d.text) <= 31):
+                raise EvalError(f"bad DaysOfMonth entry {local(d)} {d.text!r}")
+        check_months(child(sched, "Months"))
+    else:
+        names = [local(c) for c in sched]
+        if len(set(names)) != len(names) or not set(names) <= {"Weeks", "DaysOfWeek", "Months"}:
+            raise EvalError(f"{kind}: bad children {names}")
+        for w in child(sched, "Weeks") if child(sched, "Weeks") is not None else []:
+            if local(w) != "Week" or w.text.strip() not in ("1", "2", "3", "4", "Last"):
+                raise EvalError(f"bad Week {w.text!r}")
+        check_days_of_week(child(sched, "DaysOfWeek"))
+        if child(sched, "Months") is not None:
+            check_months(child(sched, "Months"))
+
+
+def trig_subset(trig, names):
+    sub = ET.Element(trig.tag)
+    for c in trig:
+        if local(c) in names:
+            sub.append(c)
+    return sub
+
+
+def check_days_of_week(el):
+    if el is None or not len(el):
+        raise EvalError("DaysOfWeek is missing or empty")
+    order = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+    in_order(el, order, "DaysOfWeek")
+    for c in el:
+        if (c.text or "").strip() or len(c):
+            raise EvalError("day elements are empty elements")
+
+
+def check_months(el):
+    if el is None or not len(el):
+        raise EvalError("Months is missing or empty")
+    in_order(el, MONTHS, "Months")
+
+
+def check_task(raw):
+    if not raw.startswith(b"\xff\xfe"):
+        raise EvalError("not UTF-16LE with a byte-order mark")
+    text = raw[2:].decode("utf-16-le")
+    if not text.startswith('<?xml version="1.0" encoding="UTF-16"?>'):
+        raise EvalError("missing the UTF-16 XML declaration")
+    root = ET.fromstring(text.split("?>", 1)[1])
+    if root.tag != NS + "Task" or root.get("version") not in ("1.2", "1.3", "1.4"):
+        raise EvalError("root must be <Task version=1.2+> in the task namespace")
+    names = in_order(root, TASK_CHILDREN, "Task")
+    if "Actions" not in names:
+        raise EvalError("Task needs Actions")
+    reg = child(root, "RegistrationInfo")
+    if reg is not None:
+        for c in reg:
+            if local(c) not in REG_CHILDREN:
+                raise EvalError(f"RegistrationInfo: unexpected {local(c)}")
+    triggers = child(root, "Triggers")
+    if triggers is not None:
+        if len(triggers) > 48:
+            raise EvalError("more than 48 triggers")
+        for t in triggers:
+            check_trigger(t)
+    principals = child(root, "Principals")
+    if principals is not None:
+        if len(principals) != 1 or local(principals[0]) != "Principal":
+            raise EvalError("Principals holds exactly one Principal")
+        p = principals[0]
+        in_order(p, PRINCIPAL_SEQ, "Principal")
+        lt = text_of(p, "LogonType")
+        if lt is not None and lt not in LOGON_TYPES:
+            raise EvalError(f"bad LogonType {lt}")
+        if text_of(p, "RunLevel") not in ("LeastPrivilege", "HighestAvailable"):
+            raise EvalError("bad RunLevel")
+    settings = child(root, "Settings")
+    if settings is not None:
+        seen = set()
+        for c in settings:
+            n = local(c)
+            if n in seen:
+                raise EvalError(f"Settings: {n} twice")
+            seen.add(n)
+            if n in SETTINGS_BOOL:
+                check_bool(c.text, f"Settings/{n}")
+            elif n == "ExecutionTimeLimit":
+                check_duration(c.text, "Settings/ExecutionTimeLimit")
+            elif n == "MultipleInstancesPolicy":
+                if c.text not in ("Parallel", "Queue", "IgnoreNew", "StopExisting"):
+                    raise EvalError("bad MultipleInstancesPolicy")
+            elif n == "Priority":
+                if not 0 <= int(c.text) <= 10:
+                    raise EvalError("Priority must be 0-10")
+            elif n not in SETTINGS_OTHER:
+                raise EvalError(f"Settings: unexpected {n}")
+    actions = child(root, "Actions")
+    execs = list(actions)
+    if not 1 <= len(execs) <= 32 or any(local(e) != "Exec" for e in execs):
+        raise EvalError("Actions holds 1-32 Exec elements")
+    for e in execs:
+        in_order(e, ["Command", "Arguments", "WorkingDirectory"], "Exec")
+        if not (text_of(e, "Command") or "").strip():
+            raise EvalError("Exec needs a Command")
+
+
+def check_main(paths):
+    bad = 0
+    for p in paths:
+        try:
+            with open(p, "rb") as f:
+                check_task(f.read())
+            print(f"ok {p}")
+        except Exception as e:  # noqa: BLE001
+            bad += 1
+            print(f"FAIL {p}: {type(e).__name__}: {e}")
+    sys.exit(1 if bad else 0)
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "--check":
+        check_main(sys.argv[2:])
+    else:
+        main()

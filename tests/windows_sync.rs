@@ -1,0 +1,591 @@
+//! `sync --backend windows` on Linux: a recording fake `schtasks` proves the add, no-change,
+//! change and remove sequences; golden files for the task XML; schema checks of every XML
+//! (tests/oracle/task_eval.py --check); escaping; and a dozen varied jobs through
+//! `--dry-run --output-dir` whose triggers the independent evaluator confirms.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{DateTime, Duration, Utc};
+use common::*;
+use restic_fleet::schedule::CronExpr;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const EVAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/task_eval.py");
+
+fn fake_schtasks(env: &Env) -> (PathBuf, PathBuf) {
+    let bin = env.dir.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = env.dir.path().join("schtasks.log");
+    let script = bin.join("schtasks");
+    // Records the arguments; for /Create also checks that the XML file exists.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = /Create ] && [ ! -f \"$5\" ]; then echo missing xml >&2; exit 1; fi\necho \"$*\" >> '{}'\nexit 0\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, log)
+}
+
+fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn calls(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn sync(env: &Env, bin: &Path, extra: &[&str]) -> (Option<i32>, Value) {
+    let out = env
+        .cmd()
+        .env("PATH", path_with(bin))
+        .args(["sync", "--json", "--backend", "windows"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("sync --json: {e}\n{}\n{}", stdout(&out), stderr(&out)));
+    (out.status.code(), report)
+}
+
+fn names(report: &Value, key: &str) -> Vec<String> {
+    let mut v: Vec<String> = report[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+async fn add_cron(env: &Env, job: Uuid, expr: &str) -> i32 {
+    sqlx::query_scalar("INSERT INTO schedules (job_id, schedule_type, cron_expression) VALUES ($1, 'cron', $2) RETURNING id")
+        .bind(job)
+        .bind(expr)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+async fn add_interval(env: &Env, job: Uuid, secs: i32) -> i32 {
+    sqlx::query_scalar("INSERT INTO schedules (job_id, schedule_type, interval_seconds) VALUES ($1, 'interval', $2) RETURNING id")
+        .bind(job)
+        .bind(secs)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+}
+
+fn stem(job: Uuid) -> String {
+    format!("restic-fleet-job-{job}")
+}
+
+fn read_xml(path: &Path) -> String {
+    let raw = std::fs::read(path).unwrap();
+    assert_eq!(&raw[..2], &[0xFF, 0xFE], "UTF-16LE BOM");
+    let units: Vec<u16> = raw[2..]
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    String::from_utf16(&units).unwrap()
+}
+
+fn schema_check(files: &[PathBuf]) {
+    assert!(!files.is_empty());
+    let out = Command::new("python3")
+        .arg(EVAL)
+        .arg("--check")
+        .args(files)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "schema check:\n{}", stdout(&out));
+}
+
+fn xml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/windows")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "golden file {} missing (UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    });
+    assert_eq!(actual, want, "golden file {name} differs");
+}
+
+fn normalise(text: &str, env: &Env, job: Option<Uuid>) -> String {
+    let mut t = text
+        .replace(env!("CARGO_BIN_EXE_restic-fleet"), "{BINARY}")
+        .replace(env.config_path().to_str().unwrap(), "{CONFIG}");
+    if let Some(j) = job {
+        t = t.replace(&j.to_string(), "{JOB}");
+    }
+    t
+}
+
+#[tokio::test]
+async fn windows_sync_registers_updates_and_deletes_exactly_what_the_database_says() {
+    let env = Env::enrolled().await;
+    env.set_setting("timezone", "UTC").await;
+    let (bin, log) = fake_schtasks(&env);
+    let state = env.dir.path().join("tasks");
+    let src = env.make_source("src", 1);
+    let daily = env.add_job("daily", &[&src]).await;
+    add_cron(&env, daily, "30 2 * * *").await;
+    add_cron(&env, daily, "0 12 * * 1-5").await;
+    let hourly = env.add_job("interval", &[&src]).await;
+    add_interval(&env, hourly, 3600).await;
+    let _unscheduled = env.add_job("manual only", &[&src]).await;
+
+    // Add.
+    let (code, r) = sync(&env, &bin, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(r["backend"], "windows");
+    let mut want = vec![stem(daily), stem(hourly), "restic-fleet-sync".to_string()];
+    want.sort();
+    assert_eq!(names(&r, "added"), want);
+    let mut c = calls(&log);
+    c.sort();
+    let mut expect: Vec<String> = want
+        .iter()
+        .map(|n| {
+            format!(
+                "/Create /TN \\restic-fleet\\{n} /XML {} /F",
+                state.join(format!("{n}.xml.new")).display()
+            )
+        })
+        .collect();
+    expect.sort();
+    assert_eq!(c, expect);
+    let files = xml_files(&state);
+    assert_eq!(files.len(), 3, "state folder records what was registered");
+    schema_check(&files);
+    let xml = read_xml(&state.join(format!("{}.xml", stem(daily))));
+    golden("daily.xml", &normalise(&xml, &env, Some(daily)));
+    let xml = read_xml(&state.join(format!("{}.xml", stem(hourly))));
+    golden("interval.xml", &normalise(&xml, &env, Some(hourly)));
+    let xml = read_xml(&state.join("restic-fleet-sync.xml"));
+    golden("sync.xml", &normalise(&xml, &env, None));
+
+    // No change: nothing registered again.
+    std::fs::remove_file(&log).unwrap();
+    let (code, r) = sync(&env, &bin, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(names(&r, "unchanged").len(), 3, "{r:#}");
+    assert!(calls(&log).is_empty(), "{:?}", calls(&log));
+
+    // Change one schedule, delete one job.
+    sqlx::query("UPDATE schedules SET cron_expression = '45 3 * * *' WHERE job_id = $1 AND cron_expression = '30 2 * * *'")
+        .bind(daily)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM backup_jobs WHERE id = $1")
+        .bind(hourly)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (code, r) = sync(&env, &bin, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(names(&r, "updated"), vec![stem(daily)]);
+    assert_eq!(names(&r, "removed"), vec![stem(hourly)]);
+    assert_eq!(
+        calls(&log),
+        vec![
+            format!("/Delete /TN \\restic-fleet\\{} /F", stem(hourly)),
+            format!(
+                "/Create /TN \\restic-fleet\\{} /XML {} /F",
+                stem(daily),
+                state.join(format!("{}.xml.new", stem(daily))).display()
+            ),
+        ]
+    );
+    assert!(!state.join(format!("{}.xml", stem(hourly))).exists());
+    let xml = read_xml(&state.join(format!("{}.xml", stem(daily))));
+    assert!(xml.contains("T03:45:00Z</StartBoundary>"), "{xml}");
+    assert!(!xml.contains("T02:30:00Z"));
+
+    // Disabling the job removes its task.
+    std::fs::remove_file(&log).unwrap();
+    sqlx::query("UPDATE backup_jobs SET enabled = false WHERE id = $1")
+        .bind(daily)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (_, r) = sync(&env, &bin, &[]);
+    assert_eq!(names(&r, "removed"), vec![stem(daily)]);
+    assert_eq!(
+        calls(&log),
+        vec![format!("/Delete /TN \\restic-fleet\\{} /F", stem(daily))]
+    );
+    assert_eq!(xml_files(&state).len(), 1, "only the sync task is left");
+}
+
+#[tokio::test]
+async fn failed_registration_is_reported_and_retried() {
+    let env = Env::enrolled().await;
+    env.set_setting("timezone", "UTC").await;
+    let bin = env.dir.path().join("failbin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(
+        bin.join("schtasks"),
+        "#!/bin/sh\necho 'ERROR: Access is denied.' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("schtasks"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let src = env.make_source("src", 1);
+    let job = env.add_job("j", &[&src]).await;
+    add_cron(&env, job, "@daily").await;
+    let (code, r) = sync(&env, &bin, &[]);
+    assert_eq!(code, Some(1), "{r:#}");
+    assert!(
+        r["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("Access is denied"),
+        "{r:#}"
+    );
+    // Nothing recorded as installed: the next sync tries again.
+    assert!(xml_files(&env.dir.path().join("tasks")).is_empty());
+}
+
+/// `CommandLineToArgvW` (the rules for arguments not in the program-name position).
+fn command_line_to_argv(line: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        while i < chars.len() && (chars[i] == ' ' || chars[i] == '\t') {
+            i += 1;
+        }
+        if i >= chars.len() {
+            break;
+        }
+        let mut cur = String::new();
+        let mut quoted = false;
+        while i < chars.len() && (quoted || (chars[i] != ' ' && chars[i] != '\t')) {
+            if chars[i] == '\\' {
+                let mut n = 0;
+                while i < chars.len() && chars[i] == '\\' {
+                    n += 1;
+                    i += 1;
+                }
+                if i < chars.len() && chars[i] == '"' {
+                    cur.push_str(&"\\".repeat(n / 2));
+                    if n % 2 == 1 {
+                        cur.push('"');
+                        i += 1;
+                    }
+                } else {
+                    cur.push_str(&"\\".repeat(n));
+                }
+            } else if chars[i] == '"' {
+                if quoted && i + 1 < chars.len() && chars[i + 1] == '"' {
+                    cur.push('"');
+                    i += 2;
+                    continue;
+                }
+                quoted = !quoted;
+                i += 1;
+            } else {
+                cur.push(chars[i]);
+                i += 1;
+            }
+        }
+        args.push(cur);
+    }
+    args
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+fn element<'a>(xml: &'a str, name: &str) -> &'a str {
+    let open = format!("<{name}>");
+    let start = xml.find(&open).unwrap() + open.len();
+    let end = xml[start..].find(&format!("</{name}>")).unwrap();
+    &xml[start..start + end]
+}
+
+#[tokio::test]
+async fn names_and_paths_cannot_inject_into_task_xml() {
+    let env = Env::enrolled().await;
+    let nasty = "x</Description><Exec><Command>evil.exe</Command></Exec>\" --x & 'y' \u{1}\nÚČTO";
+    let src = env.make_source("src", 1);
+    let job = env.add_job(nasty, &[&src]).await;
+    add_cron(&env, job, "0 4 * * *").await;
+    let weird_dir = env.dir.path().join("we ird \"cfg\" 100% <&> $X \\ dir\\");
+    std::fs::create_dir_all(&weird_dir).unwrap();
+    let weird_cfg = weird_dir.join("config.toml");
+    std::fs::copy(env.config_path(), &weird_cfg).unwrap();
+    let out_dir = env.dir.path().join("out");
+    let out = env
+        .cmd()
+        .env("RESTIC_FLEET_CONFIG", &weird_cfg)
+        .args(["sync", "--backend", "windows", "--dry-run", "--output-dir"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    schema_check(&xml_files(&out_dir));
+    let xml = read_xml(&out_dir.join(format!("{}.xml", stem(job))));
+    assert_eq!(xml.matches("<Exec>").count(), 1, "{xml}");
+    assert_eq!(xml.matches("<Command>").count(), 1, "{xml}");
+    let desc = xml_unescape(element(&xml, "Description"));
+    assert!(
+        desc.contains("x</Description><Exec>") && desc.contains("ÚČTO"),
+        "{desc}"
+    );
+    assert!(!desc.contains('\n'));
+    let args = command_line_to_argv(&xml_unescape(element(&xml, "Arguments")));
+    assert_eq!(
+        args,
+        vec![
+            "--config".to_string(),
+            weird_cfg.to_string_lossy().into_owned(),
+            "run".to_string(),
+            job.to_string(),
+            "--triggered-by".to_string(),
+            "schedule".to_string(),
+        ]
+    );
+    // Dry run: no state folder, no database writes.
+    assert!(!weird_dir.join("tasks").exists());
+}
+
+fn z(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+#[tokio::test]
+async fn a_dozen_varied_jobs_dry_run_and_the_evaluator_confirms_their_triggers() {
+    let env = Env::enrolled().await;
+    env.set_setting("timezone", "Europe/Prague").await;
+    env.set_setting("windows_wake_to_run", "true").await;
+    env.set_setting("windows_run_on_battery", "false").await;
+    let src = env.make_source("src", 1);
+    let crons: &[&[&str]] = &[
+        &["30 2 * * *"],
+        &["*/15 * * * *"],
+        &["0 9-17 * * mon-fri"],
+        &["0 12 1 * mon"],
+        &["30 1 1,15 * *", "0 22 * * 0"],
+        &["@hourly"],
+        &["@monthly"],
+        &["0 3 * 1,4,7,10 *"],
+        &["5 4 1-7 * 1"],
+        &["0 12 */3 * 1"],
+        &["*/7 * * * *"],
+        &["0,30 2 * * *"],
+        &["15 2,14 * * sat"],
+    ];
+    let mut jobs = Vec::new();
+    for (i, exprs) in crons.iter().enumerate() {
+        let job = env
+            .add_job(&format!("job {i} <{}>", exprs.join(" | ")), &[&src])
+            .await;
+        for e in *exprs {
+            add_cron(&env, job, e).await;
+        }
+        jobs.push((job, *exprs));
+    }
+    let iv = env.add_job("every 90 minutes", &[&src]).await;
+    add_interval(&env, iv, 5400).await;
+    // A job that is not ours to schedule: disabled.
+    let off = env.add_job("off", &[&src]).await;
+    add_cron(&env, off, "@daily").await;
+    sqlx::query("UPDATE backup_jobs SET enabled = false WHERE id = $1")
+        .bind(off)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+
+    let out_dir = env.dir.path().join("out");
+    let out = env
+        .cmd()
+        .args([
+            "sync",
+            "--backend",
+            "windows",
+            "--dry-run",
+            "--json",
+            "--output-dir",
+        ])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let from = Utc::now();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["added"].as_array().unwrap().len(), crons.len() + 2);
+    let files = xml_files(&out_dir);
+    assert_eq!(files.len(), crons.len() + 2);
+    schema_check(&files);
+    let commands = std::fs::read_to_string(out_dir.join("schtasks-commands.txt")).unwrap();
+    assert_eq!(commands.lines().count(), crons.len() + 2, "{commands}");
+    assert!(
+        commands
+            .lines()
+            .all(|l| l.starts_with("schtasks /Create /TN \\restic-fleet\\"))
+    );
+    assert!(
+        !env.dir.path().join("tasks").exists(),
+        "dry run records nothing"
+    );
+    assert!(!out_dir.join(format!("{}.xml", stem(off))).exists());
+
+    let tz: chrono_tz::Tz = "Europe/Prague".parse().unwrap();
+    let to = from + Duration::days(365);
+    let mut cases = Vec::new();
+    let mut want = std::collections::HashMap::new();
+    for (job, exprs) in &jobs {
+        let xml = read_xml(&out_dir.join(format!("{}.xml", stem(*job))));
+        assert!(xml.contains("<WakeToRun>true</WakeToRun>"));
+        assert!(xml.contains("<DisallowStartIfOnBatteries>true</DisallowStartIfOnBatteries>"));
+        assert!(xml.contains("<StartWhenAvailable>true</StartWhenAvailable>"));
+        assert!(xml.contains("<MultipleInstancesPolicy>IgnoreNew</MultipleInstancesPolicy>"));
+        assert!(
+            !xml.contains("next occurrence only"),
+            "no fallback expected: {xml}"
+        );
+        let mut set = BTreeSet::new();
+        for e in *exprs {
+            let expr = CronExpr::parse(e).unwrap();
+            let mut cursor = from;
+            while let Some(t) = expr.next_after(cursor, &tz) {
+                if t > to {
+                    break;
+                }
+                set.insert(z(t));
+                cursor = t;
+            }
+        }
+        cases.push(json!({"id": job.to_string(), "xml": xml, "tz": "Europe/Prague", "from": z(from), "to": z(to)}));
+        want.insert(job.to_string(), set.into_iter().collect::<Vec<_>>());
+    }
+    let xml = read_xml(&out_dir.join(format!("{}.xml", stem(iv))));
+    cases.push(json!({"id": "interval", "xml": xml, "tz": "Europe/Prague", "from": z(from), "to": z(from + Duration::days(2))}));
+    let got = run_eval(&cases);
+    for (id, w) in &want {
+        let r = &got[id];
+        assert!(r.get("error").is_none(), "{id}: {r}");
+        let inst: Vec<String> = serde_json::from_value(r["instants"].clone()).unwrap();
+        assert_eq!(&inst, w, "job {id}");
+    }
+    let inst: Vec<String> = serde_json::from_value(got["interval"]["instants"].clone()).unwrap();
+    assert_eq!(inst.len(), 32, "every 90 minutes for two days");
+    let times: Vec<DateTime<Utc>> = inst.iter().map(|s| s.parse().unwrap()).collect();
+    assert!(
+        times
+            .windows(2)
+            .all(|w| w[1] - w[0] == Duration::minutes(90))
+    );
+}
+
+fn run_eval(cases: &[Value]) -> std::collections::HashMap<String, Value> {
+    use std::io::Write;
+    let mut child = Command::new("python3")
+        .arg(EVAL)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for c in cases {
+        writeln!(stdin, "{c}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["id"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
+#[test]
+fn preview_json_has_the_windows_triggers_element() {
+    let out = Command::new(env!("CARGO_BIN_EXE_restic-fleet"))
+        .args([
+            "schedule",
+            "preview",
+            "--cron",
+            "0 12 1 * mon",
+            "--tz",
+            "UTC",
+            "--from",
+            "2027-01-10T00:00:00Z",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let xml = v["windows_triggers_xml"].as_str().unwrap();
+    assert!(
+        xml.starts_with("<Triggers>") && xml.ends_with("</Triggers>"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<ScheduleByWeek>") && xml.contains("<Monday />"),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<ScheduleByMonth>") && xml.contains("<Day>1</Day>"),
+        "{xml}"
+    );
+    let r = run_eval(&[
+        json!({"id": "p", "xml": xml, "tz": "UTC", "from": "2027-01-10T00:00:00Z", "to": "2027-02-02T00:00:00Z"}),
+    ]);
+    assert_eq!(
+        r["p"]["instants"],
+        json!([
+            "2027-01-11T12:00:00Z",
+            "2027-01-18T12:00:00Z",
+            "2027-01-25T12:00:00Z",
+            "2027-02-01T12:00:00Z"
+        ])
+    );
+}
