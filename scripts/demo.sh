@@ -45,8 +45,6 @@ rf run "$job"
 
 echo "== the run, read back from the database"
 "$psql_bin" "$db_url" -c "SELECT id, status, exit_code, snapshot_id, files_new, data_added_bytes, duration_seconds, triggered_by FROM runs"
-rf status
-
 echo "== what sync installs for the demo job (into .demo/units; systemd is not running here)"
 rf sync --unit-dir "$demo/units" || true
 timer="$demo/units/restic-fleet-job-$job.timer"
@@ -55,4 +53,6 @@ echo "== the timer's next fire times, from systemd's own calendar engine"
 grep '^OnCalendar=' "$timer" | cut -d= -f2- | while read -r spec; do
   systemd-analyze calendar --iterations=3 "$spec" | grep -E 'Original|Next elapse|Iter'
 done
+echo "== status of the fleet (sync has heartbeated the device)"
+rf status
 echo "== demo complete: the backup ran and is recorded in the database (state in .demo/)"

@@ -26,7 +26,7 @@ fn fake_schtasks(env: &Env) -> (PathBuf, PathBuf) {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nif [ \"$1\" = /Create ] && [ ! -f \"$5\" ]; then echo missing xml >&2; exit 1; fi\necho \"$*\" >> '{}'\nexit 0\n",
+            "#!/bin/sh\nif [ \"$1\" = /Create ] && [ ! -f \"$5\" ]; then echo missing xml >&2; exit 1; fi\nprintf '%s\\n' \"$*\" >> '{}'\nexit 0\n",
             log.display()
         ),
     )

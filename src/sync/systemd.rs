@@ -125,7 +125,12 @@ impl Systemd {
         match Command::new(program).args(&full).output() {
             Ok(out) if out.status.success() => *usable = Some(true),
             Ok(out) => {
-                let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                let err = String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join("; ");
                 if err.contains("not been booted with systemd")
                     || err.contains("Failed to connect to bus")
                     || err.contains("System has not been booted")

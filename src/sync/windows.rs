@@ -251,9 +251,10 @@ impl Windows {
                 user_id => xml_escape(&user_id),
                 logon_type => logon_type,
                 run_level => run_level,
-                disallow_on_batteries => battery,
-                stop_on_batteries => battery,
-                wake_to_run => self.settings.wake_to_run,
+                // Strings: minijinja would print booleans as True/False.
+                disallow_on_batteries => battery.to_string(),
+                stop_on_batteries => battery.to_string(),
+                wake_to_run => self.settings.wake_to_run.to_string(),
                 execution_time_limit =>
                     triggers::duration(self.settings.execution_time_limit_hours.saturating_mul(3600)),
                 command => xml_escape(&plan.binary.to_string_lossy()),
