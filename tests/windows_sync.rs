@@ -153,6 +153,15 @@ fn normalise(text: &str, env: &Env, job: Option<Uuid>) -> String {
     if let Some(j) = job {
         t = t.replace(&j.to_string(), "{JOB}");
     }
+    // Not run as root: the current user with S4U instead of SYSTEM (the golden files show SYSTEM).
+    if let Ok(user) = std::env::var("USER") {
+        t = t.replace(
+            &format!(
+                "<UserId>{user}</UserId>\n      <LogonType>S4U</LogonType>\n      <RunLevel>LeastPrivilege</RunLevel>"
+            ),
+            "<UserId>S-1-5-18</UserId>\n      <RunLevel>HighestAvailable</RunLevel>",
+        );
+    }
     t
 }
 

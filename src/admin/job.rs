@@ -472,7 +472,9 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
         ));
     }
     res?;
-    let job = jobs::find(&pool, job_id).await?.expect("job just updated");
+    let job = jobs::find(&pool, job_id).await?.ok_or_else(|| {
+        anyhow::anyhow!("job {job_id} was deleted by someone else while it was being edited")
+    })?;
     if a.conn.json {
         let schedules = schedules_of(&pool, job_id).await?;
         print_json(&JobDetail {

@@ -317,7 +317,7 @@ fn task_path(name: &str) -> String {
     format!("{FOLDER}{name}")
 }
 
-fn create_args<'a>(name: &str, xml: &'a str) -> Vec<String> {
+fn create_args(name: &str, xml: &str) -> Vec<String> {
     vec![
         "/Create".into(),
         "/TN".into(),
