@@ -10,38 +10,6 @@ use common::*;
 use serde_json::Value;
 use uuid::Uuid;
 
-/// A directory with a fake `systemctl` that appends its arguments to `log`.
-fn fake_systemctl(env: &Env) -> (PathBuf, PathBuf) {
-    let bin = env.dir.path().join("fakebin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let log = env.dir.path().join("systemctl.log");
-    let script = bin.join("systemctl");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$*\" >> '{}'\nexit 0\n", log.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (bin, log)
-}
-
-fn path_with(bin: &Path) -> String {
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
-fn calls(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
 fn sync(env: &Env, bin: &Path, unit_dir: &Path, extra: &[&str]) -> (Option<i32>, Value) {
     let out = env
         .cmd()
@@ -54,39 +22,6 @@ fn sync(env: &Env, bin: &Path, unit_dir: &Path, extra: &[&str]) -> (Option<i32>,
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("sync --json: {e}\n{}\n{}", stdout(&out), stderr(&out)));
     (out.status.code(), report)
-}
-
-fn names(report: &Value, key: &str) -> Vec<String> {
-    let mut v: Vec<String> = report[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-async fn add_cron(env: &Env, job: Uuid, expr: &str) -> i32 {
-    sqlx::query_scalar("INSERT INTO schedules (job_id, schedule_type, cron_expression) VALUES ($1, 'cron', $2) RETURNING id")
-        .bind(job)
-        .bind(expr)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap()
-}
-
-async fn add_interval(env: &Env, job: Uuid, secs: i32) -> i32 {
-    sqlx::query_scalar("INSERT INTO schedules (job_id, schedule_type, interval_seconds) VALUES ($1, 'interval', $2) RETURNING id")
-        .bind(job)
-        .bind(secs)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap()
-}
-
-fn stem(job: Uuid) -> String {
-    format!("restic-fleet-job-{job}")
 }
 
 /// `systemd-analyze verify` prints nothing for a clean unit (it exits 0 even with warnings).
@@ -144,7 +79,7 @@ async fn sync_installs_changes_and_removes_exactly_what_the_database_says() {
     let env = Env::enrolled().await;
     env.set_setting("timezone", "UTC").await;
     env.set_setting("schedule_jitter_seconds", "120").await;
-    let (bin, log) = fake_systemctl(&env);
+    let (bin, log) = fake_tool(&env, "systemctl", "");
     let units = env.dir.path().join("units");
     let src = env.make_source("src", 1);
     let daily = env.add_job("daily", &[&src]).await;
@@ -185,7 +120,7 @@ async fn sync_installs_changes_and_removes_exactly_what_the_database_says() {
     assert_eq!(c[0], "daemon-reload", "{c:?}");
     let mut enabled: Vec<&String> = c[1..].iter().collect();
     enabled.sort();
-    let mut want = vec![
+    let mut want = [
         format!("enable --now {}.timer", stem(daily)),
         format!("enable --now {}.timer", stem(hourly)),
         "enable --now restic-fleet-sync.timer".to_string(),
@@ -314,7 +249,7 @@ async fn sync_installs_changes_and_removes_exactly_what_the_database_says() {
 #[tokio::test]
 async fn invalid_schedule_is_reported_and_the_rest_completes() {
     let env = Env::enrolled().await;
-    let (bin, _log) = fake_systemctl(&env);
+    let (bin, _log) = fake_tool(&env, "systemctl", "");
     let units = env.dir.path().join("units");
     let src = env.make_source("src", 1);
     let good = env.add_job("good", &[&src]).await;
@@ -337,7 +272,7 @@ async fn invalid_schedule_is_reported_and_the_rest_completes() {
 #[tokio::test]
 async fn names_and_paths_cannot_inject_into_units() {
     let env = Env::enrolled().await;
-    let (bin, _log) = fake_systemctl(&env);
+    let (bin, _log) = fake_tool(&env, "systemctl", "");
     let units = env.dir.path().join("units");
     let nasty = "x\"; rm -rf / %n $HOME \\ \n[Service]\nExecStartPre=/bin/evil ÚČTO";
     let src = env.make_source("src", 1);
@@ -417,7 +352,7 @@ async fn without_systemctl_files_are_written_and_a_warning_says_timers_are_inact
 #[tokio::test]
 async fn dry_run_changes_nothing() {
     let env = Env::enrolled().await;
-    let (bin, log) = fake_systemctl(&env);
+    let (bin, log) = fake_tool(&env, "systemctl", "");
     let units = env.dir.path().join("units");
     let src = env.make_source("src", 1);
     let job = env.add_job("j", &[&src]).await;
@@ -446,7 +381,7 @@ async fn dry_run_changes_nothing() {
 #[tokio::test]
 async fn missed_slot_gets_exactly_one_catch_up_and_the_persistent_timer_then_skips() {
     let env = Env::with_repo().await;
-    let (bin, _log) = fake_systemctl(&env);
+    let (bin, _log) = fake_tool(&env, "systemctl", "");
     let units = env.dir.path().join("units");
     let src = env.make_source("src", 2);
     let job = env.add_job("laptop home", &[&src]).await;
@@ -526,7 +461,7 @@ async fn missed_slot_gets_exactly_one_catch_up_and_the_persistent_timer_then_ski
 #[tokio::test]
 async fn sync_closes_stale_runs() {
     let env = Env::enrolled().await;
-    let (bin, _log) = fake_systemctl(&env);
+    let (bin, _log) = fake_tool(&env, "systemctl", "");
     let units = env.dir.path().join("units");
     let src = env.make_source("src", 1);
     let job = env.add_job("j", &[&src]).await;

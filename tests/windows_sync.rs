@@ -15,42 +15,11 @@ use restic_fleet::schedule::CronExpr;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+/// The fake schtasks also checks that /Create names an existing XML file.
+const FAKE_SCHTASKS_CHECK: &str =
+    "if [ \"$1\" = /Create ] && [ ! -f \"$5\" ]; then echo missing xml >&2; exit 1; fi";
+
 const EVAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/task_eval.py");
-
-fn fake_schtasks(env: &Env) -> (PathBuf, PathBuf) {
-    let bin = env.dir.path().join("fakebin");
-    std::fs::create_dir_all(&bin).unwrap();
-    let log = env.dir.path().join("schtasks.log");
-    let script = bin.join("schtasks");
-    // Records the arguments; for /Create also checks that the XML file exists.
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = /Create ] && [ ! -f \"$5\" ]; then echo missing xml >&2; exit 1; fi\nprintf '%s\\n' \"$*\" >> '{}'\nexit 0\n",
-            log.display()
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    (bin, log)
-}
-
-fn path_with(bin: &Path) -> String {
-    format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
-fn calls(log: &Path) -> Vec<String> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
 
 fn sync(env: &Env, bin: &Path, extra: &[&str]) -> (Option<i32>, Value) {
     let out = env
@@ -63,39 +32,6 @@ fn sync(env: &Env, bin: &Path, extra: &[&str]) -> (Option<i32>, Value) {
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("sync --json: {e}\n{}\n{}", stdout(&out), stderr(&out)));
     (out.status.code(), report)
-}
-
-fn names(report: &Value, key: &str) -> Vec<String> {
-    let mut v: Vec<String> = report[key]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["name"].as_str().unwrap().to_string())
-        .collect();
-    v.sort();
-    v
-}
-
-async fn add_cron(env: &Env, job: Uuid, expr: &str) -> i32 {
-    sqlx::query_scalar("INSERT INTO schedules (job_id, schedule_type, cron_expression) VALUES ($1, 'cron', $2) RETURNING id")
-        .bind(job)
-        .bind(expr)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap()
-}
-
-async fn add_interval(env: &Env, job: Uuid, secs: i32) -> i32 {
-    sqlx::query_scalar("INSERT INTO schedules (job_id, schedule_type, interval_seconds) VALUES ($1, 'interval', $2) RETURNING id")
-        .bind(job)
-        .bind(secs)
-        .fetch_one(&env.pool)
-        .await
-        .unwrap()
-}
-
-fn stem(job: Uuid) -> String {
-    format!("restic-fleet-job-{job}")
 }
 
 fn read_xml(path: &Path) -> String {
@@ -169,7 +105,7 @@ fn normalise(text: &str, env: &Env, job: Option<Uuid>) -> String {
 async fn windows_sync_registers_updates_and_deletes_exactly_what_the_database_says() {
     let env = Env::enrolled().await;
     env.set_setting("timezone", "UTC").await;
-    let (bin, log) = fake_schtasks(&env);
+    let (bin, log) = fake_tool(&env, "schtasks", FAKE_SCHTASKS_CHECK);
     let state = env.dir.path().join("tasks");
     let src = env.make_source("src", 1);
     let daily = env.add_job("daily", &[&src]).await;

@@ -118,7 +118,11 @@ const NUMERIC_KEYS: &[&str] = &[
     "schedule_jitter_seconds",
     "missed_run_grace_seconds",
     "concurrency_wait_seconds",
+    "windows_execution_time_limit_hours",
 ];
+
+/// Keys whose values must be booleans (read with `Settings::get_bool`).
+const BOOL_KEYS: &[&str] = &["windows_run_on_battery", "windows_wake_to_run"];
 
 /// Checks the shape of a key: lower-case letters, digits and underscores.
 pub fn validate_key(key: &str) -> anyhow::Result<()> {
@@ -154,6 +158,15 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
                 }
             ));
         }
+    }
+    if BOOL_KEYS.contains(&key)
+        && crate::settings::Settings::from_pairs([(key.to_string(), value.to_string())])
+            .get_bool(key, false)
+            .is_err()
+    {
+        return Err(usage_err!(
+            "setting {key} must be true or false, not {value:?}"
+        ));
     }
     if key == "timezone"
         && !value.trim().is_empty()
@@ -370,6 +383,9 @@ mod tests {
     fn validates_keys_and_values() {
         assert!(validate("sync_interval_seconds", "300").is_ok());
         assert!(validate("sync_interval_seconds", "0").is_err());
+        assert!(validate("windows_wake_to_run", "yes").is_ok());
+        assert!(validate("windows_wake_to_run", "maybe").is_err());
+        assert!(validate("windows_execution_time_limit_hours", "-1").is_err());
         assert!(validate("run_retention_days", "-1").is_err());
         assert!(validate("timezone", "Europe/Prague").is_ok());
         assert!(validate("timezone", "").is_ok());

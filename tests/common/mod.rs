@@ -199,3 +199,80 @@ pub fn stdout(out: &Output) -> String {
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
+
+/// A directory with a recording fake `name` (a shell script appending its arguments to the
+/// returned log, one call a line) after running `precheck` (shell code, may be empty).
+pub fn fake_tool(env: &Env, name: &str, precheck: &str) -> (PathBuf, PathBuf) {
+    let bin = env.dir.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = env.dir.path().join(format!("{name}.log"));
+    let script = bin.join(name);
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n{precheck}\nprintf '%s\\n' \"$*\" >> '{}'\nexit 0\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, log)
+}
+
+/// PATH with `bin` first.
+pub fn path_with(bin: &Path) -> String {
+    format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// The calls a fake tool recorded.
+pub fn calls(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The sorted `name`s of a sync report's list `key` (added, updated, ...).
+pub fn names(report: &serde_json::Value, key: &str) -> Vec<String> {
+    let mut v: Vec<String> = report[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+pub async fn add_cron(env: &Env, job: uuid::Uuid, expr: &str) -> i32 {
+    sqlx::query_scalar(
+        "INSERT INTO schedules (job_id, schedule_type, cron_expression) VALUES ($1, 'cron', $2) RETURNING id",
+    )
+    .bind(job)
+    .bind(expr)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+pub async fn add_interval(env: &Env, job: uuid::Uuid, secs: i32) -> i32 {
+    sqlx::query_scalar(
+        "INSERT INTO schedules (job_id, schedule_type, interval_seconds) VALUES ($1, 'interval', $2) RETURNING id",
+    )
+    .bind(job)
+    .bind(secs)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+/// The unit/task name of a job.
+pub fn stem(job: uuid::Uuid) -> String {
+    format!("restic-fleet-job-{job}")
+}
