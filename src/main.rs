@@ -94,6 +94,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 force: args.force,
                 json: args.json,
                 progress: run::want_progress(args.json),
+                config_path: config_path.clone(),
             };
             run::run(&cfg, &pool, opts).await
         }

@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub json: bool,
     /// Show a progress bar (decided by the caller: a terminal, not `--json`).
     pub progress: bool,
+    /// The config file in force (passed on to a re-registering sync).
+    pub config_path: std::path::PathBuf,
 }
 
 /// What a finished run recorded, as printed by `run --json`.
@@ -248,8 +250,13 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
     };
 
     let end_time: DateTime<Utc> = record(pool, run_id, &outcome).await?;
-    if let Err(e) = crate::schedules::update_after_run(pool, job_id, start_time, tz).await {
-        tracing::warn!("could not update the schedules of job {job_id}: {e:#}");
+    match crate::schedules::update_after_run(pool, job_id, start_time, tz).await {
+        Ok(schedules) => {
+            if crate::sync::needs_reregistration(&schedules, &tz, Utc::now()) {
+                reregister(&opts.config_path);
+            }
+        }
+        Err(e) => tracing::warn!("could not update the schedules of job {job_id}: {e:#}"),
     }
     lock.close().await;
 
@@ -314,6 +321,27 @@ fn print_report(r: &RunReport, json: bool) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// The job's timer or task is a single entry at its next instant (see
+/// [`crate::sync::needs_reregistration`]): start a sync, in the background, to register the
+/// following one.
+fn reregister(config_path: &std::path::Path) {
+    let Ok(me) = std::env::current_exe() else {
+        return;
+    };
+    let mut cmd = std::process::Command::new(me);
+    cmd.arg("--config")
+        .arg(config_path)
+        .args(["sync", "--no-catch-up"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    match cmd.spawn() {
+        Ok(_) => tracing::info!("started a sync to register this job's next run"),
+        Err(e) => tracing::warn!("could not start a sync to register the next run: {e}"),
+    }
 }
 
 pub fn human_bytes(n: u64) -> String {

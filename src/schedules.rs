@@ -65,13 +65,13 @@ pub fn next_run(
 }
 
 /// After a run: `last_run_at` = the run's start and `next_run_at` recomputed, for every enabled
-/// schedule of the job.
+/// schedule of the job. Returns the job's valid enabled schedules.
 pub async fn update_after_run(
     pool: &PgPool,
     job_id: Uuid,
     started: DateTime<Utc>,
     tz: Tz,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Schedule>> {
     let rows: Vec<ScheduleRow> = sqlx::query_as(&format!(
         "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 AND enabled"
     ))
@@ -79,9 +79,14 @@ pub async fn update_after_run(
     .fetch_all(pool)
     .await?;
     let now = Utc::now();
+    let mut parsed = Vec::new();
     for row in rows {
         let next = match row.schedule() {
-            Ok(sched) => next_run(&sched, Some(started), now, &tz),
+            Ok(sched) => {
+                let next = next_run(&sched, Some(started), now, &tz);
+                parsed.push(sched);
+                next
+            }
             Err(e) => {
                 tracing::warn!("{e}");
                 None
@@ -96,5 +101,5 @@ pub async fn update_after_run(
         .execute(pool)
         .await?;
     }
-    Ok(())
+    Ok(parsed)
 }

@@ -549,6 +549,28 @@ pub async fn run(
     })
 }
 
+/// Whether this platform's scheduler entry for these schedules is the documented fallback: a
+/// single entry at the next instant (systemd: lines generated inside a repeated hour that
+/// cannot be exact; Windows: more than 48 triggers). Such an entry must be re-registered after
+/// every occurrence, which `run` does by starting a sync.
+pub fn needs_reregistration(
+    schedules: &[Schedule],
+    tz: &chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> bool {
+    let horizon = crate::preview::HORIZON_DAYS;
+    if cfg!(windows) {
+        crate::schedule::windows::job_triggers(schedules, tz, now, horizon).fallback
+    } else {
+        schedules.iter().any(|s| match s {
+            Schedule::Cron(expr) => {
+                crate::schedule::systemd::on_calendar_plan(expr, tz, now, horizon).fallback
+            }
+            Schedule::Interval { .. } => false,
+        })
+    }
+}
+
 /// Starts `restic-fleet run <job> --triggered-by missed` in its own process group, so that it
 /// outlives this sync (the sync unit uses KillMode=process).
 fn spawn_catch_up(plan: &Plan, job: Uuid) -> std::io::Result<tokio::process::Child> {
@@ -561,4 +583,70 @@ fn spawn_catch_up(plan: &Plan, job: Uuid) -> std::io::Result<tokio::process::Chi
     #[cfg(unix)]
     cmd.process_group(0);
     cmd.spawn()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn fallback_entries_ask_for_reregistration() {
+        let tz: chrono_tz::Tz = "Europe/Prague".parse().unwrap();
+        let cron = |e: &str| Schedule::Cron(crate::schedule::CronExpr::parse(e).unwrap());
+        // 02:10 CET on 2027-10-31 is inside the second pass of the repeated hour; the fixed-time
+        // job still has 02:30 left in it, which systemd would fire a second time.
+        let second_pass = Utc.with_ymd_and_hms(2027, 10, 31, 1, 10, 0).unwrap();
+        let ordinary = Utc.with_ymd_and_hms(2027, 6, 1, 12, 0, 0).unwrap();
+        assert!(!needs_reregistration(
+            &[cron("0,30 2 * * *")],
+            &tz,
+            ordinary
+        ));
+        assert!(!needs_reregistration(
+            &[Schedule::Interval { seconds: 60 }],
+            &tz,
+            second_pass
+        ));
+        if !cfg!(windows) {
+            assert!(needs_reregistration(
+                &[cron("0,30 2 * * *")],
+                &tz,
+                second_pass
+            ));
+        }
+    }
+
+    #[test]
+    fn reconcile_compares_names_and_contents() {
+        let a = |name: &str, body: &str| Artifact {
+            name: name.into(),
+            job_id: None,
+            label: String::new(),
+            files: BTreeMap::from([(format!("{name}.timer"), body.as_bytes().to_vec())]),
+        };
+        let c = reconcile(
+            vec![a("x", "1"), a("y", "2"), a("z", "3")],
+            vec![a("x", "1"), a("y", "old"), a("gone", "0")],
+        );
+        assert_eq!(
+            c.unchanged
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>(),
+            ["x"]
+        );
+        assert_eq!(
+            c.update.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            ["y"]
+        );
+        assert_eq!(
+            c.add.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            ["z"]
+        );
+        assert_eq!(
+            c.remove.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
+            ["gone"]
+        );
+    }
 }
