@@ -7,6 +7,7 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v restic >/dev/null || need+=(restic)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v runuser >/dev/null || need+=(util-linux)
+command -v script >/dev/null || need+=(bsdutils)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}; install them (apt-get install ${need[*]}) and run again" >&2

@@ -579,3 +579,62 @@ async fn a_stale_running_row_is_closed_by_the_next_run() {
     );
     assert_eq!(rows.iter().filter(|r| r.status == "success").count(), 1);
 }
+
+#[tokio::test]
+async fn an_unreadable_file_gives_restic_exit_3_recorded_as_a_warning() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 2);
+    // /proc/1/mem cannot be opened (EACCES) even by root, so restic reads everything else and
+    // exits 3: the snapshot exists but is incomplete.
+    let job = env
+        .add_job("docs", &[&src, std::path::Path::new("/proc/1/mem")])
+        .await;
+    let out = run_job(&env, job, &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let rows = runs(&env).await;
+    assert_eq!(rows[0].status, "success");
+    assert_eq!(rows[0].exit_code, Some(3));
+    let msg = rows[0].error_message.as_deref().unwrap();
+    assert!(
+        msg.starts_with("warning:") && msg.contains("incomplete") && msg.contains("/proc/1/mem"),
+        "{msg}"
+    );
+    assert_eq!(rows[0].metadata.as_ref().unwrap()["incomplete"], true);
+    assert!(rows[0].snapshot_id.is_some());
+    assert_eq!(rows[0].files_new, Some(2));
+}
+
+#[tokio::test]
+async fn a_terminal_gets_a_progress_bar_and_a_scheduler_gets_plain_log_lines() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 1);
+    big_file(&src.join("big.bin"), 300);
+    let job = env.add_job("big", &[&src]).await;
+    // `script` gives the command a pseudo-terminal and copies what it draws.
+    let cmdline = format!(
+        "{} --config {} run {}",
+        env!("CARGO_BIN_EXE_restic-fleet"),
+        env.config_path().display(),
+        job
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env("TERM", "xterm")
+        .env_remove("DATABASE_URL")
+        .output()
+        .expect("script (util-linux) on PATH");
+    assert_ok(&out);
+    let screen = stdout(&out);
+    assert!(
+        screen.contains("ETA") && screen.contains('%') && screen.contains("files"),
+        "{screen}"
+    );
+    assert!(screen.contains("succeeded"), "{screen}");
+
+    // Without a terminal: plain lines, no colours, no bar.
+    let out = run_job(&env, job, &[]);
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(err.contains("INFO starting backup"), "{err}");
+    assert!(!err.contains('\u{1b}') && !err.contains("ETA"), "{err}");
+}
