@@ -65,13 +65,28 @@ pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
 /// Connects without looking at the schema.
 pub async fn connect_no_migrate(url: &str) -> anyhow::Result<PgPool> {
     let opts = connect_options(url)?;
-    PgPoolOptions::new()
+    // One direct attempt first: a pool retries a refused connection until its acquire timeout,
+    // and a database that is down should be reported at once, not after 30 seconds.
+    let probe = tokio::time::timeout(CONNECT_TIMEOUT, opts.connect())
+        .await
+        .map_err(|_| {
+            Failure::failed(format!(
+                "cannot connect to the database at {}: no answer within {}s; check database_url \
+                 in the config (or DATABASE_URL) and that PostgreSQL is running and reachable",
+                mask_url(url),
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| connect_error(url, e))?;
+    let _ = sqlx::Connection::close(probe).await;
+    Ok(PgPoolOptions::new()
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(30))
-        .connect_with(opts)
-        .await
-        .map_err(|e| connect_error(url, e))
+        .connect_lazy_with(opts))
 }
+
+/// How long the first connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The versions recorded as successfully applied (empty when the table does not exist).
 pub async fn applied_versions(pool: &PgPool) -> anyhow::Result<BTreeSet<i64>> {
