@@ -557,6 +557,35 @@ impl std::str::FromStr for CronExpr {
     }
 }
 
+/// Instants at which the offset of `tz` changes in `(from, to]`.
+pub fn transitions(tz: &Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+    let mut out = Vec::new();
+    let step = Duration::hours(6);
+    let mut t = from;
+    while t < to {
+        let next = (t + step).min(to);
+        if offset_secs(tz, t) != offset_secs(tz, next) {
+            // Bisect to the second.
+            let (mut lo, mut hi) = (t.timestamp(), next.timestamp());
+            let off_lo = offset_secs(tz, t);
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                let m = DateTime::from_timestamp(mid, 0).unwrap_or(t);
+                if offset_secs(tz, m) == off_lo {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            if let Some(x) = DateTime::from_timestamp(hi, 0) {
+                out.push(x);
+            }
+        }
+        t = next;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,7 +31,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Timelike, Utc};
 use chrono_tz::Tz;
 
-use super::cron::{CronExpr, DstPolicy, offset_secs};
+use super::cron::{CronExpr, DstPolicy, offset_secs, transitions};
 
 /// Horizon used by the sync for dated compensation lines.
 pub const DEFAULT_HORIZON_DAYS: u32 = 400;
@@ -140,35 +140,6 @@ fn days_in_month(m: u32) -> u32 {
         4 | 6 | 9 | 11 => 30,
         _ => 31,
     }
-}
-
-/// Instants at which the offset of `tz` changes in `(from, to]`.
-fn transitions(tz: &Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-    let mut out = Vec::new();
-    let step = Duration::hours(6);
-    let mut t = from;
-    while t < to {
-        let next = (t + step).min(to);
-        if offset_secs(tz, t) != offset_secs(tz, next) {
-            // Bisect to the second.
-            let (mut lo, mut hi) = (t.timestamp(), next.timestamp());
-            let off_lo = offset_secs(tz, t);
-            while hi - lo > 1 {
-                let mid = lo + (hi - lo) / 2;
-                let m = DateTime::from_timestamp(mid, 0).unwrap_or(t);
-                if offset_secs(tz, m) == off_lo {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            if let Some(x) = DateTime::from_timestamp(hi, 0) {
-                out.push(x);
-            }
-        }
-        t = next;
-    }
-    out
 }
 
 /// Instants of `expr` in `(from, to]` under `policy`.

@@ -58,7 +58,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 
-use super::cron::{CronExpr, offset_secs};
+use super::cron::{CronExpr, offset_secs, transitions};
 
 /// The Task Scheduler schema allows at most 48 triggers per task.
 pub const MAX_TRIGGERS: usize = 48;
@@ -278,33 +278,6 @@ fn start_of_day(tz: &Tz, date: NaiveDate) -> Option<DateTime<Utc>> {
         }
     }
     None
-}
-
-/// Instants in `(from, to]` at which the offset of `tz` changes.
-pub fn transitions(tz: &Tz, from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-    let mut out = Vec::new();
-    let mut t = from;
-    while t < to {
-        let next = (t + Duration::hours(6)).min(to);
-        let off = offset_secs(tz, t);
-        if off != offset_secs(tz, next) {
-            let (mut lo, mut hi) = (t.timestamp(), next.timestamp());
-            while hi - lo > 1 {
-                let mid = lo + (hi - lo) / 2;
-                let m = DateTime::from_timestamp(mid, 0).unwrap_or(t);
-                if offset_secs(tz, m) == off {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            if let Some(x) = DateTime::from_timestamp(hi, 0) {
-                out.push(x);
-            }
-        }
-        t = next;
-    }
-    out
 }
 
 /// TimeTriggers (absolute instants, written in `tz`'s offset at each start) for `instants`.
