@@ -4,6 +4,7 @@
 # (scripts/install-deps.sh installs them). Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/install-deps.sh --tests
 . scripts/pg.sh
 dir=$(mktemp -d /tmp/restic-fleet-test-pg.XXXXXX)
 trap 'pg_stop "$dir"; rm -rf "$dir"' EXIT
