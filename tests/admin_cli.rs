@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Output, Stdio};
 
 use common::*;
@@ -12,24 +11,6 @@ use serde_json::Value;
 
 fn rf(env: &Env, args: &[&str]) -> Output {
     env.cmd().args(args).stdin(Stdio::null()).output().unwrap()
-}
-
-fn rf_stdin(env: &Env, args: &[&str], input: &str) -> Output {
-    let mut child = env
-        .cmd()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn json(out: &Output) -> Value {
@@ -648,7 +629,7 @@ async fn settings_commands_mask_the_password_and_validate() {
         &env,
         &["settings", "set", "repository_url", "/srv/restic"],
     ));
-    let out = rf_stdin(
+    let out = with_stdin(
         &env,
         &["settings", "set", "repository_password", "-"],
         "s3cret pw\n",

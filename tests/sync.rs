@@ -11,17 +11,10 @@ use serde_json::Value;
 use uuid::Uuid;
 
 fn sync(env: &Env, bin: &Path, unit_dir: &Path, extra: &[&str]) -> (Option<i32>, Value) {
-    let out = env
-        .cmd()
-        .env("PATH", path_with(bin))
-        .args(["sync", "--json", "--unit-dir"])
-        .arg(unit_dir)
-        .args(extra)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("sync --json: {e}\n{}\n{}", stdout(&out), stderr(&out)));
-    (out.status.code(), report)
+    let dir = unit_dir.to_str().unwrap();
+    let mut args = vec!["--unit-dir", dir];
+    args.extend_from_slice(extra);
+    sync_json(env, bin, &args)
 }
 
 /// `systemd-analyze verify` prints nothing for a clean unit (it exits 0 even with warnings).
@@ -50,22 +43,6 @@ fn verify(dir: &Path) {
         out.status.success() && err.trim().is_empty() && stdout(&out).trim().is_empty(),
         "systemd-analyze verify:\n{err}"
     );
-}
-
-fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "golden file {} missing (UPDATE_GOLDEN=1 writes it)",
-            path.display()
-        )
-    });
-    assert_eq!(actual, want, "golden file {name} differs");
 }
 
 fn normalise(text: &str, env: &Env, job: Uuid) -> String {

@@ -22,16 +22,9 @@ const FAKE_SCHTASKS_CHECK: &str =
 const EVAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/task_eval.py");
 
 fn sync(env: &Env, bin: &Path, extra: &[&str]) -> (Option<i32>, Value) {
-    let out = env
-        .cmd()
-        .env("PATH", path_with(bin))
-        .args(["sync", "--json", "--backend", "windows"])
-        .args(extra)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("sync --json: {e}\n{}\n{}", stdout(&out), stderr(&out)));
-    (out.status.code(), report)
+    let mut args = vec!["--backend", "windows"];
+    args.extend_from_slice(extra);
+    sync_json(env, bin, &args)
 }
 
 fn read_xml(path: &Path) -> String {
@@ -64,22 +57,6 @@ fn xml_files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     v.sort();
     v
-}
-
-fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/golden/windows")
-        .join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-    }
-    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
-        panic!(
-            "golden file {} missing (UPDATE_GOLDEN=1 writes it)",
-            path.display()
-        )
-    });
-    assert_eq!(actual, want, "golden file {name} differs");
 }
 
 fn normalise(text: &str, env: &Env, job: Option<Uuid>) -> String {
@@ -139,11 +116,11 @@ async fn windows_sync_registers_updates_and_deletes_exactly_what_the_database_sa
     assert_eq!(files.len(), 3, "state folder records what was registered");
     schema_check(&files);
     let xml = read_xml(&state.join(format!("{}.xml", stem(daily))));
-    golden("daily.xml", &normalise(&xml, &env, Some(daily)));
+    golden("windows/daily.xml", &normalise(&xml, &env, Some(daily)));
     let xml = read_xml(&state.join(format!("{}.xml", stem(hourly))));
-    golden("interval.xml", &normalise(&xml, &env, Some(hourly)));
+    golden("windows/interval.xml", &normalise(&xml, &env, Some(hourly)));
     let xml = read_xml(&state.join("restic-fleet-sync.xml"));
-    golden("sync.xml", &normalise(&xml, &env, None));
+    golden("windows/sync.xml", &normalise(&xml, &env, None));
 
     // No change: nothing registered again.
     std::fs::remove_file(&log).unwrap();

@@ -276,3 +276,55 @@ pub async fn add_interval(env: &Env, job: uuid::Uuid, secs: i32) -> i32 {
 pub fn stem(job: uuid::Uuid) -> String {
     format!("restic-fleet-job-{job}")
 }
+
+/// Runs the binary with `args`, feeding `input` on standard input.
+pub fn with_stdin(env: &Env, args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = env
+        .cmd()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Compares `actual` with the golden file `tests/golden/<name>`; `UPDATE_GOLDEN=1` rewrites it.
+pub fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "golden file {} missing (UPDATE_GOLDEN=1 writes it)",
+            path.display()
+        )
+    });
+    assert_eq!(actual, want, "golden file {name} differs");
+}
+
+/// `restic-fleet sync --json ARGS` with the fake tools of `bin` first on PATH: exit code and report.
+pub fn sync_json(env: &Env, bin: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let out = env
+        .cmd()
+        .env("PATH", path_with(bin))
+        .args(["sync", "--json"])
+        .args(args)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("sync --json: {e}\n{}\n{}", stdout(&out), stderr(&out)));
+    (out.status.code(), report)
+}
