@@ -123,6 +123,19 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
             job.name
         ));
     }
+    let device_enabled: Option<bool> =
+        sqlx::query_scalar("SELECT enabled FROM devices WHERE id = $1")
+            .bind(&config.device_id)
+            .fetch_optional(pool)
+            .await?;
+    if device_enabled == Some(false) && !opts.force {
+        return Err(usage_err!(
+            "this device {:?} is disabled; enable it with `restic-fleet device enable {}` or \
+             pass --force to run the job once anyway",
+            config.device_id,
+            config.device_id
+        ));
+    }
     let settings = Settings::load(pool, &config.device_id).await?;
     let repository = settings
         .get("repository_url")

@@ -461,3 +461,34 @@ async fn sync_closes_stale_runs() {
     assert_eq!(status, "failed");
     assert!(msg.unwrap().contains("ended without recording a result"));
 }
+
+#[tokio::test]
+async fn a_disabled_device_keeps_only_the_sync_timer_and_refuses_runs() {
+    let env = Env::enrolled().await;
+    let (bin, _log) = fake_tool(&env, "systemctl", "");
+    let units = env.dir.path().join("units");
+    let src = env.make_source("src", 1);
+    let job = env.add_job("j", &[&src]).await;
+    add_cron(&env, job, "@daily").await;
+    let (_, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(names(&r, "added").len(), 2);
+    sqlx::query("UPDATE devices SET enabled = false WHERE id = $1")
+        .bind(&env.device)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(0));
+    assert_eq!(names(&r, "removed"), vec![stem(job)]);
+    assert_eq!(
+        names(&r, "unchanged"),
+        vec!["restic-fleet-sync".to_string()]
+    );
+    assert!(
+        r["warnings"][0].as_str().unwrap().contains("is disabled"),
+        "{r:#}"
+    );
+    let out = env.cmd().args(["run", &job.to_string()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is disabled"), "{}", stderr(&out));
+}

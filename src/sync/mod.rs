@@ -381,7 +381,21 @@ pub async fn run(
     let grace =
         Duration::seconds(i64::try_from(grace.saturating_add(jitter)).unwrap_or(i64::MAX / 4));
     let sync_interval = settings.get_u64("sync_interval_seconds", 300)?;
-    let (jobs, schedules) = load(pool, &config.device_id).await?;
+    let (mut jobs, mut schedules) = load(pool, &config.device_id).await?;
+    let device_enabled: bool = sqlx::query_scalar("SELECT enabled FROM devices WHERE id = $1")
+        .bind(&config.device_id)
+        .fetch_one(pool)
+        .await?;
+    if !device_enabled {
+        // A disabled device keeps only the sync timer, so enabling it again takes effect.
+        report.warnings.push(format!(
+            "device {:?} is disabled: none of its jobs is scheduled (enable it with \
+             `restic-fleet device enable {}`)",
+            config.device_id, config.device_id
+        ));
+        jobs.clear();
+        schedules.clear();
+    }
     let latest: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as::<_, (Uuid, DateTime<Utc>)>(
         "SELECT job_id, max(start_time) FROM runs WHERE device_id = $1 GROUP BY job_id",
     )
