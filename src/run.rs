@@ -486,56 +486,34 @@ async fn execute(
         .collect();
 
     let argv = restic_argv(job, &config.device_id, &extra);
-    let mut cmd = restic_command(&restic, repository, password, settings);
-    cmd.args(&argv)
-        .env("RESTIC_PROGRESS_FPS", if progress { "4" } else { "0.0167" })
-        .stdout(Stdio::piped());
-    #[cfg(unix)]
-    cmd.process_group(0); // signals reach restic only through us, once
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return failed(
-                format!("could not start restic at {}: {e}", restic.display()),
-                exit::FAILED,
-            );
-        }
+    let mut attempt = match backup_once(
+        &restic, &argv, repository, password, settings, progress, &job.name,
+    )
+    .await
+    {
+        Ok(a) => a,
+        Err(message) => return failed(message, exit::FAILED),
     };
-
-    let reporter = Arc::new(Mutex::new(Progress::new(progress, &job.name)));
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return failed("restic's output could not be captured".into(), exit::FAILED);
-    };
-    let out_task = tokio::spawn(read_stream(stdout, reporter.clone()));
-    let err_task = tokio::spawn(read_stream(stderr, reporter.clone()));
-
-    let mut cancelled_by: Option<&'static str> = None;
-    let status = loop {
-        tokio::select! {
-            st = child.wait() => break st,
-            sig = shutdown_signal() => {
-                if cancelled_by.is_none() {
-                    tracing::warn!("received {sig}: stopping restic so it releases its repository lock");
-                    cancelled_by = Some(sig);
-                    interrupt(&child);
-                    let grace = tokio::time::timeout(Duration::from_secs(60), child.wait()).await;
-                    match grace {
-                        Ok(st) => break st,
-                        Err(_) => {
-                            tracing::error!("restic did not stop within 60s; killing it");
-                            let _ = child.start_kill();
-                            break child.wait().await;
-                        }
-                    }
-                }
-            }
-        }
-    };
-    let out = out_task.await.unwrap_or_default();
-    let err = err_task.await.unwrap_or_default();
-    if let Ok(mut p) = reporter.lock() {
-        p.finish();
+    // A lock left by a restic that died (another machine's crashed prune, a killed check) makes
+    // the backup fail; `restic unlock` removes only such stale locks, then one retry.
+    if attempt.cancelled_by.is_none() && attempt.lock_failure() {
+        tracing::warn!("the repository is locked; removing stale locks and trying once more");
+        remove_stale_locks(&restic, repository, password, settings).await;
+        attempt = match backup_once(
+            &restic, &argv, repository, password, settings, progress, &job.name,
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(message) => return failed(message, exit::FAILED),
+        };
     }
+    let Attempt {
+        status,
+        out,
+        err,
+        cancelled_by,
+    } = attempt;
 
     let exit_code = status.as_ref().ok().and_then(|s| s.code());
     let summary = out
@@ -550,7 +528,10 @@ async fn execute(
 
     let mut missing_paths = missing;
     for p in restic::skipped_paths(&err.raw_tail) {
-        if !missing_paths.contains(&p) && !job.source_paths.iter().any(|s| p.ends_with(s.as_str()))
+        // restic prints the absolute path; a pre-checked entry may be relative.
+        if !missing_paths
+            .iter()
+            .any(|m| p == *m || p.ends_with(m.as_str()))
         {
             missing_paths.push(p);
         }
@@ -642,6 +623,93 @@ async fn execute(
     outcome.warnings = warnings;
     tracing::debug!("restic repository {}", mask_url(repository));
     outcome
+}
+
+/// One restic process: how it ended and what it said.
+struct Attempt {
+    status: std::io::Result<std::process::ExitStatus>,
+    out: StreamResult,
+    err: StreamResult,
+    cancelled_by: Option<&'static str>,
+}
+
+impl Attempt {
+    /// restic could not lock the repository (0.17+: exit 11; older: its message).
+    fn lock_failure(&self) -> bool {
+        let code = self.status.as_ref().ok().and_then(|s| s.code());
+        if code == Some(restic::code::LOCK_FAILED) {
+            return true;
+        }
+        code == Some(restic::code::FATAL)
+            && [&self.out, &self.err].iter().any(|s| {
+                s.fatal
+                    .iter()
+                    .chain(std::iter::once(&s.raw_tail))
+                    .any(|t| t.contains("unable to create lock") || t.contains("already locked"))
+            })
+    }
+}
+
+/// Runs `restic <argv>` once, streaming its output into a progress display and transcripts, and
+/// stops it cleanly on SIGINT/SIGTERM. The error is a sentence for a run that never started.
+async fn backup_once(
+    restic: &std::path::Path,
+    argv: &[String],
+    repository: &str,
+    password: &str,
+    settings: &Settings,
+    progress: bool,
+    job_name: &str,
+) -> Result<Attempt, String> {
+    let mut cmd = restic_command(restic, repository, password, settings);
+    cmd.args(argv)
+        .env("RESTIC_PROGRESS_FPS", if progress { "4" } else { "0.0167" })
+        .stdout(Stdio::piped());
+    #[cfg(unix)]
+    cmd.process_group(0); // signals reach restic only through us, once
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("could not start restic at {}: {e}", restic.display()))?;
+    let reporter = Arc::new(Mutex::new(Progress::new(progress, job_name)));
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err("restic's output could not be captured".into());
+    };
+    let out_task = tokio::spawn(read_stream(stdout, reporter.clone()));
+    let err_task = tokio::spawn(read_stream(stderr, reporter.clone()));
+
+    let mut cancelled_by: Option<&'static str> = None;
+    let status = loop {
+        tokio::select! {
+            st = child.wait() => break st,
+            sig = shutdown_signal() => {
+                if cancelled_by.is_none() {
+                    tracing::warn!("received {sig}: stopping restic so it releases its repository lock");
+                    cancelled_by = Some(sig);
+                    interrupt(&child);
+                    let grace = tokio::time::timeout(Duration::from_secs(60), child.wait()).await;
+                    match grace {
+                        Ok(st) => break st,
+                        Err(_) => {
+                            tracing::error!("restic did not stop within 60s; killing it");
+                            let _ = child.start_kill();
+                            break child.wait().await;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let out = out_task.await.unwrap_or_default();
+    let err = err_task.await.unwrap_or_default();
+    if let Ok(mut p) = reporter.lock() {
+        p.finish();
+    }
+    Ok(Attempt {
+        status,
+        out,
+        err,
+        cancelled_by,
+    })
 }
 
 /// A restic command whose environment carries the repository, the password and the cache

@@ -638,3 +638,50 @@ async fn a_terminal_gets_a_progress_bar_and_a_scheduler_gets_plain_log_lines() {
     assert!(err.contains("INFO starting backup"), "{err}");
     assert!(!err.contains('\u{1b}') && !err.contains("ETA"), "{err}");
 }
+
+#[tokio::test]
+async fn a_stale_lock_of_a_dead_restic_is_removed_and_the_backup_retried() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("docs", &[&src]).await;
+    // `restic check` takes an exclusive lock; killed with SIGKILL it leaves the lock behind.
+    let mut check = Command::new("restic")
+        .arg("check")
+        .env("RESTIC_REPOSITORY", env.repo())
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .env("RESTIC_CACHE_DIR", env.dir.path().join("cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        let locks = env.restic(&["list", "locks", "--no-lock"]);
+        if !String::from_utf8_lossy(&locks.stdout).trim().is_empty() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "restic check took no lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    check.kill().unwrap();
+    check.wait().unwrap();
+    let locks = env.restic(&["list", "locks", "--no-lock"]);
+    assert!(
+        !String::from_utf8_lossy(&locks.stdout).trim().is_empty(),
+        "the stale lock is there"
+    );
+
+    let out = run_job(&env, job, &[]);
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("removing stale locks"),
+        "{}",
+        stderr(&out)
+    );
+    let rows = runs(&env).await;
+    assert_eq!(rows[0].status, "success");
+    assert_eq!(rows[0].files_new, Some(2));
+}
