@@ -154,7 +154,7 @@ pub async fn run(config_path: &std::path::Path, args: &PreviewArgs) -> anyhow::R
     let count = args.count.clamp(1, 10_000);
     let (schedules, labels, tz) = if let Some(job) = &args.job {
         let job_id = crate::jobs::parse_job_id(job)?;
-        let (cfg, pool) = crate::app::open(config_path).await?;
+        let (_, pool) = crate::app::open(config_path).await?;
         let job = crate::jobs::find(&pool, job_id).await?.ok_or_else(|| {
             usage_err!(
                 "no backup job with id {job_id} exists; list jobs with `restic-fleet job list`"
@@ -166,7 +166,6 @@ pub async fn run(config_path: &std::path::Path, args: &PreviewArgs) -> anyhow::R
                 .await?
                 .timezone()?,
         };
-        let _ = cfg;
         let rows: Vec<crate::schedules::ScheduleRow> = sqlx::query_as(&format!(
             "SELECT {} FROM schedules WHERE job_id = $1 AND enabled ORDER BY id",
             crate::schedules::SCHEDULE_COLUMNS

@@ -83,10 +83,6 @@ impl Settings {
             None => Ok(local_timezone()),
         }
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
-        self.values.iter()
-    }
 }
 
 /// The machine's local IANA zone (`TZ` first, then the OS), UTC when unknown.

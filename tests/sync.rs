@@ -146,7 +146,7 @@ async fn sync_installs_changes_and_removes_exactly_what_the_database_says() {
         mtime
     );
 
-    // Change one schedule, delete one job, move... : exactly those changes.
+    // Change one schedule and delete one job: exactly those changes.
     sqlx::query("UPDATE schedules SET cron_expression = '45 3 * * *' WHERE job_id = $1 AND cron_expression = '30 2 * * *'")
         .bind(daily)
         .execute(&env.pool)
