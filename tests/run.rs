@@ -644,30 +644,7 @@ async fn a_stale_lock_of_a_dead_restic_is_removed_and_the_backup_retried() {
     let env = Env::with_repo().await;
     let src = env.make_source("src", 2);
     let job = env.add_job("docs", &[&src]).await;
-    // `restic check` takes an exclusive lock; killed with SIGKILL it leaves the lock behind.
-    let mut check = Command::new("restic")
-        .arg("check")
-        .env("RESTIC_REPOSITORY", env.repo())
-        .env("RESTIC_PASSWORD", PASSWORD)
-        .env("RESTIC_CACHE_DIR", env.dir.path().join("cache"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        let locks = env.restic(&["list", "locks", "--no-lock"]);
-        if !String::from_utf8_lossy(&locks.stdout).trim().is_empty() {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "restic check took no lock"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    check.kill().unwrap();
-    check.wait().unwrap();
+    leave_stale_lock(&env);
     let locks = env.restic(&["list", "locks", "--no-lock"]);
     assert!(
         !String::from_utf8_lossy(&locks.stdout).trim().is_empty(),
@@ -684,4 +661,62 @@ async fn a_stale_lock_of_a_dead_restic_is_removed_and_the_backup_retried() {
     let rows = runs(&env).await;
     assert_eq!(rows[0].status, "success");
     assert_eq!(rows[0].files_new, Some(2));
+}
+
+/// Leaves a stale exclusive lock in the repository, as a `restic check` killed by a power cut
+/// would. A real `restic check` runs; its lock file is copied from the (local) repository while
+/// check holds it, and put back once check has ended: the lock then names a dead process on
+/// this host, which is what makes restic call it stale. Copying makes this deterministic: on a
+/// busy machine check can finish before a `restic list locks` poll ever sees its lock.
+fn leave_stale_lock(env: &Env) {
+    use sha2::{Digest, Sha256};
+    let locks_dir = env.repo().join("locks");
+    // restic names a file by the SHA-256 of its content, so a matching name means the copy is
+    // whole and not a file still being written.
+    let whole_lock = || -> Option<(std::ffi::OsString, Vec<u8>)> {
+        for entry in std::fs::read_dir(&locks_dir).ok()?.flatten() {
+            let Ok(bytes) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            let digest: String = Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            if entry.file_name().to_str() == Some(digest.as_str()) {
+                return Some((entry.file_name(), bytes));
+            }
+        }
+        None
+    };
+    for _attempt in 0..20 {
+        let mut check = Command::new("restic")
+            .arg("check")
+            .env("RESTIC_REPOSITORY", env.repo())
+            .env("RESTIC_PASSWORD", PASSWORD)
+            .env("RESTIC_CACHE_DIR", env.dir.path().join("cache"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let caught = loop {
+            let ended = check.try_wait().unwrap().is_some();
+            if let Some(lock) = whole_lock() {
+                break Some(lock);
+            }
+            if ended {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let _ = check.kill();
+        check.wait().unwrap();
+        if let Some((name, bytes)) = caught {
+            let path = locks_dir.join(name);
+            if !path.exists() {
+                std::fs::write(&path, bytes).unwrap();
+            }
+            return;
+        }
+    }
+    panic!("restic check never showed a lock in 20 attempts");
 }
