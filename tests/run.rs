@@ -54,9 +54,13 @@ fn run_job(env: &Env, job: uuid::Uuid, extra: &[&str]) -> std::process::Output {
 }
 
 /// Writes `mib` MiB of incompressible pseudo-random data (so restic has real work to do).
-fn big_file(path: &std::path::Path, mib: usize) {
+/// A job whose backup takes about `mib` seconds on any machine: `mib` MiB of incompressible
+/// data, uploaded through restic's own `--limit-upload` of 1 MiB/s. Tests that act while a
+/// backup runs need it to outlast them however fast the machine is.
+async fn slow_job(env: &Env, name: &str, mib: usize) -> uuid::Uuid {
     use std::io::Write;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let src = env.make_source(name, 1);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(src.join("big.bin")).unwrap());
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut buf = vec![0u8; 1 << 20];
     for _ in 0..mib {
@@ -68,6 +72,14 @@ fn big_file(path: &std::path::Path, mib: usize) {
         }
         f.write_all(&buf).unwrap();
     }
+    f.flush().unwrap();
+    let job = env.add_job(name, &[&src]).await;
+    sqlx::query("UPDATE backup_jobs SET restic_args = '[\"--limit-upload=1024\"]' WHERE id = $1")
+        .bind(job)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    job
 }
 
 async fn wait_for_running(env: &Env, timeout: Duration) {
@@ -436,9 +448,7 @@ async fn refusals_start_no_backup() {
 async fn concurrent_runs_of_one_job_skip_and_sigterm_cancels_cleanly_without_leaking_the_password()
 {
     let env = Env::with_repo().await;
-    let src = env.make_source("src", 1);
-    big_file(&src.join("big.bin"), 600);
-    let job = env.add_job("big", &[&src]).await;
+    let job = slow_job(&env, "big", 30).await;
 
     let first = env
         .cmd()
@@ -527,10 +537,8 @@ async fn device_concurrency_limit_makes_a_run_wait_then_skip() {
     let env = Env::with_repo().await;
     env.set_setting("max_concurrent_backups", "1").await;
     env.set_setting("concurrency_wait_seconds", "1").await;
-    let src = env.make_source("src", 1);
-    big_file(&src.join("big.bin"), 400);
+    let big_job = slow_job(&env, "big", 6).await;
     let small = env.make_source("small", 1);
-    let big_job = env.add_job("big", &[&src]).await;
     let small_job = env.add_job("small", &[&small]).await;
     let mut first = env
         .cmd()
@@ -607,9 +615,7 @@ async fn an_unreadable_file_gives_restic_exit_3_recorded_as_a_warning() {
 #[tokio::test]
 async fn a_terminal_gets_a_progress_bar_and_a_scheduler_gets_plain_log_lines() {
     let env = Env::with_repo().await;
-    let src = env.make_source("src", 1);
-    big_file(&src.join("big.bin"), 300);
-    let job = env.add_job("big", &[&src]).await;
+    let job = slow_job(&env, "big", 3).await;
     // `script` gives the command a pseudo-terminal and copies what it draws.
     let cmdline = format!(
         "{} --config {} run {}",
