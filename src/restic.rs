@@ -262,9 +262,38 @@ pub fn skipped_paths(stderr: &str) -> Vec<String> {
         .collect()
 }
 
+/// The full id of the one snapshot that `restic snapshots --json ID` listed for `short`, if
+/// it listed exactly one and its id extends `short`.
+pub fn full_snapshot_id(snapshots_json: &[u8], short: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Snap {
+        id: String,
+    }
+    let list: Vec<Snap> = serde_json::from_slice(snapshots_json).ok()?;
+    match list.as_slice() {
+        [one] if one.id.len() == 64 && one.id.starts_with(short) => Some(one.id.clone()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn full_snapshot_id_needs_exactly_one_matching_snapshot() {
+        let id = "2f8aaa3d".to_string() + &"0".repeat(56);
+        let one = format!(r#"[{{"id":"{id}","short_id":"2f8aaa3d","paths":["/x"]}}]"#);
+        assert_eq!(
+            full_snapshot_id(one.as_bytes(), "2f8aaa3d"),
+            Some(id.clone())
+        );
+        assert_eq!(full_snapshot_id(one.as_bytes(), "2f8aaa3e"), None);
+        let two = format!(r#"[{{"id":"{id}"}},{{"id":"{id}"}}]"#);
+        assert_eq!(full_snapshot_id(two.as_bytes(), "2f8aaa3d"), None);
+        assert_eq!(full_snapshot_id(b"[]", "2f8aaa3d"), None);
+        assert_eq!(full_snapshot_id(b"not json", "2f8aaa3d"), None);
+    }
 
     #[test]
     fn classifies_0_14_lines() {

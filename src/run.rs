@@ -313,14 +313,14 @@ fn print_report(r: &RunReport, json: bool) -> anyhow::Result<()> {
             "run {}: backup of {:?} succeeded in {secs}s: snapshot {}, {stats}",
             r.run_id,
             r.job_name,
-            r.snapshot_id.as_deref().unwrap_or("?")
+            short_id(r.snapshot_id.as_deref())
         ),
         "success" => {
             println!(
                 "run {}: backup of {:?} finished WITH WARNINGS in {secs}s: snapshot {}, {stats}",
                 r.run_id,
                 r.job_name,
-                r.snapshot_id.as_deref().unwrap_or("?")
+                short_id(r.snapshot_id.as_deref())
             );
             for w in &r.warnings {
                 println!("  warning: {w}");
@@ -334,6 +334,11 @@ fn print_report(r: &RunReport, json: bool) -> anyhow::Result<()> {
         ),
     }
     Ok(())
+}
+
+/// The 8-digit form restic itself shows people.
+fn short_id(id: Option<&str>) -> &str {
+    id.map(|s| crate::util::truncate_str(s, 8)).unwrap_or("?")
 }
 
 /// The job's timer or task is a single entry at its next instant (see
@@ -620,6 +625,12 @@ async fn execute(
     if outcome.status == "success" && !warnings.is_empty() {
         outcome.error_message = Some(format!("warning: {}", warnings.join("; warning: ")));
     }
+    if outcome.status == "success"
+        && let Some(short) = outcome.summary.snapshot_id.clone()
+        && let Some(full) = full_snapshot_id(&restic, repository, password, settings, &short).await
+    {
+        outcome.summary.snapshot_id = Some(full);
+    }
     outcome.warnings = warnings;
     tracing::debug!("restic repository {}", mask_url(repository));
     outcome
@@ -734,6 +745,48 @@ fn restic_command(
         None => cmd.env_remove("RESTIC_CACHE_DIR"),
     };
     cmd
+}
+
+/// restic 0.14 reports the snapshot by its 8-digit short id (0.15 and later print the full one).
+/// In a repository shared by a fleet a short id can become ambiguous, so the full id is looked
+/// up; if that fails the short id is kept, which restic still accepts while it is unique.
+async fn full_snapshot_id(
+    restic: &std::path::Path,
+    repository: &str,
+    password: &str,
+    settings: &Settings,
+    short: &str,
+) -> Option<String> {
+    if short.len() >= 64 || short.is_empty() || !short.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut cmd = restic_command(restic, repository, password, settings);
+    cmd.args(["snapshots", "--json", "--no-lock", "--", short]);
+    let out = match tokio::time::timeout(Duration::from_secs(120), cmd.output()).await {
+        Ok(Ok(out)) if out.status.success() => out,
+        Ok(Ok(out)) => {
+            tracing::warn!(
+                "keeping the short snapshot id {short}: restic snapshots failed: {}",
+                redact(String::from_utf8_lossy(&out.stderr).trim(), password)
+            );
+            return None;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("keeping the short snapshot id {short}: {e}");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!("keeping the short snapshot id {short}: restic snapshots timed out");
+            return None;
+        }
+    };
+    let full = restic::full_snapshot_id(&out.stdout, short);
+    if full.is_none() {
+        tracing::warn!(
+            "keeping the short snapshot id {short}: restic snapshots did not list it once"
+        );
+    }
+    full
 }
 
 /// Runs `restic unlock`: removes locks whose process no longer exists (on this host) or that are
