@@ -42,14 +42,15 @@ impl Settings {
             .filter(|v| !v.trim().is_empty())
     }
 
-    /// A non-negative integer setting; a malformed value is a configuration error naming the key.
+    /// A non-negative integer setting of at most [`MAX_NUMBER`]; a malformed or larger value is
+    /// a configuration error naming the key.
     pub fn get_u64(&self, key: &str, default: u64) -> anyhow::Result<u64> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+            Some(v) => parse_number(v).ok_or_else(|| {
                 usage_err!(
-                    "setting {key} must be a non-negative whole number, found {v:?}; fix it with \
-                     `restic-fleet settings set {key} VALUE`"
+                    "setting {key} must be a whole number from 0 to {MAX_NUMBER}, found {v:?}; \
+                     fix it with `restic-fleet settings set {key} VALUE`"
                 )
             }),
         }
@@ -99,6 +100,19 @@ pub fn local_timezone() -> chrono_tz::Tz {
         .unwrap_or(chrono_tz::UTC)
 }
 
+/// The largest numeric setting accepted (seconds: 68 years). Bounding it keeps every time
+/// computation with settings (deadlines, timer values) far from overflow.
+pub const MAX_NUMBER: u64 = i32::MAX as u64;
+
+/// A numeric setting's value, if it is a whole number from 0 to [`MAX_NUMBER`].
+pub fn parse_number(value: &str) -> Option<u64> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n <= MAX_NUMBER)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +134,11 @@ mod tests {
         let s = Settings::from_pairs([("sync_interval_seconds".into(), "five".into())]);
         let e = s.get_u64("sync_interval_seconds", 300).unwrap_err();
         assert!(e.to_string().contains("sync_interval_seconds"), "{e}");
+        let s =
+            Settings::from_pairs([("missed_run_grace_seconds".into(), "100000000000000".into())]);
+        let e = s.get_u64("missed_run_grace_seconds", 900).unwrap_err();
+        assert!(e.to_string().contains("from 0 to 2147483647"), "{e}");
+        assert_eq!(parse_number(" 2147483647 "), Some(2_147_483_647));
+        assert_eq!(parse_number("2147483648"), None);
     }
 }

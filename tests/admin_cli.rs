@@ -723,7 +723,19 @@ async fn settings_commands_mask_the_password_and_validate() {
     rejected(
         &env,
         &["settings", "set", "sync_interval_seconds", "0"],
-        &["positive"],
+        &["from 1 to 2147483647"],
+    )
+    .await;
+    // Numbers so large that time arithmetic with them would overflow are refused.
+    rejected(
+        &env,
+        &[
+            "settings",
+            "set",
+            "missed_run_grace_seconds",
+            "100000000000000",
+        ],
+        &["missed_run_grace_seconds", "from 0 to 2147483647"],
     )
     .await;
     rejected(

@@ -145,17 +145,13 @@ pub fn validate_key(key: &str) -> anyhow::Result<()> {
 pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
     validate_key(key)?;
     if NUMERIC_KEYS.contains(&key) {
-        let ok = value.trim().parse::<u64>().is_ok();
-        let positive = value.trim().parse::<u64>().map(|n| n > 0).unwrap_or(false);
+        let number = crate::settings::parse_number(value);
         let needs_positive = matches!(key, "sync_interval_seconds" | "max_concurrent_backups");
-        if !ok || (needs_positive && !positive) {
+        if number.is_none() || (needs_positive && number == Some(0)) {
             return Err(usage_err!(
-                "setting {key} must be a {} whole number, not {value:?}",
-                if needs_positive {
-                    "positive"
-                } else {
-                    "non-negative"
-                }
+                "setting {key} must be a whole number from {} to {}, not {value:?}",
+                u8::from(needs_positive),
+                crate::settings::MAX_NUMBER
             ));
         }
     }

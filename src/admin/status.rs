@@ -11,10 +11,11 @@
 //! - `failing`: the last finished run failed.
 //! - `overdue`: the job has enabled schedules and no success ended within the expected period
 //!   plus grace. The expected period is the smallest interval of its interval schedules, or,
-//!   for cron schedules, the gap between the two most recent scheduled instants before now
-//!   (all cron schedules of the job merged). Grace is the setting `missed_run_grace_seconds`
-//!   (default 900) plus `schedule_jitter_seconds`. Jobs without enabled schedules are never
-//!   overdue.
+//!   for cron schedules (all of the job's merged), the gap between the scheduled instant at or
+//!   before the last success's start and the next one: after the 23:00 run of
+//!   `0 13,23 * * *` the next success is due 14 hours later, after the 13:00 run 10 hours later.
+//!   Grace is the setting `missed_run_grace_seconds` (default 900) plus
+//!   `schedule_jitter_seconds`. Jobs without enabled schedules are never overdue.
 //! - `warning`: the last finished run succeeded with warnings (`error_message` starting with
 //!   `warning:`, or non-empty `metadata.warnings` or `metadata.missing_paths`).
 //! - `ok`: otherwise.
@@ -203,48 +204,59 @@ pub fn run_warnings(run: &RunFacts) -> Vec<String> {
     out
 }
 
-/// The most recent (at most two) fire instants of `expr` at or before `now`.
-pub fn last_two_before(expr: &CronExpr, now: DateTime<Utc>, tz: &Tz) -> Vec<DateTime<Utc>> {
-    let mut found = Vec::new();
+/// The newest fire instant of `expr` at or before `t`, looking back up to ten years.
+pub fn last_at_or_before(expr: &CronExpr, t: DateTime<Utc>, tz: &Tz) -> Option<DateTime<Utc>> {
     for hours in [2i64, 50, 9 * 24, 33 * 24, 367 * 24, 1470 * 24, 3660 * 24] {
-        found.clear();
-        let mut cursor = now - Duration::hours(hours);
-        while let Some(t) = expr.next_after(cursor, tz) {
-            if t > now {
+        let mut found = None;
+        let mut cursor = t - Duration::hours(hours);
+        while let Some(next) = expr.next_after(cursor, tz) {
+            if next > t {
                 break;
             }
-            found.push(t);
-            if found.len() > 2 {
-                found.remove(0);
-            }
-            cursor = t;
+            found = Some(next);
+            cursor = next;
         }
-        if found.len() == 2 {
-            break;
+        if found.is_some() {
+            return found;
         }
     }
-    found.reverse();
-    found
+    None
 }
 
-/// The expected time between runs of a job with these enabled schedules (seconds), `None`
-/// without schedules.
-pub fn expected_period(schedules: &[Schedule], now: DateTime<Utc>, tz: &Tz) -> Option<i64> {
+/// The expected time between runs (seconds) of a job with these enabled schedules, for the run
+/// at `around` (the start of the last success, else now): the smallest interval of its interval
+/// schedules, or for its cron schedules (merged) the gap between the scheduled instant at or
+/// before `around` and the next one. A schedule whose gaps differ (`0 13,23 * * *`: 10 and 14
+/// hours) thus expects the next success after the gap that actually follows the last one.
+/// `None` without schedules.
+pub fn expected_period(schedules: &[Schedule], around: DateTime<Utc>, tz: &Tz) -> Option<i64> {
     let mut best: Option<i64> = None;
-    let mut instants = Vec::new();
+    let crons: Vec<&CronExpr> = schedules
+        .iter()
+        .filter_map(|s| match s {
+            Schedule::Cron(expr) => Some(expr),
+            Schedule::Interval { .. } => None,
+        })
+        .collect();
     for s in schedules {
-        match s {
-            Schedule::Interval { seconds } => {
-                let v = i64::try_from(*seconds).unwrap_or(i64::MAX);
-                best = Some(best.map_or(v, |b| b.min(v)));
-            }
-            Schedule::Cron(expr) => instants.extend(last_two_before(expr, now, tz)),
+        if let Schedule::Interval { seconds } = s {
+            let v = i64::try_from(*seconds).unwrap_or(i64::MAX);
+            best = Some(best.map_or(v, |b| b.min(v)));
         }
     }
-    instants.sort_unstable_by(|a, b| b.cmp(a));
-    instants.dedup();
-    if instants.len() >= 2 {
-        let gap = (instants[0] - instants[1]).num_seconds();
+    let next_of = |t: DateTime<Utc>| crons.iter().filter_map(|e| e.next_after(t, tz)).min();
+    let before = crons
+        .iter()
+        .filter_map(|e| last_at_or_before(e, around, tz))
+        .max();
+    let gap = match (before, next_of(around)) {
+        (Some(a), Some(b)) => Some(b - a),
+        // No instant before `around` (a schedule for the future only): its first gap.
+        (None, Some(b)) => next_of(b).map(|c| c - b),
+        _ => None,
+    };
+    if let Some(gap) = gap {
+        let gap = gap.num_seconds();
         best = Some(best.map_or(gap, |b| b.min(gap)));
     }
     best
@@ -289,7 +301,10 @@ pub fn verdict(f: &Facts<'_>, now: DateTime<Utc>) -> (Verdict, String, Vec<Strin
         );
     }
     if let (Some(period), Some(success)) = (f.expected_period, f.last_success) {
-        let deadline = success + Duration::seconds(period.saturating_add(f.grace_seconds));
+        // Far-future deadlines (a yearly schedule, a huge grace) saturate instead of overflowing.
+        let deadline = Duration::try_seconds(period.saturating_add(f.grace_seconds))
+            .and_then(|d| success.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         if now > deadline {
             return (
                 Verdict::Overdue,
@@ -373,9 +388,11 @@ pub async fn collect(
     )
     .fetch_all(pool)
     .await?;
-    let successes: Vec<(Uuid, Option<DateTime<Utc>>)> = sqlx::query_as(
-        "SELECT job_id, max(COALESCE(end_time, start_time)) FROM runs WHERE status = 'success' \
-         GROUP BY job_id",
+    // The newest success of each job: when it started and when it ended.
+    let successes: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT DISTINCT ON (job_id) job_id, start_time, COALESCE(end_time, start_time) \
+         FROM runs WHERE status = 'success' \
+         ORDER BY job_id, COALESCE(end_time, start_time) DESC, id DESC",
     )
     .fetch_all(pool)
     .await?;
@@ -385,9 +402,9 @@ pub async fn collect(
             .await?;
     let newest: HashMap<Uuid, RunFacts> = newest.into_iter().map(|r| (r.job_id, r)).collect();
     let finished: HashMap<Uuid, RunFacts> = finished.into_iter().map(|r| (r.job_id, r)).collect();
-    let successes: HashMap<Uuid, DateTime<Utc>> = successes
+    let successes: HashMap<Uuid, (DateTime<Utc>, DateTime<Utc>)> = successes
         .into_iter()
-        .filter_map(|(j, t)| t.map(|t| (j, t)))
+        .map(|(j, start, end)| (j, (start, end)))
         .collect();
 
     let mut settings: HashMap<String, (Tz, u64, i64)> = HashMap::new();
@@ -401,7 +418,7 @@ pub async fn collect(
         settings.insert(d.id.clone(), (tz, sync, grace as i64));
         let state = match d.last_seen {
             None => "never_seen",
-            Some(t) if (now - t).num_seconds() > 3 * sync as i64 => "offline",
+            Some(t) if (now - t).num_seconds() > 3 * sync as i64 => "offline", // sync ≤ i32::MAX
             Some(_) => "online",
         };
         device_out.push(DeviceStatus {
@@ -429,9 +446,10 @@ pub async fn collect(
                 .unwrap_or((chrono_tz::UTC, 300, 900));
         let mine: Vec<&ScheduleRow> = schedules.iter().filter(|s| s.job_id == j.id).collect();
         let parsed: Vec<Schedule> = mine.iter().filter_map(|s| s.schedule().ok()).collect();
-        let period = expected_period(&parsed, now, &tz);
+        let success = successes.get(&j.id).copied();
+        let period = expected_period(&parsed, success.map_or(now, |(start, _)| start), &tz);
         let next_run_at = mine.iter().filter_map(|s| s.next_run_at).min();
-        let last_success = successes.get(&j.id).copied();
+        let last_success = success.map(|(_, end)| end);
         let facts = Facts {
             job_enabled: j.enabled,
             device_enabled,
@@ -612,6 +630,55 @@ mod tests {
         let every = Schedule::Interval { seconds: 3600 };
         assert_eq!(expected_period(&[every], now, &chrono_tz::UTC), Some(3600));
         assert_eq!(expected_period(&[], now, &chrono_tz::UTC), None);
+    }
+
+    #[test]
+    fn uneven_gaps_expect_the_gap_that_follows_the_last_success() {
+        let tz: Tz = "Europe/Moscow".parse().unwrap();
+        let twice = [Schedule::Cron(CronExpr::parse("0 13,23 * * *").unwrap())];
+        // The 23:00 run (20:00 UTC): the next is at 13:00, 14 hours later.
+        let night = Utc.with_ymd_and_hms(2027, 1, 10, 20, 0, 2).unwrap();
+        assert_eq!(expected_period(&twice, night, &tz), Some(14 * 3600));
+        // The 13:00 run (10:00 UTC): the next is at 23:00, 10 hours later.
+        let day = Utc.with_ymd_and_hms(2027, 1, 11, 10, 0, 2).unwrap();
+        assert_eq!(expected_period(&twice, day, &tz), Some(10 * 3600));
+        // Mon/Wed/Fri: after Friday's run the weekend gap of 72 hours.
+        let mwf = [Schedule::Cron(CronExpr::parse("0 3 * * 1,3,5").unwrap())];
+        let friday = Utc.with_ymd_and_hms(2027, 1, 15, 3, 0, 5).unwrap();
+        assert_eq!(
+            expected_period(&mwf, friday, &chrono_tz::UTC),
+            Some(72 * 3600)
+        );
+
+        // At 10:57 the next morning the 23:05 success is not overdue; at 13:20 it is.
+        let last = run("success", None, serde_json::json!({}));
+        let ended = Utc.with_ymd_and_hms(2027, 1, 10, 20, 5, 0).unwrap();
+        let facts = Facts {
+            job_enabled: true,
+            device_enabled: true,
+            last_finished: Some(&last),
+            last_success: Some(ended),
+            expected_period: expected_period(&twice, night, &tz),
+            grace_seconds: 900,
+        };
+        let morning = Utc.with_ymd_and_hms(2027, 1, 11, 7, 57, 0).unwrap();
+        assert_eq!(verdict(&facts, morning).0, Verdict::Ok);
+        let afternoon = Utc.with_ymd_and_hms(2027, 1, 11, 10, 21, 0).unwrap();
+        assert_eq!(verdict(&facts, afternoon).0, Verdict::Overdue);
+    }
+
+    #[test]
+    fn huge_periods_do_not_overflow() {
+        let last = run("success", None, serde_json::json!({}));
+        let facts = Facts {
+            job_enabled: true,
+            device_enabled: true,
+            last_finished: Some(&last),
+            last_success: Some(Utc::now()),
+            expected_period: Some(i64::MAX),
+            grace_seconds: i64::MAX,
+        };
+        assert_eq!(verdict(&facts, Utc::now()).0, Verdict::Ok);
     }
 
     fn run(status: &str, msg: Option<&str>, meta: Value) -> RunFacts {
