@@ -85,7 +85,9 @@ impl LockConn {
         wait: Duration,
         mut on_wait: impl FnMut(),
     ) -> anyhow::Result<Option<u64>> {
-        let deadline = Instant::now() + wait;
+        let deadline = Instant::now()
+            .checked_add(wait)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
         let mut announced = false;
         loop {
             for slot in 0..max.max(1) {

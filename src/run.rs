@@ -188,9 +188,19 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
     // A timer firing or a catch-up run for a slot another run already covered (systemd's
     // Persistent= catch-up at boot racing sync's catch-up) must not back up twice: under the
     // job lock, a non-manual run goes ahead only when one of the job's schedules is due.
+    // An interval timer (OnUnitActiveSec=, Task Scheduler repetition) keeps its own rhythm,
+    // which manual and catch-up runs do not reset, so an interval slot counts as due up to half
+    // an interval early: the timer's run then realigns `next_run_at` with it, and no two
+    // scheduled backups of an interval job are less than half an interval apart.
     if opts.triggered_by != TriggeredBy::Manual {
         let (has, due, next): (bool, bool, Option<DateTime<Utc>>) = sqlx::query_as(
-            "SELECT count(*) > 0,                     COALESCE(bool_or(next_run_at IS NULL OR next_run_at <= $2), false),                     min(next_run_at)              FROM schedules WHERE job_id = $1 AND enabled",
+            "SELECT count(*) > 0, \
+                    COALESCE(bool_or(next_run_at IS NULL OR next_run_at <= $2 + CASE \
+                        WHEN schedule_type = 'interval' AND interval_seconds > 0 \
+                        THEN make_interval(secs => interval_seconds / 2.0) \
+                        ELSE INTERVAL '0 seconds' END), false), \
+                    min(next_run_at) \
+             FROM schedules WHERE job_id = $1 AND enabled",
         )
         .bind(job_id)
         .bind(Utc::now() + chrono::Duration::seconds(5))

@@ -247,6 +247,45 @@ async fn invalid_schedule_is_reported_and_the_rest_completes() {
 }
 
 #[tokio::test]
+async fn a_hand_written_unit_with_our_name_is_never_overwritten() {
+    let env = Env::enrolled().await;
+    let (bin, log) = fake_tool(&env, "systemctl", "");
+    let units = env.dir.path().join("units");
+    let src = env.make_source("src", 1);
+    let job = env.add_job("docs", &[&src]).await;
+    add_cron(&env, job, "@daily").await;
+    std::fs::create_dir_all(&units).unwrap();
+    let theirs = units.join(format!("{}.timer", stem(job)));
+    let mine = "[Timer]\nOnCalendar=weekly\n";
+    std::fs::write(&theirs, mine).unwrap();
+
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(1), "{r:#}");
+    let failed = r["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{r:#}");
+    let err = failed[0]["error"].as_str().unwrap();
+    assert!(err.contains("not written by restic-fleet"), "{err}");
+    assert_eq!(names(&r, "added"), vec!["restic-fleet-sync".to_string()]);
+    assert_eq!(std::fs::read_to_string(&theirs).unwrap(), mine);
+    assert!(!units.join(format!("{}.service", stem(job))).exists());
+    let c = calls(&log);
+    assert!(
+        !c.iter().any(|l| l.contains(&stem(job))),
+        "systemctl was told about the foreign unit: {c:?}"
+    );
+    assert!(
+        c.contains(&"enable --now restic-fleet-sync.timer".to_string()),
+        "{c:?}"
+    );
+
+    // Moved away, the next sync installs ours.
+    std::fs::remove_file(&theirs).unwrap();
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(names(&r, "added"), vec![stem(job)]);
+}
+
+#[tokio::test]
 async fn names_and_paths_cannot_inject_into_units() {
     let env = Env::enrolled().await;
     let (bin, _log) = fake_tool(&env, "systemctl", "");
@@ -433,6 +472,62 @@ async fn missed_slot_gets_exactly_one_catch_up_and_the_persistent_timer_then_ski
             .len(),
         1
     );
+}
+
+#[tokio::test]
+async fn an_interval_timer_finds_its_slot_due_and_sync_does_not_move_it() {
+    let env = Env::with_repo().await;
+    let (bin, _log) = fake_tool(&env, "systemctl", "");
+    let units = env.dir.path().join("units");
+    let src = env.make_source("src", 1);
+    let job = env.add_job("hourly", &[&src]).await;
+    let id = add_interval(&env, job, 3600).await;
+    let next_run = || async {
+        sqlx::query_scalar::<_, Option<chrono::DateTime<chrono::Utc>>>(
+            "SELECT next_run_at FROM schedules WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap()
+        .unwrap()
+    };
+    let scheduled_run = || {
+        env.cmd()
+            .args(["run", &job.to_string(), "--triggered-by", "schedule"])
+            .output()
+            .unwrap()
+    };
+
+    // The first sync gives the never-run schedule its first slot; later syncs keep it, so the
+    // timer (OnBootSec=/OnUnitActiveSec=) finds it due instead of always an hour ahead.
+    let (code, r) = sync(&env, &bin, &units, &["--no-catch-up"]);
+    assert_eq!(code, Some(0), "{r:#}");
+    let first = next_run().await;
+    let ahead = (first - chrono::Utc::now()).num_seconds();
+    assert!((3500..=3600).contains(&ahead), "{ahead}");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sync(&env, &bin, &units, &["--no-catch-up"]);
+    assert_eq!(next_run().await, first, "a second sync moved the slot");
+
+    // The timer's rhythm is its own (manual and catch-up runs do not reset it): fired 20
+    // minutes before the stored slot, less than half the interval, the slot is due.
+    sqlx::query("UPDATE schedules SET next_run_at = NOW() + INTERVAL '20 minutes' WHERE id = $1")
+        .bind(id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = scheduled_run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // Right after it, the next slot is an hour away: a second timer run is skipped.
+    let out = scheduled_run();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing due"), "{}", stderr(&out));
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
 }
 
 #[tokio::test]

@@ -201,6 +201,7 @@ async fn failed_registration_is_reported_and_retried() {
             .contains("Access is denied"),
         "{r:#}"
     );
+    assert_eq!(names(&r, "added"), Vec::<String>::new(), "{r:#}");
     // Nothing recorded as installed: the next sync tries again.
     assert!(xml_files(&env.dir.path().join("tasks")).is_empty());
 }

@@ -378,8 +378,9 @@ pub async fn run(
     let tz = settings.timezone()?;
     let jitter = settings.get_u64("schedule_jitter_seconds", 0)?;
     let grace = settings.get_u64("missed_run_grace_seconds", 900)?;
-    let grace =
-        Duration::seconds(i64::try_from(grace.saturating_add(jitter)).unwrap_or(i64::MAX / 4));
+    // Both are at most i32::MAX (see `Settings::get_u64`), so their sum is a valid duration.
+    let grace = Duration::seconds(i64::try_from(grace.saturating_add(jitter)).unwrap_or(i64::MAX))
+        .min(Duration::days(365 * 100));
     let sync_interval = settings.get_u64("sync_interval_seconds", 300)?;
     let (mut jobs, mut schedules) = load(pool, &config.device_id).await?;
     let device_enabled: bool = sqlx::query_scalar("SELECT enabled FROM devices WHERE id = $1")
@@ -499,9 +500,12 @@ pub async fn run(
     let installed = backend.installed()?;
     let changes = reconcile(desired, installed);
     backend.apply(&changes, &mut report)?;
-    report.added = changes.add.iter().map(item).collect();
-    report.updated = changes.update.iter().map(item).collect();
-    report.removed = changes.remove.iter().map(item).collect();
+    // An item the backend could not apply is listed under failed only.
+    let failed: Vec<String> = report.failed.iter().map(|f| f.item.clone()).collect();
+    let done = |a: &&Artifact| !failed.contains(&a.name);
+    report.added = changes.add.iter().filter(done).map(item).collect();
+    report.updated = changes.update.iter().filter(done).map(item).collect();
+    report.removed = changes.remove.iter().filter(done).map(item).collect();
     report.unchanged = changes.unchanged.iter().map(item).collect();
 
     // Catch-up: one run per job with a missed slot.

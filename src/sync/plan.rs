@@ -77,6 +77,20 @@ pub fn next_to_store(
 ) -> Option<DateTime<Utc>> {
     match state {
         SlotState::Due | SlotState::Missed => row.next_run_at,
+        // An interval schedule that never ran keeps the first slot it was given (when it was
+        // added, or by the first sync): recomputing `now + interval` at every sync would move
+        // the slot ahead of the timer forever, and the timer's runs would find nothing due.
+        // A slot further ahead than one interval (the interval was shortened) is recomputed.
+        SlotState::Upcoming
+            if row.last_run_at.is_none()
+                && matches!(schedule, Schedule::Interval { .. })
+                && row
+                    .next_run_at
+                    .zip(schedules::next_run(schedule, None, now, tz))
+                    .is_some_and(|(stored, latest)| stored <= latest) =>
+        {
+            row.next_run_at
+        }
         SlotState::Upcoming | SlotState::Done => {
             schedules::next_run(schedule, row.last_run_at, now, tz).map(|next| {
                 // An interval schedule whose last run lies far back: the next run is due now,
@@ -122,6 +136,45 @@ mod tests {
         assert_eq!(
             slot_state(Some(t(2, 0)), Some(t(2, 0)), t(3, 0), g),
             SlotState::Done
+        );
+    }
+
+    fn row(last: Option<DateTime<Utc>>, next: Option<DateTime<Utc>>) -> ScheduleRow {
+        ScheduleRow {
+            id: 1,
+            job_id: Uuid::nil(),
+            schedule_type: "interval".into(),
+            cron_expression: None,
+            interval_seconds: Some(3600),
+            enabled: true,
+            last_run_at: last,
+            next_run_at: next,
+        }
+    }
+
+    #[test]
+    fn a_never_run_interval_keeps_its_first_slot() {
+        let hourly = Schedule::Interval { seconds: 3600 };
+        let tz = chrono_tz::UTC;
+        let now = t(3, 0);
+        // Sync after sync, the slot stays where it was first put.
+        let r = row(None, Some(t(3, 40)));
+        assert_eq!(
+            next_to_store(SlotState::Upcoming, &r, &hourly, now, &tz),
+            Some(t(3, 40))
+        );
+        // No slot yet, or one further than an interval away: now + interval.
+        for r in [row(None, None), row(None, Some(t(9, 0)))] {
+            assert_eq!(
+                next_to_store(SlotState::Upcoming, &r, &hourly, now, &tz),
+                Some(t(4, 0))
+            );
+        }
+        // After a run: last run + interval.
+        let r = row(Some(t(2, 30)), Some(t(3, 30)));
+        assert_eq!(
+            next_to_store(SlotState::Upcoming, &r, &hourly, now, &tz),
+            Some(t(3, 30))
         );
     }
 }

@@ -267,7 +267,23 @@ impl Backend for Systemd {
             }
         }
         std::fs::create_dir_all(&self.unit_dir)?;
+        let mut foreign = Vec::new();
         for a in changes.add.iter().chain(&changes.update) {
+            // A file with our name but without our marker is someone else's: never touched.
+            if let Some(f) = a.files.keys().find(|f| is_foreign(&self.unit_dir.join(f))) {
+                report.fail(
+                    a.job_id,
+                    Some(&a.label),
+                    &a.name,
+                    format!(
+                        "{} exists but was not written by restic-fleet (its first line is not \
+                         the marker), so it is left alone; move it away and run sync again",
+                        self.unit_dir.join(f).display()
+                    ),
+                );
+                foreign.push(a.name.clone());
+                continue;
+            }
             for (f, content) in &a.files {
                 if let Err(e) = write_atomic(&self.unit_dir.join(f), content) {
                     report.fail(
@@ -280,14 +296,14 @@ impl Backend for Systemd {
             }
         }
         self.systemctl(&["daemon-reload"], report, &mut usable);
-        for a in &changes.add {
+        for a in changes.add.iter().filter(|a| !foreign.contains(&a.name)) {
             self.systemctl(
                 &["enable", "--now", &format!("{}.timer", a.name)],
                 report,
                 &mut usable,
             );
         }
-        for a in &changes.update {
+        for a in changes.update.iter().filter(|a| !foreign.contains(&a.name)) {
             self.systemctl(
                 &["restart", &format!("{}.timer", a.name)],
                 report,
@@ -310,6 +326,14 @@ fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {
     }
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// A file at `path` exists and does not start with our marker line.
+fn is_foreign(path: &Path) -> bool {
+    match std::fs::read(path) {
+        Ok(content) => content.split(|b| *b == b'\n').next() != Some(MARKER.as_bytes()),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
 }
 
 /// Our units in `dir`: name prefix AND marker line, grouped by stem.
