@@ -123,7 +123,7 @@ pub struct RunArgs {
 pub enum DbCommand {
     /// Apply missing schema migrations (needs a role that may change the schema).
     Migrate {
-        /// Database URL (default: the config's).
+        /// Database URL (default: DATABASE_URL, else the config's).
         #[arg(long, value_name = "URL")]
         database_url: Option<String>,
     },

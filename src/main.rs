@@ -103,10 +103,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             restic_fleet::sync::run(&cfg, &config_path, &pool, &args).await
         }
         Command::Db(DbCommand::Migrate { database_url }) => {
-            let url = match database_url {
-                Some(u) => u,
-                None => config::load(&config_path)?.database_url,
-            };
+            let url = admin::database_url(&config_path, database_url.as_deref())?;
             let pool = db::connect_no_migrate(&url).await?;
             db::migrate(&pool).await?;
             println!("database schema is at version {}", db::latest_version());

@@ -970,7 +970,14 @@ async fn import_schedules(
                 if last != e.last_run_at {
                     fields.push("last_run_at".to_owned());
                 }
-                let next = if fields.iter().any(|f| f == "last_run_at") || e.next_run_at.is_none() {
+                // Relica's schedule is active: one disabled here is enabled again (this branch
+                // runs for a job edited here only under --overwrite).
+                if !e.enabled {
+                    fields.push("enabled".to_owned());
+                }
+                let next = if fields.iter().any(|f| f == "last_run_at" || f == "enabled")
+                    || e.next_run_at.is_none()
+                {
                     crate::schedules::next_run(&sched, last, ctx.now, &tz)
                 } else {
                     e.next_run_at
@@ -980,7 +987,7 @@ async fn import_schedules(
                 } else {
                     sqlx::query(
                         "UPDATE schedules SET metadata = $2, last_run_at = $3, next_run_at = $4, \
-                         updated_at = NOW() WHERE id = $1",
+                         enabled = true, updated_at = NOW() WHERE id = $1",
                     )
                     .bind(e.id)
                     .bind(&s.metadata)

@@ -13,8 +13,9 @@ pub fn platform() -> &'static str {
 /// The client version, recorded in device and run metadata.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Replaces the password of a URL (`scheme://user:password@host/...`) with `***`, so that a
-/// database or repository URL can be printed and logged.
+/// Replaces the passwords of a URL with `***`: the one in `scheme://user:password@host/...` and
+/// the values of query parameters named like `password` (libpq's `?password=`, `sslpassword=`),
+/// so that a database or repository URL can be printed and logged.
 pub fn mask_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
@@ -22,19 +23,39 @@ pub fn mask_url(url: &str) -> String {
     let rest = &url[scheme_end + 3..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
+    let mut out = url[..scheme_end + 3].to_string();
+    match authority.rfind('@') {
+        Some(at) => {
+            let userinfo = &authority[..at];
+            match userinfo.find(':') {
+                Some(colon) => out.push_str(&format!("{}:***", &userinfo[..colon])),
+                None => out.push_str(userinfo),
+            }
+            out.push_str(&authority[at..]);
+        }
+        None => out.push_str(authority),
     }
+    let tail = &rest[authority_end..];
+    let Some(q) = tail.find('?') else {
+        out.push_str(tail);
+        return out;
+    };
+    out.push_str(&tail[..=q]);
+    let query_and_fragment = &tail[q + 1..];
+    let (query, fragment) = match query_and_fragment.find('#') {
+        Some(h) => query_and_fragment.split_at(h),
+        None => (query_and_fragment, ""),
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|p| match p.split_once('=') {
+            Some((k, _)) if k.to_ascii_lowercase().ends_with("password") => format!("{k}=***"),
+            _ => p.to_string(),
+        })
+        .collect();
+    out.push_str(&params.join("&"));
+    out.push_str(fragment);
+    out
 }
 
 /// Replaces every occurrence of `secret` in `text` by `***` (no-op for an empty secret).
@@ -72,6 +93,14 @@ mod tests {
         assert_eq!(mask_url("rest:https://a:b@c/d"), "rest:https://a:***@c/d");
         assert_eq!(mask_url("/srv/repo"), "/srv/repo");
         assert_eq!(mask_url("postgres://h/db?x=@"), "postgres://h/db?x=@");
+        assert_eq!(
+            mask_url("postgres://u@h/db?sslmode=require&password=hunter2"),
+            "postgres://u@h/db?sslmode=require&password=***"
+        );
+        assert_eq!(
+            mask_url("postgres://u:a@h/db?sslpassword=b#f"),
+            "postgres://u:***@h/db?sslpassword=***#f"
+        );
     }
 
     #[test]

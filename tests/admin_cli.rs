@@ -306,6 +306,18 @@ async fn job_commands_and_their_validation() {
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
+    assert_ok(&rf(
+        &env,
+        &[
+            "device",
+            "add",
+            "winpc",
+            "--name",
+            "W",
+            "--platform",
+            "windows",
+        ],
+    ));
     let cases: Vec<(Vec<String>, Vec<&str>)> = vec![
         (
             add(&["--device", "ghost", "--name", "x", "--path", "/x"]),
@@ -437,6 +449,27 @@ async fn job_commands_and_their_validation() {
                 "[1]".into(),
             ],
             vec!["array of strings"],
+        ),
+        (
+            vec![
+                "job".into(),
+                "edit".into(),
+                id.clone(),
+                "--restic-args".into(),
+                "null".into(),
+            ],
+            vec!["array of strings"],
+        ),
+        (
+            // /home/alice is no Windows path: moving the job needs new paths.
+            vec![
+                "job".into(),
+                "edit".into(),
+                id.clone(),
+                "--device".into(),
+                "winpc".into(),
+            ],
+            vec!["not an absolute windows path", "--path"],
         ),
         (vec!["job".into(), "rm".into(), id.clone()], vec!["-y"]),
         (
@@ -980,6 +1013,19 @@ async fn admin_commands_work_with_only_a_database_url() {
         .output()
         .unwrap();
     assert_eq!(json(&out), serde_json::json!([]));
+    let out = env
+        .cmd()
+        .env("RESTIC_FLEET_CONFIG", env.dir.path().join("missing.toml"))
+        .env("DATABASE_URL", &env.url)
+        .args(["db", "migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("schema is at version"),
+        "{}",
+        stdout(&out)
+    );
     let out = env
         .cmd()
         .env("RESTIC_FLEET_CONFIG", env.dir.path().join("missing.toml"))

@@ -514,6 +514,35 @@ async fn rerun_is_idempotent_and_keeps_edits() {
     assert_eq!(crons_of(&env, CLOUD_BACKUPS).await, ["0 4 * * 1,3,5"]);
     assert_eq!(count(&env, "backup_jobs").await, 21);
     assert_eq!(count(&env, "schedules").await, 22);
+
+    // A disabled imported schedule is an edit too; --overwrite enables it again, and after
+    // that the import is quiet.
+    sqlx::query("UPDATE schedules SET enabled = false WHERE job_id = $1::uuid")
+        .bind(DEVICE1_HOME)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let r = report(&migrate(&env, Path::new(FIXTURE), &["--json"]));
+    assert_eq!(item(&r, "jobs", DEVICE1_HOME)["action"], "skipped");
+    report(&migrate(
+        &env,
+        Path::new(FIXTURE),
+        &["--overwrite", "--json"],
+    ));
+    let enabled: Vec<bool> = sqlx::query_scalar(
+        "SELECT enabled FROM schedules WHERE job_id = $1::uuid AND metadata->>'source' = 'relica'",
+    )
+    .bind(DEVICE1_HOME)
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(enabled, [true]);
+    let r = report(&migrate(&env, Path::new(FIXTURE), &["--json"]));
+    assert_eq!(
+        item(&r, "jobs", DEVICE1_HOME)["action"],
+        "unchanged",
+        "{r:#}"
+    );
 }
 
 #[tokio::test]

@@ -263,6 +263,12 @@ pub fn parse_restic_args(text: &str) -> anyhow::Result<Value> {
              '[\"--one-file-system\"]'"
         )
     })?;
+    if !v.is_array() {
+        return Err(usage_err!(
+            "--restic-args must be a JSON array of strings like '[\"--one-file-system\"]', not \
+             {text:?}"
+        ));
+    }
     jobs::restic_args(Some(&v)).map_err(|e| usage_err!("--restic-args: {e}"))?;
     Ok(v)
 }
@@ -424,6 +430,14 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
     let device = a.device.clone().unwrap_or_else(|| job.device_id.clone());
     let platform = device_platform(&pool, &device).await?;
     let paths = if a.paths.is_empty() {
+        if device != job.device_id
+            && let Some(p) = job.source_paths.iter().find(|p| !is_absolute(p, &platform))
+        {
+            return Err(usage_err!(
+                "job {job_id} cannot move to {platform} device {device:?} as it is: its path \
+                 {p:?} is not an absolute {platform} path; give its new paths with --path"
+            ));
+        }
         None
     } else {
         Some(validate_paths(&a.paths, &platform)?)
