@@ -100,7 +100,7 @@ pub fn preview(
     next.sort();
     next.dedup();
     next.truncate(count);
-    let windows = crate::schedule::windows::job_triggers(schedules, &tz, from, HORIZON_DAYS);
+    let windows = crate::schedule::windows::job_triggers(schedules, &[], &tz, from, HORIZON_DAYS);
     Preview {
         timezone: tz.name().to_string(),
         from: from.with_timezone(&tz).to_rfc3339(),

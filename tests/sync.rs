@@ -111,7 +111,14 @@ async fn sync_installs_changes_and_removes_exactly_what_the_database_says() {
     golden("daily.service", &normalise(&service, &env, daily));
     let interval_timer =
         std::fs::read_to_string(units.join(format!("{}.timer", stem(hourly)))).unwrap();
-    golden("interval.timer", &normalise(&interval_timer, &env, hourly));
+    // The interval timer also fires at the slot the database holds, to the second (rounded up).
+    let slot = whole_second_slot(&env, hourly).await;
+    let slot_line = format!("OnCalendar={} UTC", slot.format("%Y-%m-%d %H:%M:%S"));
+    assert!(interval_timer.contains(&slot_line), "{interval_timer}");
+    golden(
+        "interval.timer",
+        &normalise(&interval_timer, &env, hourly).replace(&slot_line, "OnCalendar={SLOT} UTC"),
+    );
     let sync_timer = std::fs::read_to_string(units.join("restic-fleet-sync.timer")).unwrap();
     assert!(sync_timer.contains("OnUnitActiveSec=300s"), "{sync_timer}");
     // next_run_at stored for every enabled schedule.

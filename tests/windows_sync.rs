@@ -118,7 +118,15 @@ async fn windows_sync_registers_updates_and_deletes_exactly_what_the_database_sa
     let xml = read_xml(&state.join(format!("{}.xml", stem(daily))));
     golden("windows/daily.xml", &normalise(&xml, &env, Some(daily)));
     let xml = read_xml(&state.join(format!("{}.xml", stem(hourly))));
-    golden("windows/interval.xml", &normalise(&xml, &env, Some(hourly)));
+    // The repetition starts at the slot the database holds (to the second, rounded up).
+    let slot = whole_second_slot(&env, hourly).await;
+    let boundary = format!("<StartBoundary>{}</StartBoundary>", z(slot));
+    assert!(xml.contains(&boundary), "{xml}");
+    golden(
+        "windows/interval.xml",
+        &normalise(&xml, &env, Some(hourly))
+            .replace(&boundary, "<StartBoundary>{SLOT}</StartBoundary>"),
+    );
     let xml = read_xml(&state.join("restic-fleet-sync.xml"));
     golden("windows/sync.xml", &normalise(&xml, &env, None));
 
@@ -435,8 +443,14 @@ async fn a_dozen_varied_jobs_dry_run_and_the_evaluator_confirms_their_triggers()
         assert_eq!(&inst, w, "job {id}");
     }
     let inst: Vec<String> = serde_json::from_value(got["interval"]["instants"].clone()).unwrap();
-    assert_eq!(inst.len(), 32, "every 90 minutes for two days");
+    // From the slot (90 minutes after the sync, rounded up to a second) every 90 minutes.
+    assert!((31..=32).contains(&inst.len()), "{inst:?}");
     let times: Vec<DateTime<Utc>> = inst.iter().map(|s| s.parse().unwrap()).collect();
+    let first = times[0] - from;
+    assert!(
+        first > Duration::minutes(89) && first <= Duration::minutes(90) + Duration::seconds(1),
+        "{inst:?}"
+    );
     assert!(
         times
             .windows(2)

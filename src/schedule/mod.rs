@@ -56,6 +56,17 @@ pub fn interval_next(last: DateTime<Utc>, seconds: u64) -> Option<DateTime<Utc>>
     last.checked_add_signed(Duration::try_seconds(secs)?)
 }
 
+/// `t` rounded up to a whole second: StartBoundary and OnCalendar= have no fractions, and a
+/// trigger must not fire before the slot it stands for.
+pub fn whole_second_at_or_after(t: DateTime<Utc>) -> DateTime<Utc> {
+    let down = chrono::Timelike::with_nanosecond(&t, 0).unwrap_or(t);
+    if down < t {
+        down + chrono::Duration::seconds(1)
+    } else {
+        down
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

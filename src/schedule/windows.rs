@@ -450,15 +450,11 @@ pub fn cron_triggers(
     }
 }
 
-/// An interval schedule: a TimeTrigger repeating every `seconds` indefinitely (Task Scheduler
-/// allows repetition intervals from one minute to 31 days; longer intervals use ScheduleByDay
-/// with DaysInterval, rounded to whole days).
-pub fn interval_triggers(seconds: u64) -> Vec<Trigger> {
-    let anchor = Utc
-        .with_ymd_and_hms(ANCHOR.0, ANCHOR.1, ANCHOR.2, 0, 0, 0)
-        .single()
-        .map(|t| t.with_timezone(&fixed(0)))
-        .expect("valid anchor");
+/// An interval schedule: a TimeTrigger repeating every `seconds` indefinitely from `anchor`
+/// (Task Scheduler allows repetition intervals from one minute to 31 days; longer intervals
+/// use ScheduleByDay with DaysInterval, rounded to whole days).
+pub fn interval_triggers(seconds: u64, anchor: DateTime<Utc>) -> Vec<Trigger> {
+    let anchor = super::whole_second_at_or_after(anchor).with_timezone(&fixed(0));
     if seconds > 31 * 86_400 {
         return vec![Trigger {
             calendar: Calendar::Daily {
@@ -482,21 +478,43 @@ pub fn interval_triggers(seconds: u64) -> Vec<Trigger> {
     }]
 }
 
+/// A fixed anchor (2020-01-01 UTC) for repeating triggers that have no slot of their own (the
+/// sync task), so that their XML never changes.
+pub fn fixed_anchor() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(ANCHOR.0, ANCHOR.1, ANCHOR.2, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
 /// The triggers of a job with several schedules: the union of each schedule's triggers, or,
 /// when that needs more than [`MAX_TRIGGERS`], ONE TimeTrigger at the job's next occurrence
 /// (re-registered by every sync and run; see the module documentation).
+///
+/// `slots[i]` is the stored `next_run_at` of `schedules[i]` (may be shorter or empty). An
+/// interval schedule's repetition starts at its slot, so the task fires when the database says
+/// the schedule is due; without a slot it starts one interval after `from`.
 pub fn job_triggers(
     schedules: &[super::Schedule],
+    slots: &[Option<DateTime<Utc>>],
     tz: &Tz,
     from: DateTime<Utc>,
     horizon_days: u32,
 ) -> TriggerSet {
+    let slot = |i: usize, s: &super::Schedule| {
+        slots
+            .get(i)
+            .copied()
+            .flatten()
+            .or_else(|| s.next_after(from, tz))
+    };
     let mut out = TriggerSet::default();
-    for s in schedules {
+    for (i, s) in schedules.iter().enumerate() {
         let set = match s {
             super::Schedule::Cron(expr) => cron_triggers(expr, tz, from, horizon_days),
             super::Schedule::Interval { seconds } => TriggerSet {
-                triggers: interval_triggers(*seconds),
+                triggers: slot(i, s)
+                    .map(|anchor| interval_triggers(*seconds, anchor))
+                    .unwrap_or_default(),
                 fallback: false,
             },
         };
@@ -510,8 +528,13 @@ pub fn job_triggers(
     if out.triggers.len() > MAX_TRIGGERS || (out.fallback && schedules.len() > 1) {
         let next = schedules
             .iter()
-            .filter_map(|s| s.next_after(from, tz))
-            .min();
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                super::Schedule::Cron(_) => s.next_after(from, tz),
+                super::Schedule::Interval { .. } => slot(i, s),
+            })
+            .min()
+            .map(super::whole_second_at_or_after);
         return TriggerSet {
             triggers: next.map(|t| once_triggers(&[t], tz)).unwrap_or_default(),
             fallback: true,
@@ -681,6 +704,36 @@ mod tests {
             .single()
             .unwrap();
         assert_eq!(boundary(&t), "2027-03-01T02:30:00-02:30");
+    }
+
+    #[test]
+    fn interval_triggers_start_at_the_stored_slot() {
+        let from = Utc.with_ymd_and_hms(2027, 1, 10, 12, 0, 0).unwrap();
+        let slot = from + Duration::milliseconds(30_500);
+        let hourly = super::super::Schedule::Interval { seconds: 3600 };
+        let set = job_triggers(
+            std::slice::from_ref(&hourly),
+            &[Some(slot)],
+            &Tz::UTC,
+            from,
+            400,
+        );
+        assert!(!set.fallback);
+        assert_eq!(set.triggers.len(), 1);
+        assert_eq!(set.triggers[0].start, from + Duration::seconds(31));
+        assert_eq!(
+            set.triggers[0].repetition.as_ref().unwrap().interval_secs,
+            3600
+        );
+        // Without a slot (preview): one interval after `from`, like the preview's times.
+        let set = job_triggers(std::slice::from_ref(&hourly), &[], &Tz::UTC, from, 400);
+        assert_eq!(set.triggers[0].start, from + Duration::hours(1));
+        // The single-trigger fallback of a job takes the interval's slot too, not from + 1h.
+        let busy = super::super::Schedule::Cron(CronExpr::parse("*/2 */2 */2 */2 */2").unwrap());
+        let set = job_triggers(&[busy, hourly], &[None, Some(slot)], &Tz::UTC, from, 400);
+        assert!(set.fallback);
+        assert_eq!(set.triggers.len(), 1);
+        assert_eq!(set.triggers[0].start, from + Duration::seconds(31));
     }
 
     #[test]

@@ -469,6 +469,9 @@ pub async fn run(
                 .execute(pool)
                 .await?;
             }
+            // Renderers anchor interval timers and tasks at the slot stored above.
+            let mut row = row;
+            row.next_run_at = next;
             valid.push((row, schedule));
         }
         if let Some(slot) = earliest_missed {
@@ -578,7 +581,7 @@ pub fn needs_reregistration(
 ) -> bool {
     let horizon = crate::preview::HORIZON_DAYS;
     if cfg!(windows) {
-        crate::schedule::windows::job_triggers(schedules, tz, now, horizon).fallback
+        crate::schedule::windows::job_triggers(schedules, &[], tz, now, horizon).fallback
     } else {
         schedules.iter().any(|s| match s {
             Schedule::Cron(expr) => {

@@ -162,7 +162,7 @@ impl Backend for Systemd {
             let job_id = jp.job.id.to_string();
             let mut on_calendar: Vec<String> = Vec::new();
             let mut intervals: Vec<u64> = Vec::new();
-            for (_, schedule) in &jp.schedules {
+            for (row, schedule) in &jp.schedules {
                 match schedule {
                     Schedule::Cron(expr) => {
                         for l in crate::schedule::systemd::on_calendar_lines(
@@ -179,6 +179,16 @@ impl Backend for Systemd {
                     Schedule::Interval { seconds } => {
                         if !intervals.contains(seconds) {
                             intervals.push(*seconds)
+                        }
+                        // OnUnitActiveSec= counts from the unit's last start, which manual and
+                        // catch-up runs do not move; a dated line fires at the slot the
+                        // database holds, and every sync after a run moves it on.
+                        if let Some(slot) = row.next_run_at {
+                            let slot = crate::schedule::whole_second_at_or_after(slot);
+                            let line = format!("{} UTC", slot.format("%Y-%m-%d %H:%M:%S"));
+                            if !on_calendar.contains(&line) {
+                                on_calendar.push(line);
+                            }
                         }
                     }
                 }

@@ -364,8 +364,10 @@ impl Backend for Windows {
             let name = job_artifact_stem(jp.job.id);
             let job_id = jp.job.id.to_string();
             let schedules: Vec<_> = jp.schedules.iter().map(|(_, s)| s.clone()).collect();
+            let slots: Vec<_> = jp.schedules.iter().map(|(r, _)| r.next_run_at).collect();
             let set = triggers::job_triggers(
                 &schedules,
+                &slots,
                 &plan.tz,
                 plan.now,
                 crate::preview::HORIZON_DAYS,
@@ -393,7 +395,10 @@ impl Backend for Windows {
             });
         }
         let set = TriggerSet {
-            triggers: triggers::interval_triggers(plan.sync_interval_seconds.max(60)),
+            triggers: triggers::interval_triggers(
+                plan.sync_interval_seconds.max(60),
+                triggers::fixed_anchor(),
+            ),
             fallback: false,
         };
         let xml = self.task_xml(

@@ -272,6 +272,19 @@ pub async fn add_interval(env: &Env, job: uuid::Uuid, secs: i32) -> i32 {
     .unwrap()
 }
 
+/// The stored `next_run_at` of the job's (only) schedule, rounded up to a whole second as
+/// timers and tasks carry it.
+pub async fn whole_second_slot(env: &Env, job: uuid::Uuid) -> chrono::DateTime<chrono::Utc> {
+    sqlx::query_scalar(
+        "SELECT date_trunc('second', next_run_at + INTERVAL '999999 microseconds') \
+         FROM schedules WHERE job_id = $1",
+    )
+    .bind(job)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
 /// The unit/task name of a job.
 pub fn stem(job: uuid::Uuid) -> String {
     format!("restic-fleet-job-{job}")
