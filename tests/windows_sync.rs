@@ -16,8 +16,20 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// The fake schtasks also checks that /Create names an existing XML file.
-const FAKE_SCHTASKS_CHECK: &str =
-    "if [ \"$1\" = /Create ] && [ ! -f \"$5\" ]; then echo missing xml >&2; exit 1; fi";
+/// The recording fake refuses a /Create whose XML file is missing, keeps the set of
+/// registered task paths in `schtasks.registry` beside its log, and answers
+/// `/Query /FO CSV /NH` (not recorded) from it.
+const FAKE_SCHTASKS_CHECK: &str = r#"reg="$(dirname "$0")/../schtasks.registry"
+if [ "$1" = /Create ] && [ ! -f "$5" ]; then echo missing xml >&2; exit 1; fi
+if [ "$1" = /Create ] || [ "$1" = /Delete ]; then
+  grep -vxF -e "$3" "$reg" > "$reg.tmp" 2>/dev/null
+  [ "$1" = /Create ] && printf '%s\n' "$3" >> "$reg.tmp"
+  mv "$reg.tmp" "$reg"
+fi
+if [ "$1" = /Query ]; then
+  [ -f "$reg" ] && sed 's/.*/"&","N\/A","Ready"/' "$reg"
+  exit 0
+fi"#;
 
 const EVAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/task_eval.py");
 
@@ -212,6 +224,49 @@ async fn failed_registration_is_reported_and_retried() {
     assert_eq!(names(&r, "added"), Vec::<String>::new(), "{r:#}");
     // Nothing recorded as installed: the next sync tries again.
     assert!(xml_files(&env.dir.path().join("tasks")).is_empty());
+}
+
+#[tokio::test]
+async fn tasks_changed_outside_restic_fleet_are_put_right() {
+    let env = Env::enrolled().await;
+    let (bin, log) = fake_tool(&env, "schtasks", FAKE_SCHTASKS_CHECK);
+    let registry = env.dir.path().join("schtasks.registry");
+    let src = env.make_source("src", 1);
+    let job = env.add_job("docs", &[&src]).await;
+    add_cron(&env, job, "@daily").await;
+    let (code, r) = sync(&env, &bin, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(names(&r, "added").len(), 2, "{r:#}");
+
+    // Someone deletes our job's task by hand; a task of a job deleted meanwhile is still
+    // registered although its state copy is gone; and a task of theirs lives in our folder.
+    let gone = Uuid::new_v4();
+    std::fs::write(
+        &registry,
+        format!(
+            "\\restic-fleet\\restic-fleet-sync\n\\restic-fleet\\{}\n\\restic-fleet\\their-task\n",
+            stem(gone)
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(&log).unwrap();
+    let (code, r) = sync(&env, &bin, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(names(&r, "added"), vec![stem(job)]);
+    assert_eq!(names(&r, "removed"), vec![stem(gone)]);
+    assert_eq!(
+        names(&r, "unchanged"),
+        vec!["restic-fleet-sync".to_string()]
+    );
+    let c = calls(&log);
+    assert_eq!(c.len(), 2, "{c:?}");
+    assert_eq!(
+        c[0],
+        format!("/Delete /TN \\restic-fleet\\{} /F", stem(gone))
+    );
+    assert!(c[1].starts_with(&format!("/Create /TN \\restic-fleet\\{} ", stem(job))));
+    let left = std::fs::read_to_string(&registry).unwrap();
+    assert!(left.contains("\\restic-fleet\\their-task"), "{left}");
 }
 
 /// `CommandLineToArgvW` (the rules for arguments not in the program-name position).

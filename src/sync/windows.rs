@@ -317,6 +317,50 @@ fn task_path(name: &str) -> String {
     format!("{FOLDER}{name}")
 }
 
+/// An installed task: its state copy, or (registered without one) an empty file that never
+/// equals a rendered task, so sync registers it again or deletes it.
+fn installed_task(name: &str, copy: Option<(String, Vec<u8>)>) -> Artifact {
+    let job_id = name
+        .strip_prefix("restic-fleet-job-")
+        .and_then(|u| uuid::Uuid::parse_str(u).ok());
+    Artifact {
+        name: name.to_string(),
+        job_id,
+        label: String::new(),
+        files: BTreeMap::from([copy.unwrap_or_else(|| (format!("{name}.xml"), Vec::new()))]),
+    }
+}
+
+/// The names of the tasks registered in [`FOLDER`] with our prefix, from
+/// `schtasks /Query /FO CSV /NH` (its first column is the task path; task paths are not
+/// localised). `None` when schtasks is missing or fails: the state copies are used alone then.
+fn registered_tasks() -> Option<std::collections::BTreeSet<String>> {
+    let program = which::which("schtasks").ok()?;
+    let out = Command::new(program)
+        .args(["/Query", "/FO", "CSV", "/NH"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        tracing::warn!(
+            "schtasks /Query failed ({}); relying on the task copies in the state folder",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return None;
+    }
+    Some(parse_task_list(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Our task names in `schtasks /Query /FO CSV /NH` output.
+fn parse_task_list(csv: &str) -> std::collections::BTreeSet<String> {
+    csv.lines()
+        .filter_map(|line| {
+            let first = line.trim_start().strip_prefix('"')?.split('"').next()?;
+            let name = first.strip_prefix(FOLDER)?;
+            (name.starts_with(PREFIX) && !name.contains('\\')).then(|| name.to_string())
+        })
+        .collect()
+}
+
 fn create_args(name: &str, xml: &str) -> Vec<String> {
     vec![
         "/Create".into(),
@@ -421,6 +465,13 @@ impl Backend for Windows {
 
     fn installed(&self) -> anyhow::Result<Vec<Artifact>> {
         let dir = self.state_dir()?;
+        // What Task Scheduler really has in our folder, when it can be asked: a task deleted by
+        // hand is registered again, and one registered without a state copy is managed too.
+        let registered = if self.dry_run {
+            None
+        } else {
+            registered_tasks()
+        };
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -444,15 +495,17 @@ impl Backend for Windows {
             let Ok(content) = std::fs::read(entry.path()) else {
                 continue;
             };
-            let job_id = name
-                .strip_prefix("restic-fleet-job-")
-                .and_then(|u| uuid::Uuid::parse_str(u).ok());
-            out.push(Artifact {
-                name: name.to_string(),
-                job_id,
-                label: String::new(),
-                files: BTreeMap::from([(file.clone(), content)]),
-            });
+            if registered.as_ref().is_some_and(|r| !r.contains(name)) {
+                // Deleted outside restic-fleet: forget the copy, so the task counts as absent.
+                let _ = std::fs::remove_file(entry.path());
+                continue;
+            }
+            out.push(installed_task(name, Some((file.clone(), content))));
+        }
+        for name in registered.iter().flatten() {
+            if !out.iter().any(|a| &a.name == name) {
+                out.push(installed_task(name, None));
+            }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -492,7 +545,9 @@ impl Backend for Windows {
             }
             for f in a.files.keys() {
                 let path = dir.join(f);
-                if let Err(e) = std::fs::remove_file(&path) {
+                if let Err(e) = std::fs::remove_file(&path)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
                     report.fail(
                         a.job_id,
                         Some(&a.label),
@@ -547,6 +602,19 @@ impl Backend for Windows {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_list_keeps_our_folder_and_prefix_only() {
+        let csv = "\"\\restic-fleet\\restic-fleet-sync\",\"28.11.2026 10:05:00\",\"Bereit\"\r\n\
+                   \"\\restic-fleet\\restic-fleet-job-1\",\"N/A\",\"Ready\"\n\
+                   \"\\restic-fleet\\someone-else\",\"N/A\",\"Ready\"\n\
+                   \"\\Microsoft\\restic-fleet-sync\",\"N/A\",\"Ready\"\n\
+                   \"\\restic-fleet\\sub\\restic-fleet-x\",\"N/A\",\"Ready\"\n\
+                   \n\
+                   INFO: garbage\n";
+        let names: Vec<String> = parse_task_list(csv).into_iter().collect();
+        assert_eq!(names, ["restic-fleet-job-1", "restic-fleet-sync"]);
+    }
 
     #[test]
     fn argv_quoting_follows_command_line_to_argv() {
