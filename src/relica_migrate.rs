@@ -800,23 +800,7 @@ async fn import_job(
             item.reason = Some(reason);
             return Ok((item, false, false));
         }
-        sqlx::query(
-            "INSERT INTO backup_jobs (id, device_id, name, source_paths, exclude_patterns, \
-             enabled, origin_name, origin_id, account_id, metadata) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(j.id)
-        .bind(&j.device_id)
-        .bind(&j.name)
-        .bind(&j.source_paths)
-        .bind(&j.exclude_patterns)
-        .bind(j.enabled)
-        .bind(&j.origin_name)
-        .bind(j.origin_id)
-        .bind(j.account_id)
-        .bind(new_meta)
-        .execute(&mut *conn)
-        .await?;
+        write_job(conn, j, new_meta).await?;
         return Ok((item, true, true));
     };
 
@@ -882,29 +866,41 @@ async fn import_job(
                 item.reason = Some(reason);
                 return Ok((item, true, false));
             }
-            sqlx::query(
-                "UPDATE backup_jobs SET device_id = $2, name = $3, source_paths = $4, \
-                 exclude_patterns = $5, enabled = $6, origin_name = $7, origin_id = $8, \
-                 account_id = $9, metadata = COALESCE(metadata, '{}'::jsonb) || $10, \
-                 updated_at = NOW() WHERE id = $1",
-            )
-            .bind(j.id)
-            .bind(&j.device_id)
-            .bind(&j.name)
-            .bind(&j.source_paths)
-            .bind(&j.exclude_patterns)
-            .bind(j.enabled)
-            .bind(&j.origin_name)
-            .bind(j.origin_id)
-            .bind(j.account_id)
-            .bind(new_meta)
-            .execute(&mut *conn)
-            .await?;
+            write_job(conn, j, new_meta).await?;
             item.action = Action::Updated;
             item.fields = fields;
             Ok((item, true, true))
         }
     }
+}
+
+/// Creates the job with the Relica values, or overwrites an existing row with them (its other
+/// metadata keys are kept).
+async fn write_job(conn: &mut PgConnection, j: &PlannedJob, meta: Value) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO backup_jobs (id, device_id, name, source_paths, exclude_patterns, \
+         enabled, origin_name, origin_id, account_id, metadata) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (id) DO UPDATE SET device_id = EXCLUDED.device_id, name = EXCLUDED.name, \
+         source_paths = EXCLUDED.source_paths, exclude_patterns = EXCLUDED.exclude_patterns, \
+         enabled = EXCLUDED.enabled, origin_name = EXCLUDED.origin_name, \
+         origin_id = EXCLUDED.origin_id, account_id = EXCLUDED.account_id, \
+         metadata = COALESCE(backup_jobs.metadata, '{}'::jsonb) || EXCLUDED.metadata, \
+         updated_at = NOW()",
+    )
+    .bind(j.id)
+    .bind(&j.device_id)
+    .bind(&j.name)
+    .bind(&j.source_paths)
+    .bind(&j.exclude_patterns)
+    .bind(j.enabled)
+    .bind(&j.origin_name)
+    .bind(j.origin_id)
+    .bind(j.account_id)
+    .bind(meta)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 // ---- schedules ----

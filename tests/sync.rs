@@ -154,16 +154,7 @@ async fn sync_installs_changes_and_removes_exactly_what_the_database_says() {
     );
 
     // Change one schedule and delete one job: exactly those changes.
-    sqlx::query("UPDATE schedules SET cron_expression = '45 3 * * *' WHERE job_id = $1 AND cron_expression = '30 2 * * *'")
-        .bind(daily)
-        .execute(&env.pool)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM backup_jobs WHERE id = $1")
-        .bind(hourly)
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    move_a_schedule_and_delete_a_job(&env, daily, hourly).await;
     let (code, r) = sync(&env, &bin, &units, &[]);
     assert_eq!(code, Some(0));
     assert_eq!(names(&r, "updated"), vec![stem(daily)]);

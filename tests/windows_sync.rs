@@ -150,16 +150,7 @@ async fn windows_sync_registers_updates_and_deletes_exactly_what_the_database_sa
     assert!(calls(&log).is_empty(), "{:?}", calls(&log));
 
     // Change one schedule, delete one job.
-    sqlx::query("UPDATE schedules SET cron_expression = '45 3 * * *' WHERE job_id = $1 AND cron_expression = '30 2 * * *'")
-        .bind(daily)
-        .execute(&env.pool)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM backup_jobs WHERE id = $1")
-        .bind(hourly)
-        .execute(&env.pool)
-        .await
-        .unwrap();
+    move_a_schedule_and_delete_a_job(&env, daily, hourly).await;
     let (code, r) = sync(&env, &bin, &[]);
     assert_eq!(code, Some(0));
     assert_eq!(names(&r, "updated"), vec![stem(daily)]);

@@ -285,6 +285,24 @@ pub async fn whole_second_slot(env: &Env, job: uuid::Uuid) -> chrono::DateTime<c
     .unwrap()
 }
 
+/// The change both sync backends are tested with: `daily`'s 02:30 schedule moves to 03:45,
+/// and the job `deleted` is deleted.
+pub async fn move_a_schedule_and_delete_a_job(env: &Env, daily: uuid::Uuid, deleted: uuid::Uuid) {
+    sqlx::query(
+        "UPDATE schedules SET cron_expression = '45 3 * * *' \
+         WHERE job_id = $1 AND cron_expression = '30 2 * * *'",
+    )
+    .bind(daily)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM backup_jobs WHERE id = $1")
+        .bind(deleted)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+}
+
 /// The unit/task name of a job.
 pub fn stem(job: uuid::Uuid) -> String {
     format!("restic-fleet-job-{job}")
