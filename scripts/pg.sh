@@ -2,6 +2,9 @@
 # Private PostgreSQL cluster helpers; source this file.
 #   pg_start DIR   initialises (if needed) and starts a cluster in DIR on a free loopback port,
 #                  and exports PG_URL (superuser, trust auth on loopback only) and PG_DIR.
+#                  Only the superuser `postgres` is trusted; every other role must give its
+#                  password (scram-sha-256), so tests can show that a rotated password stops
+#                  working.
 #   pg_stop DIR    stops it.
 # initdb refuses to run as root, so as root the cluster runs as the `postgres` user.
 
@@ -35,6 +38,12 @@ pg_start() {
   if [ ! -f "$dir/data/PG_VERSION" ]; then
     pg_as_owner "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; return 1; }
+    printf '%s\n' \
+      'local all postgres trust' \
+      'host  all postgres 127.0.0.1/32 trust' \
+      'local all all scram-sha-256' \
+      'host  all all 127.0.0.1/32 scram-sha-256' \
+      | pg_as_owner tee "$dir/data/pg_hba.conf" >/dev/null
   fi
   port=$(pg_free_port)
   pg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \

@@ -49,6 +49,24 @@ pub async fn register_device(
     Ok((name, created))
 }
 
+/// A device role may register only its own device (row-level security, migration 006).
+fn not_this_device(err: anyhow::Error, device_id: &str) -> anyhow::Error {
+    let denied = err.chain().any(|c| {
+        matches!(c.downcast_ref::<sqlx::Error>(),
+            Some(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42501"))
+    });
+    if denied {
+        crate::usage_err!(
+            "the database role in this URL may not register device {device_id:?}: a device's \
+             role registers only its own device; use the line `restic-fleet device enroll \
+             {}` printed for this device",
+            crate::quote::posix(device_id)
+        )
+    } else {
+        err
+    }
+}
+
 pub async fn init(
     config_path: &std::path::Path,
     args: &crate::cli::InitArgs,
@@ -60,7 +78,9 @@ pub async fn init(
     config::validate_device_id(&device_id)?;
     // Connect (and migrate) first: a config is only written for a database that works.
     let pool = crate::db::connect(&args.database_url).await?;
-    let (name, created) = register_device(&pool, &device_id, args.name.as_deref()).await?;
+    let (name, created) = register_device(&pool, &device_id, args.name.as_deref())
+        .await
+        .map_err(|e| not_this_device(e, &device_id))?;
     let cfg = Config {
         database_url: args.database_url.clone(),
         device_id: device_id.clone(),

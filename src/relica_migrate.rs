@@ -317,8 +317,8 @@ pub async fn run(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result
             device_name: d.name.clone(),
             command: format!(
                 "restic-fleet init --database-url {} --device-id {}",
-                shell_quote(&mask_url(&url)),
-                shell_quote(&d.id)
+                crate::quote::for_platform(&d.platform, &mask_url(&url)),
+                crate::quote::for_platform(&d.platform, &d.id)
             ),
         })
         .collect();
@@ -1075,19 +1075,6 @@ async fn import_runs(
 // Output
 // ---------------------------------------------------------------------------------------------
 
-/// Quotes a word for a POSIX shell when it needs it.
-fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':' | '@' | '+' | '=')
-        });
-    if plain {
-        s.to_owned()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 fn counts(s: &Section) -> String {
     let mut out = format!(
         "{} created, {} updated, {} unchanged, {} skipped",
@@ -1179,17 +1166,6 @@ pub fn human(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn quoting() {
-        assert_eq!(shell_quote("device1"), "device1");
-        assert_eq!(shell_quote("Počítač-1"), "Počítač-1");
-        assert_eq!(
-            shell_quote("postgres://u:***@h/db"),
-            "'postgres://u:***@h/db'"
-        );
-        assert_eq!(shell_quote("a'b"), r"'a'\''b'");
-    }
 
     #[test]
     fn decisions() {

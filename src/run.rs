@@ -463,7 +463,8 @@ async fn execute(
     password: &str,
     progress: bool,
 ) -> Outcome {
-    let extra = match jobs::restic_args(job.restic_args.as_ref()) {
+    // i9: validate restic args before restic starts
+    let extra = match crate::restic_args::validated(job.restic_args.as_ref()) {
         Ok(a) => a,
         Err(msg) => {
             return failed(

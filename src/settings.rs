@@ -6,8 +6,16 @@ use sqlx::PgPool;
 
 use crate::usage_err;
 
-/// Keys whose values are secrets: masked in human output unless asked for.
-pub const SECRET_KEYS: &[&str] = &["repository_password"];
+/// The keys of secret settings (masked in output, never readable by viewers). The one list
+/// lives in the database, `fleet_secret_setting_keys()` of migration 006, because the viewer's
+/// row-level security policy needs it too; the client asks for it instead of keeping a copy.
+pub async fn secret_keys(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT unnest(fleet_secret_setting_keys())")
+            .fetch_all(pool)
+            .await?,
+    )
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct Settings {

@@ -1,4 +1,4 @@
-//! `restic-fleet device list|show|add|enable|disable|rm`.
+//! `restic-fleet device list|show|add|enroll|enable|disable|rm`.
 
 use std::path::Path;
 
@@ -21,11 +21,15 @@ pub enum DeviceCommand {
     Show(IdArgs),
     /// Register a device (usually `restic-fleet init` on the machine does this).
     Add(AddArgs),
+    /// Create (or rotate) the device's own database login and print the `restic-fleet init`
+    /// line to run on that machine; the password is shown only this once.
+    Enroll(super::enroll::EnrollArgs),
     /// Enable a device: its jobs run again.
     Enable(IdArgs),
     /// Disable a device: none of its jobs run, and status reports them as disabled.
     Disable(IdArgs),
-    /// Remove a device with its jobs, schedules, runs and settings.
+    /// Remove a device with its jobs, schedules, runs and settings, and drop its database
+    /// login.
     Rm(RmArgs),
 }
 
@@ -144,6 +148,7 @@ async fn dispatch(config_path: &Path, cmd: DeviceCommand) -> anyhow::Result<u8> 
         DeviceCommand::List(a) => list(config_path, a).await,
         DeviceCommand::Show(a) => show(config_path, a).await,
         DeviceCommand::Add(a) => add(config_path, a).await,
+        DeviceCommand::Enroll(a) => super::enroll::enroll(config_path, a).await,
         DeviceCommand::Enable(a) => set_enabled(config_path, a, true).await,
         DeviceCommand::Disable(a) => set_enabled(config_path, a, false).await,
         DeviceCommand::Rm(a) => rm(config_path, a).await,
@@ -248,6 +253,19 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     Ok(exit::SUCCESS)
 }
 
+/// A device name: 1 to 255 characters without control characters (it is printed in tables
+/// and reports, where a newline or an escape sequence would forge output).
+pub fn validate_device_name(name: &str) -> anyhow::Result<String> {
+    let n = name.trim();
+    if n.is_empty() || n.len() > 255 || n.chars().any(|c| c.is_control()) {
+        return Err(usage_err!(
+            "device name {name:?} must be 1 to 255 characters without control characters; give \
+             the device a readable name with --name"
+        ));
+    }
+    Ok(n.to_string())
+}
+
 async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
     crate::config::validate_device_id(&a.id).map_err(|_| {
         usage_err!(
@@ -256,12 +274,18 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
             a.id
         )
     })?;
-    let name = a.name.clone().unwrap_or_else(|| a.id.clone());
-    let name = name.trim().to_string();
-    if name.is_empty() || name.len() > 255 {
-        return Err(usage_err!(
-            "--name must be 1 to 255 characters; give the device a readable name"
-        ));
+    let name = validate_device_name(a.name.as_deref().unwrap_or(&a.id))?;
+    for (flag, v) in [
+        ("--description", &a.description),
+        ("--hostname", &a.hostname),
+    ] {
+        if let Some(v) = v
+            && v.chars().any(|c| c.is_control() && c != '\n')
+        {
+            return Err(usage_err!(
+                "{flag} {v:?} must not contain control characters"
+            ));
+        }
     }
     let pool = super::connect(config_path, &a.conn).await?;
     let exists: Option<String> = sqlx::query_scalar("SELECT id FROM devices WHERE id = $1")
@@ -298,9 +322,12 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
         print_json(&device)?;
     } else {
         println!(
-            "added device {:?} ({}, {}); on the machine, `restic-fleet init --device-id {}` \
-             enrols it",
-            device.id, device.name, device.platform, device.id
+            "added device {:?} ({}, {}); `restic-fleet device enroll {}` gives it its database \
+             login and prints the line to run on the machine",
+            device.id,
+            device.name,
+            device.platform,
+            crate::quote::posix(&device.id)
         );
     }
     Ok(exit::SUCCESS)
@@ -347,14 +374,25 @@ async fn rm(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
         ),
         a.yes,
     )?;
+    // The login goes with the device, in the same transaction: a removed device can no
+    // longer connect, and a failed drop leaves the device in place.
+    let mut tx = pool.begin().await?;
+    let role = super::enroll::drop_role(&mut tx, &a.id).await?;
     sqlx::query("DELETE FROM devices WHERE id = $1")
         .bind(&a.id)
-        .execute(&pool)
+        .execute(&mut *tx)
         .await?;
+    tx.commit().await?;
     if a.conn.json {
-        print_json(&serde_json::json!({"id": a.id, "removed": true}))?;
+        print_json(&serde_json::json!({"id": a.id, "removed": true, "dropped_role": role}))?;
     } else {
-        println!("removed device {:?}", a.id);
+        match &role {
+            Some(r) => println!(
+                "removed device {:?} and dropped its database role {r}",
+                a.id
+            ),
+            None => println!("removed device {:?}", a.id),
+        }
     }
     Ok(exit::SUCCESS)
 }

@@ -255,7 +255,7 @@ pub fn validate_excludes(patterns: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(patterns.to_vec())
 }
 
-/// `--restic-args`: a JSON array of strings.
+/// `--restic-args`: a JSON array of strings on the allow-list of [`crate::restic_args`].
 pub fn parse_restic_args(text: &str) -> anyhow::Result<Value> {
     let v: Value = serde_json::from_str(text).map_err(|e| {
         usage_err!(
@@ -269,7 +269,7 @@ pub fn parse_restic_args(text: &str) -> anyhow::Result<Value> {
              {text:?}"
         ));
     }
-    jobs::restic_args(Some(&v)).map_err(|e| usage_err!("--restic-args: {e}"))?;
+    crate::restic_args::validated(Some(&v)).map_err(|e| usage_err!("--restic-args: {e}"))?;
     Ok(v)
 }
 

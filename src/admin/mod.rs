@@ -9,6 +9,7 @@
 pub mod cleanup;
 pub mod device;
 pub mod docs;
+pub mod enroll;
 pub mod job;
 pub mod output;
 pub mod roles;
@@ -80,9 +81,9 @@ pub fn explain(result: anyhow::Result<u8>) -> anyhow::Result<u8> {
         && db.code().as_deref() == Some("42501")
     {
         return Err(Failure::failed(format!(
-            "permission denied: {}; the database role in use may not do this (backup_client may \
-             not delete anything, backup_viewer may only read); connect as backup_admin with \
-             --database-url or DATABASE_URL",
+            "permission denied: {}; the database role in use may not do this (a device's role \
+             may only record its own runs and heartbeat, backup_viewer may only read); connect \
+             as backup_admin with --database-url or DATABASE_URL",
             db.message()
         ))
         .into());

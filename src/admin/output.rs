@@ -6,7 +6,6 @@ use chrono::{DateTime, Duration, Utc};
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
-use crate::settings::SECRET_KEYS;
 use crate::usage_err;
 
 /// Width every human table is laid out to.
@@ -45,15 +44,16 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Is `key` a secret setting (masked unless asked for)?
-pub fn is_secret(key: &str) -> bool {
-    SECRET_KEYS.contains(&key)
-}
-
-/// The value as it may be shown: secrets become `***` (empty stays empty, so "not set" shows).
-pub fn shown_value(key: &str, value: &str, show_secrets: bool) -> String {
-    if is_secret(key) && !show_secrets && !value.is_empty() {
+/// The value of setting `key` as it may be shown: a secret (see
+/// [`crate::settings::secret_keys`]) becomes `***` (empty stays empty, so "not set" shows),
+/// and a credential inside `repository_url` is masked as `run` and `status` print it.
+pub fn shown_value(key: &str, value: &str, secret: bool, show_secrets: bool) -> String {
+    if show_secrets {
+        value.to_string()
+    } else if secret && !value.is_empty() {
         MASK.to_string()
+    } else if key == "repository_url" {
+        crate::util::mask_url(value)
     } else {
         value.to_string()
     }
@@ -180,9 +180,17 @@ mod tests {
 
     #[test]
     fn masks_secrets_only() {
-        assert_eq!(shown_value("repository_password", "pw", false), "***");
-        assert_eq!(shown_value("repository_password", "pw", true), "pw");
-        assert_eq!(shown_value("repository_password", "", false), "");
-        assert_eq!(shown_value("timezone", "UTC", false), "UTC");
+        assert_eq!(shown_value("repository_password", "pw", true, false), "***");
+        assert_eq!(shown_value("repository_password", "pw", true, true), "pw");
+        assert_eq!(shown_value("repository_password", "", true, false), "");
+        assert_eq!(shown_value("timezone", "UTC", false, false), "UTC");
+        assert_eq!(
+            shown_value("repository_url", "rest:https://u:pw@h/", false, false),
+            "rest:https://u:***@h/"
+        );
+        assert_eq!(
+            shown_value("repository_url", "rest:https://u:pw@h/", false, true),
+            "rest:https://u:pw@h/"
+        );
     }
 }

@@ -1,16 +1,26 @@
-//! `restic-fleet db roles`: the seed's database roles with their grants.
+//! `restic-fleet db roles`: the group roles with their grants.
 //!
-//! - `backup_admin`: everything on the database and on the tables (manages the fleet).
-//! - `backup_client`: what `run` and `sync` need: SELECT, INSERT, UPDATE on the tables and
-//!   views (no DELETE), USAGE on the sequences, SELECT on `_sqlx_migrations` (to check the
-//!   schema version).
-//! - `backup_viewer`: SELECT only (`status`, `runs list`, dashboards).
+//! - `backup_admin`: everything on the database and on the tables (manages the fleet), plus
+//!   CREATEROLE and ADMIN OPTION on `backup_client`, so that `device enroll` and `device rm`
+//!   can create, rotate and drop device roles.
+//! - `backup_client`: a group without login. Every device logs in with its own role
+//!   (`device enroll`), a member of this group; the grants below say what a device may do at
+//!   all, and the row-level security policies of migration 006 restrict it to its own rows.
+//!   A `backup_client` login from before per-device roles loses its login and password here.
+//! - `backup_viewer`: SELECT only (`status`, `runs list`, dashboards); the policies hide secret
+//!   settings from it.
 //!
 //! Passwords come from `--admin-password-file` etc. or a prompt (no echo; one line per role
 //! from standard input when it is not a terminal), never from an argument, and never appear
 //! in an SQL statement's text: they are passed as a transaction-local setting that a
 //! server-side block reads. Running the command again updates the passwords (ALTER ROLE) and
-//! re-applies the grants. Default privileges cover tables that later migrations create.
+//! re-applies the grants. Default privileges give admins and viewers tables that later
+//! migrations create; devices get nothing on a new table until [`DEVICE_GRANTS`] names it
+//! (and a policy in its migration restricts the rows).
+//!
+//! Anything that lets the database decide what a device executes or contacts (restic args,
+//! hooks, ping URLs, backend environment) must stay writable by admins only: never add such a
+//! table or column to [`DEVICE_GRANTS`].
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -33,8 +43,9 @@ pub struct RolesArgs {
     /// File holding backup_admin's password (first line); default: prompt.
     #[arg(long, value_name = "FILE")]
     pub admin_password_file: Option<PathBuf>,
-    /// File holding backup_client's password (first line); default: prompt.
-    #[arg(long, value_name = "FILE")]
+    /// Ignored: backup_client is now a group without login; devices log in with their own
+    /// roles (`restic-fleet device enroll`).
+    #[arg(long, value_name = "FILE", hide = true)]
     pub client_password_file: Option<PathBuf>,
     /// File holding backup_viewer's password (first line); default: prompt.
     #[arg(long, value_name = "FILE")]
@@ -76,11 +87,16 @@ fn read_file(role: &str, path: &Path) -> anyhow::Result<String> {
     Ok(text.lines().next().unwrap_or("").to_string())
 }
 
-/// Reads the three passwords, all before anything touches the database.
+/// Reads the two passwords (admin, viewer), all before anything touches the database.
 fn passwords(args: &RolesArgs) -> anyhow::Result<Vec<(&'static str, String)>> {
+    if args.client_password_file.is_some() {
+        tracing::warn!(
+            "--client-password-file is ignored: backup_client is a group without login now; \
+             give each machine its own role with `restic-fleet device enroll ID`"
+        );
+    }
     let files = [
         (ADMIN, &args.admin_password_file, "--admin-password-file"),
-        (CLIENT, &args.client_password_file, "--client-password-file"),
         (VIEWER, &args.viewer_password_file, "--viewer-password-file"),
     ];
     let tty = std::io::stdin().is_terminal();
@@ -160,6 +176,42 @@ async fn upsert_role(pool: &PgPool, role: &str, password: &str) -> Result<bool, 
     Ok(!existed)
 }
 
+/// Creates `backup_client` as a group without login, or takes the login (and password) away
+/// from an existing shared `backup_client` role.
+async fn upsert_group(pool: &PgPool, role: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let existed: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(role)
+            .fetch_one(&mut *tx)
+            .await?;
+    let st = if existed {
+        format!("ALTER ROLE {role} WITH NOLOGIN PASSWORD NULL")
+    } else {
+        format!("CREATE ROLE {role} WITH NOLOGIN")
+    };
+    sqlx::query(&st).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(!existed)
+}
+
+/// What a device role may do at all, granted to the group `backup_client`; the row-level
+/// security policies of migration 006 then restrict every one of these to the device's own
+/// rows. Column lists keep a device from touching the rest of its own rows: on `devices` only
+/// heartbeat and identity, on `schedules` only the run bookkeeping. `runs` is granted whole
+/// (INSERT and UPDATE of every column, later ones included) because a device writes its own
+/// run records. A device writes nothing else: not backup_jobs, settings, device_roles, nor any
+/// schedule or device column not listed here, and it deletes nothing.
+pub const DEVICE_GRANTS: &[&str] = &[
+    "GRANT SELECT ON devices, backup_jobs, schedules, runs, settings, latest_runs, job_summary, \
+     _sqlx_migrations TO backup_client",
+    "GRANT INSERT (id, name, platform, hostname, metadata), \
+     UPDATE (name, platform, hostname, last_seen, metadata, updated_at) ON devices TO backup_client",
+    "GRANT UPDATE (last_run_at, next_run_at, updated_at) ON schedules TO backup_client",
+    "GRANT INSERT, UPDATE ON runs TO backup_client",
+    "GRANT USAGE, SELECT ON SEQUENCE runs_id_seq TO backup_client",
+];
+
 /// The GRANT statements for database `db` (an already quoted identifier), run by `me` (quoted).
 fn grants(db: &str, me: &str, for_admin_too: bool) -> Vec<String> {
     let mut s = vec![
@@ -169,17 +221,22 @@ fn grants(db: &str, me: &str, for_admin_too: bool) -> Vec<String> {
         format!("GRANT ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public TO {ADMIN}"),
         format!("GRANT CONNECT ON DATABASE {db} TO {CLIENT}, {VIEWER}"),
         format!("GRANT USAGE ON SCHEMA public TO {CLIENT}, {VIEWER}"),
-        // Re-running repairs drift: take away what the roles must not have.
+        // Device roles are created, rotated and dropped by backup_admin (`device enroll`).
+        format!("GRANT {CLIENT} TO {ADMIN} WITH ADMIN OPTION"),
+        // Re-running repairs drift: take away what the roles must not have, then grant.
+        format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {CLIENT}"),
+        format!("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {CLIENT}"),
         format!(
-            "REVOKE DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM {CLIENT}, {VIEWER}"
+            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM {VIEWER}"
         ),
-        format!("REVOKE INSERT, UPDATE ON ALL TABLES IN SCHEMA public FROM {VIEWER}"),
         format!("REVOKE UPDATE ON ALL SEQUENCES IN SCHEMA public FROM {VIEWER}"),
-        format!("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {CLIENT}"),
-        format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {CLIENT}"),
-        format!("REVOKE INSERT, UPDATE ON _sqlx_migrations FROM {CLIENT}"),
         format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {VIEWER}"),
     ];
+    if for_admin_too {
+        // Only a superuser may hand out CREATEROLE.
+        s.push(format!("ALTER ROLE {ADMIN} WITH CREATEROLE"));
+    }
+    s.extend(DEVICE_GRANTS.iter().map(|g| g.to_string()));
     let mut owners = vec![me.to_string()];
     if for_admin_too && me != ADMIN {
         owners.push(ADMIN.to_string());
@@ -188,10 +245,9 @@ fn grants(db: &str, me: &str, for_admin_too: bool) -> Vec<String> {
         let p = format!("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public");
         s.push(format!("{p} GRANT ALL PRIVILEGES ON TABLES TO {ADMIN}"));
         s.push(format!("{p} GRANT ALL PRIVILEGES ON SEQUENCES TO {ADMIN}"));
-        s.push(format!(
-            "{p} GRANT SELECT, INSERT, UPDATE ON TABLES TO {CLIENT}"
-        ));
-        s.push(format!("{p} GRANT USAGE, SELECT ON SEQUENCES TO {CLIENT}"));
+        // A new table reaches devices only through DEVICE_GRANTS and a policy.
+        s.push(format!("{p} REVOKE ALL ON TABLES FROM {CLIENT}"));
+        s.push(format!("{p} REVOKE ALL ON SEQUENCES FROM {CLIENT}"));
         s.push(format!("{p} GRANT SELECT ON TABLES TO {VIEWER}"));
     }
     s
@@ -246,6 +302,14 @@ async fn roles(config_path: &Path, args: RolesArgs) -> anyhow::Result<u8> {
         let created = with_retry(|| upsert_role(&pool, role, pw)).await?;
         results.push(RoleResult { role, created });
     }
+    let created = with_retry(|| upsert_group(&pool, CLIENT)).await?;
+    results.insert(
+        1,
+        RoleResult {
+            role: CLIENT,
+            created,
+        },
+    );
     let statements = grants(&db_q, &me_q, superuser);
     with_retry(|| apply_grants(&pool, &statements)).await?;
     let report = RolesReport {
@@ -263,10 +327,12 @@ async fn roles(config_path: &Path, args: RolesArgs) -> anyhow::Result<u8> {
             );
         }
         println!(
-            "granted on database {:?}: {ADMIN} everything, {CLIENT} read/insert/update (no \
-             delete), {VIEWER} read only",
+            "granted on database {:?}: {ADMIN} everything (and enrolling devices), {CLIENT} \
+             (group of the device roles, no login) its own rows only, {VIEWER} read only \
+             without secrets",
             report.database
         );
+        println!("next: `restic-fleet device enroll ID` gives each machine its own login role");
     }
     Ok(exit::SUCCESS)
 }

@@ -10,7 +10,7 @@ use sqlx::PgPool;
 
 use super::output::{self, print_json, shown_value};
 use super::{Conn, confirm, explain, require_device};
-use crate::exit;
+use crate::exit::{self, Failure};
 use crate::usage_err;
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +95,9 @@ pub struct SettingOut {
     pub device_id: Option<String>,
     pub description: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// Whether the key is a secret setting (not printed: `value` says it).
+    #[serde(skip)]
+    pub secret: bool,
 }
 
 pub async fn run(config_path: &Path, cmd: SettingsCommand) -> anyhow::Result<u8> {
@@ -185,7 +188,8 @@ async fn rows(pool: &PgPool, device: Option<&str>) -> anyhow::Result<Vec<Setting
     Ok(match device {
         None => {
             sqlx::query_as(
-                "SELECT key, value, 'global' AS scope, device_id, description, updated_at \
+                "SELECT key, value, 'global' AS scope, device_id, description, updated_at, \
+                   key::text = ANY (fleet_secret_setting_keys()) AS secret \
                  FROM settings WHERE device_id IS NULL ORDER BY key",
             )
             .fetch_all(pool)
@@ -195,7 +199,8 @@ async fn rows(pool: &PgPool, device: Option<&str>) -> anyhow::Result<Vec<Setting
             sqlx::query_as(
                 "SELECT DISTINCT ON (key) key, value, \
                    CASE WHEN device_id IS NULL THEN 'global' ELSE 'device' END AS scope, \
-                   device_id, description, updated_at \
+                   device_id, description, updated_at, \
+                   key::text = ANY (fleet_secret_setting_keys()) AS secret \
                  FROM settings WHERE device_id IS NULL OR device_id = $1 \
                  ORDER BY key, device_id NULLS LAST",
             )
@@ -213,7 +218,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     }
     let mut rows = rows(&pool, a.device.as_deref()).await?;
     for r in &mut rows {
-        r.value = shown_value(&r.key, &r.value, a.show_secrets);
+        r.value = shown_value(&r.key, &r.value, r.secret, a.show_secrets);
     }
     if a.conn.json {
         print_json(&rows)?;
@@ -241,7 +246,11 @@ async fn get(config_path: &Path, a: GetArgs) -> anyhow::Result<u8> {
         require_device(&pool, d).await?;
     }
     let rows = rows(&pool, a.device.as_deref()).await?;
-    let mut row = rows.into_iter().find(|r| r.key == a.key).ok_or_else(|| {
+    let row = rows.into_iter().find(|r| r.key == a.key);
+    if row.is_none() {
+        refuse_hidden_secret(&pool, &a.key).await?;
+    }
+    let mut row = row.ok_or_else(|| {
         usage_err!(
             "setting {:?} is not set{}; list settings with `restic-fleet settings list`",
             a.key,
@@ -251,13 +260,32 @@ async fn get(config_path: &Path, a: GetArgs) -> anyhow::Result<u8> {
                 .unwrap_or_default()
         )
     })?;
-    row.value = shown_value(&row.key, &row.value, a.show_secrets);
+    row.value = shown_value(&row.key, &row.value, row.secret, a.show_secrets);
     if a.conn.json {
         print_json(&row)?;
     } else {
         println!("{}", row.value);
     }
     Ok(exit::SUCCESS)
+}
+
+/// A secret setting that this role cannot see is not "not set": row-level security hides
+/// secrets from viewers, so say that instead.
+async fn refuse_hidden_secret(pool: &PgPool, key: &str) -> anyhow::Result<()> {
+    let (secret, viewer): (bool, bool) = sqlx::query_as(
+        "SELECT $1 = ANY (fleet_secret_setting_keys()), fleet_is_viewer() AND NOT fleet_is_admin()",
+    )
+    .bind(key)
+    .fetch_one(pool)
+    .await?;
+    if secret && viewer {
+        return Err(Failure::failed(format!(
+            "the database role in use (backup_viewer) may not read secret settings such as {key}; \
+             connect as backup_admin to read it"
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 fn read_stdin_value() -> anyhow::Result<String> {
@@ -275,13 +303,25 @@ fn read_stdin_value() -> anyhow::Result<String> {
 }
 
 async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
-    let value = if a.value == "-" {
+    let from_stdin = a.value == "-";
+    let value = if from_stdin {
         read_stdin_value()?
     } else {
         a.value.clone()
     };
     validate(&a.key, &value)?;
     let pool = super::connect(config_path, &a.conn).await?;
+    let secrets = crate::settings::secret_keys(&pool).await?;
+    let secret = secrets.contains(&a.key);
+    if secret && !from_stdin {
+        // An argument lands in shell history and in every process listing.
+        return Err(usage_err!(
+            "{} is a secret and is not taken from the command line; give it on standard input \
+             with VALUE `-`, e.g. `restic-fleet settings set {} - < FILE`",
+            a.key,
+            a.key
+        ));
+    }
     match &a.device {
         None => {
             sqlx::query(
@@ -312,7 +352,7 @@ async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
             .await?;
         }
     }
-    let shown = shown_value(&a.key, &value, false);
+    let shown = shown_value(&a.key, &value, secret, false);
     if a.conn.json {
         print_json(&serde_json::json!({
             "key": a.key,

@@ -1,0 +1,858 @@
+//! One machine cannot harm another: two enrolled devices with their own database roles, every
+//! forbidden action attempted through the CLI and through `psql` with one device's credentials
+//! (and refused, the database unchanged), every allowed action shown to work; viewers cannot
+//! read secrets; restic arguments are checked where written and where used.
+//!
+//! Roles are cluster-wide and tests run in parallel: device ids (and so device role names) are
+//! unique per test, and `db roles` is always given the same passwords as tests/admin_roles.rs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+const ADMIN_PW: &str = "admin-pw";
+const VIEWER_PW: &str = "viewer-pw";
+
+/// `db roles` with the shared test passwords.
+fn make_roles(env: &Env) {
+    let admin = env.dir.path().join("admin.pw");
+    let viewer = env.dir.path().join("viewer.pw");
+    std::fs::write(&admin, format!("{ADMIN_PW}\n")).unwrap();
+    std::fs::write(&viewer, format!("{VIEWER_PW}\n")).unwrap();
+    let out = env
+        .cmd()
+        .args(["db", "roles", "--database-url", &env.url])
+        .arg("--admin-password-file")
+        .arg(&admin)
+        .arg("--viewer-password-file")
+        .arg(&viewer)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+/// An enrolled device: its id, role, database URL and its own config file.
+struct Device {
+    id: String,
+    role: String,
+    url: String,
+    config: PathBuf,
+}
+
+/// `device enroll ID --platform linux --json` as `admin_url`, then `init` on "the machine"
+/// (its own config file) with the printed URL.
+fn enroll(env: &Env, admin_url: &str, id: &str) -> Device {
+    let out = env
+        .cmd()
+        .env("DATABASE_URL", admin_url)
+        .args(["device", "enroll", id, "--platform", "linux", "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["device_id"], id);
+    let dev = Device {
+        id: id.to_string(),
+        role: v["role"].as_str().unwrap().to_string(),
+        url: v["database_url"].as_str().unwrap().to_string(),
+        config: env.dir.path().join(format!("{id}.toml")),
+    };
+    assert!(dev.url.contains(&dev.role), "{}", dev.url);
+    let out = as_device(env, &dev)
+        .args(["init", "--database-url", &dev.url, "--device-id", id])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    dev
+}
+
+/// The binary on `dev`'s machine: its config, nothing else.
+fn as_device(env: &Env, dev: &Device) -> Command {
+    let mut c = env.cmd();
+    c.env("RESTIC_FLEET_CONFIG", &dev.config)
+        .stdin(Stdio::null());
+    c
+}
+
+/// The binary with `url` as DATABASE_URL (management commands).
+fn with_url(env: &Env, url: &str, args: &[&str]) -> Output {
+    env.cmd()
+        .env("DATABASE_URL", url)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `psql URL -c SQL`: (succeeded, stdout + stderr).
+fn psql(url: &str, sql: &str) -> (bool, String) {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .env_remove("PGPASSWORD")
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql on PATH");
+    (
+        out.status.success(),
+        format!("{}{}", stdout(&out), stderr(&out)),
+    )
+}
+
+/// Everything a device could try to change, as one text (the oracle that nothing changed).
+async fn fleet_state(env: &Env) -> String {
+    sqlx::query_scalar(
+        "SELECT concat_ws(E'\\n', \
+           (SELECT string_agg(row_to_json(d)::text, E'\\n' ORDER BY id) FROM devices d), \
+           (SELECT string_agg(row_to_json(j)::text, E'\\n' ORDER BY id) FROM backup_jobs j), \
+           (SELECT string_agg(row_to_json(s)::text, E'\\n' ORDER BY id) FROM schedules s), \
+           (SELECT string_agg(row_to_json(r)::text, E'\\n' ORDER BY id) FROM runs r), \
+           (SELECT string_agg(row_to_json(t)::text, E'\\n' ORDER BY id) FROM settings t), \
+           (SELECT string_agg(row_to_json(x)::text, E'\\n' ORDER BY device_id) FROM device_roles x))",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+async fn add_job_for(env: &Env, device: &str, name: &str, path: &Path) -> uuid::Uuid {
+    sqlx::query_scalar(
+        "INSERT INTO backup_jobs (device_id, name, source_paths) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(device)
+    .bind(name)
+    .bind(vec![path.to_string_lossy().into_owned()])
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+fn fake_systemctl(env: &Env) -> PathBuf {
+    fake_tool(env, "systemctl", "").0
+}
+
+#[tokio::test]
+async fn a_device_role_reaches_only_its_own_rows() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let a = enroll(&env, &env.url, &unique("sec-a"));
+    // backup_admin enrols too (CREATEROLE from db roles).
+    let admin = url_with_user(&env.db, "backup_admin", ADMIN_PW);
+    let b = enroll(&env, &admin, &unique("sec-b"));
+    let src_a = env.make_source("src-a", 2);
+    let src_b = env.make_source("src-b", 2);
+    let job_a = add_job_for(&env, &a.id, "home", &src_a).await;
+    let job_b = add_job_for(&env, &b.id, "home", &src_b).await;
+    let sched_a = add_interval(&env, job_a, 3600).await;
+    let sched_b = add_interval(&env, job_b, 3600).await;
+    sqlx::query(
+        "INSERT INTO settings (device_id, key, value) VALUES ($1, 'b_only', 'b'), ($2, 'a_only', 'a')",
+    )
+    .bind(&b.id)
+    .bind(&a.id)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let b_run: i32 = sqlx::query_scalar(
+        "INSERT INTO runs (job_id, device_id, start_time, status) VALUES ($1, $2, NOW(), 'failed') \
+         RETURNING id",
+    )
+    .bind(job_b)
+    .bind(&b.id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+
+    // ---- Allowed, through the CLI: run, sync, init (again), status of its own device. ----
+    let out = as_device(&env, &a)
+        .args(["run", &job_a.to_string(), "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["status"], "success");
+    let last: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT last_run_at FROM schedules WHERE id = $1")
+            .bind(sched_a)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(
+        last.is_some(),
+        "run updated its schedule as the device role"
+    );
+    let bin = fake_systemctl(&env);
+    let out = as_device(&env, &a)
+        .env("PATH", path_with(&bin))
+        .args(["sync", "--json", "--unit-dir"])
+        .arg(env.dir.path().join("units-a"))
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let seen: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT last_seen FROM devices WHERE id = $1")
+            .bind(&a.id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(seen.is_some(), "sync heartbeated as the device role");
+    let out = as_device(&env, &a)
+        .args([
+            "init",
+            "--database-url",
+            &a.url,
+            "--device-id",
+            &a.id,
+            "--name",
+            "renamed",
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(stdout(&out).contains("updated device"), "{}", stdout(&out));
+    let out = as_device(&env, &a)
+        .args(["status", "--device", &a.id, "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let st: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["jobs"].as_array().unwrap().len(), 1, "{st}");
+    assert_eq!(st["jobs"][0]["verdict"], "ok");
+    // Reads of its own rows through the management commands.
+    let out = with_url(&env, &a.url, &["job", "list", "--json"]);
+    assert_ok(&out);
+    let jobs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        jobs.as_array().unwrap().len(),
+        1,
+        "only its own job: {jobs}"
+    );
+    let out = with_url(
+        &env,
+        &a.url,
+        &["settings", "get", "a_only", "--device", &a.id],
+    );
+    assert_ok(&out);
+    let out = with_url(&env, &a.url, &["device", "list", "--json"]);
+    assert_ok(&out);
+    let devices: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(devices.as_array().unwrap().len(), 1, "{devices}");
+    assert_eq!(devices[0]["id"], a.id.as_str());
+
+    // ---- Allowed, through psql. ----
+    let allowed = [
+        ("SELECT fleet_current_device()", Some(a.id.clone())),
+        ("SELECT count(*) FROM devices", Some("1".into())),
+        ("SELECT count(*) FROM backup_jobs", Some("1".into())),
+        ("SELECT count(*) FROM schedules", Some("1".into())),
+        (
+            "SELECT count(*) FROM settings WHERE device_id IS NULL AND key = 'repository_password'",
+            Some("1".into()),
+        ),
+        (
+            "SELECT count(*) FROM settings WHERE device_id IS NOT NULL",
+            Some("1".into()),
+        ),
+        ("SELECT count(*) FROM job_summary", Some("1".into())),
+        ("SELECT count(*) FROM latest_runs", Some("1".into())),
+        (
+            "UPDATE devices SET last_seen = NOW(), hostname = 'h', metadata = '{\"x\":1}' \
+             WHERE id = current_setting('fleet.me')",
+            None,
+        ),
+        (
+            "UPDATE schedules SET last_run_at = NOW(), next_run_at = NOW() + INTERVAL '1 hour'",
+            None,
+        ),
+        (
+            "INSERT INTO runs (job_id, device_id, start_time, status, metadata) \
+             SELECT id, device_id, NOW(), 'running', '{\"k\":1}' FROM backup_jobs",
+            None,
+        ),
+        (
+            "UPDATE runs SET status = 'failed', end_time = NOW() WHERE status = 'running'",
+            None,
+        ),
+    ];
+    for (sql, want) in allowed {
+        let sql = format!("SET fleet.me = '{}'; {sql}", a.id);
+        let (ok, text) = psql(&a.url, &sql);
+        assert!(ok, "allowed as a device: {sql}\n{text}");
+        if let Some(w) = want {
+            assert_eq!(text.trim(), w, "{sql}");
+        }
+    }
+    let n: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM runs WHERE device_id = $1 AND status = 'failed' AND end_time IS NOT NULL",
+    )
+    .bind(&a.id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 1, "the device inserted and closed a run of its own");
+
+    // ---- Forbidden, through the CLI: each fails and changes nothing. ----
+    let before = fleet_state(&env).await;
+    let (jb, ja, sb) = (job_b.to_string(), job_a.to_string(), sched_b.to_string());
+    let src = src_a.to_str().unwrap();
+    let forbidden_cli: Vec<Vec<&str>> = vec![
+        vec!["job", "edit", &jb, "--description", "x"],
+        vec!["job", "edit", &jb, "--path", src],
+        vec!["job", "edit", &ja, "--description", "x"],
+        vec![
+            "job",
+            "edit",
+            &ja,
+            "--restic-args",
+            "[\"--exclude-caches\"]",
+        ],
+        vec!["job", "edit", &ja, "--device", &b.id],
+        vec!["job", "disable", &jb],
+        vec!["job", "disable", &ja],
+        vec!["job", "rm", &jb, "-y"],
+        vec![
+            "job", "add", "--device", &a.id, "--name", "new", "--path", src,
+        ],
+        vec!["device", "disable", &b.id],
+        vec!["device", "disable", &a.id],
+        vec!["device", "enable", &a.id],
+        vec!["device", "add", "intruder", "--platform", "linux"],
+        vec!["device", "enroll", "intruder", "--platform", "linux"],
+        vec!["device", "rm", &b.id, "-y"],
+        vec!["device", "rm", &a.id, "-y"],
+        vec!["settings", "set", "repository_url", "/elsewhere"],
+        vec!["settings", "set", "timezone", "UTC", "--device", &a.id],
+        vec!["settings", "unset", "b_only", "--device", &b.id, "-y"],
+        vec!["schedule", "disable", &sb],
+        vec!["schedule", "add", &ja, "--interval", "60"],
+        vec!["schedule", "rm", &sb, "-y"],
+        vec!["cleanup"],
+        vec!["run", &jb],
+    ];
+    for args in &forbidden_cli {
+        let out = if args[0] == "run" {
+            as_device(&env, &a).args(args).output().unwrap()
+        } else {
+            with_url(&env, &a.url, args)
+        };
+        assert_ne!(
+            out.status.code(),
+            Some(0),
+            "{args:?} must be refused for a device\n{}",
+            stdout(&out)
+        );
+        assert!(!stderr(&out).trim().is_empty(), "{args:?} says why");
+    }
+    // Reads of another device's rows find nothing.
+    for args in [
+        vec!["device", "show", b.id.as_str()],
+        vec!["job", "show", &jb],
+        vec!["status", "--device", &b.id],
+        vec!["settings", "get", "b_only", "--device", &b.id],
+    ] {
+        let out = with_url(&env, &a.url, &args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+    }
+    let out = with_url(&env, &a.url, &["runs", "list", "--json"]);
+    assert_ok(&out);
+    assert!(!stdout(&out).contains(&b.id), "{}", stdout(&out));
+    assert_eq!(fleet_state(&env).await, before, "the CLI changed something");
+
+    // ---- Forbidden, through psql with the device's credentials. ----
+    let forbidden_sql = [
+        format!("UPDATE runs SET status = 'success' WHERE id = {b_run}"),
+        format!(
+            "UPDATE runs SET status = 'success' WHERE device_id = '{}'",
+            b.id
+        ),
+        format!("UPDATE devices SET last_seen = NOW() WHERE id = '{}'", b.id),
+        format!("UPDATE devices SET enabled = false WHERE id = '{}'", b.id),
+        format!("UPDATE devices SET enabled = false WHERE id = '{}'", a.id),
+        format!("UPDATE devices SET description = 'x' WHERE id = '{}'", a.id),
+        format!("UPDATE devices SET id = 'moved' WHERE id = '{}'", a.id),
+        format!("UPDATE schedules SET enabled = false WHERE id = {sched_b}"),
+        format!("UPDATE schedules SET enabled = false WHERE id = {sched_a}"),
+        format!("UPDATE schedules SET cron_expression = '* * * * *' WHERE id = {sched_a}"),
+        format!("UPDATE schedules SET next_run_at = NOW() WHERE id = {sched_b}"),
+        format!("UPDATE backup_jobs SET restic_args = '[\"--repo\",\"/x\"]' WHERE id = '{job_a}'"),
+        format!("UPDATE backup_jobs SET source_paths = '{{/etc}}' WHERE id = '{job_b}'"),
+        format!("UPDATE backup_jobs SET enabled = false WHERE id = '{job_b}'"),
+        format!(
+            "INSERT INTO backup_jobs (device_id, name, source_paths) VALUES ('{}', 'x', '{{/}}')",
+            a.id
+        ),
+        "INSERT INTO devices (id, name, platform) VALUES ('intruder', 'x', 'linux')".into(),
+        format!(
+            "INSERT INTO schedules (job_id, schedule_type, interval_seconds) VALUES ('{job_a}', 'interval', 60)"
+        ),
+        format!(
+            "INSERT INTO runs (job_id, device_id, start_time, status) VALUES ('{job_b}', '{}', NOW(), 'success')",
+            b.id
+        ),
+        format!(
+            "INSERT INTO runs (job_id, device_id, start_time, status) VALUES ('{job_b}', '{}', NOW(), 'success')",
+            a.id
+        ),
+        format!(
+            "UPDATE runs SET device_id = '{}' WHERE device_id = '{}'",
+            b.id, a.id
+        ),
+        format!(
+            "UPDATE runs SET job_id = '{job_b}' WHERE device_id = '{}'",
+            a.id
+        ),
+        "UPDATE settings SET value = '/elsewhere' WHERE key = 'repository_url'".into(),
+        "INSERT INTO settings (device_id, key, value) VALUES (NULL, 'x', 'y')".into(),
+        format!(
+            "INSERT INTO settings (device_id, key, value) VALUES ('{}', 'timezone', 'UTC')",
+            a.id
+        ),
+        "DELETE FROM runs".into(),
+        "DELETE FROM settings".into(),
+        format!("DELETE FROM devices WHERE id = '{}'", a.id),
+        format!("DELETE FROM backup_jobs WHERE id = '{job_a}'"),
+        format!("DELETE FROM schedules WHERE id = {sched_a}"),
+        "TRUNCATE runs".into(),
+        "INSERT INTO device_roles (device_id, role_name) VALUES ('x', 'y')".into(),
+        format!("UPDATE device_roles SET device_id = '{}'", b.id),
+        "CREATE TABLE intruder (x int)".into(),
+        "ALTER TABLE runs DISABLE ROW LEVEL SECURITY".into(),
+        "UPDATE _sqlx_migrations SET success = false".into(),
+    ];
+    for sql in &forbidden_sql {
+        let (ok, text) = psql(&a.url, sql);
+        // Refused outright, or (rows hidden by row-level security) nothing matched.
+        assert!(
+            !ok || text.trim().is_empty(),
+            "forbidden for a device: {sql}\n{text}"
+        );
+    }
+    let forbidden_reads = [
+        format!("SELECT count(*) FROM devices WHERE id = '{}'", b.id),
+        format!(
+            "SELECT count(*) FROM backup_jobs WHERE device_id = '{}'",
+            b.id
+        ),
+        format!("SELECT count(*) FROM schedules WHERE job_id = '{job_b}'"),
+        format!("SELECT count(*) FROM runs WHERE device_id = '{}'", b.id),
+        format!("SELECT count(*) FROM settings WHERE device_id = '{}'", b.id),
+        format!(
+            "SELECT count(*) FROM job_summary WHERE device_id = '{}'",
+            b.id
+        ),
+        format!(
+            "SELECT count(*) FROM latest_runs WHERE device_id = '{}'",
+            b.id
+        ),
+    ];
+    for sql in &forbidden_reads {
+        let (ok, text) = psql(&a.url, sql);
+        assert!(ok, "{sql}: {text}");
+        assert_eq!(
+            text.trim(),
+            "0",
+            "a device reads no other device's rows: {sql}"
+        );
+    }
+    let (ok, _) = psql(&a.url, "SELECT * FROM device_roles");
+    assert!(!ok, "device_roles is not readable by devices");
+    let (ok, text) = psql(
+        &a.url,
+        "UPDATE runs SET status = 'success' WHERE id = 999999",
+    );
+    assert!(
+        ok && text.trim().is_empty(),
+        "psql prints nothing for UPDATE 0: {text}"
+    );
+    assert_eq!(fleet_state(&env).await, before, "psql changed something");
+
+    // The other device still works after all this.
+    let out = as_device(&env, &b)
+        .args(["run", &job_b.to_string()])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+}
+
+#[tokio::test]
+async fn enrolment_rotates_and_rm_drops_the_login() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let a = enroll(&env, &env.url, &unique("rot"));
+    let (ok, text) = psql(&a.url, "SELECT fleet_current_device()");
+    assert!(ok && text.trim() == a.id, "{text}");
+    // A wrong password is refused (the cluster checks passwords of every role but postgres).
+    let pw = a.url.split(':').nth(2).unwrap().split('@').next().unwrap();
+    let wrong = a.url.replace(pw, "wrong");
+    let (ok, text) = psql(&wrong, "SELECT 1");
+    assert!(!ok, "a wrong password must not log in: {text}");
+
+    // Rotating: the old password stops working, the new one works, the role stays.
+    let out = with_url(&env, &env.url, &["device", "enroll", &a.id]);
+    assert_ok(&out);
+    let human = stdout(&out);
+    assert!(human.contains("rotated"), "{human}");
+    let line = human
+        .lines()
+        .find(|l| l.trim_start().starts_with("restic-fleet init"))
+        .unwrap_or_else(|| panic!("no init line: {human}"));
+    let new_url = line
+        .split_whitespace()
+        .nth(3)
+        .unwrap()
+        .trim_matches('\'')
+        .to_string();
+    assert_ne!(new_url, a.url);
+    assert!(new_url.contains(&a.role), "{new_url}");
+    let (ok, text) = psql(&a.url, "SELECT 1");
+    assert!(!ok, "the old password still works: {text}");
+    assert!(text.contains("password authentication failed"), "{text}");
+    let (ok, text) = psql(&new_url, "SELECT fleet_current_device()");
+    assert!(ok && text.trim() == a.id, "{text}");
+
+    // Enrolling an unknown device without --platform is a usage error; nothing is created.
+    let ghost = unique("ghost");
+    let out = with_url(&env, &env.url, &["device", "enroll", &ghost]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--platform"), "{}", stderr(&out));
+    // The printed line is quoted for the shell.
+    let odd = format!("{};id", unique("q"));
+    let out = with_url(
+        &env,
+        &env.url,
+        &["device", "enroll", &odd, "--platform", "linux"],
+    );
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains(&format!("--device-id '{odd}'")),
+        "{}",
+        stdout(&out)
+    );
+    let odd_role: String =
+        sqlx::query_scalar("SELECT role_name FROM device_roles WHERE device_id = $1")
+            .bind(&odd)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+
+    // device rm drops the role: it can no longer log in, and pg_roles has no trace.
+    let out = with_url(&env, &env.url, &["device", "rm", &a.id, "-y"]);
+    assert_ok(&out);
+    assert!(stdout(&out).contains(&a.role), "{}", stdout(&out));
+    let out = with_url(&env, &env.url, &["device", "rm", &odd, "-y"]);
+    assert_ok(&out);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_roles WHERE rolname = ANY($1)")
+        .bind(vec![a.role.clone(), odd_role])
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+    let (ok, _) = psql(&new_url, "SELECT 1");
+    assert!(!ok, "a removed device can still log in");
+
+    // An init with a device's URL for another device id is refused with a sentence.
+    let b = enroll(&env, &env.url, &unique("other"));
+    let out = as_device(&env, &b)
+        .args([
+            "init",
+            "--database-url",
+            &b.url,
+            "--device-id",
+            "someone-else",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("registers only its own device"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test]
+async fn viewers_read_everything_but_secrets() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let viewer = url_with_user(&env.db, "backup_viewer", VIEWER_PW);
+    let admin = url_with_user(&env.db, "backup_admin", ADMIN_PW);
+    let out = with_stdin(
+        &env,
+        &[
+            "settings",
+            "set",
+            "repository_environment",
+            "-",
+            "--database-url",
+            &env.url,
+        ],
+        "AWS_SECRET_ACCESS_KEY=hunter2\n",
+    );
+    assert_ok(&out);
+
+    let out = with_url(
+        &env,
+        &viewer,
+        &["settings", "get", "repository_password", "--show-secrets"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("may not read secret settings") && !err.contains(PASSWORD),
+        "{err}"
+    );
+    let out = with_url(
+        &env,
+        &viewer,
+        &["settings", "list", "--json", "--show-secrets"],
+    );
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(
+        !text.contains(PASSWORD) && !text.contains("hunter2"),
+        "{text}"
+    );
+    assert!(text.contains("sync_interval_seconds"), "{text}");
+    let (ok, text) = psql(
+        &viewer,
+        "SELECT count(*) FROM settings WHERE key IN ('repository_password', 'repository_environment')",
+    );
+    assert!(ok && text.trim() == "0", "{text}");
+    let (ok, text) = psql(&viewer, "SELECT string_agg(value, ',') FROM settings");
+    assert!(
+        ok && !text.contains(PASSWORD) && !text.contains("hunter2"),
+        "{text}"
+    );
+    // Viewers still read everything else, and write nothing.
+    let (ok, text) = psql(&viewer, "SELECT count(*) FROM devices");
+    assert!(ok && text.trim() == "1", "{text}");
+    let (ok, _) = psql(
+        &viewer,
+        "UPDATE settings SET value = 'x' WHERE key = 'timezone'",
+    );
+    assert!(!ok);
+    assert_eq!(with_url(&env, &viewer, &["status"]).status.code(), Some(0));
+
+    // The admin reads secrets when asked, masked otherwise.
+    let out = with_url(
+        &env,
+        &admin,
+        &["settings", "get", "repository_password", "--show-secrets"],
+    );
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), PASSWORD);
+    let out = with_url(&env, &admin, &["settings", "get", "repository_environment"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), "***");
+
+    // One list of secret keys, read by the client from the database.
+    let keys: Vec<String> = sqlx::query_scalar("SELECT unnest(fleet_secret_setting_keys())")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(keys, ["repository_password", "repository_environment"]);
+}
+
+#[tokio::test]
+async fn settings_never_show_or_take_credentials_in_plain_sight() {
+    let env = Env::with_repo().await;
+    // A secret given as an argument is refused with the hint to use `-`, and nothing changes.
+    let out = with_url(
+        &env,
+        &env.url,
+        &["settings", "set", "repository_password", "typed-in-clear"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("standard input"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("typed-in-clear"), "{}", stderr(&out));
+    let pw: String = sqlx::query_scalar(
+        "SELECT value FROM settings WHERE key = 'repository_password' AND device_id IS NULL",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(pw, PASSWORD);
+
+    // settings list masks a credential inside repository_url, table and --json.
+    env.set_setting("repository_url", "rest:https://user:s3cret@host/")
+        .await;
+    for args in [
+        vec!["settings", "list"],
+        vec!["settings", "list", "--json"],
+        vec!["settings", "get", "repository_url"],
+    ] {
+        let out = with_url(&env, &env.url, &args);
+        assert_ok(&out);
+        let text = stdout(&out);
+        assert!(
+            !text.contains("s3cret") && text.contains("rest:https://user:***@host/"),
+            "{args:?}: {text}"
+        );
+    }
+    let out = with_url(
+        &env,
+        &env.url,
+        &["settings", "get", "repository_url", "--show-secrets"],
+    );
+    assert_eq!(stdout(&out).trim(), "rest:https://user:s3cret@host/");
+
+    // device add refuses control characters in names; printed commands are quoted.
+    let out = with_url(
+        &env,
+        &env.url,
+        &[
+            "device",
+            "add",
+            "ok-id",
+            "--name",
+            "evil\u{1b}[2Jname",
+            "--platform",
+            "linux",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("control characters"),
+        "{}",
+        stderr(&out)
+    );
+    let out = with_url(
+        &env,
+        &env.url,
+        &["device", "add", "d;id", "--platform", "linux"],
+    );
+    assert_ok(&out);
+    assert!(stdout(&out).contains("enroll 'd;id'"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn restic_args_are_checked_when_written_and_when_run() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("home", &[&src]).await;
+    let j = job.to_string();
+    let s = src.to_str().unwrap();
+    let refused = [
+        (
+            r#"["--password-command","sh -c 'touch /tmp/pwned'"]"#,
+            "--password-command",
+        ),
+        (r#"["-o","sftp.command=sh -c id"]"#, "sftp.command"),
+        (r#"["--repo","/other"]"#, "--repo"),
+        (r#"["--","/etc"]"#, "\"--\""),
+        (r#"["--host","other"]"#, "--host"),
+        (r#"["--files-from","/list"]"#, "--files-from"),
+        (r#"["-o","rclone.program=/bin/sh"]"#, "rclone.program"),
+    ];
+    for (json, name) in refused {
+        for args in [
+            vec!["job", "edit", &j, "--restic-args", json],
+            vec![
+                "job",
+                "add",
+                "--device",
+                &env.device,
+                "--name",
+                "n",
+                "--path",
+                s,
+                "--restic-args",
+                json,
+            ],
+        ] {
+            let out = with_url(&env, &env.url, &args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            assert!(stderr(&out).contains(name), "{args:?}: {}", stderr(&out));
+        }
+    }
+    let stored: Value = sqlx::query_scalar("SELECT restic_args FROM backup_jobs WHERE id = $1")
+        .bind(job)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored, serde_json::json!([]));
+    let jobs: i64 = sqlx::query_scalar("SELECT count(*) FROM backup_jobs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(jobs, 1);
+    // Allowed tuning options are stored and used.
+    let out = with_url(
+        &env,
+        &env.url,
+        &[
+            "job",
+            "edit",
+            &j,
+            "--restic-args",
+            r#"["--exclude-caches","-o","local.connections=2","--exclude-larger-than","1G"]"#,
+        ],
+    );
+    assert_ok(&out);
+    assert_ok(&env.cmd().args(["run", &j]).output().unwrap());
+
+    // A row written with plain SQL that breaks the rule fails the run; restic never starts.
+    let marker = env.dir.path().join("pwned");
+    sqlx::query("UPDATE backup_jobs SET restic_args = $2 WHERE id = $1")
+        .bind(job)
+        .bind(serde_json::json!([
+            "--password-command",
+            format!("sh -c 'touch {}; echo {PASSWORD}'", marker.display())
+        ]))
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = env.cmd().args(["run", &j]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let said = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(
+        said.contains("restic argument \"--password-command\" is not allowed"),
+        "{said}"
+    );
+    assert!(!marker.exists(), "restic ran the password command");
+    let (status, msg): (String, Option<String>) = sqlx::query_as(
+        "SELECT status, error_message FROM runs WHERE job_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(job)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "failed");
+    assert!(msg.unwrap_or_default().contains("not allowed"));
+    sqlx::query("UPDATE backup_jobs SET restic_args = '[\"--\", \"/etc\"]' WHERE id = $1")
+        .bind(job)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = env.cmd().args(["run", &j]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Exactly one snapshot: the allowed run's.
+    let snaps = env.restic(&["snapshots", "--json"]);
+    assert_ok(&snaps);
+    let v: Value = serde_json::from_slice(&snaps.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+}
