@@ -97,7 +97,11 @@ fn option_key_allowed(key: &str) -> bool {
     let Some((backend, name)) = key.split_once('.') else {
         return false;
     };
-    let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_lowercase() || c == '-');
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    };
     if !plain(backend) || !plain(name) {
         return false;
     }
