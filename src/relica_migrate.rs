@@ -116,8 +116,9 @@ pub struct RelicaMigrateArgs {
 ///   shown).
 /// * `warnings`: every warning of the plan (sentences naming the Relica element).
 /// * `notes`: further sentences, always including [`HOOKS_NOTE`].
-/// * `enrolment`: `[{device_id, device_name, command}]`, the `restic-fleet init` line that points
-///   each machine's local config at its device (database password shown as `***`).
+/// * `enrolment`: `[{device_id, device_name, command}]`, the `restic-fleet device enroll` line
+///   that gives each machine its own database login (it prints the `restic-fleet init` line to
+///   run on that machine). Rejected devices have none.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub dry_run: bool,
@@ -309,19 +310,28 @@ pub async fn run(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result
     }
 
     finish_notes(&mut report, &plan, args, doc.recent_tasks.len());
-    report.enrolment = plan
+    let rejected: HashSet<&str> = report
+        .devices
+        .items
+        .iter()
+        .filter(|i| {
+            i.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("rejected: "))
+        })
+        .filter_map(|i| i.device_id.as_deref())
+        .collect();
+    let enrolment: Vec<Enrolment> = plan
         .devices
         .iter()
+        .filter(|d| !rejected.contains(d.id.as_str()))
         .map(|d| Enrolment {
             device_id: d.id.clone(),
             device_name: d.name.clone(),
-            command: format!(
-                "restic-fleet init --database-url {} --device-id {}",
-                crate::quote::for_platform(&d.platform, &mask_url(&url)),
-                crate::quote::for_platform(&d.platform, &d.id)
-            ),
+            command: format!("restic-fleet device enroll {}", crate::quote::posix(&d.id)),
         })
         .collect();
+    report.enrolment = enrolment;
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -412,9 +422,9 @@ fn finish_notes(report: &mut Report, plan: &ImportPlan, args: &RelicaMigrateArgs
         });
     }
     report.notes.push(
-        "on each machine, enrol it under its device id with the command below (use the \
-         database role meant for clients and its real password instead of ***), then run \
-         `restic-fleet sync`"
+        "give each machine its own database login with the command below (run it where you \
+         manage the fleet, as backup_admin); it prints the `restic-fleet init` line to run on \
+         that machine, followed there by `restic-fleet sync`"
             .to_owned(),
     );
     if args.dry_run {
@@ -458,14 +468,52 @@ async fn import(
         });
     }
 
+    // The CLI's validation applies to imported rows too: what it would refuse is reported as
+    // skipped ("rejected: ...") and not stored.
+    let mut rejected_devices: HashMap<&str, String> = HashMap::new();
     for d in &plan.devices {
+        if let Err(e) = crate::admin::device::validate_device_name(&d.name) {
+            let mut item = Item::new(Action::Skipped);
+            item.id = Some(d.id.clone());
+            item.name = Some(d.name.clone());
+            item.device_id = Some(d.id.clone());
+            item.reason = Some(format!("rejected: {e}"));
+            rejected_devices.insert(&d.id, format!("its device {:?} was rejected", d.id));
+            report.devices.push(item);
+            continue;
+        }
         let item = import_device(tx, ctx, d).await?;
         report.devices.push(item);
     }
 
     let mut present_jobs: HashSet<Uuid> = HashSet::new();
     for j in &plan.jobs {
-        let (item, exists, write_schedules) = import_job(tx, ctx, j).await?;
+        let platform = plan
+            .devices
+            .iter()
+            .find(|d| d.id == j.device_id)
+            .map_or("linux", |d| d.platform.as_str());
+        let rejection = match rejected_devices.get(j.device_id.as_str()) {
+            Some(r) => Some(r.clone()),
+            None => rejected_job(j, platform),
+        };
+        let (item, exists, write_schedules) = match rejection {
+            Some(reason) => {
+                let mut it = Item::new(Action::Skipped);
+                it.id = Some(j.id.to_string());
+                it.job_id = Some(j.id);
+                it.name = Some(j.name.clone());
+                it.device_id = Some(j.device_id.clone());
+                it.reason = Some(format!("rejected: {reason}"));
+                let exists: Option<Uuid> =
+                    sqlx::query_scalar("SELECT id FROM backup_jobs WHERE id = $1")
+                        .bind(j.id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                (it, exists.is_some(), false)
+            }
+            None => import_job(tx, ctx, j).await?,
+        };
         let skip_reason = item.reason.clone();
         report.jobs.push(item);
         if exists {
@@ -493,6 +541,18 @@ async fn import(
         import_runs(tx, plan, &present_jobs, &mut report.runs).await?;
     }
     Ok(())
+}
+
+/// Why the CLI would refuse this job (`job add`'s checks: name, absolute paths for the
+/// platform, exclude patterns), if it would. Relica backups carry no restic arguments, so there
+/// are none to check against [`crate::restic_args`].
+fn rejected_job(j: &PlannedJob, platform: &str) -> Option<String> {
+    use crate::admin::job;
+    job::validate_name(&j.name)
+        .and_then(|_| job::validate_paths(&j.source_paths, platform))
+        .and_then(|_| job::validate_excludes(&j.exclude_patterns))
+        .err()
+        .map(|e| e.to_string())
 }
 
 async fn set_global(conn: &mut PgConnection, key: &str, value: &str) -> anyhow::Result<Action> {

@@ -319,10 +319,10 @@ async fn fixture_imports_end_to_end() {
     );
     let enrol = r["enrolment"].as_array().unwrap();
     assert_eq!(enrol.len(), 9);
-    let masked = restic_fleet::util::mask_url(&env.url);
     assert!(
-        enrol.iter().any(|e| e["command"]
-            == format!("restic-fleet init --database-url {masked} --device-id device1")),
+        enrol
+            .iter()
+            .any(|e| e["command"] == format!("restic-fleet device enroll device1")),
         "{enrol:#?}"
     );
     assert_eq!(r["dry_run"], false);
@@ -354,7 +354,7 @@ async fn fixture_imports_end_to_end() {
         "{text}"
     );
     assert!(text.contains("not executed"), "{text}");
-    assert!(text.contains("--device-id device4"), "{text}");
+    assert!(text.contains("device enroll device4"), "{text}");
 }
 
 #[tokio::test]

@@ -856,3 +856,73 @@ async fn restic_args_are_checked_when_written_and_when_run() {
     let v: Value = serde_json::from_slice(&snaps.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn relica_migrate_rejects_what_the_cli_would_refuse() {
+    let env = Env::enrolled().await;
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/relica/relica-account-info.json"
+    );
+    let text = std::fs::read_to_string(fixture).unwrap();
+    // device1/Dokumenty gets a relative path; device1/home a name with an escape sequence.
+    let text = text
+        .replacen("\"/home/user/Dokumenty\"", "\"home/user/Dokumenty\"", 1)
+        .replacen(
+            "\"name\": \"device1/home\"",
+            "\"name\": \"device1/\\u001b[2Jhome\"",
+            1,
+        );
+    let file = env.dir.path().join("relica.json");
+    std::fs::write(&file, text).unwrap();
+    let out = env
+        .cmd()
+        .arg("relica-migrate")
+        .arg(&file)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jobs = r["jobs"]["items"].as_array().unwrap();
+    let rejected: Vec<&Value> = jobs
+        .iter()
+        .filter(|i| {
+            i["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("rejected: "))
+        })
+        .collect();
+    assert_eq!(rejected.len(), 2, "{rejected:#?}");
+    assert!(
+        rejected.iter().any(|i| i["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an absolute linux path")),
+        "{rejected:#?}"
+    );
+    assert!(
+        rejected
+            .iter()
+            .any(|i| i["reason"].as_str().unwrap().contains("control characters")),
+        "{rejected:#?}"
+    );
+    for i in &rejected {
+        assert_eq!(i["action"], "skipped");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM backup_jobs WHERE id = $1::uuid")
+            .bind(i["id"].as_str().unwrap())
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "a rejected job was stored: {i}");
+    }
+    let bad: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM backup_jobs j JOIN devices d ON d.id = j.device_id \
+         WHERE j.name ~ '[[:cntrl:]]' OR (d.platform = 'linux' \
+           AND EXISTS (SELECT 1 FROM unnest(j.source_paths) p WHERE p NOT LIKE '/%'))",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(bad, 0);
+}
