@@ -322,7 +322,7 @@ async fn fixture_imports_end_to_end() {
     assert!(
         enrol
             .iter()
-            .any(|e| e["command"] == format!("restic-fleet device enroll device1")),
+            .any(|e| e["command"] == "restic-fleet device enroll device1"),
         "{enrol:#?}"
     );
     assert_eq!(r["dry_run"], false);
