@@ -559,8 +559,10 @@ async fn enrolment_rotates_and_rm_drops_the_login() {
             .await
             .unwrap();
 
-    // device rm drops the role: it can no longer log in, and pg_roles has no trace.
-    let out = with_url(&env, &env.url, &["device", "rm", &a.id, "-y"]);
+    // device rm (as backup_admin) drops the role: it can no longer log in, and pg_roles has
+    // no trace.
+    let admin = url_with_user(&env.db, "backup_admin", ADMIN_PW);
+    let out = with_url(&env, &admin, &["device", "rm", &a.id, "-y"]);
     assert_ok(&out);
     assert!(stdout(&out).contains(&a.role), "{}", stdout(&out));
     let out = with_url(&env, &env.url, &["device", "rm", &odd, "-y"]);

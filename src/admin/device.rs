@@ -296,7 +296,7 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
         return Err(usage_err!(
             "a device with id {:?} already exists; show it with `restic-fleet device show {}`",
             a.id,
-            a.id
+            crate::quote::posix(&a.id)
         ));
     }
     let res = sqlx::query(

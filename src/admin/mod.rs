@@ -121,7 +121,8 @@ pub async fn require_device(pool: &PgPool, id: &str) -> anyhow::Result<()> {
     if found.is_none() {
         return Err(usage_err!(
             "no device with id {id:?} exists; list devices with `restic-fleet device list` or add \
-             one with `restic-fleet device add {id} --name NAME --platform linux`"
+             one with `restic-fleet device add {} --name NAME --platform linux`",
+            crate::quote::posix(id)
         ));
     }
     Ok(())

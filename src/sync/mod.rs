@@ -274,9 +274,12 @@ async fn heartbeat(pool: &PgPool, device_id: &str) -> anyhow::Result<()> {
     .execute(pool)
     .await?;
     if done.rows_affected() == 0 {
+        // i9: a device role sees only its own row, so this is also "the wrong role"; quoted ids.
         return Err(usage_err!(
-            "device {device_id:?} is not registered in the database; enrol it with \
-             `restic-fleet init --database-url URL --device-id {device_id}`"
+            "device {device_id:?} is not registered in the database, or the database role in \
+             use is not this device's; an admin enrols it with `restic-fleet device enroll {}`, \
+             then run the `restic-fleet init` line it prints on this machine",
+            crate::quote::posix(device_id)
         ));
     }
     Ok(())
@@ -392,7 +395,8 @@ pub async fn run(
         report.warnings.push(format!(
             "device {:?} is disabled: none of its jobs is scheduled (enable it with \
              `restic-fleet device enable {}`)",
-            config.device_id, config.device_id
+            config.device_id,
+            crate::quote::posix(&config.device_id) // i9: quoted for pasting
         ));
         jobs.clear();
         schedules.clear();
