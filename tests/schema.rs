@@ -166,6 +166,13 @@ async fn create_client_role(env: &Env, role: &str) {
     ] {
         sqlx::query(&stmt).execute(&env.pool).await.unwrap();
     }
+    // Row-level security (migration 006) shows a role only the rows of its device.
+    sqlx::query("INSERT INTO device_roles (device_id, role_name) VALUES ($1, $2)")
+        .bind(&env.device)
+        .bind(role)
+        .execute(&env.pool)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
