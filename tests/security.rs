@@ -317,7 +317,8 @@ async fn a_device_role_reaches_only_its_own_rows() {
 
     // ---- Forbidden, through the CLI: each fails and changes nothing. ----
     let before = fleet_state(&env).await;
-    let (jb, ja, sb) = (job_b.to_string(), job_a.to_string(), sched_b.to_string());
+    let (jb, ja) = (job_b.to_string(), job_a.to_string());
+    let (sa, sb) = (sched_a.to_string(), sched_b.to_string());
     let src = src_a.to_str().unwrap();
     let forbidden_cli: Vec<Vec<&str>> = vec![
         vec!["job", "edit", &jb, "--description", "x"],
@@ -333,6 +334,7 @@ async fn a_device_role_reaches_only_its_own_rows() {
         vec!["job", "edit", &ja, "--device", &b.id],
         vec!["job", "disable", &jb],
         vec!["job", "disable", &ja],
+        vec!["job", "enable", &jb],
         vec!["job", "rm", &jb, "-y"],
         vec![
             "job", "add", "--device", &a.id, "--name", "new", "--path", src,
@@ -348,6 +350,8 @@ async fn a_device_role_reaches_only_its_own_rows() {
         vec!["settings", "set", "timezone", "UTC", "--device", &a.id],
         vec!["settings", "unset", "b_only", "--device", &b.id, "-y"],
         vec!["schedule", "disable", &sb],
+        vec!["schedule", "enable", &sb],
+        vec!["schedule", "disable", &sa],
         vec!["schedule", "add", &ja, "--interval", "60"],
         vec!["schedule", "rm", &sb, "-y"],
         vec!["cleanup"],
@@ -396,6 +400,11 @@ async fn a_device_role_reaches_only_its_own_rows() {
         format!("UPDATE devices SET id = 'moved' WHERE id = '{}'", a.id),
         format!("UPDATE schedules SET enabled = false WHERE id = {sched_b}"),
         format!("UPDATE schedules SET enabled = false WHERE id = {sched_a}"),
+        format!("UPDATE schedules SET enabled = true, interval_seconds = 1 WHERE id = {sched_b}"),
+        format!(
+            "UPDATE backup_jobs SET device_id = '{}' WHERE id = '{job_b}'",
+            a.id
+        ),
         format!("UPDATE schedules SET cron_expression = '* * * * *' WHERE id = {sched_a}"),
         format!("UPDATE schedules SET next_run_at = NOW() WHERE id = {sched_b}"),
         format!("UPDATE backup_jobs SET restic_args = '[\"--repo\",\"/x\"]' WHERE id = '{job_a}'"),
