@@ -358,6 +358,12 @@ mod tests {
     }
 
     #[test]
+    fn cli_definitions_are_consistent() {
+        use clap::CommandFactory;
+        crate::cli::Cli::command().debug_assert();
+    }
+
+    #[test]
     fn device_url_replaces_credentials() {
         assert_eq!(
             with_credentials("postgres://postgres@127.0.0.1:5432/fleet", "r", "p").unwrap(),
