@@ -10,6 +10,7 @@ pub mod cleanup;
 pub mod device;
 pub mod docs;
 pub mod job;
+pub mod job_monitor;
 pub mod output;
 pub mod roles;
 pub mod runs;
