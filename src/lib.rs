@@ -10,6 +10,7 @@ pub mod exit;
 pub mod init;
 pub mod jobs;
 pub mod locks;
+pub mod monitor;
 pub mod ping;
 pub mod preview;
 pub mod relica;

@@ -104,7 +104,7 @@ pub struct EditArgs {
     pub account_id: Option<String>,
     // i12: ping URL and hooks.
     #[command(flatten)]
-    pub monitor: super::job_monitor::MonitorArgs,
+    pub monitor: Box<super::job_monitor::MonitorArgs>,
     #[command(flatten)]
     pub conn: Conn,
 }
