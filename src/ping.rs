@@ -93,11 +93,15 @@ pub(crate) fn post_blocking(
     timeout: Duration,
 ) -> Result<(), String> {
     validate_url(url).map_err(|e| format!("refusing to contact {}: {e}", display_url(url)))?;
-    let agent = ureq::AgentBuilder::new()
+    let builder = ureq::AgentBuilder::new()
         .timeout(timeout)
         .redirects(3)
-        .user_agent(concat!("restic-fleet/", env!("CARGO_PKG_VERSION")))
-        .build();
+        .user_agent(concat!("restic-fleet/", env!("CARGO_PKG_VERSION")));
+    #[cfg(windows)]
+    let builder = builder.tls_connector(std::sync::Arc::new(
+        native_tls::TlsConnector::new().map_err(|e| format!("TLS is not available: {e}"))?,
+    ));
+    let agent = builder.build();
     let mut last = String::new();
     for attempt in 0..ATTEMPTS {
         if attempt > 0 {
