@@ -405,12 +405,15 @@ impl RunMonitor {
                         self.timeout.as_secs()
                     ));
                 } else if done.exit_code != Some(0) {
-                    let last = hook
-                        .stderr
-                        .lines()
-                        .chain(hook.stdout.lines())
-                        .rfind(|l| !l.trim().is_empty())
-                        .map(|l| format!(": {}", l.trim()))
+                    // The last line it wrote to stderr says why, else stdout's.
+                    let last_of = |t: &str| {
+                        t.lines()
+                            .rfind(|l| !l.trim().is_empty())
+                            .map(|l| l.trim().to_string())
+                    };
+                    let last = last_of(&hook.stderr)
+                        .or_else(|| last_of(&hook.stdout))
+                        .map(|l| format!(": {l}"))
                         .unwrap_or_default();
                     hook.error = Some(match done.exit_code {
                         Some(c) => format!("it exited with code {c}{last}"),

@@ -369,7 +369,7 @@ async fn fixture_imports_end_to_end() {
         text.contains("jobs:      0 created, 0 updated, 21 unchanged, 0 skipped"),
         "{text}"
     );
-    assert!(text.contains("not executed"), "{text}");
+    assert!(text.contains("become the jobs' hooks"), "{text}");
     assert!(text.contains("--device-id device4"), "{text}");
 }
 
