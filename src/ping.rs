@@ -12,8 +12,9 @@ use std::time::Duration;
 
 /// How long one request may take, connect included.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
-/// Tries per ping (the first plus retries after 1 s and 3 s).
-const ATTEMPTS: usize = 3;
+/// Tries per ping (the first plus retries after 1 s and 3 s). The notifier tries once: its next
+/// call is the retry.
+pub(crate) const PING_ATTEMPTS: usize = 3;
 /// At most this much of a response body is read (only to name the error).
 const MAX_URL_LEN: usize = 2048;
 
@@ -84,13 +85,14 @@ pub fn display_url(url: &str) -> String {
     format!("{}{host}/***", &url[..scheme_end + 3])
 }
 
-/// One HTTP POST with a few tries. Blocking: call it from `spawn_blocking` in async code.
-/// The error says what failed, with the URL masked.
+/// One HTTP POST, tried up to `attempts` times. Blocking: call it from `spawn_blocking` in async
+/// code. The error says what failed, with the URL masked.
 pub(crate) fn post_blocking(
     url: &str,
     headers: &[(&str, String)],
     body: &str,
     timeout: Duration,
+    attempts: usize,
 ) -> Result<(), String> {
     validate_url(url).map_err(|e| format!("refusing to contact {}: {e}", display_url(url)))?;
     let builder = ureq::AgentBuilder::new()
@@ -103,7 +105,7 @@ pub(crate) fn post_blocking(
     ));
     let agent = builder.build();
     let mut last = String::new();
-    for attempt in 0..ATTEMPTS {
+    for attempt in 0..attempts.max(1) {
         if attempt > 0 {
             std::thread::sleep(Duration::from_secs(if attempt == 1 { 1 } else { 3 }));
         }
@@ -139,9 +141,11 @@ pub(crate) fn post_blocking(
 pub(crate) async fn send_ping(base: &str, kind: PingKind, body: String) -> Result<(), String> {
     let url = ping_url(base, kind);
     let headers = vec![("Content-Type", "text/plain; charset=utf-8".to_string())];
-    tokio::task::spawn_blocking(move || post_blocking(&url, &headers, &body, TIMEOUT))
-        .await
-        .unwrap_or_else(|e| Err(format!("the ping task failed: {e}")))
+    tokio::task::spawn_blocking(move || {
+        post_blocking(&url, &headers, &body, TIMEOUT, PING_ATTEMPTS)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the ping task failed: {e}")))
 }
 
 #[cfg(test)]

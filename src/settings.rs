@@ -7,7 +7,12 @@ use sqlx::PgPool;
 use crate::usage_err;
 
 /// Keys whose values are secrets: masked in human output unless asked for.
-pub const SECRET_KEYS: &[&str] = &["repository_password"];
+pub const SECRET_KEYS: &[&str] = &[
+    "repository_password",
+    // i12: a webhook URL or an ntfy topic grants whoever knows it the right to post.
+    "notify_webhook_url",
+    "notify_ntfy_url",
+];
 
 #[derive(Debug, Clone, Default)]
 pub struct Settings {

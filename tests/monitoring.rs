@@ -701,6 +701,23 @@ async fn notify_sends_each_change_once_and_retries_a_target_that_was_down() {
     assert_eq!(resolved["event"], "resolved");
     assert_eq!(resolved["verdict"], "ok");
     assert_eq!(resolved["previous_verdict"], "failing");
+
+    // A deleted job is forgotten (its state rows go), and says nothing.
+    sqlx::query("DELETE FROM backup_jobs WHERE id = $1")
+        .bind(job)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(notify(&env).status.code(), Some(0));
+    let rows: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notification_state WHERE subject = 'job:' || $1::text",
+    )
+    .bind(job)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows, 0);
+    assert_eq!(http.accepted().len(), 4, "{:?}", http.paths());
 }
 
 #[tokio::test]

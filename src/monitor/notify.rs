@@ -132,9 +132,22 @@ pub async fn collect_and_notify(
     let known: std::collections::HashMap<(String, String), String> =
         known.into_iter().map(|(t, s, st)| ((t, s), st)).collect();
 
+    let subjects = subjects(&report);
+    if device.is_none() {
+        // Jobs and devices that no longer exist are forgotten (a report for one device does
+        // not list the others, so only a full report may do this).
+        let keys: Vec<&str> = subjects.iter().map(|s| s.key.as_str()).collect();
+        sqlx::query("DELETE FROM notification_state WHERE subject <> ALL($1)")
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await?;
+    }
     let mut sent = 0usize;
     let mut failed = 0usize;
-    for subject in subjects(&report) {
+    // A target that failed once is not tried again in this call (a black-holed target would
+    // cost the timeout per change); its changes stay unsent for the next call.
+    let mut down: Vec<Target> = Vec::new();
+    for subject in subjects {
         if subject.kind == StateKind::Silent {
             continue;
         }
@@ -151,6 +164,10 @@ pub async fn collect_and_notify(
                 StateKind::Healthy => prev_was_problem,
                 StateKind::Silent => false,
             };
+            if send && down.contains(target) {
+                failed += 1;
+                continue;
+            }
             if send {
                 let mut n = subject.template.clone();
                 n.previous_verdict = prev.clone();
@@ -172,6 +189,7 @@ pub async fn collect_and_notify(
                     }
                     Err(e) => {
                         failed += 1;
+                        down.push(*target);
                         tracing::warn!(
                             "could not notify {} of {} ({}); it is sent again by the next \
                              `status --notify`",
@@ -288,9 +306,11 @@ async fn deliver(target: Target, url: &str, n: &Notification) -> Result<(), Stri
         Target::Ntfy => ntfy_message(n),
     };
     let url = url.to_string();
-    tokio::task::spawn_blocking(move || ping::post_blocking(&url, &headers, &body, ping::TIMEOUT))
-        .await
-        .unwrap_or_else(|e| Err(format!("the notification task failed: {e}")))
+    tokio::task::spawn_blocking(move || {
+        ping::post_blocking(&url, &headers, &body, ping::TIMEOUT, 1)
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the notification task failed: {e}")))
 }
 
 /// ntfy's plain-text publish: the message as the body, `Title`, `Priority` and `Tags` headers.
