@@ -1694,6 +1694,45 @@ mod tests {
     }
 
     #[test]
+    fn relica_hooks_become_job_hooks() {
+        let hook = |timing: &str, on_error: Option<&str>, cmd: &str| Hook {
+            id: None,
+            timing: Some(timing.into()),
+            on_error: on_error.map(str::to_string),
+            description: None,
+            command: cmd.into(),
+        };
+        let mut b = Backup {
+            index: 0,
+            id: Uuid::nil(),
+            name: "d/x".into(),
+            origin_id: Uuid::nil(),
+            account_id: None,
+            created: None,
+            include: vec![],
+            exclude: vec![],
+            destinations: vec![],
+            hooks: vec![
+                hook("start", Some("continue"), "dump db"),
+                hook("start", Some("continue"), "sync"),
+                hook("end", Some("stop"), "notify"),
+                hook("middle", None, "what"),
+                hook("end", None, " "),
+            ],
+            schedule: Schedule::default(),
+        };
+        let mut w = Vec::new();
+        let h = job_hooks(&b, "b", &mut w);
+        assert_eq!(h.before.as_deref(), Some("dump db && sync"));
+        assert_eq!(h.finally.as_deref(), Some("notify"));
+        assert_eq!(h.before_on_error, "continue");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("no command") || w[1].contains("no command"));
+        b.hooks[1].on_error = None;
+        assert_eq!(job_hooks(&b, "b", &mut w).before_on_error, "stop");
+    }
+
+    #[test]
     fn fixture_hooks_destinations_and_no_secrets() {
         let p = plan(&fixture(), &[]).unwrap();
         let m = &job(&p, "cloud/backups").metadata["relica"];
