@@ -168,6 +168,9 @@ pub struct HookRun {
     pub stderr: String,
     /// Why it failed (none when it exited 0).
     pub error: Option<String>,
+    /// Stopped because restic-fleet itself was told to stop: no further hook runs.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
 }
 
 /// The hooks and pings of one run.
@@ -184,6 +187,8 @@ pub struct RunMonitor {
     pings: Vec<Value>,
     before_warning: Option<String>,
     invalid_hooks: Option<String>,
+    /// A hook was stopped by SIGINT/SIGTERM: the remaining hooks are skipped.
+    interrupted: bool,
 }
 
 impl RunMonitor {
@@ -207,6 +212,7 @@ impl RunMonitor {
             pings: Vec::new(),
             before_warning: None,
             invalid_hooks: None,
+            interrupted: false,
         }
     }
 
@@ -261,9 +267,13 @@ impl RunMonitor {
             .run_hook("before", &cmd, &BackupResult::default(), "running")
             .await;
         let error = run.error.clone();
+        self.interrupted |= run.interrupted;
         self.hook_runs.push(run);
         match error {
             None => Ok(()),
+            Some(e) if self.interrupted => Err(format!(
+                "the before hook failed, nothing was backed up: {e}"
+            )),
             Some(e) => match self.hooks.before_on_error.unwrap_or(OnError::Stop) {
                 OnError::Stop => Err(format!(
                     "the before hook failed, nothing was backed up: {e}"
@@ -293,7 +303,12 @@ impl RunMonitor {
         };
         for (name, cmd) in [first, ("finally", self.hooks.finally.clone())] {
             let Some(cmd) = cmd else { continue };
+            if self.interrupted {
+                tracing::warn!("the {name} hook is not run: restic-fleet was told to stop");
+                continue;
+            }
             let run = self.run_hook(name, &cmd, result, hook_status).await;
+            self.interrupted |= run.interrupted;
             if let Some(e) = &run.error {
                 tracing::warn!("the {name} hook failed: {e}");
                 if success {
@@ -359,6 +374,7 @@ impl RunMonitor {
             stdout: String::new(),
             stderr: String::new(),
             error: None,
+            interrupted: false,
         };
         if let Err(e) = validate_command(cmd) {
             hook.error = Some(format!("the {name} hook {e}"));
@@ -393,7 +409,13 @@ impl RunMonitor {
             })
         };
         match outcome {
-            Err(e) => hook.error = Some(e),
+            Err(ShellError {
+                message,
+                interrupted,
+            }) => {
+                hook.error = Some(message);
+                hook.interrupted = interrupted;
+            }
             Ok(done) => {
                 hook.exit_code = done.exit_code;
                 hook.timed_out = done.timed_out;
@@ -465,6 +487,20 @@ fn tail(bytes: &[u8], cap: usize) -> String {
     format!("[...]{}", &text[start..])
 }
 
+struct ShellError {
+    message: String,
+    interrupted: bool,
+}
+
+impl ShellError {
+    fn failed(message: String) -> ShellError {
+        ShellError {
+            message,
+            interrupted: false,
+        }
+    }
+}
+
 struct ShellDone {
     exit_code: Option<i32>,
     timed_out: bool,
@@ -478,7 +514,7 @@ async fn execute_shell(
     cmd: &str,
     env: &[(&str, String)],
     timeout: Duration,
-) -> Result<ShellDone, String> {
+) -> Result<ShellDone, ShellError> {
     let mut command = shell_command(cmd);
     for k in SECRET_ENV {
         command.env_remove(k);
@@ -495,16 +531,30 @@ async fn execute_shell(
     command.process_group(0); // a timeout kills the whole group, the shell's children included
     let child = command
         .spawn()
-        .map_err(|e| format!("the shell could not be started: {e}"))?;
+        .map_err(|e| ShellError::failed(format!("the shell could not be started: {e}")))?;
     let pid = child.id();
-    match tokio::time::timeout(timeout, child.wait_with_output()).await {
+    // The hook has a process group of its own (so that a timeout reaches its children), which
+    // also keeps a terminal's Ctrl-C from reaching it: a SIGINT/SIGTERM to us stops it here.
+    let waited = tokio::select! {
+        w = tokio::time::timeout(timeout, child.wait_with_output()) => w,
+        sig = interrupted() => {
+            kill_group(pid);
+            return Err(ShellError {
+                message: format!("it was stopped because restic-fleet received {sig}"),
+                interrupted: true,
+            });
+        }
+    };
+    match waited {
         Ok(Ok(out)) => Ok(ShellDone {
             exit_code: out.status.code(),
             timed_out: false,
             stdout: out.stdout,
             stderr: out.stderr,
         }),
-        Ok(Err(e)) => Err(format!("waiting for the hook failed: {e}")),
+        Ok(Err(e)) => Err(ShellError::failed(format!(
+            "waiting for the hook failed: {e}"
+        ))),
         Err(_) => {
             kill_group(pid);
             Ok(ShellDone {
@@ -514,6 +564,29 @@ async fn execute_shell(
                 stderr: Vec::new(),
             })
         }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (Ctrl-C on Windows) with the signal's name.
+async fn interrupted() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }
 

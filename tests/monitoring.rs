@@ -827,3 +827,62 @@ async fn relica_hooks_run() {
         "device1 relica-backup-end home success\n"
     );
 }
+
+#[tokio::test]
+async fn sigint_during_a_hook_stops_it_and_the_run() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("interrupted", &[&src]).await;
+    let late = env.dir.path().join("late");
+    let started = env.dir.path().join("started");
+    let cmd = format!(
+        "touch '{}'; sleep 20; touch '{}'",
+        started.display(),
+        late.display()
+    );
+    assert_ok(&admin(
+        &env,
+        &[
+            "job",
+            "edit",
+            &job.to_string(),
+            "--hook-before",
+            &cmd,
+            "--hook-before-on-error",
+            "continue",
+            "--hook-finally",
+            "touch never",
+        ],
+    ));
+    let child = env
+        .cmd()
+        .args(["run", &job.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !started.exists() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the hook never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let (status, error, meta) = last_run(&env).await;
+    assert_eq!(status, "failed");
+    assert!(error.unwrap().contains("received SIGINT"));
+    // Even with on-error continue nothing was backed up, and no further hook ran.
+    assert_eq!(snapshot_count(&env), 0);
+    assert_eq!(meta["hooks"].as_array().unwrap().len(), 1);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(!late.exists());
+}

@@ -187,7 +187,8 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
         && let Err(e) = crate::ping::validate_url(value.trim())
     {
         return Err(usage_err!(
-            "setting {key} is not a usable URL: {e}; give a URL like https://example.com/hook,              or an empty value to turn it off"
+            "setting {key} is not a usable URL: {e}; give a URL like https://example.com/hook, \
+             or an empty value to turn it off"
         ));
     }
     if value.contains('\0') {
