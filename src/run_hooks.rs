@@ -448,6 +448,53 @@ impl RunMonitor {
     }
 }
 
+/// The lines `runs show` prints for a run's recorded hooks (with their output) and failed
+/// pings.
+pub fn describe_recorded(metadata: Option<&Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(m) = metadata else { return out };
+    for h in m
+        .get("hooks")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = h["hook"].as_str().unwrap_or("?");
+        let result = match (h["error"].as_str(), h["exit_code"].as_i64()) {
+            (Some(e), _) => format!("failed: {e}"),
+            (None, Some(c)) => format!("exit {c}"),
+            (None, None) => "?".into(),
+        };
+        out.push(format!(
+            "hook {name:<7} {} ({result}, {} ms)",
+            h["command"].as_str().unwrap_or(""),
+            h["duration_ms"].as_u64().unwrap_or(0)
+        ));
+        for stream in ["stdout", "stderr"] {
+            if let Some(text) = h[stream].as_str().filter(|t| !t.trim().is_empty()) {
+                for line in text.trim_end().lines() {
+                    out.push(format!("  {stream}: {line}"));
+                }
+            }
+        }
+    }
+    for p in m
+        .get("pings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if p["ok"] == false {
+            out.push(format!(
+                "ping {} failed: {}",
+                p["ping"].as_str().unwrap_or("?"),
+                p["error"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    out
+}
+
 /// The body of the result ping: one `key: value` a line.
 fn ping_body(r: &BackupResult, status: &str, warnings: &[String]) -> String {
     let mut body = format!("status: {status}\n");

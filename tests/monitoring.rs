@@ -350,6 +350,17 @@ async fn a_failing_before_hook_stops_the_backup() {
     assert_eq!(meta["hooks"][0]["exit_code"], 7);
     // finally still runs, and sees the failure.
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "failed\n");
+    // `runs show` prints the hooks with their output.
+    let id: i32 = sqlx::query_scalar("SELECT max(id) FROM runs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    let shown = stdout(&admin(&env, &["runs", "show", &id.to_string()]));
+    assert!(
+        shown.contains("hook before") && shown.contains("exited with code 7"),
+        "{shown}"
+    );
+    assert!(shown.contains("  stderr: the dump failed"), "{shown}");
 
     // on-error continue: the backup happens, with a warning.
     assert_ok(&admin(
