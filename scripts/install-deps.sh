@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need when it is missing: PostgreSQL server, restic,
-# systemd-analyze, python3 with the cron oracles, and the Windows target for cargo check.
+# systemd-analyze, python3 with the cron oracles and the Prometheus text parser, and the Windows target for cargo check.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -19,4 +19,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 if [ "${1:-}" = "--tests" ]; then
   python3 -c "import cronsim" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check cronsim
+  python3 -c "import prometheus_client" 2>/dev/null \
+    || python3 -m pip install -q --disable-pip-version-check prometheus_client
 fi

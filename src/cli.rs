@@ -63,6 +63,8 @@ pub enum Command {
     Runs(crate::admin::runs::RunsCommand),
     /// Is everything backed up? Exit code 0 only when every enabled job is ok, else 1.
     Status(crate::admin::status::StatusArgs),
+    /// Print the fleet's state as Prometheus metrics (for node_exporter's textfile collector).
+    Metrics(crate::monitor::metrics::MetricsArgs), // i12
     /// Delete finished runs older than the setting run_retention_days.
     Cleanup(crate::admin::cleanup::CleanupArgs),
     /// Print shell completions.

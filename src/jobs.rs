@@ -25,10 +25,18 @@ pub struct Job {
     pub origin_name: Option<String>,
     pub origin_id: Option<Uuid>,
     pub account_id: Option<Uuid>,
+    // i12: what the device pings and executes around a run (migration 010; admins write them).
+    pub ping_url: Option<String>,
+    pub hook_before: Option<String>,
+    pub hook_after: Option<String>,
+    pub hook_failure: Option<String>,
+    pub hook_finally: Option<String>,
+    pub hook_before_on_error: String,
 }
 
 pub const JOB_COLUMNS: &str = "id, device_id, name, description, source_paths, exclude_patterns, \
-     tags, restic_args, enabled, created_at, updated_at, metadata, origin_name, origin_id, account_id";
+     tags, restic_args, enabled, created_at, updated_at, metadata, origin_name, origin_id, account_id, \
+     ping_url, hook_before, hook_after, hook_failure, hook_finally, hook_before_on_error";
 
 /// Parses a job UUID given on the command line.
 pub fn parse_job_id(text: &str) -> anyhow::Result<Uuid> {

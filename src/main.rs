@@ -115,6 +115,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Settings(c) => admin::settings::run(&config_path, c).await,
         Command::Runs(c) => admin::runs::run(&config_path, c).await,
         Command::Status(a) => admin::status::run(&config_path, a).await,
+        Command::Metrics(a) => restic_fleet::monitor::metrics::run(&config_path, a).await, // i12
         Command::Cleanup(a) => admin::cleanup::run(&config_path, a).await,
         Command::Completions(a) => admin::docs::completions(a),
         Command::Man(a) => admin::docs::man(a),

@@ -753,12 +753,80 @@ pub struct PlannedJob {
     pub account_id: Option<Uuid>,
     /// `{"relica": {backup_id, origin_id, created, scheduled, flexible, schedule,
     /// destinations: [{id, name, type, provider_name, remote_type, remote_base_path,
-    /// retention_days, last_backup_done}], hooks: [...], hooks_executed: false}}`.
+    /// retention_days, last_backup_done}], hooks: [...], hooks_executed: true}}`.
     pub metadata: Value,
     pub schedules: Vec<PlannedSchedule>,
     /// Latest time in `local.last_backups_done[backup id]` over all destinations.
     pub last_run_at: Option<DateTime<Utc>>,
     pub enabled: bool,
+    /// i12: Relica hooks as real hooks (see [`job_hooks`]).
+    pub hooks: JobHooks,
+}
+
+/// i12: the hooks a Relica backup's `hooks[]` become: timing `start` runs before the backup,
+/// `end` after it whatever happened (`finally`); `on_error` of the start hooks becomes the
+/// before hook's rule (`stop` if any says stop or says nothing).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobHooks {
+    pub before: Option<String>,
+    pub finally: Option<String>,
+    /// `stop` or `continue`.
+    pub before_on_error: String,
+}
+
+/// Several hooks of one timing run one after the other, stopping at the first that fails
+/// (`&&` means that in `sh` and in `cmd.exe` alike). Hooks with an unknown timing or without
+/// a command are left out with a warning (they stay in `metadata.relica.hooks`).
+pub fn job_hooks(b: &Backup, label: &str, warnings: &mut Vec<String>) -> JobHooks {
+    let mut before: Vec<&str> = Vec::new();
+    let mut finally: Vec<&str> = Vec::new();
+    let mut stop = false;
+    for (i, h) in b.hooks.iter().enumerate() {
+        let cmd = h.command.trim();
+        if cmd.is_empty() {
+            warnings.push(format!(
+                "{label}: hooks[{i}] has no command and is not imported"
+            ));
+            continue;
+        }
+        if crate::run_hooks::validate_command(cmd).is_err() {
+            warnings.push(format!(
+                "{label}: hooks[{i}] has a command no shell can run (NUL byte or over 8 KiB) and \
+                 is not imported"
+            ));
+            continue;
+        }
+        match h.timing.as_deref() {
+            Some("start") => {
+                before.push(cmd);
+                match h.on_error.as_deref() {
+                    Some("continue") | Some("ignore") => {}
+                    Some("stop") | None => stop = true,
+                    Some(other) => {
+                        stop = true;
+                        warnings.push(format!(
+                            "{label}: hooks[{i}] has on_error {other:?}, read as stop"
+                        ));
+                    }
+                }
+            }
+            Some("end") => finally.push(cmd),
+            other => warnings.push(format!(
+                "{label}: hooks[{i}] has timing {:?} (expected start or end) and is not imported",
+                other.unwrap_or("")
+            )),
+        }
+    }
+    let join = |v: Vec<&str>| (!v.is_empty()).then(|| v.join(" && "));
+    JobHooks {
+        before_on_error: if before.is_empty() || stop {
+            "stop".into()
+        } else {
+            "continue".into()
+        },
+        before: join(before),
+        finally: join(finally),
+    }
 }
 
 /// A `schedules` row with `schedule_type = 'cron'`.
@@ -980,7 +1048,6 @@ pub fn plan(doc: &RelicaDocument, origins_filter: &[String]) -> Result<ImportPla
     // Jobs.
     let mut jobs = Vec::new();
     let mut names_per_device: HashMap<String, HashSet<String>> = HashMap::new();
-    let mut with_hooks = Vec::new();
     for b in doc.backups.iter().filter(|b| wanted(&b.origin_id)) {
         let origin = origin_by_id[&b.origin_id];
         let device_id = ids[&b.origin_id].clone();
@@ -1060,9 +1127,7 @@ pub fn plan(doc: &RelicaDocument, origins_filter: &[String]) -> Result<ImportPla
                 })
             })
             .collect();
-        if !b.hooks.is_empty() {
-            with_hooks.push(format!("{:?} ({})", b.name, b.hooks.len()));
-        }
+        let hooks = job_hooks(b, &label, &mut warnings);
         let mut metadata = json!({"relica": {
             "backup_id": b.id,
             "backup_name": b.name,
@@ -1074,7 +1139,7 @@ pub fn plan(doc: &RelicaDocument, origins_filter: &[String]) -> Result<ImportPla
             "schedule": b.schedule,
             "destinations": dests,
             "hooks": b.hooks,
-            "hooks_executed": false,
+            "hooks_executed": true,
         }});
         scrub_secrets(&mut metadata);
 
@@ -1091,15 +1156,10 @@ pub fn plan(doc: &RelicaDocument, origins_filter: &[String]) -> Result<ImportPla
             schedules,
             last_run_at,
             enabled,
+            hooks,
         });
     }
-    if !with_hooks.is_empty() {
-        warnings.push(format!(
-            "Relica hooks are recorded in the jobs' metadata (relica.hooks) but NOT executed by \
-             restic-fleet: {}",
-            with_hooks.join(", ")
-        ));
-    }
+
     if jobs.iter().any(|j| {
         j.metadata["relica"]["destinations"]
             .as_array()
@@ -1634,11 +1694,56 @@ mod tests {
     }
 
     #[test]
+    fn relica_hooks_become_job_hooks() {
+        let hook = |timing: &str, on_error: Option<&str>, cmd: &str| Hook {
+            id: None,
+            timing: Some(timing.into()),
+            on_error: on_error.map(str::to_string),
+            description: None,
+            command: cmd.into(),
+        };
+        let mut b = Backup {
+            index: 0,
+            id: Uuid::nil(),
+            name: "d/x".into(),
+            origin_id: Uuid::nil(),
+            account_id: None,
+            created: None,
+            include: vec![],
+            exclude: vec![],
+            destinations: vec![],
+            hooks: vec![
+                hook("start", Some("continue"), "dump db"),
+                hook("start", Some("continue"), "sync"),
+                hook("end", Some("stop"), "notify"),
+                hook("middle", None, "what"),
+                hook("end", None, " "),
+            ],
+            schedule: Schedule::default(),
+        };
+        let mut w = Vec::new();
+        let h = job_hooks(&b, "b", &mut w);
+        assert_eq!(h.before.as_deref(), Some("dump db && sync"));
+        assert_eq!(h.finally.as_deref(), Some("notify"));
+        assert_eq!(h.before_on_error, "continue");
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("no command") || w[1].contains("no command"));
+        b.hooks[1].on_error = None;
+        assert_eq!(job_hooks(&b, "b", &mut w).before_on_error, "stop");
+    }
+
+    #[test]
     fn fixture_hooks_destinations_and_no_secrets() {
         let p = plan(&fixture(), &[]).unwrap();
         let m = &job(&p, "cloud/backups").metadata["relica"];
-        assert_eq!(m["hooks_executed"], false);
+        assert_eq!(m["hooks_executed"], true);
         assert_eq!(m["hooks"][0]["timing"], "end");
+        let hooks = &job(&p, "cloud/backups").hooks;
+        assert_eq!(
+            hooks.finally.as_deref(),
+            Some("/etc/cloud-config/scripts/endpoint-watcher cloud relica-backup-end backups")
+        );
+        assert_eq!(hooks.before, None);
         assert_eq!(
             m["destinations"][0]["id"],
             "cb871492-76dc-4683-8ecd-d9a6c84ae798"
@@ -1648,11 +1753,7 @@ mod tests {
             m["destinations"][0]["last_backup_done"],
             "2025-12-15T03:01:07.580094317Z"
         );
-        assert!(
-            p.warnings
-                .iter()
-                .any(|w| w.contains("hooks") && w.contains("NOT executed"))
-        );
+        assert!(!p.warnings.iter().any(|w| w.contains("NOT executed")));
 
         let all = serde_json::to_string(&p).unwrap();
         for secret in [

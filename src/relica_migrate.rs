@@ -63,9 +63,9 @@ use crate::usage_err;
 use crate::util::mask_url;
 
 /// The sentence every report carries about Relica hooks.
-pub const HOOKS_NOTE: &str = "Relica hooks are recorded in the jobs' metadata (relica.hooks) but \
-     are not executed by restic-fleet; recreate what they did (for example a database dump) by \
-     other means.";
+pub const HOOKS_NOTE: &str = "Relica hooks become the jobs' hooks and run with every backup: \
+     timing start as the before hook (its on_error kept), end as the finally hook; see them with \
+     `restic-fleet job show JOB` (the originals stay in metadata.relica.hooks).";
 
 #[derive(Debug, clap::Args)]
 pub struct RelicaMigrateArgs {
@@ -617,7 +617,12 @@ fn decide(
         None => current.keys().cloned().collect(),
         Some(stamp) => current
             .iter()
-            .filter(|(k, v)| stamp.get(*k).and_then(Value::as_str) != Some(&field_hash(v)))
+            .filter(|(k, v)| match stamp.get(*k) {
+                Some(h) => h.as_str() != Some(&field_hash(v)),
+                // i12: a field newer than the stamp (hooks) is no edit while it holds its
+                // default (an import made before the field existed).
+                None => k.as_str() != "hooks" || **v != hooks_field(&None, &None, "stop"),
+            })
             .map(|(k, _)| k.clone())
             .collect(),
     };
@@ -758,6 +763,9 @@ struct JobRow {
     origin_id: Option<Uuid>,
     account_id: Option<Uuid>,
     metadata: Option<Value>,
+    hook_before: Option<String>,
+    hook_finally: Option<String>,
+    hook_before_on_error: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -799,7 +807,13 @@ fn planned_job_fields(j: &PlannedJob) -> Map<String, Value> {
         "account_id": j.account_id,
         "relica": j.metadata.get("relica").cloned().unwrap_or(Value::Null),
         "schedules": schedule_lines(j.schedules.iter().map(|s| (s.cron_expression.as_str(), true))),
+        "hooks": hooks_field(&j.hooks.before, &j.hooks.finally, &j.hooks.before_on_error), // i12
     }))
+}
+
+/// i12: the imported hook columns as one change-detected field.
+fn hooks_field(before: &Option<String>, finally: &Option<String>, on_error: &str) -> Value {
+    json!({"before": before, "finally": finally, "before_on_error": on_error})
 }
 
 /// Returns the report item, whether the job row exists afterwards, and whether its schedules
@@ -818,7 +832,8 @@ async fn import_job(
 
     let row: Option<JobRow> = sqlx::query_as(
         "SELECT device_id, name, source_paths, exclude_patterns, enabled, origin_name, origin_id, \
-         account_id, metadata FROM backup_jobs WHERE id = $1 FOR UPDATE",
+         account_id, metadata, hook_before, hook_finally, hook_before_on_error \
+         FROM backup_jobs WHERE id = $1 FOR UPDATE",
     )
     .bind(j.id)
     .fetch_optional(&mut *conn)
@@ -876,6 +891,7 @@ async fn import_job(
         "account_id": row.account_id,
         "relica": row.metadata.as_ref().and_then(|m| m.get("relica")).cloned().unwrap_or(Value::Null),
         "schedules": schedule_lines(scheds.iter().map(|s| (s.cron_expression.as_deref().unwrap_or(""), s.enabled))),
+        "hooks": hooks_field(&row.hook_before, &row.hook_finally, &row.hook_before_on_error), // i12
     }));
     let stamp = stamp_of(&row.metadata);
     let stamp_fresh = stamp.is_some_and(|s| {
@@ -939,13 +955,16 @@ async fn import_job(
 async fn write_job(conn: &mut PgConnection, j: &PlannedJob, meta: Value) -> anyhow::Result<()> {
     sqlx::query(
         "INSERT INTO backup_jobs (id, device_id, name, source_paths, exclude_patterns, \
-         enabled, origin_name, origin_id, account_id, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         enabled, origin_name, origin_id, account_id, metadata, \
+         hook_before, hook_finally, hook_before_on_error) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
          ON CONFLICT (id) DO UPDATE SET device_id = EXCLUDED.device_id, name = EXCLUDED.name, \
          source_paths = EXCLUDED.source_paths, exclude_patterns = EXCLUDED.exclude_patterns, \
          enabled = EXCLUDED.enabled, origin_name = EXCLUDED.origin_name, \
          origin_id = EXCLUDED.origin_id, account_id = EXCLUDED.account_id, \
          metadata = COALESCE(backup_jobs.metadata, '{}'::jsonb) || EXCLUDED.metadata, \
+         hook_before = EXCLUDED.hook_before, hook_finally = EXCLUDED.hook_finally, \
+         hook_before_on_error = EXCLUDED.hook_before_on_error, \
          updated_at = NOW()",
     )
     .bind(j.id)
@@ -958,6 +977,9 @@ async fn write_job(conn: &mut PgConnection, j: &PlannedJob, meta: Value) -> anyh
     .bind(j.origin_id)
     .bind(j.account_id)
     .bind(meta)
+    .bind(&j.hooks.before) // i12
+    .bind(&j.hooks.finally)
+    .bind(&j.hooks.before_on_error)
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -94,6 +94,8 @@ struct Outcome {
     warnings: Vec<String>,
     missing_paths: Vec<String>,
     cli_code: u8,
+    /// i12: `hooks` and `pings`, merged into `runs.metadata`.
+    extra_metadata: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Runs a job. Returns the process exit code (see [`crate::exit`]).
@@ -256,21 +258,41 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
         opts.triggered_by.as_str()
     );
 
-    let outcome = execute(
+    // i12: start ping and before hook; a failing before hook (on-error stop) skips the backup.
+    let mut monitor = crate::run_hooks::RunMonitor::for_job(
         &job,
-        config,
-        &settings,
-        &repository,
-        &password,
-        opts.progress,
-    )
-    .await;
+        &config.device_id,
+        &run_id.to_string(),
+        Duration::from_secs(settings.get_u64("hook_timeout_seconds", 300).unwrap_or(300)),
+        settings
+            .get_bool("ping_warning_as_success", false)
+            .unwrap_or(false),
+        vec![password.clone()],
+    );
+    let outcome = match monitor.before_backup().await {
+        Err(message) => failed(message, exit::FAILED),
+        Ok(()) => {
+            execute(
+                &job,
+                config,
+                &settings,
+                &repository,
+                &password,
+                opts.progress,
+            )
+            .await
+        }
+    };
     let outcome = Outcome {
         output: redact(&outcome.output, &password),
         errors: redact(&outcome.errors, &password),
         error_message: outcome.error_message.map(|m| redact(&m, &password)),
         ..outcome
     };
+
+    // i12: after/failure/finally hooks and the result ping, recorded with the run.
+    let monitored = monitor.after_backup(&monitor_input(&outcome)).await;
+    let outcome = with_monitor_record(outcome, monitored);
 
     let end_time: DateTime<Utc> = record(pool, run_id, &outcome).await?;
     match crate::schedules::update_after_run(pool, job_id, start_time, tz).await {
@@ -388,12 +410,15 @@ pub fn human_bytes(n: u64) -> String {
 }
 
 async fn record(pool: &PgPool, run_id: i32, o: &Outcome) -> anyhow::Result<DateTime<Utc>> {
-    let metadata = json!({
+    let mut metadata = json!({
         "warnings": o.warnings,
         "missing_paths": o.missing_paths,
         "incomplete": o.exit_code == Some(restic::code::INCOMPLETE),
         "total_duration": o.summary.total_duration,
     });
+    if let Some(m) = metadata.as_object_mut() {
+        m.extend(o.extra_metadata.clone()); // i12: hooks and pings
+    }
     let clamp = |v: Option<i64>| v.map(|n| n.clamp(0, i64::from(i32::MAX)) as i32);
     let end: DateTime<Utc> = sqlx::query_scalar(
         "UPDATE runs SET end_time = NOW(), status = $1, exit_code = $2, error_message = $3, \
@@ -425,6 +450,33 @@ async fn record(pool: &PgPool, run_id: i32, o: &Outcome) -> anyhow::Result<DateT
     .fetch_one(pool)
     .await?;
     Ok(end)
+}
+
+/// i12: how the backup ended, as the hooks and pings see it.
+fn monitor_input(o: &Outcome) -> crate::run_hooks::BackupResult {
+    crate::run_hooks::BackupResult {
+        status: o.status.to_string(),
+        warnings: o.warnings.clone(),
+        snapshot_id: o.summary.snapshot_id.clone(),
+        exit_code: o.exit_code,
+        error_message: o.error_message.clone(),
+        files_new: o.summary.files_new,
+        data_added_bytes: o.summary.data_added,
+    }
+}
+
+/// i12: a failed after/finally hook makes a success a success with warnings; hook and ping
+/// records join the run's metadata.
+fn with_monitor_record(mut o: Outcome, m: crate::run_hooks::MonitorRecord) -> Outcome {
+    if o.status == "success" && !m.warnings.is_empty() {
+        o.warnings.extend(m.warnings);
+        o.error_message = Some(format!("warning: {}", o.warnings.join("; warning: ")));
+        if o.cli_code == exit::SUCCESS {
+            o.cli_code = exit::WARNINGS;
+        }
+    }
+    o.extra_metadata = m.metadata;
+    o
 }
 
 fn failed(message: String, code: u8) -> Outcome {

@@ -267,7 +267,7 @@ async fn fixture_imports_end_to_end() {
             .unwrap();
     assert_eq!(no_next, 0);
 
-    // Hooks and destinations kept in metadata; hooks are not executed.
+    // Hooks and destinations kept in metadata; the `end` hook became the finally hook.
     let cmd: String = sqlx::query_scalar(
         "SELECT metadata->'relica'->'hooks'->0->>'command' FROM backup_jobs WHERE id = $1::uuid",
     )
@@ -278,6 +278,22 @@ async fn fixture_imports_end_to_end() {
     assert_eq!(
         cmd,
         "/usr/bin/endpoint-watcher device1 relica-backup-end home"
+    );
+    let hooks: (Option<String>, Option<String>, String) = sqlx::query_as(
+        "SELECT hook_before, hook_finally, hook_before_on_error FROM backup_jobs \
+         WHERE id = $1::uuid",
+    )
+    .bind(DEVICE1_HOME)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        hooks,
+        (
+            None,
+            Some("/usr/bin/endpoint-watcher device1 relica-backup-end home".into()),
+            "stop".into()
+        )
     );
     let dest: String = sqlx::query_scalar(
         "SELECT metadata->'relica'->'destinations'->0->>'id' FROM backup_jobs WHERE id = $1::uuid",
@@ -315,7 +331,7 @@ async fn fixture_imports_end_to_end() {
             .unwrap()
             .iter()
             .any(|n| n.as_str().unwrap().contains("hooks")
-                && n.as_str().unwrap().contains("not executed"))
+                && n.as_str().unwrap().contains("finally hook"))
     );
     let enrol = r["enrolment"].as_array().unwrap();
     assert_eq!(enrol.len(), 9);
@@ -353,7 +369,7 @@ async fn fixture_imports_end_to_end() {
         text.contains("jobs:      0 created, 0 updated, 21 unchanged, 0 skipped"),
         "{text}"
     );
-    assert!(text.contains("not executed"), "{text}");
+    assert!(text.contains("become the jobs' hooks"), "{text}");
     assert!(text.contains("device enroll device4"), "{text}");
 }
 

@@ -685,7 +685,15 @@ async fn viewers_read_everything_but_secrets() {
         .fetch_all(&env.pool)
         .await
         .unwrap();
-    assert_eq!(keys, ["repository_password", "repository_environment"]);
+    assert_eq!(
+        keys,
+        [
+            "repository_password",
+            "repository_environment",
+            "notify_webhook_url",
+            "notify_ntfy_url"
+        ]
+    );
 }
 
 #[tokio::test]

@@ -102,6 +102,9 @@ pub struct EditArgs {
     /// New account UUID ('' clears it).
     #[arg(long, value_name = "UUID")]
     pub account_id: Option<String>,
+    // i12: ping URL and hooks.
+    #[command(flatten)]
+    pub monitor: Box<super::job_monitor::MonitorArgs>,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -146,7 +149,9 @@ pub struct Added {
 
 /// `job show --json`: every column of `backup_jobs` (`id`, `device_id`, `name`,
 /// `description`, `source_paths`, `exclude_patterns`, `tags`, `restic_args`, `enabled`,
-/// `created_at`, `updated_at`, `metadata`, `origin_name`, `origin_id`, `account_id`), plus
+/// `created_at`, `updated_at`, `metadata`, `origin_name`, `origin_id`, `account_id`,
+/// `ping_url`, `hook_before`, `hook_after`, `hook_failure`, `hook_finally`,
+/// `hook_before_on_error`), plus
 /// `schedules` (as in `schedule list --json`) and `last_run` (`id`, `status`, `start_time`,
 /// `end_time`, `error_message`, `snapshot_id`, or null). `job list --json` is an array of the
 /// same objects without `last_run`.
@@ -408,7 +413,9 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
         Some(t) => Some(Some(parse_uuid("--account-id", t)?)),
         None => None,
     };
-    let nothing = name.is_none()
+    let monitor = a.monitor.validate()?; // i12
+    let nothing = monitor.is_empty()
+        && name.is_none()
         && a.device.is_none()
         && a.paths.is_empty()
         && excludes.is_empty()
@@ -486,6 +493,7 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
         ));
     }
     res?;
+    super::job_monitor::apply(&pool, job_id, &monitor).await?; // i12
     let job = jobs::find(&pool, job_id).await?.ok_or_else(|| {
         anyhow::anyhow!("job {job_id} was deleted by someone else while it was being edited")
     })?;
@@ -638,6 +646,9 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     }
     if let Some(acc) = &j.account_id {
         println!("account:     {acc}");
+    }
+    for line in super::job_monitor::describe(j) {
+        println!("{line}"); // i12
     }
     if schedules.is_empty() {
         println!(

@@ -11,6 +11,7 @@ pub mod device;
 pub mod docs;
 pub mod enroll;
 pub mod job;
+pub mod job_monitor;
 pub mod output;
 pub mod roles;
 pub mod runs;

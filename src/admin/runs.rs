@@ -101,7 +101,7 @@ pub struct RunOut {
 /// `runs show --json`: the [`RunOut`] fields plus `dirs_new`, `dirs_changed`,
 /// `dirs_unmodified`, `total_files_processed`, `total_bytes_processed`, `restic_output`
 /// (restic's stdout as stored), `restic_errors` (its stderr), `metadata` (e.g. `warnings`,
-/// `missing_paths`), `created_at`.
+/// `missing_paths`; `hooks` and `pings` as README's Monitoring section says), `created_at`.
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct RunDetail {
     #[sqlx(flatten)]
@@ -261,6 +261,9 @@ async fn show(config_path: &Path, a: ShowArgs) -> anyhow::Result<u8> {
     }
     if let Some(m) = &r.error_message {
         println!("message:     {m}");
+    }
+    for line in crate::run_hooks::describe_recorded(run.metadata.as_ref()) {
+        println!("{line}"); // i12: hooks and pings of the run
     }
     println!("--- restic output ---");
     println!(

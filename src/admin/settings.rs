@@ -122,10 +122,15 @@ const NUMERIC_KEYS: &[&str] = &[
     "missed_run_grace_seconds",
     "concurrency_wait_seconds",
     "windows_execution_time_limit_hours",
+    "hook_timeout_seconds", // i12
 ];
 
 /// Keys whose values must be booleans (read with `Settings::get_bool`).
-const BOOL_KEYS: &[&str] = &["windows_run_on_battery", "windows_wake_to_run"];
+const BOOL_KEYS: &[&str] = &[
+    "windows_run_on_battery",
+    "windows_wake_to_run",
+    "ping_warning_as_success", // i12
+];
 
 /// Checks the shape of a key: lower-case letters, digits and underscores.
 pub fn validate_key(key: &str) -> anyhow::Result<()> {
@@ -149,7 +154,10 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
     validate_key(key)?;
     if NUMERIC_KEYS.contains(&key) {
         let number = crate::settings::parse_number(value);
-        let needs_positive = matches!(key, "sync_interval_seconds" | "max_concurrent_backups");
+        let needs_positive = matches!(
+            key,
+            "sync_interval_seconds" | "max_concurrent_backups" | "hook_timeout_seconds"
+        );
         if number.is_none() || (needs_positive && number == Some(0)) {
             return Err(usage_err!(
                 "setting {key} must be a whole number from {} to {}, not {value:?}",
@@ -174,6 +182,16 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
         return Err(usage_err!(
             "setting timezone {value:?} is not an IANA time zone name (like Europe/Prague or \
              UTC); an empty value means the device's local zone"
+        ));
+    }
+    // i12: the notifier posts to these; empty turns a target off.
+    if matches!(key, "notify_webhook_url" | "notify_ntfy_url")
+        && !value.trim().is_empty()
+        && let Err(e) = crate::ping::validate_url(value.trim())
+    {
+        return Err(usage_err!(
+            "setting {key} is not a usable URL: {e}; give a URL like https://example.com/hook, \
+             or an empty value to turn it off"
         ));
     }
     if value.contains('\0') {

@@ -46,6 +46,11 @@ pub struct StatusArgs {
     /// Only this device.
     #[arg(long, value_name = "ID")]
     pub device: Option<String>,
+    /// Also send one notification per change of a job's verdict or a device's state since the
+    /// last --notify, to the settings notify_webhook_url and notify_ntfy_url (for a timer on
+    /// an admin machine). A target that fails is retried next time; the exit code is unchanged.
+    #[arg(long)]
+    pub notify: bool,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -338,7 +343,12 @@ async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
     if let Some(d) = &args.device {
         require_device(&pool, d).await?;
     }
-    let report = collect(&pool, args.device.as_deref(), Utc::now()).await?;
+    let report = if args.notify {
+        // i12: notifications of what changed since the last --notify.
+        crate::monitor::notify::collect_and_notify(&pool, args.device.as_deref()).await?
+    } else {
+        collect(&pool, args.device.as_deref(), Utc::now()).await?
+    };
     if args.conn.json {
         print_json(&report)?;
     } else {
