@@ -116,6 +116,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs(c) => admin::runs::run(&config_path, c).await,
         Command::Status(a) => admin::status::run(&config_path, a).await,
         Command::Cleanup(a) => admin::cleanup::run(&config_path, a).await,
+        // i11: maintenance, snapshots, restore
+        Command::Maintain(a) => restic_fleet::maintenance::run(&config_path, &a).await,
+        Command::Snapshots(a) => restic_fleet::snapshots::snapshots(&config_path, a).await,
+        Command::Restore(a) => restic_fleet::snapshots::restore(&config_path, a).await,
         Command::Completions(a) => admin::docs::completions(a),
         Command::Man(a) => admin::docs::man(a),
         Command::Schedule(ScheduleCommand::Add(a)) => admin::schedule::add(&config_path, a).await,
