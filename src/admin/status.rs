@@ -94,6 +94,9 @@ pub struct StatusReport {
     pub counts: std::collections::BTreeMap<&'static str, usize>,
     pub devices: Vec<DeviceStatus>,
     pub jobs: Vec<JobStatus>,
+    /// i11: see [`crate::maintenance::status::MaintenanceStatus`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::status::MaintenanceStatus>,
 }
 
 /// A device in `status --json`: `device_id`, `name`, `platform`, `enabled`, `last_seen`
@@ -338,11 +341,18 @@ async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
     if let Some(d) = &args.device {
         require_device(&pool, d).await?;
     }
-    let report = collect(&pool, args.device.as_deref(), Utc::now()).await?;
+    let mut report = collect(&pool, args.device.as_deref(), Utc::now()).await?;
+    // i11: the maintenance object; overdue or failing maintenance makes status exit 1
+    let maintenance = crate::maintenance::status::collect(&pool, report.generated_at).await?;
+    report.ok &= !maintenance.needs_attention();
+    report.maintenance = Some(maintenance);
     if args.conn.json {
         print_json(&report)?;
     } else {
         print_human(&report);
+        if let Some(m) = &report.maintenance {
+            crate::maintenance::status::print_human(m); // i11
+        }
     }
     Ok(if report.ok {
         exit::SUCCESS
@@ -491,6 +501,7 @@ pub async fn collect(
         counts,
         devices: device_out,
         jobs: job_out,
+        maintenance: None, // i11: filled by `status`
     })
 }
 

@@ -17,6 +17,7 @@
 pub mod forget;
 pub mod owner;
 pub mod policy;
+pub mod relica;
 pub mod status;
 pub mod store;
 
