@@ -15,6 +15,9 @@ use uuid::Uuid;
 
 const OTHER: &str = "other-device";
 
+/// `maintenance_runs`: step, status, exit code, snapshots removed, device.
+type StepRow = (String, String, Option<i32>, Option<i32>, String);
+
 async fn add_device(env: &Env, id: &str) {
     sqlx::query("INSERT INTO devices (id, name, platform) VALUES ($1, $2, 'linux')")
         .bind(id)
@@ -285,7 +288,7 @@ async fn maintain_keeps_each_jobs_policy_and_touches_nothing_else() {
     assert_ok(&env.restic(&["check"]));
 
     // Recorded, step by step.
-    let rows: Vec<(String, String, Option<i32>, Option<i32>, String)> = sqlx::query_as(
+    let rows: Vec<StepRow> = sqlx::query_as(
         "SELECT step, status, exit_code, snapshots_removed, device_id FROM maintenance_runs \
          ORDER BY id",
     )
