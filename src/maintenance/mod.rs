@@ -424,6 +424,9 @@ fn print_report(r: &MaintainReport) {
     }
     for s in &r.steps {
         let extra = match (s.snapshots_removed, s.bytes_freed) {
+            (Some(n), _) if s.step == "forget" && r.dry_run => {
+                format!(", {n} snapshot(s) would be removed")
+            }
             (Some(n), _) if s.step == "forget" => format!(", {n} snapshot(s) removed"),
             (_, Some(b)) => format!(", {} freed", crate::run::human_bytes(b.max(0) as u64)),
             _ => String::new(),
