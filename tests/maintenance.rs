@@ -673,3 +673,53 @@ async fn a_backup_started_while_prune_holds_the_lock_succeeds_after_waiting() {
     assert_eq!(status, "success");
     assert_ok(&env.restic(&["check"]));
 }
+
+#[tokio::test]
+async fn one_maintain_at_a_time_and_a_dead_ones_steps_are_closed() {
+    let env = Env::with_repo().await;
+    env.set_setting("maintenance_device", &env.device).await;
+    // A maintain that died mid-prune left its step running.
+    sqlx::query(
+        "INSERT INTO maintenance_runs (device_id, step, status) VALUES ($1, 'prune', 'running')",
+    )
+    .bind(&env.device)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    // Another maintain holds the lock now.
+    let lock_path = env.config_path().parent().unwrap().join("maintain.lock");
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    held.try_lock().unwrap();
+    let out = cli(&env, &["maintain"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
+    let running: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM maintenance_runs WHERE status = 'running'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(running, 1, "the live maintain's step is left alone");
+    drop(held);
+
+    let out = cli(&env, &["maintain", "--json"]);
+    assert_ok(&out);
+    let statuses: Vec<(String, String)> =
+        sqlx::query_as("SELECT step, status FROM maintenance_runs ORDER BY id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(statuses[0], ("prune".to_string(), "failed".to_string()));
+    assert_eq!(statuses.len(), 5);
+    assert!(
+        statuses[1..].iter().all(|(_, s)| s == "success"),
+        "{statuses:?}"
+    );
+    // The failed leftover is older than the new prune: status is ok again.
+    let st = json_of(&cli(&env, &["status", "--json"]));
+    assert_eq!(st["maintenance"]["verdict"], "ok", "{st:#}");
+}

@@ -126,6 +126,18 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
             ));
         }
     }
+    // One maintain at a time on this device (the timer and a hand run): an OS file lock, which
+    // the kernel releases if the process dies, so the steps a dead maintain left `running` can
+    // be closed safely under it.
+    let _lock = match lock_maintenance(config_path)? {
+        Some(lock) => lock,
+        None => {
+            return Err(Failure::skipped(
+                "skipped: maintenance is already running on this device".to_string(),
+            )
+            .into());
+        }
+    };
     let repo = Repository::from_settings(&settings)?;
     // Validated before anything runs: a bad setting stops maintenance at once.
     let prune_args = owner::prune_args(&settings)?;
@@ -221,8 +233,8 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
         snapshots_removed: Some(i32::try_from(removed_total).unwrap_or(i32::MAX)),
         bytes_freed: None,
         error_message: (!failures.is_empty()).then(|| failures.join("; ")),
-        output: forget_out,
-        errors: forget_err,
+        output: bounded(&forget_out),
+        errors: bounded(&forget_err),
         metadata: json!({
             "jobs": report.jobs.iter().map(|j| json!({
                 "job_id": j.job_id, "policy": j.policy, "removed": j.removed.len(),
@@ -281,6 +293,34 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
     })
 }
 
+/// The lock file beside the config file (`maintain.lock`). `None` when another process holds it.
+fn lock_maintenance(config_path: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    let dir = config_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let path = dir.join("maintain.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            usage_err!(
+                "cannot open the maintenance lock file {}: {e}; run maintain as the user that \
+                 owns the config file",
+                path.display()
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+        }
+    }
+}
+
 type ForgetOutcome = Result<(forget::ForgetResult, ResticOutput), (String, ResticOutput)>;
 
 async fn forget_job(
@@ -305,6 +345,15 @@ async fn forget_job(
         Ok(r) => Ok((r, out)),
         Err(e) => Err((e, out)),
     }
+}
+
+/// The forget step's output of all jobs, capped as a run's output is.
+fn bounded(text: &str) -> String {
+    let mut t = crate::restic::Transcript::new(crate::restic::OUTPUT_CAP_BYTES);
+    for line in text.lines() {
+        t.push_line(line);
+    }
+    t.finish()
 }
 
 fn step_end(out: &ResticOutput, repo: &Repository, metadata: serde_json::Value) -> StepEnd {
