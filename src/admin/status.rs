@@ -85,8 +85,9 @@ impl Verdict {
     }
 }
 
-/// `status --json`: `generated_at` (RFC 3339), `ok` (true when every enabled job is ok: the
-/// exit code is 0 exactly then), `counts` (verdict → number of jobs), `devices`, `jobs`.
+/// `status --json`: `generated_at` (RFC 3339), `ok` (true when every enabled job is ok and
+/// maintenance is neither overdue nor failing: the exit code is 0 exactly then), `counts`
+/// (verdict → number of jobs), `devices`, `jobs`, `maintenance` (i11).
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub generated_at: DateTime<Utc>,
