@@ -61,7 +61,8 @@ pub enum Command {
     /// Recorded backup runs.
     #[command(subcommand)]
     Runs(crate::admin::runs::RunsCommand),
-    /// Is everything backed up? Exit code 0 only when every enabled job is ok, else 1.
+    /// Is everything backed up? Exit code 0 only when every enabled job is ok and maintenance
+    /// is neither overdue nor failing, else 1.
     Status(crate::admin::status::StatusArgs),
     /// Forget (per job retention), prune and check the shared repository; only on the
     /// maintenance_device (exit 4 elsewhere unless --force).
