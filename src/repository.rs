@@ -37,7 +37,9 @@ impl std::fmt::Debug for Repository {
     }
 }
 
-/// What one restic command printed and how it ended (password redacted, output bounded).
+/// What one restic command printed and how it ended (password redacted). The text is whole:
+/// `snapshots --json` and `forget --json` print one line that can be megabytes long in a big
+/// repository; [`bounded`] caps it for storage.
 #[derive(Debug, Clone, Default)]
 pub struct ResticOutput {
     /// `None` when restic could not be started or was killed by a signal.
@@ -129,7 +131,7 @@ impl Repository {
         cmd
     }
 
-    /// Runs `restic ARGS` to the end; output is redacted and bounded like a run's.
+    /// Runs `restic ARGS` to the end; output is redacted.
     pub async fn run(&self, args: &[String]) -> ResticOutput {
         let mut cmd = self.command();
         cmd.args(args);
@@ -137,8 +139,8 @@ impl Repository {
         match cmd.output().await {
             Ok(out) => ResticOutput {
                 code: out.status.code(),
-                stdout: self.bounded(&out.stdout),
-                stderr: self.bounded(&out.stderr),
+                stdout: redact(&String::from_utf8_lossy(&out.stdout), &self.password),
+                stderr: redact(&String::from_utf8_lossy(&out.stderr), &self.password),
             },
             Err(e) => ResticOutput {
                 code: None,
@@ -156,14 +158,6 @@ impl Repository {
                 return out;
             }
         }
-    }
-
-    fn bounded(&self, bytes: &[u8]) -> String {
-        let mut t = Transcript::new(restic::OUTPUT_CAP_BYTES);
-        for line in String::from_utf8_lossy(bytes).lines() {
-            t.push_line(line);
-        }
-        redact(&t.finish(), &self.password)
     }
 
     /// The repository's snapshots, optionally only those of `host` carrying every tag of
@@ -190,6 +184,15 @@ impl Repository {
         }
         parse_snapshots(out.stdout.as_bytes())
     }
+}
+
+/// `text` capped as a run's stored output is (head and tail kept).
+pub fn bounded(text: &str) -> String {
+    let mut t = Transcript::new(restic::OUTPUT_CAP_BYTES);
+    for line in text.lines() {
+        t.push_line(line);
+    }
+    t.finish()
 }
 
 /// One snapshot as `restic snapshots --json` lists it (0.14 through 0.19).

@@ -29,7 +29,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::exit::{self, Failure};
-use crate::repository::{LockWait, Repository, ResticOutput};
+use crate::repository::{LockWait, Repository, ResticOutput, bounded};
 use crate::settings::Settings;
 use crate::usage_err;
 use policy::RetentionPolicy;
@@ -347,22 +347,13 @@ async fn forget_job(
     }
 }
 
-/// The forget step's output of all jobs, capped as a run's output is.
-fn bounded(text: &str) -> String {
-    let mut t = crate::restic::Transcript::new(crate::restic::OUTPUT_CAP_BYTES);
-    for line in text.lines() {
-        t.push_line(line);
-    }
-    t.finish()
-}
-
 fn step_end(out: &ResticOutput, repo: &Repository, metadata: serde_json::Value) -> StepEnd {
     StepEnd {
         success: out.success(),
         exit_code: out.code,
         error_message: (!out.success()).then(|| out.reason(&repo.url)),
-        output: out.stdout.clone(),
-        errors: out.stderr.clone(),
+        output: bounded(&out.stdout),
+        errors: bounded(&out.stderr),
         metadata,
         ..Default::default()
     }
