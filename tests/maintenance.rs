@@ -188,6 +188,14 @@ async fn maintain_keeps_each_jobs_policy_and_touches_nothing_else() {
         stderr(&out)
     );
     env.set_setting("maintenance_device", &env.device).await;
+    // Only the global row counts: a device's own row cannot make it a second owner.
+    sqlx::query(
+        "INSERT INTO settings (device_id, key, value) VALUES ($1, 'maintenance_device', $1)",
+    )
+    .bind(OTHER)
+    .execute(&env.pool)
+    .await
+    .unwrap();
     let out = env
         .cmd()
         .env("RESTIC_FLEET_DEVICE_ID", OTHER)

@@ -642,7 +642,14 @@ async fn the_maintenance_timer_is_installed_on_the_owner_only() {
         "{text}"
     );
 
-    // Another device syncing sees no maintenance timer.
+    // Another device syncing sees no maintenance timer, even with a per-device row naming
+    // itself: only the global maintenance_device counts.
+    sqlx::query(
+        "INSERT INTO settings (device_id, key, value) VALUES ('other', 'maintenance_device', 'other')",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
     let other_units = env.dir.path().join("other-units");
     let out = env
         .cmd()

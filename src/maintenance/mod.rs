@@ -99,7 +99,7 @@ pub struct MaintainReport {
 pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> {
     let (cfg, pool) = crate::app::open(config_path).await?;
     let settings = Settings::load(&pool, &cfg.device_id).await?;
-    let owner = owner::owner(&settings);
+    let owner = owner::global_owner(&pool).await?;
     match &owner {
         Some(o) if *o == cfg.device_id => {}
         _ if args.force => {

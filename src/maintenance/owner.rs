@@ -14,11 +14,26 @@ use crate::usage_err;
 /// `maintenance_schedule` when the setting is empty.
 pub const DEFAULT_SCHEDULE: &str = "@weekly";
 
-/// The owner device, if one is named.
-pub fn owner(settings: &Settings) -> Option<String> {
-    settings
-        .get("maintenance_device")
-        .map(|s| s.trim().to_string())
+/// The owner, named by the GLOBAL setting only: a per-device row `maintenance_device` would
+/// otherwise let a device believe it is the owner while the rest of the fleet follows another.
+pub async fn global_owner(pool: &sqlx::PgPool) -> anyhow::Result<Option<String>> {
+    let value: Option<String> = sqlx::query_scalar(
+        "SELECT value FROM settings WHERE device_id IS NULL AND key = 'maintenance_device'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty()))
+}
+
+/// What `sync` installs on `device_id`: the maintenance schedule when it is the global owner.
+pub async fn timer_schedule(
+    pool: &sqlx::PgPool,
+    settings: &Settings,
+    device_id: &str,
+) -> anyhow::Result<Option<CronExpr>> {
+    schedule_for(settings, global_owner(pool).await?.as_deref(), device_id)
 }
 
 /// The maintenance schedule; an invalid stored value is a configuration error naming the fix.
@@ -34,10 +49,14 @@ pub fn schedule(settings: &Settings) -> anyhow::Result<CronExpr> {
     })
 }
 
-/// The schedule of the maintenance timer/task, when `device_id` is the owner (`None` when it is
+/// The schedule of the maintenance timer/task, when `device_id` is `owner` (`None` when it is
 /// not, so that sync removes the timer/task there).
-pub fn schedule_for(settings: &Settings, device_id: &str) -> anyhow::Result<Option<CronExpr>> {
-    match owner(settings) {
+pub fn schedule_for(
+    settings: &Settings,
+    owner: Option<&str>,
+    device_id: &str,
+) -> anyhow::Result<Option<CronExpr>> {
+    match owner {
         Some(o) if o == device_id => Ok(Some(schedule(settings)?)),
         _ => Ok(None),
     }
@@ -141,15 +160,14 @@ mod tests {
 
     #[test]
     fn the_timer_belongs_to_the_owner_only() {
-        let s = settings(&[("maintenance_device", "nas"), ("maintenance_schedule", "")]);
-        assert_eq!(
-            schedule_for(&s, "nas").unwrap().unwrap().as_str(),
-            "@weekly"
-        );
-        assert!(schedule_for(&s, "laptop").unwrap().is_none());
-        assert!(schedule_for(&settings(&[]), "nas").unwrap().is_none());
-        let bad = settings(&[("maintenance_device", "nas"), ("maintenance_schedule", "x")]);
-        assert!(schedule_for(&bad, "nas").is_err());
+        let s = settings(&[("maintenance_schedule", "")]);
+        let weekly = schedule_for(&s, Some("nas"), "nas").unwrap().unwrap();
+        assert_eq!(weekly.as_str(), "@weekly");
+        assert!(schedule_for(&s, Some("nas"), "laptop").unwrap().is_none());
+        assert!(schedule_for(&s, None, "nas").unwrap().is_none());
+        let bad = settings(&[("maintenance_schedule", "x")]);
+        assert!(schedule_for(&bad, Some("nas"), "nas").is_err());
+        assert!(schedule_for(&bad, Some("nas"), "laptop").unwrap().is_none());
     }
 
     #[test]

@@ -42,13 +42,9 @@ impl MaintenanceStatus {
 
 /// Reads the settings and `maintenance_runs` and judges.
 pub async fn collect(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<MaintenanceStatus> {
-    let global = Settings::load(pool, "").await?;
-    let owner = owner::owner(&global);
+    let owner = owner::global_owner(pool).await?;
     // The owner's own settings (time zone, schedule overrides) decide its timer.
-    let settings = match &owner {
-        Some(o) => Settings::load(pool, o).await?,
-        None => global,
-    };
+    let settings = Settings::load(pool, owner.as_deref().unwrap_or("")).await?;
     let [forget, prune, check] = store::step_history(pool).await?;
     let (owner_state, owner_last_seen) = match &owner {
         None => (None, None),

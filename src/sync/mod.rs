@@ -486,13 +486,14 @@ pub async fn run(
     }
 
     // i11: the maintenance timer/task, on the maintenance owner only
-    let maintenance = match crate::maintenance::owner::schedule_for(&settings, &config.device_id) {
-        Ok(m) => m,
-        Err(e) => {
-            report.fail(None, None, "maintenance", format!("{e:#}"));
-            None
-        }
-    };
+    let maintenance =
+        match crate::maintenance::owner::timer_schedule(pool, &settings, &config.device_id).await {
+            Ok(m) => m,
+            Err(e) => {
+                report.fail(None, None, "maintenance", format!("{e:#}"));
+                None
+            }
+        };
     let binary = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot find this program's own path: {e}"))?;
     let config_abs = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
