@@ -61,10 +61,18 @@ pub enum Command {
     /// Recorded backup runs.
     #[command(subcommand)]
     Runs(crate::admin::runs::RunsCommand),
-    /// Is everything backed up? Exit code 0 only when every enabled job is ok, else 1.
+    /// Is everything backed up? Exit code 0 only when every enabled job is ok and maintenance
+    /// is neither overdue nor failing, else 1.
     Status(crate::admin::status::StatusArgs),
     /// Print the fleet's state as Prometheus metrics (for node_exporter's textfile collector).
     Metrics(crate::monitor::metrics::MetricsArgs), // i12
+    /// Forget (per job retention), prune and check the shared repository; only on the
+    /// maintenance_device (exit 4 elsewhere unless --force).
+    Maintain(crate::maintenance::MaintainArgs), // i11
+    /// List the repository's snapshots with their job and device names.
+    Snapshots(crate::snapshots::SnapshotsArgs), // i11
+    /// Restore a job's snapshot (latest by default) into a directory.
+    Restore(crate::snapshots::RestoreArgs), // i11
     /// Delete finished runs older than the setting run_retention_days.
     Cleanup(crate::admin::cleanup::CleanupArgs),
     /// Print shell completions.

@@ -117,6 +117,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Status(a) => admin::status::run(&config_path, a).await,
         Command::Metrics(a) => restic_fleet::monitor::metrics::run(&config_path, a).await, // i12
         Command::Cleanup(a) => admin::cleanup::run(&config_path, a).await,
+        // i11: maintenance, snapshots, restore
+        Command::Maintain(a) => restic_fleet::maintenance::run(&config_path, &a).await,
+        Command::Snapshots(a) => restic_fleet::snapshots::snapshots(&config_path, a).await,
+        Command::Restore(a) => restic_fleet::snapshots::restore(&config_path, a).await,
         Command::Completions(a) => admin::docs::completions(a),
         Command::Man(a) => admin::docs::man(a),
         Command::Schedule(ScheduleCommand::Add(a)) => admin::schedule::add(&config_path, a).await,

@@ -303,6 +303,16 @@ pub async fn run(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result
         crons,
     };
     import(&mut tx, &ctx, &plan, args, password.as_deref(), &mut report).await?;
+    // i11: Relica's retention_days become keep-within policies
+    let skipped: HashSet<Uuid> = report
+        .jobs
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Skipped)
+        .filter_map(|i| i.job_id)
+        .collect();
+    crate::maintenance::relica::import_retention(&mut tx, &plan.jobs, &skipped, &mut report.notes)
+        .await?;
     if args.dry_run {
         tx.rollback().await?;
     } else {

@@ -563,9 +563,15 @@ async fn execute(
         Err(message) => return failed(message, exit::FAILED),
     };
     // A lock left by a restic that died (another machine's crashed prune, a killed check) makes
-    // the backup fail; `restic unlock` removes only such stale locks, then one retry.
-    if attempt.cancelled_by.is_none() && attempt.lock_failure() {
-        tracing::warn!("the repository is locked; removing stale locks and trying once more");
+    // the backup fail; `restic unlock` removes only such stale locks, then a retry. A live lock
+    // (the maintenance owner pruning) is waited for, up to repository_lock_wait_seconds.
+    // i11: wait for the repository lock
+    let mut lock_wait = crate::repository::LockWait::from_settings(settings).unwrap_or_else(|e| {
+        tracing::warn!("{e:#}; waiting the default 1800s for the repository lock");
+        crate::repository::LockWait::new(Duration::from_secs(1800))
+    });
+    while attempt.cancelled_by.is_none() && attempt.lock_failure() && lock_wait.wait(true).await {
+        tracing::warn!("the repository is locked; removing stale locks and trying again");
         remove_stale_locks(&restic, repository, password, settings).await;
         attempt = match backup_once(
             &restic, &argv, repository, password, settings, progress, &job.name,

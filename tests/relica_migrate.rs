@@ -876,3 +876,67 @@ async fn imported_job_runs_with_the_relica_backup_tag() {
         serde_json::json!(["device_id", "source_paths"])
     );
 }
+
+// i11: Relica's retention_days N > 0 becomes keep-within Nd.
+#[tokio::test]
+async fn retention_days_become_keep_within_policies() {
+    let env = Env::enrolled().await;
+    // The fixture's only destination ("Cloud", used by all 21 backups) keeps forever (0).
+    let out = migrate(&env, Path::new(FIXTURE), &["--json"]);
+    report(&out);
+    assert_eq!(count(&env, "job_retention").await, 0, "0 keeps everything");
+
+    let text = fixture_text();
+    assert_eq!(text.matches("\"retention_days\": 0").count(), 1);
+    let file = write_file(
+        &env,
+        "thirty.json",
+        &text.replace("\"retention_days\": 0", "\"retention_days\": 30"),
+    );
+    // An admin's own policy is never replaced.
+    sqlx::query("INSERT INTO job_retention (job_id, keep_last) VALUES ($1, 3)")
+        .bind(Uuid::parse_str(DEVICE1_HOME).unwrap())
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let dry = report(&migrate(&env, &file, &["--json", "--dry-run"]));
+    assert!(dry["notes"].to_string().contains("keep-within 30d"));
+    assert_eq!(
+        count(&env, "job_retention").await,
+        1,
+        "a dry run writes nothing"
+    );
+
+    let r = report(&migrate(&env, &file, &["--json"]));
+    let jobs = count(&env, "backup_jobs").await;
+    assert_eq!(jobs, 21);
+    assert_eq!(count(&env, "job_retention").await, jobs);
+    let within: Vec<(Uuid, Option<String>, Option<i32>)> =
+        sqlx::query_as("SELECT job_id, keep_within, keep_last FROM job_retention")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    for (id, w, last) in &within {
+        if id.to_string() == DEVICE1_HOME {
+            assert_eq!((w.as_deref(), *last), (None, Some(3)));
+        } else {
+            assert_eq!((w.as_deref(), *last), (Some("30d"), None), "{id}");
+        }
+    }
+    let notes = r["notes"].to_string();
+    assert!(notes.contains(&format!("({DEVICE1_DOKUMENTY}): Relica's retention_days 30 became the retention policy keep-within 30d")), "{notes}");
+    assert!(
+        notes.contains(&format!(
+            "({DEVICE1_HOME}): Relica's retention_days 30 was not applied"
+        )),
+        "{notes}"
+    );
+    let show = env
+        .cmd()
+        .args(["job", "show", DEVICE3_FOTKY, "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&show);
+    let show: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(show["retention"]["keep_within"], "30d");
+}

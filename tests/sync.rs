@@ -585,3 +585,108 @@ async fn a_disabled_device_keeps_only_the_sync_timer_and_refuses_runs() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is disabled"), "{}", stderr(&out));
 }
+
+// i11: the maintenance timer exists on the maintenance_device only.
+#[tokio::test]
+async fn the_maintenance_timer_is_installed_on_the_owner_only() {
+    let env = Env::enrolled().await;
+    env.set_setting("timezone", "UTC").await;
+    env.set_setting("maintenance_schedule", "0 3 * * 0").await;
+    sqlx::query("INSERT INTO devices (id, name, platform) VALUES ('other', 'other', 'linux')")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (bin, log) = fake_tool(&env, "systemctl", "");
+    let units = env.dir.path().join("units");
+    let maintenance = "restic-fleet-maintenance".to_string();
+
+    // No owner: no maintenance timer.
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(names(&r, "added"), vec!["restic-fleet-sync".to_string()]);
+
+    // This device is the owner: added, verified, golden.
+    env.set_setting("maintenance_device", &env.device).await;
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(names(&r, "added"), vec![maintenance.clone()]);
+    assert!(calls(&log).contains(&"enable --now restic-fleet-maintenance.timer".to_string()));
+    verify(&units);
+    let timer = std::fs::read_to_string(units.join("restic-fleet-maintenance.timer")).unwrap();
+    golden("maintenance.timer", &normalise(&timer, &env, Uuid::nil()));
+    let service = std::fs::read_to_string(units.join("restic-fleet-maintenance.service")).unwrap();
+    golden(
+        "maintenance.service",
+        &normalise(&service, &env, Uuid::nil()),
+    );
+    // systemd's own calendar engine: the timer fires on Sundays at 03:00 UTC.
+    let line = timer
+        .lines()
+        .find_map(|l| l.strip_prefix("OnCalendar="))
+        .unwrap();
+    let out = Command::new("systemd-analyze")
+        .args(["calendar", "--iterations=3", line])
+        .env("TZ", "UTC")
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    let fires: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("Next elapse") || l.contains("Iter."))
+        .collect();
+    assert_eq!(fires.len(), 3, "{text}");
+    assert!(
+        fires
+            .iter()
+            .all(|l| l.contains("Sun") && l.contains("03:00:00")),
+        "{text}"
+    );
+
+    // Another device syncing sees no maintenance timer, even with a per-device row naming
+    // itself: only the global maintenance_device counts.
+    sqlx::query(
+        "INSERT INTO settings (device_id, key, value) VALUES ('other', 'maintenance_device', 'other')",
+    )
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let other_units = env.dir.path().join("other-units");
+    let out = env
+        .cmd()
+        .env("PATH", path_with(&bin))
+        .env("RESTIC_FLEET_DEVICE_ID", "other")
+        .args([
+            "sync",
+            "--json",
+            "--unit-dir",
+            other_units.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert!(!other_units.join("restic-fleet-maintenance.timer").exists());
+    assert!(other_units.join("restic-fleet-sync.timer").exists());
+
+    // The owner changes: the old owner's timer is removed.
+    env.set_setting("maintenance_device", "other").await;
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(names(&r, "removed"), vec![maintenance]);
+    assert!(!units.join("restic-fleet-maintenance.timer").exists());
+
+    // A broken schedule on the owner is one failed item; the rest of sync completes.
+    env.set_setting("maintenance_device", &env.device).await;
+    sqlx::query("UPDATE settings SET value = 'not cron' WHERE key = 'maintenance_schedule'")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(1), "{r:#}");
+    assert!(
+        r["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("maintenance_schedule")
+    );
+    assert!(units.join("restic-fleet-sync.timer").exists());
+}

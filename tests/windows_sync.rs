@@ -572,3 +572,44 @@ fn preview_json_has_the_windows_triggers_element() {
         ])
     );
 }
+
+// i11: the maintenance task exists on the maintenance_device only.
+#[tokio::test]
+async fn the_maintenance_task_is_registered_on_the_owner_only() {
+    let env = Env::enrolled().await;
+    env.set_setting("timezone", "UTC").await;
+    env.set_setting("maintenance_schedule", "0 3 * * 0").await;
+    let (bin, log) = fake_tool(&env, "schtasks", FAKE_SCHTASKS_CHECK);
+    let state = env.dir.path().join("tasks");
+    let (code, r) = sync(&env, &bin, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(names(&r, "added"), vec!["restic-fleet-sync".to_string()]);
+
+    env.set_setting("maintenance_device", &env.device).await;
+    let (code, r) = sync(&env, &bin, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(
+        names(&r, "added"),
+        vec!["restic-fleet-maintenance".to_string()]
+    );
+    let path = state.join("restic-fleet-maintenance.xml");
+    schema_check(std::slice::from_ref(&path));
+    let xml = read_xml(&path);
+    assert!(xml.contains("<Arguments>--config "), "{xml}");
+    assert!(xml.contains(" maintain</Arguments>"), "{xml}");
+    golden("windows/maintenance.xml", &normalise(&xml, &env, None));
+
+    std::fs::remove_file(&log).unwrap();
+    env.set_setting("maintenance_device", "someone-else").await;
+    let (code, r) = sync(&env, &bin, &[]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(
+        names(&r, "removed"),
+        vec!["restic-fleet-maintenance".to_string()]
+    );
+    assert_eq!(
+        calls(&log),
+        vec!["/Delete /TN \\restic-fleet\\restic-fleet-maintenance /F".to_string()]
+    );
+    assert!(!path.exists());
+}

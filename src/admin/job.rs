@@ -105,6 +105,9 @@ pub struct EditArgs {
     // i12: ping URL and hooks.
     #[command(flatten)]
     pub monitor: Box<super::job_monitor::MonitorArgs>,
+    // i11: retention flags (--keep-* / --no-retention)
+    #[command(flatten)]
+    pub retention: crate::maintenance::policy::RetentionArgs,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -153,8 +156,9 @@ pub struct Added {
 /// `ping_url`, `hook_before`, `hook_after`, `hook_failure`, `hook_finally`,
 /// `hook_before_on_error`), plus
 /// `schedules` (as in `schedule list --json`) and `last_run` (`id`, `status`, `start_time`,
-/// `end_time`, `error_message`, `snapshot_id`, or null). `job list --json` is an array of the
-/// same objects without `last_run`.
+/// `end_time`, `error_message`, `snapshot_id`, or null), and `retention` (i11: see
+/// [`crate::maintenance::policy::RetentionView`]). `job list --json` is an array of the
+/// same objects without `last_run` and `retention`.
 #[derive(Debug, Serialize)]
 pub struct JobDetail {
     #[serde(flatten)]
@@ -162,6 +166,9 @@ pub struct JobDetail {
     pub schedules: Vec<ScheduleRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_run: Option<Option<LastRun>>,
+    // i11: the job's retention policy
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::maintenance::policy::RetentionView>,
 }
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
@@ -414,7 +421,9 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
         None => None,
     };
     let monitor = a.monitor.validate()?; // i12
+    let retention = a.retention.requested()?; // i11: retention flags
     let nothing = monitor.is_empty()
+        && !retention
         && name.is_none()
         && a.device.is_none()
         && a.paths.is_empty()
@@ -494,15 +503,20 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
     }
     res?;
     super::job_monitor::apply(&pool, job_id, &monitor).await?; // i12
+    if retention {
+        a.retention.apply(&pool, job_id).await?; // i11: retention flags
+    }
     let job = jobs::find(&pool, job_id).await?.ok_or_else(|| {
         anyhow::anyhow!("job {job_id} was deleted by someone else while it was being edited")
     })?;
     if a.conn.json {
         let schedules = schedules_of(&pool, job_id).await?;
+        let retention = Some(retention_view(&pool, &job).await?); // i11
         print_json(&JobDetail {
             job,
             schedules,
             last_run: None,
+            retention,
         })?;
     } else {
         println!(
@@ -565,6 +579,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
                 job,
                 schedules,
                 last_run: None,
+                retention: None,
             }
         })
         .collect();
@@ -611,11 +626,13 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     .bind(job.id)
     .fetch_optional(&pool)
     .await?;
+    let retention = retention_view(&pool, &job).await?; // i11
     if a.conn.json {
         print_json(&JobDetail {
             job,
             schedules,
             last_run: Some(last),
+            retention: Some(retention),
         })?;
         return Ok(exit::SUCCESS);
     }
@@ -650,6 +667,16 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     for line in super::job_monitor::describe(j) {
         println!("{line}"); // i12
     }
+    // i11: retention
+    println!(
+        "retention:   {}{}",
+        retention.description,
+        if retention.source == "default" {
+            " (the retention_default setting)"
+        } else {
+            ""
+        }
+    );
     if schedules.is_empty() {
         println!(
             "schedules:   none (add one with `restic-fleet schedule add {} --cron EXPR`)",
@@ -681,6 +708,15 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         ),
     }
     Ok(exit::SUCCESS)
+}
+
+/// i11: the job's effective retention policy, with the settings of its device.
+async fn retention_view(
+    pool: &PgPool,
+    job: &Job,
+) -> anyhow::Result<crate::maintenance::policy::RetentionView> {
+    let settings = crate::settings::Settings::load(pool, &job.device_id).await?;
+    crate::maintenance::policy::view(pool, job.id, &settings).await
 }
 
 async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Result<u8> {

@@ -122,7 +122,8 @@ const NUMERIC_KEYS: &[&str] = &[
     "missed_run_grace_seconds",
     "concurrency_wait_seconds",
     "windows_execution_time_limit_hours",
-    "hook_timeout_seconds", // i12
+    "hook_timeout_seconds",         // i12
+    "repository_lock_wait_seconds", // i11
 ];
 
 /// Keys whose values must be booleans (read with `Settings::get_bool`).
@@ -199,6 +200,7 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
             "the value of {key} must not contain NUL characters"
         ));
     }
+    crate::maintenance::owner::validate_setting(key, value)?; // i11: maintenance settings
     Ok(())
 }
 

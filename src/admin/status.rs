@@ -90,8 +90,9 @@ impl Verdict {
     }
 }
 
-/// `status --json`: `generated_at` (RFC 3339), `ok` (true when every enabled job is ok: the
-/// exit code is 0 exactly then), `counts` (verdict → number of jobs), `devices`, `jobs`.
+/// `status --json`: `generated_at` (RFC 3339), `ok` (true when every enabled job is ok and
+/// maintenance is neither overdue nor failing: the exit code is 0 exactly then), `counts`
+/// (verdict → number of jobs), `devices`, `jobs`, `maintenance` (i11).
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub generated_at: DateTime<Utc>,
@@ -99,6 +100,9 @@ pub struct StatusReport {
     pub counts: std::collections::BTreeMap<&'static str, usize>,
     pub devices: Vec<DeviceStatus>,
     pub jobs: Vec<JobStatus>,
+    /// i11: see [`crate::maintenance::status::MaintenanceStatus`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<crate::maintenance::status::MaintenanceStatus>,
 }
 
 /// A device in `status --json`: `device_id`, `name`, `platform`, `enabled`, `last_seen`
@@ -343,16 +347,23 @@ async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
     if let Some(d) = &args.device {
         require_device(&pool, d).await?;
     }
-    let report = if args.notify {
+    let mut report = if args.notify {
         // i12: notifications of what changed since the last --notify.
         crate::monitor::notify::collect_and_notify(&pool, args.device.as_deref()).await?
     } else {
         collect(&pool, args.device.as_deref(), Utc::now()).await?
     };
+    // i11: the maintenance object; overdue or failing maintenance makes status exit 1
+    let maintenance = crate::maintenance::status::collect(&pool, report.generated_at).await?;
+    report.ok &= !maintenance.needs_attention();
+    report.maintenance = Some(maintenance);
     if args.conn.json {
         print_json(&report)?;
     } else {
         print_human(&report);
+        if let Some(m) = &report.maintenance {
+            crate::maintenance::status::print_human(m); // i11
+        }
     }
     Ok(if report.ok {
         exit::SUCCESS
@@ -501,6 +512,7 @@ pub async fn collect(
         counts,
         devices: device_out,
         jobs: job_out,
+        maintenance: None, // i11: filled by `status`
     })
 }
 

@@ -489,6 +489,15 @@ pub async fn run(
         }
     }
 
+    // i11: the maintenance timer/task, on the maintenance owner only
+    let maintenance =
+        match crate::maintenance::owner::timer_schedule(pool, &settings, &config.device_id).await {
+            Ok(m) => m,
+            Err(e) => {
+                report.fail(None, None, "maintenance", format!("{e:#}"));
+                None
+            }
+        };
     let binary = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot find this program's own path: {e}"))?;
     let config_abs = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
@@ -501,6 +510,7 @@ pub async fn run(
         jitter_seconds: jitter,
         sync_interval_seconds: sync_interval,
         jobs: plan_jobs,
+        maintenance,
     };
     backend.configure(&settings, &plan)?;
     let desired = backend.render(&plan)?;

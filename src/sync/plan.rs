@@ -27,6 +27,8 @@ pub struct Plan {
     pub jitter_seconds: u64,
     pub sync_interval_seconds: u64,
     pub jobs: Vec<JobPlan>,
+    /// i11: the maintenance schedule when this device is the `maintenance_device`.
+    pub maintenance: Option<crate::schedule::CronExpr>,
 }
 
 /// Where a schedule stands relative to now.

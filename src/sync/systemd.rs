@@ -20,11 +20,15 @@ pub const MARKER: &str =
     "# Managed by restic-fleet (restic-fleet sync regenerates this file; edits are overwritten)";
 pub const PREFIX: &str = "restic-fleet-";
 pub const SYNC_STEM: &str = "restic-fleet-sync";
+/// i11: the maintenance owner's units.
+pub const MAINTENANCE_STEM: &str = "restic-fleet-maintenance";
 
 const JOB_SERVICE: &str = include_str!("../../templates/job.service");
 const JOB_TIMER: &str = include_str!("../../templates/job.timer");
 const SYNC_SERVICE: &str = include_str!("../../templates/sync.service");
 const SYNC_TIMER: &str = include_str!("../../templates/sync.timer");
+const MAINTENANCE_SERVICE: &str = include_str!("../../templates/maintenance.service");
+const MAINTENANCE_TIMER: &str = include_str!("../../templates/maintenance.timer");
 
 /// Quotes one command-line word for `ExecStart=`: double quotes with C escapes, `%` and `$`
 /// doubled so that neither specifiers nor variables expand.
@@ -246,6 +250,10 @@ impl Backend for Systemd {
             label: "sync".to_string(),
             files,
         });
+        // i11: the maintenance timer on the owner only
+        if let Some(expr) = &plan.maintenance {
+            out.push(maintenance_units(plan, expr)?);
+        }
         Ok(out)
     }
 
@@ -322,6 +330,38 @@ impl Backend for Systemd {
         }
         Ok(())
     }
+}
+
+/// i11: `restic-fleet-maintenance.service` and `.timer`, firing at the maintenance schedule.
+fn maintenance_units(plan: &Plan, expr: &crate::schedule::CronExpr) -> anyhow::Result<Artifact> {
+    let on_calendar = crate::schedule::systemd::on_calendar_lines(
+        expr,
+        &plan.tz,
+        plan.now,
+        crate::preview::HORIZON_DAYS,
+    );
+    let service = render(
+        MAINTENANCE_SERVICE,
+        context! { marker => MARKER, exec_start => exec_start(plan, &["maintain"]) },
+    )?;
+    let timer = render(
+        MAINTENANCE_TIMER,
+        context! {
+            marker => MARKER,
+            schedule => description_text(expr.as_str()),
+            on_calendar => on_calendar,
+            service => format!("{MAINTENANCE_STEM}.service"),
+        },
+    )?;
+    let mut files = BTreeMap::new();
+    files.insert(format!("{MAINTENANCE_STEM}.service"), service);
+    files.insert(format!("{MAINTENANCE_STEM}.timer"), timer);
+    Ok(Artifact {
+        name: MAINTENANCE_STEM.to_string(),
+        job_id: None,
+        label: "maintenance".to_string(),
+        files,
+    })
 }
 
 fn write_atomic(path: &Path, content: &[u8]) -> std::io::Result<()> {

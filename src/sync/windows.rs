@@ -32,6 +32,8 @@ use crate::settings::Settings;
 pub const FOLDER: &str = "\\restic-fleet\\";
 pub const PREFIX: &str = "restic-fleet-";
 pub const SYNC_NAME: &str = "restic-fleet-sync";
+/// i11: the maintenance owner's task.
+pub const MAINTENANCE_NAME: &str = "restic-fleet-maintenance";
 /// `<Source>` of every task we write.
 pub const MARKER: &str =
     "restic-fleet (restic-fleet sync regenerates this task; edits are overwritten)";
@@ -460,6 +462,32 @@ impl Backend for Windows {
             label: "sync".to_string(),
             files: BTreeMap::from([(format!("{SYNC_NAME}.xml"), xml)]),
         });
+        // i11: the maintenance task on the owner only
+        if let Some(expr) = &plan.maintenance {
+            let set = triggers::job_triggers(
+                &[crate::schedule::Schedule::Cron(expr.clone())],
+                &[None],
+                &plan.tz,
+                plan.now,
+                crate::preview::HORIZON_DAYS,
+            );
+            let description = format!(
+                "restic-fleet maintenance of the shared repository (forget, prune, check) at {}{}",
+                description_text(expr.as_str()),
+                if set.fallback {
+                    "; next occurrence only, re-registered by every sync"
+                } else {
+                    ""
+                }
+            );
+            let xml = self.task_xml(plan, &description, &set, &["maintain"])?;
+            out.push(Artifact {
+                name: MAINTENANCE_NAME.to_string(),
+                job_id: None,
+                label: "maintenance".to_string(),
+                files: BTreeMap::from([(format!("{MAINTENANCE_NAME}.xml"), xml)]),
+            });
+        }
         Ok(out)
     }
 

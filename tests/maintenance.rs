@@ -1,0 +1,733 @@
+//! Retention, `maintain` on one owner, `snapshots` and `restore`, against a real PostgreSQL
+//! and the real restic. The oracle for what is left in the repository is restic itself
+//! (`restic snapshots --json`, `restic check`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use uuid::Uuid;
+
+const OTHER: &str = "other-device";
+
+/// `maintenance_runs`: step, status, exit code, snapshots removed, device.
+type StepRow = (String, String, Option<i32>, Option<i32>, String);
+
+async fn add_device(env: &Env, id: &str) {
+    sqlx::query("INSERT INTO devices (id, name, platform) VALUES ($1, $2, 'linux')")
+        .bind(id)
+        .bind(format!("{id} name"))
+        .execute(&env.pool)
+        .await
+        .unwrap();
+}
+
+async fn add_job_on(env: &Env, device: &str, name: &str, paths: &[&Path]) -> Uuid {
+    let paths: Vec<String> = paths
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    sqlx::query_scalar(
+        "INSERT INTO backup_jobs (device_id, name, source_paths) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(device)
+    .bind(name)
+    .bind(paths)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+/// `restic-fleet run JOB` as `device` (the config's device id overridden).
+fn run_as(env: &Env, device: &str, job: Uuid) -> Output {
+    env.cmd()
+        .env("RESTIC_FLEET_DEVICE_ID", device)
+        .args(["run", &job.to_string()])
+        .output()
+        .unwrap()
+}
+
+fn cli(env: &Env, args: &[&str]) -> Output {
+    env.cmd().args(args).output().unwrap()
+}
+
+fn json_of(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}); exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            stdout(out),
+            stderr(out)
+        )
+    })
+}
+
+/// The repository's snapshots per `backup:` tag, oldest first, from restic itself.
+fn snapshots_by_job(env: &Env) -> BTreeMap<String, Vec<(String, String)>> {
+    let out = env.restic(&["snapshots", "--json", "--no-lock"]);
+    assert_ok(&out);
+    let list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let mut by: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut list = list;
+    list.sort_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
+    for s in list {
+        let tag = s["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find(|t| t.starts_with("backup:"))
+            .unwrap_or("none")
+            .to_string();
+        by.entry(tag).or_default().push((
+            s["id"].as_str().unwrap().to_string(),
+            s["hostname"].as_str().unwrap().to_string(),
+        ));
+    }
+    by
+}
+
+fn ids(v: &[(String, String)]) -> Vec<String> {
+    v.iter().map(|(id, _)| id.clone()).collect()
+}
+
+#[tokio::test]
+async fn maintain_keeps_each_jobs_policy_and_touches_nothing_else() {
+    let env = Env::with_repo().await;
+    add_device(&env, OTHER).await;
+    let src_a = env.make_source("a", 2);
+    let src_a2 = env.make_source("a2", 1);
+    let src_b = env.make_source("b", 2);
+    let src_c = env.make_source("c", 2);
+    let a = env.add_job("A keep-last 2", &[&src_a]).await;
+    let b = env.add_job("B no policy", &[&src_b]).await;
+    let c = add_job_on(&env, OTHER, "C keep-last 1", &[&src_c]).await;
+    for i in 0..5 {
+        if i == 3 {
+            // A's paths change: restic's default grouping (host, paths) would make a second
+            // group that keeps its own "last 2".
+            sqlx::query("UPDATE backup_jobs SET source_paths = $2 WHERE id = $1")
+                .bind(a)
+                .bind(vec![
+                    src_a.to_string_lossy().into_owned(),
+                    src_a2.to_string_lossy().into_owned(),
+                ])
+                .execute(&env.pool)
+                .await
+                .unwrap();
+        }
+        std::fs::write(src_a.join("changing.txt"), format!("a{i}")).unwrap();
+        std::fs::write(src_b.join("changing.txt"), format!("b{i}")).unwrap();
+        std::fs::write(src_c.join("changing.txt"), format!("c{i}")).unwrap();
+        for (dev, job) in [
+            (env.device.as_str(), a),
+            (env.device.as_str(), b),
+            (OTHER, c),
+        ] {
+            let out = run_as(&env, dev, job);
+            assert_ok(&out);
+        }
+    }
+    // A snapshot tagged for a job the database does not know (a deleted job).
+    let ghost = Uuid::new_v4();
+    let out = env.restic(&[
+        "backup",
+        "--quiet",
+        "--host",
+        OTHER,
+        "--tag",
+        &format!("backup:{ghost}"),
+        src_c.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    // A snapshot with A's tag but another host must never count as A's.
+    let out = env.restic(&[
+        "backup",
+        "--quiet",
+        "--host",
+        OTHER,
+        "--tag",
+        &format!("backup:{a}"),
+        src_c.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+
+    // Policies through the CLI.
+    assert_ok(&cli(
+        &env,
+        &["job", "edit", &a.to_string(), "--keep-last", "2"],
+    ));
+    assert_ok(&cli(
+        &env,
+        &["job", "edit", &c.to_string(), "--keep-last", "1"],
+    ));
+    let show = json_of(&cli(&env, &["job", "show", &a.to_string(), "--json"]));
+    assert_eq!(show["retention"]["keep_last"], 2, "{show:#}");
+    assert_eq!(show["retention"]["source"], "job");
+    let show = json_of(&cli(&env, &["job", "show", &b.to_string(), "--json"]));
+    assert_eq!(show["retention"]["source"], "none", "{show:#}");
+    assert_eq!(show["retention"]["description"], "keep everything");
+
+    let before = snapshots_by_job(&env);
+    let tag = |j: Uuid| format!("backup:{j}");
+    assert_eq!(before[&tag(a)].len(), 6); // 5 of A + the other host's
+    assert_eq!(before[&tag(b)].len(), 5);
+    assert_eq!(before[&tag(c)].len(), 5);
+
+    // Without an owner: a usage error; on a non-owner: exit 4 naming the owner.
+    let out = cli(&env, &["maintain"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("maintenance_device"),
+        "{}",
+        stderr(&out)
+    );
+    env.set_setting("maintenance_device", &env.device).await;
+    // Only the global row counts: a device's own row cannot make it a second owner.
+    sqlx::query(
+        "INSERT INTO settings (device_id, key, value) VALUES ($1, 'maintenance_device', $1)",
+    )
+    .bind(OTHER)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let out = env
+        .cmd()
+        .env("RESTIC_FLEET_DEVICE_ID", OTHER)
+        .args(["maintain"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("maintained by device {:?}", env.device)),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        snapshots_by_job(&env),
+        before,
+        "a non-owner changed the repository"
+    );
+
+    // Dry run: what would go, per job; nothing changes, nothing is recorded.
+    let out = cli(&env, &["maintain", "--dry-run", "--json"]);
+    assert_ok(&out);
+    let r = json_of(&out);
+    let job_entry = |r: &Value, id: Uuid| {
+        r["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["job_id"] == id.to_string())
+            .cloned()
+            .unwrap_or_else(|| panic!("job {id} not in {r:#}"))
+    };
+    assert_eq!(job_entry(&r, a)["removed"].as_array().unwrap().len(), 3);
+    assert_eq!(job_entry(&r, c)["removed"].as_array().unwrap().len(), 4);
+    assert_eq!(r["jobs_without_policy"], 1);
+    let ghosts: Vec<&Value> = r["unknown_job_snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(ghosts.len(), 1, "{r:#}");
+    assert_eq!(ghosts[0]["job_id"], ghost.to_string());
+    assert_eq!(
+        snapshots_by_job(&env),
+        before,
+        "the dry run changed the repository"
+    );
+    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM maintenance_runs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 0);
+
+    // The real thing.
+    let out = cli(&env, &["maintain", "--json"]);
+    assert_ok(&out);
+    let r = json_of(&out);
+    let steps: Vec<(&str, &str)> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap(), s["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("unlock", "success"),
+            ("forget", "success"),
+            ("prune", "success"),
+            ("check", "success")
+        ]
+    );
+
+    let after = snapshots_by_job(&env);
+    let mine = |v: &[(String, String)], host: &str| -> Vec<String> {
+        v.iter()
+            .filter(|(_, h)| h == host)
+            .map(|(id, _)| id.clone())
+            .collect()
+    };
+    let a_before = mine(&before[&tag(a)], &env.device);
+    assert_eq!(
+        mine(&after[&tag(a)], &env.device),
+        a_before[3..].to_vec(),
+        "A keeps exactly its 2 newest, across its path change"
+    );
+    assert_eq!(
+        mine(&after[&tag(a)], OTHER),
+        mine(&before[&tag(a)], OTHER),
+        "a snapshot with A's tag from another host is not A's"
+    );
+    assert_eq!(ids(&after[&tag(b)]), ids(&before[&tag(b)]), "B keeps all 5");
+    assert_eq!(
+        ids(&after[&tag(c)]),
+        ids(&before[&tag(c)])[4..].to_vec(),
+        "the other device's job keeps its newest"
+    );
+    assert_eq!(after[&tag(ghost)], before[&tag(ghost)], "never removed");
+    assert_ok(&env.restic(&["check"]));
+
+    // Recorded, step by step.
+    let rows: Vec<StepRow> = sqlx::query_as(
+        "SELECT step, status, exit_code, snapshots_removed, device_id FROM maintenance_runs \
+         ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r.1 == "success" && r.2 == Some(0) && r.4 == env.device)
+    );
+    assert_eq!(rows[1].3, Some(7), "3 of A and 4 of C");
+    let freed: Option<i64> =
+        sqlx::query_scalar("SELECT bytes_freed FROM maintenance_runs WHERE step = 'prune'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(freed.is_some_and(|b| b >= 0), "{freed:?}");
+
+    // status: maintained, ok.
+    let out = cli(&env, &["status", "--json"]);
+    let st = json_of(&out);
+    assert_eq!(st["maintenance"]["owner"], env.device.as_str(), "{st:#}");
+    assert_eq!(st["maintenance"]["verdict"], "ok", "{st:#}");
+    assert!(st["maintenance"]["last_prune"]["last_success_at"].is_string());
+
+    // snapshots: job and device names.
+    let out = cli(&env, &["snapshots", "--job", &b.to_string(), "--json"]);
+    assert_ok(&out);
+    let list = json_of(&out);
+    assert_eq!(list.as_array().unwrap().len(), 5);
+    for s in list.as_array().unwrap() {
+        assert_eq!(s["job_name"], "B no policy", "{s:#}");
+        assert_eq!(s["hostname"], env.device.as_str());
+        assert!(s["device_name"].is_string(), "{s:#}");
+    }
+    let out = cli(&env, &["snapshots", "--device", OTHER, "--json"]);
+    let list = json_of(&out);
+    let names: Vec<Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["job_name"].clone())
+        .collect();
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["device_name"] == "other-device name")
+    );
+    assert!(names.contains(&Value::from("C keep-last 1")), "{list:#}");
+    assert!(
+        names.contains(&Value::Null),
+        "the ghost and A-tagged snapshots have no job name"
+    );
+}
+
+#[tokio::test]
+async fn status_exits_1_when_maintenance_fails_or_is_overdue() {
+    let env = Env::enrolled().await;
+    let out = cli(&env, &["status", "--json"]);
+    let st = json_of(&out);
+    assert_eq!(st["maintenance"]["verdict"], "not_configured", "{st:#}");
+    env.set_setting("maintenance_device", &env.device).await;
+    let st = json_of(&cli(&env, &["status", "--json"]));
+    assert_eq!(st["maintenance"]["verdict"], "never_run", "{st:#}");
+
+    // Every step succeeded 20 days ago: overdue for a weekly schedule.
+    for step in ["unlock", "forget", "prune", "check"] {
+        sqlx::query(
+            "INSERT INTO maintenance_runs (device_id, step, start_time, end_time, status, exit_code) \
+             VALUES ($1, $2, NOW() - INTERVAL '20 days', NOW() - INTERVAL '20 days', 'success', 0)",
+        )
+        .bind(&env.device)
+        .bind(step)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    }
+    let out = cli(&env, &["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(json_of(&out)["maintenance"]["verdict"], "overdue");
+    // A daily schedule makes the same history overdue, a yearly one ok.
+    env.set_setting("maintenance_schedule", "@yearly").await;
+    let out = cli(&env, &["status", "--json"]);
+    assert_eq!(json_of(&out)["maintenance"]["verdict"], "ok");
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+
+    // The newest prune failed.
+    sqlx::query(
+        "INSERT INTO maintenance_runs (device_id, step, start_time, end_time, status, exit_code, \
+         error_message) VALUES ($1, 'prune', NOW(), NOW(), 'failed', 1, 'restic failed (exit 1): boom')",
+    )
+    .bind(&env.device)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let out = cli(&env, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("maintenance: failing"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("boom"), "{}", stdout(&out));
+}
+
+#[tokio::test]
+async fn retention_flags_are_validated_before_anything_is_written() {
+    let env = Env::enrolled().await;
+    let src = env.make_source("s", 1);
+    let job = env.add_job("j", &[&src]).await;
+    let j = job.to_string();
+    for bad in [
+        vec!["--keep-last", "0"],
+        vec!["--keep-within", "30 days"],
+        vec!["--keep-within", "--30d"],
+        vec!["--keep-daily", "-3"],
+    ] {
+        let mut args = vec!["job", "edit", &j];
+        args.extend(bad.iter());
+        let out = cli(&env, &args);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+        assert!(!stderr(&out).trim().is_empty());
+    }
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM job_retention")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+    assert_ok(&cli(
+        &env,
+        &[
+            "job",
+            "edit",
+            &j,
+            "--keep-daily",
+            "7",
+            "--keep-within",
+            "30d",
+        ],
+    ));
+    assert_ok(&cli(&env, &["job", "edit", &j, "--keep-weekly", "4"]));
+    let show = json_of(&cli(&env, &["job", "show", &j, "--json"]));
+    assert_eq!(
+        show["retention"]["description"], "keep-daily=7 keep-weekly=4 keep-within=30d",
+        "only the options given change"
+    );
+    // The default applies to jobs without a policy; a malformed default is refused.
+    let out = cli(
+        &env,
+        &["settings", "set", "retention_default", "keep-daily=x"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_ok(&cli(
+        &env,
+        &["settings", "set", "retention_default", "keep-last=3"],
+    ));
+    assert_ok(&cli(&env, &["job", "edit", &j, "--no-retention"]));
+    let show = json_of(&cli(&env, &["job", "show", &j, "--json"]));
+    assert_eq!(show["retention"]["source"], "default", "{show:#}");
+    assert_eq!(show["retention"]["keep_last"], 3);
+    for (key, bad) in [
+        ("prune_max_unused", "--x"),
+        ("check_read_data_subset", "0/5"),
+        ("maintenance_schedule", "weekly"),
+        ("repository_lock_wait_seconds", "soon"),
+    ] {
+        let out = cli(&env, &["settings", "set", key, bad]);
+        assert_eq!(out.status.code(), Some(2), "{key}={bad}: {}", stderr(&out));
+    }
+}
+
+/// Every regular file under `dir`, relative path → content.
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(
+                    p.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn restore_reproduces_the_backup_byte_for_byte_and_only_from_the_jobs_own_snapshots() {
+    let env = Env::with_repo().await;
+    add_device(&env, OTHER).await;
+    let src = env.make_source("data", 3);
+    std::fs::create_dir_all(src.join("sub/deeper")).unwrap();
+    let binary: Vec<u8> = (0..200_000u32).map(|i| (i * 7919 % 251) as u8).collect();
+    std::fs::write(src.join("sub/deeper/blob.bin"), &binary).unwrap();
+    std::fs::write(src.join("sub/ünïcode name.txt"), "ü\n\0\r\n").unwrap();
+    let job = env.add_job("data", &[&src]).await;
+    assert_ok(&run_as(&env, &env.device.clone(), job));
+    let expected = tree(&src);
+    // Later, another host writes a snapshot with the same job tag (a copied Relica UUID):
+    // `latest` must still be this job's own.
+    let intruder = env.make_source("intruder", 1);
+    let out = env.restic(&[
+        "backup",
+        "--quiet",
+        "--host",
+        OTHER,
+        "--tag",
+        &format!("backup:{job}"),
+        intruder.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let intruder_id = snapshots_by_job(&env)[&format!("backup:{job}")]
+        .iter()
+        .find(|(_, h)| h == OTHER)
+        .unwrap()
+        .0
+        .clone();
+
+    let target = env.dir.path().join("restored");
+    // From an admin machine: no config, only --database-url.
+    let admin = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_restic-fleet"))
+            .env_remove("DATABASE_URL")
+            .env(
+                "RESTIC_FLEET_CONFIG",
+                env.dir.path().join("no-such-config.toml"),
+            )
+            .env("HOME", env.dir.path())
+            .args(args)
+            .args(["--database-url", &env.url])
+            .output()
+            .unwrap()
+    };
+    let out = admin(&[
+        "restore",
+        &job.to_string(),
+        "--target",
+        target.to_str().unwrap(),
+        "--dry-run",
+        "--json",
+    ]);
+    assert_ok(&out);
+    assert!(!target.exists(), "a dry run restores nothing");
+    let out = admin(&[
+        "restore",
+        &job.to_string(),
+        "--target",
+        target.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_ok(&out);
+    let r = json_of(&out);
+    assert_eq!(r["restored"], true);
+    assert_ne!(r["snapshot_id"], intruder_id.as_str());
+    // restic restores a snapshot's absolute paths below the target.
+    let restored_root = target.join(src.strip_prefix("/").unwrap());
+    assert_eq!(tree(&restored_root), expected, "restored files differ");
+    assert_eq!(tree(&target).len(), expected.len(), "nothing else restored");
+
+    // A non-empty target is refused unless --force.
+    let out = admin(&[
+        "restore",
+        &job.to_string(),
+        "--target",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not empty"), "{}", stderr(&out));
+
+    // The other host's snapshot with the job's tag is not the job's.
+    let other_target = env.dir.path().join("other");
+    let out = admin(&[
+        "restore",
+        &job.to_string(),
+        "--target",
+        other_target.to_str().unwrap(),
+        "--snapshot",
+        &intruder_id[..12],
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a snapshot of job"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!other_target.exists());
+
+    // --include restores only that path.
+    let partial = env.dir.path().join("partial");
+    let include = src.join("sub/deeper");
+    let out = admin(&[
+        "restore",
+        &job.to_string(),
+        "--target",
+        partial.to_str().unwrap(),
+        "--include",
+        include.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let got = tree(&partial);
+    assert_eq!(got.len(), 1, "{:?}", got.keys().collect::<Vec<_>>());
+    assert_eq!(got.values().next().unwrap(), &binary);
+}
+
+/// Leaves `mib` MiB of incompressible data half used in the repository, so that a
+/// `prune --max-unused=0` must download and repack it.
+fn half_used_pack(env: &Env) {
+    let src = env.dir.path().join("churn");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut seed = 0x9e3779b97f4a7c15u64;
+    for name in ["keep.bin", "drop.bin"] {
+        let mut buf = vec![0u8; 1 << 20];
+        for b in buf.iter_mut() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            *b = seed as u8;
+        }
+        std::fs::write(src.join(name), &buf).unwrap();
+    }
+    let p = src.to_str().unwrap();
+    assert_ok(&env.restic(&["backup", "--quiet", "--host", "churn", p]));
+    std::fs::remove_file(src.join("drop.bin")).unwrap();
+    assert_ok(&env.restic(&["backup", "--quiet", "--host", "churn", p]));
+    assert_ok(&env.restic(&["forget", "--host", "churn", "--keep-last", "1"]));
+}
+
+fn lock_files(env: &Env) -> usize {
+    std::fs::read_dir(env.repo().join("locks"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_backup_started_while_prune_holds_the_lock_succeeds_after_waiting() {
+    let env = Env::with_repo().await;
+    env.set_setting("repository_lock_wait_seconds", "300").await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("waits", &[&src]).await;
+    half_used_pack(&env);
+    // A real prune, slowed by restic's own download limit so that it holds its exclusive lock
+    // for several seconds however fast the machine is.
+    let mut prune = Command::new("restic")
+        .args(["prune", "--max-unused=0", "--limit-download=100"])
+        .env("RESTIC_REPOSITORY", env.repo())
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .env("RESTIC_CACHE_DIR", env.dir.path().join("cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while lock_files(&env) == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "prune never locked");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = run_as(&env, &env.device.clone(), job);
+    let prune_status = prune.try_wait().unwrap();
+    let prune_status = match prune_status {
+        Some(s) => s,
+        None => prune.wait().unwrap(),
+    };
+    assert!(prune_status.success(), "the prune itself failed");
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("the repository is locked") && err.contains("retrying in"),
+        "the backup did not wait for the lock:\n{err}"
+    );
+    let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE job_id = $1")
+        .bind(job)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(status, "success");
+    assert_ok(&env.restic(&["check"]));
+}
+
+#[tokio::test]
+async fn one_maintain_at_a_time_and_a_dead_ones_steps_are_closed() {
+    let env = Env::with_repo().await;
+    env.set_setting("maintenance_device", &env.device).await;
+    // A maintain that died mid-prune left its step running.
+    sqlx::query(
+        "INSERT INTO maintenance_runs (device_id, step, status) VALUES ($1, 'prune', 'running')",
+    )
+    .bind(&env.device)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    // Another maintain holds the lock now.
+    let lock_path = env.config_path().parent().unwrap().join("maintain.lock");
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    held.try_lock().unwrap();
+    let out = cli(&env, &["maintain"]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("already running"), "{}", stderr(&out));
+    let running: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM maintenance_runs WHERE status = 'running'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(running, 1, "the live maintain's step is left alone");
+    drop(held);
+
+    let out = cli(&env, &["maintain", "--json"]);
+    assert_ok(&out);
+    let statuses: Vec<(String, String)> =
+        sqlx::query_as("SELECT step, status FROM maintenance_runs ORDER BY id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(statuses[0], ("prune".to_string(), "failed".to_string()));
+    assert_eq!(statuses.len(), 5);
+    assert!(
+        statuses[1..].iter().all(|(_, s)| s == "success"),
+        "{statuses:?}"
+    );
+    // The failed leftover is older than the new prune: status is ok again.
+    let st = json_of(&cli(&env, &["status", "--json"]));
+    assert_eq!(st["maintenance"]["verdict"], "ok", "{st:#}");
+}
