@@ -19,4 +19,5 @@ pub mod schedule;
 pub mod schedules;
 pub mod settings;
 pub mod sync;
+pub mod unattended;
 pub mod util;

@@ -156,6 +156,10 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
             )
         })?;
     let tz = settings.timezone()?;
+    // i14: the backend environment and the unattended-run settings are checked before anything
+    // starts (a bad value is a configuration error, exit 2)
+    crate::unattended::backend_env::from_settings(&settings)?;
+    let network_wait = crate::unattended::network::NetworkWait::from_settings(&settings)?;
     let max_concurrent = settings.get_u64("max_concurrent_backups", 1)?.max(1);
     let wait = Duration::from_secs(settings.get_u64("concurrency_wait_seconds", 3600)?);
 
@@ -208,9 +212,9 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
         .await?;
         if has && !due {
             lock.close().await;
+            // i14: the skip line says what is true: nothing is due
             return Err(Failure::skipped(format!(
-                "skipped: job {job_id} ({job_name:?}) has nothing due (next run {}); another run \
-                 already covered this slot",
+                "skipped: not due, next run at {} (job {job_id}, {job_name:?})",
                 next.map(|n| n.to_rfc3339())
                     .unwrap_or_else(|| "unknown".into())
             ))
@@ -256,6 +260,9 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
         opts.triggered_by.as_str()
     );
 
+    // i14: hold a sleep inhibitor while restic works (setting prevent_sleep)
+    let inhibitor =
+        crate::unattended::inhibit::hold(&settings, &format!("backup of {job_name:?}")).await?;
     let outcome = execute(
         &job,
         config,
@@ -263,12 +270,16 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
         &repository,
         &password,
         opts.progress,
+        network_wait,
     )
     .await;
+    drop(inhibitor);
+    // i14: backend environment values are secrets like the password
+    let secret = |t: &str| crate::unattended::redact_secrets(t, &password, &settings);
     let outcome = Outcome {
-        output: redact(&outcome.output, &password),
-        errors: redact(&outcome.errors, &password),
-        error_message: outcome.error_message.map(|m| redact(&m, &password)),
+        output: secret(&outcome.output),
+        errors: secret(&outcome.errors),
+        error_message: outcome.error_message.map(|m| secret(&m)),
         ..outcome
     };
 
@@ -462,6 +473,7 @@ async fn execute(
     repository: &str,
     password: &str,
     progress: bool,
+    mut network_wait: crate::unattended::network::NetworkWait,
 ) -> Outcome {
     let extra = match jobs::restic_args(job.restic_args.as_ref()) {
         Ok(a) => a,
@@ -509,6 +521,25 @@ async fn execute(
         Ok(a) => a,
         Err(message) => return failed(message, exit::FAILED),
     };
+    // i14: a repository unreachable at start (the network lagging after wake) is retried for
+    // up to network_wait_seconds
+    while attempt.cancelled_by.is_none()
+        && crate::unattended::network::unreachable(
+            attempt.status.as_ref().ok().and_then(|s| s.code()),
+            attempt.out.summary.is_some(),
+            &format!("{}\n{}", attempt.err.raw_tail, attempt.err.fatal.join("\n")),
+        )
+        && network_wait.again().await
+    {
+        attempt = match backup_once(
+            &restic, &argv, repository, password, settings, progress, &job.name,
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(message) => return failed(message, exit::FAILED),
+        };
+    }
     // A lock left by a restic that died (another machine's crashed prune, a killed check) makes
     // the backup fail; `restic unlock` removes only such stale locks, then one retry.
     if attempt.cancelled_by.is_none() && attempt.lock_failure() {
@@ -552,6 +583,8 @@ async fn execute(
         }
     }
     let mut warnings = Vec::new();
+    // i14: restic that cannot use its cache is a warning, not a silent success
+    warnings.extend(crate::unattended::cache::warning(&err.raw_tail));
     if !missing_paths.is_empty() {
         warnings.push(format!(
             "source path{} {} do{} not exist and {} NOT backed up",
@@ -750,10 +783,8 @@ fn restic_command(
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    match settings.get("repository_cache_dir") {
-        Some(dir) => cmd.env("RESTIC_CACHE_DIR", dir),
-        None => cmd.env_remove("RESTIC_CACHE_DIR"),
-    };
+    // i14: restic's cache directory and the backend environment (repository_environment)
+    crate::unattended::configure_restic(&mut cmd, settings);
     cmd
 }
 

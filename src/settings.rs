@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use crate::usage_err;
 
 /// Keys whose values are secrets: masked in human output unless asked for.
-pub const SECRET_KEYS: &[&str] = &["repository_password"];
+pub const SECRET_KEYS: &[&str] = &["repository_password", "repository_environment"];
 
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
@@ -84,6 +84,29 @@ impl Settings {
             None => Ok(local_timezone()),
         }
     }
+}
+
+/// The setting keys this database knows: every setting has a global default row, inserted by
+/// the migration that introduced it, so the database (not a list in the code) says which keys
+/// exist. Keys that only have device rows count too.
+pub async fn known_keys(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT DISTINCT key FROM settings ORDER BY key")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Refuses a key the database does not know (exit 2, listing the known ones).
+pub async fn require_known_key(pool: &PgPool, key: &str) -> anyhow::Result<()> {
+    let known = known_keys(pool).await?;
+    if known.iter().any(|k| k == key) {
+        return Ok(());
+    }
+    Err(usage_err!(
+        "unknown setting {key:?}; the known settings are: {}",
+        known.join(", ")
+    ))
 }
 
 /// The machine's local IANA zone (`TZ` first, then the OS), UTC when unknown.

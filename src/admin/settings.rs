@@ -119,10 +119,18 @@ const NUMERIC_KEYS: &[&str] = &[
     "missed_run_grace_seconds",
     "concurrency_wait_seconds",
     "windows_execution_time_limit_hours",
+    // i14
+    "network_wait_seconds",
 ];
 
 /// Keys whose values must be booleans (read with `Settings::get_bool`).
-const BOOL_KEYS: &[&str] = &["windows_run_on_battery", "windows_wake_to_run"];
+const BOOL_KEYS: &[&str] = &[
+    "windows_run_on_battery",
+    "windows_wake_to_run",
+    // i14
+    "run_on_battery",
+    "prevent_sleep",
+];
 
 /// Checks the shape of a key: lower-case letters, digits and underscores.
 pub fn validate_key(key: &str) -> anyhow::Result<()> {
@@ -172,6 +180,10 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
             "setting timezone {value:?} is not an IANA time zone name (like Europe/Prague or \
              UTC); an empty value means the device's local zone"
         ));
+    }
+    // i14: backend credentials are checked where they are written (and again by `run`)
+    if key == crate::unattended::backend_env::KEY {
+        crate::unattended::backend_env::parse(value).map_err(|e| usage_err!("{e}"))?;
     }
     if value.contains('\0') {
         return Err(usage_err!(
@@ -282,6 +294,8 @@ async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
     };
     validate(&a.key, &value)?;
     let pool = super::connect(config_path, &a.conn).await?;
+    // i14: a typo in a key is refused instead of stored where nothing reads it
+    crate::settings::require_known_key(&pool, &a.key).await?;
     match &a.device {
         None => {
             sqlx::query(
