@@ -366,21 +366,8 @@ fn short_id(id: Option<&str>) -> &str {
 /// [`crate::sync::needs_reregistration`]): start a sync, in the background, to register the
 /// following one.
 fn reregister(config_path: &std::path::Path) {
-    let Ok(me) = std::env::current_exe() else {
-        return;
-    };
-    let mut cmd = std::process::Command::new(me);
-    cmd.arg("--config")
-        .arg(config_path)
-        .args(["sync", "--no-catch-up"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    match cmd.spawn() {
-        Ok(_) => tracing::info!("started a sync to register this job's next run"),
-        Err(e) => tracing::warn!("could not start a sync to register the next run: {e}"),
-    }
+    // i14: through the OS scheduler (the sync unit / task), so it outlives this run's unit
+    crate::sync::catch_up::reregister(config_path);
 }
 
 pub fn human_bytes(n: u64) -> String {
