@@ -98,14 +98,9 @@ struct Outcome {
 
 /// Runs a job. Returns the process exit code (see [`crate::exit`]).
 pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Result<u8> {
-    let job_id = jobs::parse_job_id(&opts.job)?;
-    let job = jobs::find(pool, job_id).await?.ok_or_else(|| {
-        usage_err!(
-            "no backup job with id {job_id} exists; list this device's jobs with \
-             `restic-fleet job list --device {}`",
-            config.device_id
-        )
-    })?;
+    // i14: a job name (unique on this device) works as well as its UUID
+    let job = jobs::resolve(pool, &opts.job, Some(&config.device_id)).await?;
+    let job_id = job.id;
     if job.device_id != config.device_id {
         return Err(usage_err!(
             "job {job_id} ({:?}) belongs to device {:?}, not to this device {:?}; run it on that \

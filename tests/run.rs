@@ -391,7 +391,11 @@ async fn refusals_start_no_backup() {
 
     let out = env.cmd().args(["run", "not-a-uuid"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is not a job UUID"));
+    assert!(
+        stderr(&out).contains("no backup job named \"not-a-uuid\""),
+        "{}",
+        stderr(&out)
+    );
 
     sqlx::query("INSERT INTO devices (id, name, platform) VALUES ('other', 'other', 'linux')")
         .execute(&env.pool)

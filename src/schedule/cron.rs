@@ -353,6 +353,20 @@ impl CronExpr {
         self.fixed
     }
 
+    /// Whether any date matches at all. Every (month, day) pair that exists recurs on every
+    /// weekday over the years (29 February within 28 years), so only a day-of-month that no
+    /// selected month has (`30 2`, `31 4,6`) can make an expression fire never.
+    pub fn can_fire(&self) -> bool {
+        if self.day_or() {
+            return true;
+        }
+        const MAX_DAYS: [u32; 13] = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        (1..=12u32).any(|m| {
+            self.months & (1 << m) != 0
+                && (1..=MAX_DAYS[m as usize]).any(|d| self.doms & (1 << d) != 0)
+        })
+    }
+
     /// True when both day fields are restricted, so a day matching either fires.
     pub(super) fn day_or(&self) -> bool {
         !self.dom_star && !self.dow_star
