@@ -919,7 +919,12 @@ async fn runs_list_filters_and_show_prints_restic_output() {
     )
     .await;
     rejected(&env, &["runs", "list", "--status", "exploded"], &["status"]).await;
-    rejected(&env, &["runs", "list", "--job", "x"], &["no backup job named"]).await;
+    rejected(
+        &env,
+        &["runs", "list", "--job", "x"],
+        &["no backup job named"],
+    )
+    .await;
     rejected(&env, &["runs", "list", "--device", "ghost"], &["no device"]).await;
     rejected(
         &env,
