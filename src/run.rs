@@ -155,6 +155,7 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
     // starts (a bad value is a configuration error, exit 2)
     crate::unattended::backend_env::from_settings(&settings)?;
     let network_wait = crate::unattended::network::NetworkWait::from_settings(&settings)?;
+    let prevent_sleep = crate::unattended::inhibit::wanted(&settings)?;
     let max_concurrent = settings.get_u64("max_concurrent_backups", 1)?.max(1);
     let wait = Duration::from_secs(settings.get_u64("concurrency_wait_seconds", 3600)?);
 
@@ -257,7 +258,7 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
 
     // i14: hold a sleep inhibitor while restic works (setting prevent_sleep)
     let inhibitor =
-        crate::unattended::inhibit::hold(&settings, &format!("backup of {job_name:?}")).await?;
+        crate::unattended::inhibit::hold(prevent_sleep, &format!("backup of {job_name:?}")).await;
     let outcome = execute(
         &job,
         config,
@@ -509,7 +510,12 @@ async fn execute(
         && crate::unattended::network::unreachable(
             attempt.status.as_ref().ok().and_then(|s| s.code()),
             attempt.out.summary.is_some(),
-            &format!("{}\n{}", attempt.err.raw_tail, attempt.err.fatal.join("\n")),
+            &format!(
+                "{}\n{}\n{}",
+                attempt.err.raw_tail,
+                attempt.err.fatal.join("\n"),
+                attempt.out.fatal.join("\n")
+            ),
         )
         && network_wait.again().await
     {

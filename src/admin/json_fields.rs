@@ -41,19 +41,21 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
     ),
     ("schedule rm --json", "id, removed (true)."),
     (
-        "device list --json (an array), device show --json",
+        "device list --json (an array), device show|add|enable|disable --json",
         "id, name, description, platform (linux, windows), hostname, enabled, last_seen (RFC 3339 \
          or null), created_at, updated_at, metadata (client version, OS, restic version as last \
          reported), job_count; show adds jobs (array of {id, name, enabled, source_paths}).",
     ),
+    ("device rm --json", "id, removed (true)."),
     ("job add --json", "id, device_id, name."),
     (
-        "job list --json (an array), job show --json",
+        "job list --json (an array), job show|edit --json",
         "id, device_id, name, description, source_paths, exclude_patterns, tags, restic_args, \
          enabled, created_at, updated_at, metadata, origin_name, origin_id, account_id, \
-         schedules (as schedule list --json); show adds last_run ({id, status, start_time, \
-         end_time, error_message, snapshot_id} or null).",
+         schedules (as schedule list --json); show and edit add last_run ({id, status, \
+         start_time, end_time, error_message, snapshot_id} or null; null after edit).",
     ),
+    ("job rm --json", "id, removed (true)."),
     ("job enable|disable --json", "id, enabled."),
     (
         "settings list --json (an array), settings get --json",
@@ -131,5 +133,45 @@ fn escape(text: &str) -> String {
         format!("\\&{t}")
     } else {
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command with a `--json` flag has an entry naming it.
+    #[test]
+    fn every_json_command_is_documented() {
+        fn walk(cmd: &clap::Command, path: &mut Vec<String>, missing: &mut Vec<String>) {
+            if cmd.get_arguments().any(|a| a.get_long() == Some("json")) {
+                let documented = JSON_FIELDS.iter().any(|(entry, _)| {
+                    let words: Vec<&str> = entry
+                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                        .filter(|w| !w.is_empty())
+                        .collect();
+                    entry.starts_with(path[0].as_str())
+                        && path.iter().all(|p| words.contains(&p.as_str()))
+                });
+                if !documented {
+                    missing.push(path.join(" "));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                path.push(sub.get_name().to_string());
+                walk(sub, path, missing);
+                path.pop();
+            }
+        }
+        let cli = crate::cli::Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            walk(sub, &mut vec![sub.get_name().to_string()], &mut missing);
+        }
+        assert!(
+            missing.is_empty(),
+            "--json without a field reference: {missing:?}"
+        );
     }
 }

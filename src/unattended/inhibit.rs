@@ -16,13 +16,18 @@ pub struct SleepInhibitor {
     group: Option<i32>,
 }
 
-/// Takes a sleep inhibitor when the setting asks for one. `why` is shown by
-/// `systemd-inhibit --list`.
-pub async fn hold(settings: &Settings, why: &str) -> anyhow::Result<SleepInhibitor> {
-    if !settings.get_bool(KEY, true)? {
-        return Ok(SleepInhibitor::none());
+/// Whether the setting asks for an inhibitor (a malformed value is a configuration error,
+/// checked before the run starts).
+pub fn wanted(settings: &Settings) -> anyhow::Result<bool> {
+    settings.get_bool(KEY, true)
+}
+
+/// Takes a sleep inhibitor when `wanted`. `why` is shown by `systemd-inhibit --list`.
+pub async fn hold(wanted: bool, why: &str) -> SleepInhibitor {
+    if !wanted {
+        return SleepInhibitor::none();
     }
-    Ok(platform_hold(why).await)
+    platform_hold(why).await
 }
 
 impl SleepInhibitor {
