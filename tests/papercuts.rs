@@ -252,6 +252,9 @@ async fn settings_set_refuses_unknown_keys() {
     ));
     let out = rf(&env, &["settings", "set", "network_wait_seconds", "soon"]);
     assert_eq!(out.status.code(), Some(2));
+    // A global default removed by hand is still a known key (its migration names it).
+    assert_ok(&rf(&env, &["settings", "unset", "prevent_sleep", "-y"]));
+    assert_ok(&rf(&env, &["settings", "set", "prevent_sleep", "false"]));
 }
 
 #[tokio::test]
