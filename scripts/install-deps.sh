@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need when it is missing: PostgreSQL server, restic,
-# systemd-analyze, python3 with the cron oracles and the Prometheus text parser, and the Windows target for cargo check.
+# systemd-analyze, xmllint, sftp-server, python3 with the cron oracles and the Prometheus text
+# parser, and the Windows target for cargo check.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -8,6 +9,11 @@ command -v restic >/dev/null || need+=(restic)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v runuser >/dev/null || need+=(util-linux)
 command -v script >/dev/null || need+=(bsdutils)
+# xmllint validates every generated task XML against tests/schema/task.xsd; sftp-server gives the
+# tests a real SFTP backend without an sshd; bash drives the completion test.
+command -v xmllint >/dev/null || need+=(libxml2-utils)
+[ -x /usr/lib/openssh/sftp-server ] || need+=(openssh-sftp-server)
+command -v bash >/dev/null || need+=(bash)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}; install them (apt-get install ${need[*]}) and run again" >&2

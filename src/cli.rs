@@ -21,7 +21,14 @@ pub struct Cli {
     /// Config file (default: /etc/restic-fleet/config.toml as root,
     /// $XDG_CONFIG_HOME/restic-fleet/config.toml otherwise, %ProgramData%\restic-fleet\config.toml
     /// on Windows).
-    #[arg(long, global = true, env = "RESTIC_FLEET_CONFIG", value_name = "PATH")]
+    // i14: hide_env_values: `--help` showed an empty `[env: RESTIC_FLEET_CONFIG=]`
+    #[arg(
+        long,
+        global = true,
+        env = "RESTIC_FLEET_CONFIG",
+        hide_env_values = true,
+        value_name = "PATH"
+    )]
     pub config: Option<PathBuf>,
 
     /// More log output (-v debug, -vv trace).
@@ -115,8 +122,8 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// UUID of the backup job.
-    #[arg(value_name = "JOB-UUID")]
+    /// The backup job: its UUID or its name on this device.
+    #[arg(value_name = "JOB")]
     pub job: String,
     /// What started this run (recorded in runs.triggered_by).
     #[arg(long, value_enum, default_value = "manual")]

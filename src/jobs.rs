@@ -38,13 +38,61 @@ pub const JOB_COLUMNS: &str = "id, device_id, name, description, source_paths, e
      tags, restic_args, enabled, created_at, updated_at, metadata, origin_name, origin_id, account_id, \
      ping_url, hook_before, hook_after, hook_failure, hook_finally, hook_before_on_error";
 
-/// Parses a job UUID given on the command line.
-pub fn parse_job_id(text: &str) -> anyhow::Result<Uuid> {
-    Uuid::parse_str(text.trim()).map_err(|_| {
-        usage_err!(
-            "{text:?} is not a job UUID (like 3f2b6c1e-...); list jobs with `restic-fleet job list`"
-        )
-    })
+/// Finds the job a user named on the command line: its UUID, `DEVICE/NAME`, or a `NAME`.
+/// A bare name means the job of that name on `local_device` (this machine's device, when it
+/// is enrolled), else the one job of that name in the fleet; when several devices have a job of
+/// that name the error (exit 2) lists them as `DEVICE/NAME`. Every command that takes a job
+/// resolves it here.
+pub async fn resolve(pool: &PgPool, text: &str, local_device: Option<&str>) -> anyhow::Result<Job> {
+    let text = text.trim();
+    if let Ok(id) = Uuid::parse_str(text) {
+        return find(pool, id).await?.ok_or_else(|| {
+            usage_err!("no backup job with id {id} exists; list jobs with `restic-fleet job list`")
+        });
+    }
+    if text.is_empty() {
+        return Err(usage_err!(
+            "the job is empty; give its UUID or its name (DEVICE/NAME from an admin machine)"
+        ));
+    }
+    let candidates: Vec<Job> = sqlx::query_as::<_, Job>(&format!(
+        "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE name = $1 \
+         OR (strpos($1, '/') > 0 AND device_id = split_part($1, '/', 1) \
+             AND name = substr($1, strpos($1, '/') + 1)) \
+         ORDER BY device_id, name"
+    ))
+    .bind(text)
+    .fetch_all(pool)
+    .await?;
+    // `DEVICE/NAME` wins over a job whose name itself contains the slash.
+    let qualified: Vec<&Job> = candidates
+        .iter()
+        .filter(|j| text.split_once('/') == Some((j.device_id.as_str(), j.name.as_str())))
+        .collect();
+    if let [one] = qualified.as_slice() {
+        return Ok((*one).clone());
+    }
+    if let Some(local) = local_device
+        && let Some(j) = candidates
+            .iter()
+            .find(|j| j.device_id == local && j.name == text)
+    {
+        return Ok(j.clone());
+    }
+    match candidates.as_slice() {
+        [] => Err(usage_err!(
+            "no backup job named {text:?} exists (give its UUID, its name on this device, or \
+             DEVICE/NAME); list jobs with `restic-fleet job list`"
+        )),
+        [one] => Ok(one.clone()),
+        many => Err(usage_err!(
+            "the job name {text:?} is ambiguous: {}; name one as DEVICE/NAME or by its UUID",
+            many.iter()
+                .map(|j| format!("{}/{} ({})", j.device_id, j.name, j.id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
 }
 
 pub async fn find(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Job>> {

@@ -27,4 +27,5 @@ pub mod schedules;
 pub mod settings;
 pub mod snapshots;
 pub mod sync;
+pub mod unattended;
 pub mod util;

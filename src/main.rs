@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let code = exit::code_of(&err);
-            if err.downcast_ref::<exit::Failure>().is_some() {
+            // i14: a skip is not an error ("skipped: not due, next run at ...")
+            if code == exit::SKIPPED {
+                eprintln!("{err}");
+            } else if err.downcast_ref::<exit::Failure>().is_some() {
                 eprintln!("error: {err}");
             } else {
                 eprintln!("error: {err:#}");

@@ -20,8 +20,8 @@ pub struct PreviewArgs {
     /// An interval in seconds.
     #[arg(long, value_name = "SECONDS")]
     pub interval: Option<u64>,
-    /// Every enabled schedule of this job (needs the database).
-    #[arg(long, value_name = "UUID")]
+    /// Every enabled schedule of this job (UUID or name; needs the database).
+    #[arg(long, value_name = "JOB")]
     pub job: Option<String>,
     /// How many fire times to print.
     #[arg(long, default_value_t = 10)]
@@ -153,13 +153,10 @@ pub async fn run(config_path: &std::path::Path, args: &PreviewArgs) -> anyhow::R
     let from = parse_from(args.from.as_deref())?;
     let count = args.count.clamp(1, 10_000);
     let (schedules, labels, tz) = if let Some(job) = &args.job {
-        let job_id = crate::jobs::parse_job_id(job)?;
-        let (_, pool) = crate::app::open(config_path).await?;
-        let job = crate::jobs::find(&pool, job_id).await?.ok_or_else(|| {
-            usage_err!(
-                "no backup job with id {job_id} exists; list jobs with `restic-fleet job list`"
-            )
-        })?;
+        let (cfg, pool) = crate::app::open(config_path).await?;
+        // i14: a job name works wherever a UUID does
+        let job = crate::jobs::resolve(&pool, job, Some(&cfg.device_id)).await?;
+        let job_id = job.id;
         let tz = match &args.tz {
             Some(z) => parse_tz(z)?,
             None => crate::settings::Settings::load(&pool, &job.device_id)
@@ -204,12 +201,13 @@ pub async fn run(config_path: &std::path::Path, args: &PreviewArgs) -> anyhow::R
                 tz,
             )
         } else {
-            let secs = args.interval.unwrap_or(0);
-            if secs == 0 {
-                return Err(usage_err!(
-                    "--interval must be a positive number of seconds"
-                ));
-            }
+            // i14: the same bounds as `schedule add --interval`
+            let secs = i64::try_from(args.interval.unwrap_or(0)).unwrap_or(i64::MAX);
+            let Schedule::Interval { seconds: secs } =
+                crate::admin::schedule::parse_schedule(None, Some(secs))?
+            else {
+                return Err(usage_err!("--interval SECONDS is required without --cron"));
+            };
             (
                 vec![Schedule::Interval { seconds: secs }],
                 vec![format!("every {secs}s")],

@@ -398,7 +398,8 @@ fn check_crons(plan: &ImportPlan) -> anyhow::Result<HashMap<String, CronExpr>> {
             if out.contains_key(&s.cron_expression) {
                 continue;
             }
-            let expr = CronExpr::parse(&s.cron_expression).map_err(|e| {
+            // i14: refuse what can never fire or does not fit the column
+            let expr = crate::schedule::storable_cron(&s.cron_expression).map_err(|e| {
                 usage_err!(
                     "the schedule planned for Relica backup {:?} ({}) is not valid cron: {e}",
                     j.name,

@@ -213,7 +213,7 @@ pub fn failure_reason(exit_code: i32, fatal: &[String], stderr: &str, repository
                 .trim()
                 .to_string()
         });
-    let said = said.trim_start_matches("Fatal:").trim().to_string();
+    let said = meaningful_reason(said.trim_start_matches("Fatal:").trim(), stderr);
     let repo = crate::util::mask_url(repository);
     let said_lower = said.to_lowercase();
     if exit_code == code::WRONG_PASSWORD
@@ -250,6 +250,29 @@ pub fn failure_reason(exit_code: i32, fatal: &[String], stderr: &str, repository
         format!("restic failed with exit code {exit_code} and printed no reason")
     } else {
         format!("restic failed (exit {exit_code}): {said}")
+    }
+}
+
+/// restic's fatal line names the layer that failed, which for a backend reached through a
+/// program (ssh for sftp:, rclone) is a generic `unable to start the sftp session, error: EOF`;
+/// the program's own last line (`subprocess ssh: ssh: connect to host ... Connection refused`)
+/// is the meaningful one. It comes first, restic's line after it in brackets.
+pub fn meaningful_reason(said: &str, stderr: &str) -> String {
+    let cause = stderr
+        .lines()
+        .rev()
+        .filter_map(|l| l.trim().strip_prefix("subprocess "))
+        .filter_map(|l| l.split_once(": ").map(|(_, rest)| rest.trim()))
+        .find(|l| !l.is_empty());
+    let lower = said.to_lowercase();
+    let generic = said.is_empty()
+        || lower.ends_with("eof")
+        || lower.contains("unable to start the sftp session")
+        || lower.contains("error talking http to rclone");
+    match cause {
+        Some(c) if generic && said.is_empty() => c.to_string(),
+        Some(c) if generic => format!("{c} ({said})"),
+        _ => said.to_string(),
     }
 }
 
@@ -373,6 +396,24 @@ mod tests {
         assert!(r.contains("locked"), "{r}");
         let r = failure_reason(7, &[], "", "/r");
         assert!(r.contains("exit code 7"), "{r}");
+    }
+
+    #[test]
+    fn the_programs_own_error_comes_first() {
+        let stderr = "subprocess ssh: ssh: connect to host 127.0.0.1 port 22: Connection refused\n\
+                      Fatal: unable to open repository at sftp:u@h:/r: unable to start the sftp \
+                      session, error: EOF\n";
+        let r = failure_reason(1, &[], stderr, "sftp:u@h:/r");
+        assert!(
+            r.starts_with(
+                "restic failed (exit 1): ssh: connect to host 127.0.0.1 port 22: Connection refused"
+            ),
+            "{r}"
+        );
+        assert!(r.contains("unable to start the sftp session"), "{r}");
+        // A specific fatal line stays as it is.
+        let r = failure_reason(1, &[], "subprocess ssh: banner\nFatal: disk full\n", "/r");
+        assert_eq!(r, "restic failed (exit 1): disk full");
     }
 
     #[test]

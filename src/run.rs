@@ -100,14 +100,9 @@ struct Outcome {
 
 /// Runs a job. Returns the process exit code (see [`crate::exit`]).
 pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Result<u8> {
-    let job_id = jobs::parse_job_id(&opts.job)?;
-    let job = jobs::find(pool, job_id).await?.ok_or_else(|| {
-        usage_err!(
-            "no backup job with id {job_id} exists; list this device's jobs with \
-             `restic-fleet job list --device {}`",
-            config.device_id
-        )
-    })?;
+    // i14: a job name (unique on this device) works as well as its UUID
+    let job = jobs::resolve(pool, &opts.job, Some(&config.device_id)).await?;
+    let job_id = job.id;
     if job.device_id != config.device_id {
         return Err(usage_err!(
             "job {job_id} ({:?}) belongs to device {:?}, not to this device {:?}; run it on that \
@@ -158,6 +153,11 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
             )
         })?;
     let tz = settings.timezone()?;
+    // i14: the backend environment and the unattended-run settings are checked before anything
+    // starts (a bad value is a configuration error, exit 2)
+    crate::unattended::backend_env::from_settings(&settings)?;
+    let network_wait = crate::unattended::network::NetworkWait::from_settings(&settings)?;
+    let prevent_sleep = crate::unattended::inhibit::wanted(&settings)?;
     let max_concurrent = settings.get_u64("max_concurrent_backups", 1)?.max(1);
     let wait = Duration::from_secs(settings.get_u64("concurrency_wait_seconds", 3600)?);
 
@@ -210,9 +210,9 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
         .await?;
         if has && !due {
             lock.close().await;
+            // i14: the skip line says what is true: nothing is due
             return Err(Failure::skipped(format!(
-                "skipped: job {job_id} ({job_name:?}) has nothing due (next run {}); another run \
-                 already covered this slot",
+                "skipped: not due, next run at {} (job {job_id}, {job_name:?})",
                 next.map(|n| n.to_rfc3339())
                     .unwrap_or_else(|| "unknown".into())
             ))
@@ -269,6 +269,9 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
             .unwrap_or(false),
         vec![password.clone()],
     );
+    // i14: hold a sleep inhibitor while restic works (setting prevent_sleep)
+    let inhibitor =
+        crate::unattended::inhibit::hold(prevent_sleep, &format!("backup of {job_name:?}")).await;
     let outcome = match monitor.before_backup().await {
         Err(message) => failed(message, exit::FAILED),
         Ok(()) => {
@@ -279,14 +282,18 @@ pub async fn run(config: &Config, pool: &PgPool, opts: RunOptions) -> anyhow::Re
                 &repository,
                 &password,
                 opts.progress,
+                network_wait,
             )
             .await
         }
     };
+    drop(inhibitor);
+    // i14: backend environment values are secrets like the password
+    let secret = |t: &str| crate::unattended::redact_secrets(t, &password, &settings);
     let outcome = Outcome {
-        output: redact(&outcome.output, &password),
-        errors: redact(&outcome.errors, &password),
-        error_message: outcome.error_message.map(|m| redact(&m, &password)),
+        output: secret(&outcome.output),
+        errors: secret(&outcome.errors),
+        error_message: outcome.error_message.map(|m| secret(&m)),
         ..outcome
     };
 
@@ -377,21 +384,8 @@ fn short_id(id: Option<&str>) -> &str {
 /// [`crate::sync::needs_reregistration`]): start a sync, in the background, to register the
 /// following one.
 fn reregister(config_path: &std::path::Path) {
-    let Ok(me) = std::env::current_exe() else {
-        return;
-    };
-    let mut cmd = std::process::Command::new(me);
-    cmd.arg("--config")
-        .arg(config_path)
-        .args(["sync", "--no-catch-up"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    #[cfg(unix)]
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    match cmd.spawn() {
-        Ok(_) => tracing::info!("started a sync to register this job's next run"),
-        Err(e) => tracing::warn!("could not start a sync to register the next run: {e}"),
-    }
+    // i14: through the OS scheduler (the sync unit / task), so it outlives this run's unit
+    crate::sync::catch_up::reregister(config_path);
 }
 
 pub fn human_bytes(n: u64) -> String {
@@ -514,6 +508,7 @@ async fn execute(
     repository: &str,
     password: &str,
     progress: bool,
+    mut network_wait: crate::unattended::network::NetworkWait,
 ) -> Outcome {
     // i9: validate restic args before restic starts
     let extra = match crate::restic_args::validated(job.restic_args.as_ref()) {
@@ -562,6 +557,30 @@ async fn execute(
         Ok(a) => a,
         Err(message) => return failed(message, exit::FAILED),
     };
+    // i14: a repository unreachable at start (the network lagging after wake) is retried for
+    // up to network_wait_seconds
+    while attempt.cancelled_by.is_none()
+        && crate::unattended::network::unreachable(
+            attempt.status.as_ref().ok().and_then(|s| s.code()),
+            attempt.out.summary.is_some(),
+            &format!(
+                "{}\n{}\n{}",
+                attempt.err.raw_tail,
+                attempt.err.fatal.join("\n"),
+                attempt.out.fatal.join("\n")
+            ),
+        )
+        && network_wait.again().await
+    {
+        attempt = match backup_once(
+            &restic, &argv, repository, password, settings, progress, &job.name,
+        )
+        .await
+        {
+            Ok(a) => a,
+            Err(message) => return failed(message, exit::FAILED),
+        };
+    }
     // A lock left by a restic that died (another machine's crashed prune, a killed check) makes
     // the backup fail; `restic unlock` removes only such stale locks, then a retry. A live lock
     // (the maintenance owner pruning) is waited for, up to repository_lock_wait_seconds.
@@ -611,6 +630,8 @@ async fn execute(
         }
     }
     let mut warnings = Vec::new();
+    // i14: restic that cannot use its cache is a warning, not a silent success
+    warnings.extend(crate::unattended::cache::warning(&err.raw_tail));
     if !missing_paths.is_empty() {
         warnings.push(format!(
             "source path{} {} do{} not exist and {} NOT backed up",
@@ -809,10 +830,8 @@ fn restic_command(
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    match settings.get("repository_cache_dir") {
-        Some(dir) => cmd.env("RESTIC_CACHE_DIR", dir),
-        None => cmd.env_remove("RESTIC_CACHE_DIR"),
-    };
+    // i14: restic's cache directory and the backend environment (repository_environment)
+    crate::unattended::configure_restic(&mut cmd, settings);
     cmd
 }
 

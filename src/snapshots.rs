@@ -102,10 +102,6 @@ async fn repository(config_path: &Path, pool: &PgPool) -> anyhow::Result<Reposit
     Repository::from_settings(&settings)
 }
 
-async fn find_job(pool: &PgPool, text: &str) -> anyhow::Result<Job> {
-    crate::admin::job::require_job(pool, text).await
-}
-
 pub async fn snapshots(config_path: &Path, args: SnapshotsArgs) -> anyhow::Result<u8> {
     explain(list(config_path, args).await)
 }
@@ -113,7 +109,7 @@ pub async fn snapshots(config_path: &Path, args: SnapshotsArgs) -> anyhow::Resul
 async fn list(config_path: &Path, args: SnapshotsArgs) -> anyhow::Result<u8> {
     let pool = crate::admin::connect(config_path, &args.conn).await?;
     let job = match &args.job {
-        Some(j) => Some(find_job(&pool, j).await?),
+        Some(j) => Some(crate::admin::resolve_job(config_path, &pool, j).await?),
         None => None,
     };
     if let Some(d) = &args.device {
@@ -276,7 +272,7 @@ async fn restore_inner(config_path: &Path, args: RestoreArgs) -> anyhow::Result<
     }
     check_target(&args.target, args.force)?;
     let pool = crate::admin::connect(config_path, &args.conn).await?;
-    let job = find_job(&pool, &args.job).await?;
+    let job = crate::admin::resolve_job(config_path, &pool, &args.job).await?;
     let repo = repository(config_path, &pool).await?;
     let snaps = repo
         .snapshots(Some(&job.device_id), &[format!("backup:{}", job.id)])

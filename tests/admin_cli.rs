@@ -406,7 +406,7 @@ async fn job_commands_and_their_validation() {
         ),
         (
             vec!["job".into(), "show".into(), "not-a-uuid".into()],
-            vec!["not a job UUID"],
+            vec!["no backup job named"],
         ),
         (
             vec![
@@ -616,7 +616,7 @@ async fn schedule_commands_compute_next_run_in_the_device_zone() {
     rejected(
         &env,
         &["schedule", "add", "nope", "--cron", "@daily"],
-        &["not a job UUID"],
+        &["no backup job named"],
     )
     .await;
     rejected(
@@ -919,7 +919,12 @@ async fn runs_list_filters_and_show_prints_restic_output() {
     )
     .await;
     rejected(&env, &["runs", "list", "--status", "exploded"], &["status"]).await;
-    rejected(&env, &["runs", "list", "--job", "x"], &["not a job UUID"]).await;
+    rejected(
+        &env,
+        &["runs", "list", "--job", "x"],
+        &["no backup job named"],
+    )
+    .await;
     rejected(&env, &["runs", "list", "--device", "ghost"], &["no device"]).await;
     rejected(
         &env,

@@ -80,7 +80,8 @@ fn random_exprs(count: usize) -> Vec<String> {
                     3 | 4 => name(a, &mut next),
                     5 => format!("{}-{}", name(a, &mut next), name(b, &mut next)),
                     6 => format!("{}-{}/{k}", name(a, &mut next), name(b, &mut next)),
-                    7 => format!("{a}/{k}"),
+                    // A step larger than the range (Debian: the first value only).
+                    7 => format!("*/{}", span + 1 + next(span)),
                     _ => name(b, &mut next),
                 };
                 parts.push(item);
@@ -462,4 +463,96 @@ fn systemd_lines_fire_exactly() {
     eprintln!(
         "{checked} windows agree with systemd-analyze ({dated} dated lines, {fallbacks} fallbacks)"
     );
+}
+
+/// Debian cron 3.0pl1 (entry.c) refuses a step after a single number; so do we, with one
+/// sentence naming the field (tests/oracle/refused.txt).
+#[test]
+fn expressions_debian_refuses_are_refused() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oracle/refused.txt");
+    let text = std::fs::read_to_string(path).expect("read refused list");
+    let mut n = 0;
+    for e in text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let err = CronExpr::parse(e).expect_err(e).to_string();
+        assert!(err.contains("step after a single number"), "{e}: {err}");
+        assert!(!err.contains('\n'));
+        n += 1;
+    }
+    assert!(n >= 9);
+}
+
+/// Pacific/Apia skipped 30 December 2011 (UTC-10 to UTC+14). Debian's cron treats a jump of
+/// three hours or more as a clock reset: no catch-up of the skipped fixed-time jobs, and the
+/// wildcard jobs simply go on at the new wall clock. Checked against the Python oracle and by
+/// hand.
+#[test]
+fn a_clock_jump_of_three_hours_or_more_fires_no_catch_up() {
+    let apia: Tz = "Pacific/Apia".parse().unwrap();
+    let prague = chrono_tz::Europe::Prague;
+    // 2011-12-29 12:00 local (UTC-10) = 22:00 UTC.
+    let base = utc(2011, 12, 29, 22, 0, 0);
+    let daily = CronExpr::parse("0 12 * * *").unwrap();
+    let got = daily.upcoming(base, &apia, 2);
+    // Not 2011-12-31 00:00 (the end of the gap): the next noon, 31 Dec 12:00 +14 = 30 Dec 22:00 UTC.
+    assert_eq!(got[0], utc(2011, 12, 30, 22, 0, 0));
+    let midnight_only_on_30th = CronExpr::parse("30 6 30 12 *").unwrap();
+    assert!(
+        midnight_only_on_30th
+            .next_after(base, &apia)
+            .is_some_and(|t| t > utc(2012, 12, 1, 0, 0, 0)),
+        "a job only on the skipped day fires the next year"
+    );
+    // A one-hour gap still gets Debian's catch-up (unchanged).
+    let prague_gap = CronExpr::parse("30 2 * * *").unwrap();
+    assert_eq!(
+        prague_gap.next_after(utc(2027, 3, 27, 12, 0, 0), &prague),
+        Some(utc(2027, 3, 28, 1, 0, 0))
+    );
+
+    let exprs = [
+        "0 12 * * *",
+        "30 * * * *",
+        "0 0 * * *",
+        "15 10,23 * * *",
+        "0 0 30 12 *",
+    ];
+    let mut queries = Vec::new();
+    let mut rust = Vec::new();
+    for e in exprs {
+        let cron = CronExpr::parse(e).unwrap();
+        for base in [
+            base,
+            utc(2011, 12, 29, 9, 59, 0),
+            utc(2011, 12, 30, 9, 0, 0),
+        ] {
+            queries
+                .push(json!({"expr": e, "tz": "Pacific/Apia", "base": base.timestamp(), "n": 6}));
+            let got: Vec<i64> = cron
+                .upcoming(base, &apia, 6)
+                .iter()
+                .map(|t| t.timestamp())
+                .collect();
+            rust.push((e, base, got));
+        }
+    }
+    let oracle = run_oracle(&queries);
+    for ((e, base, got), want) in rust.iter().zip(oracle) {
+        let want: Vec<i64> = want["instants"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{e}: oracle said {want}"))
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            &want,
+            "{e} from {base} in Pacific/Apia:\n rust   {}\n oracle {}",
+            fmt_list(got),
+            fmt_list(&want)
+        );
+    }
 }

@@ -109,6 +109,9 @@ async fn sync_installs_changes_and_removes_exactly_what_the_database_says() {
     golden("daily.timer", &normalise(&timer, &env, daily));
     let service = std::fs::read_to_string(units.join(format!("{}.service", stem(daily)))).unwrap();
     golden("daily.service", &normalise(&service, &env, daily));
+    // i14: the catch-up template unit comes with the sync units.
+    let catch_up = std::fs::read_to_string(units.join("restic-fleet-catchup@.service")).unwrap();
+    golden("catchup@.service", &normalise(&catch_up, &env, daily));
     let interval_timer =
         std::fs::read_to_string(units.join(format!("{}.timer", stem(hourly)))).unwrap();
     // The interval timer also fires at the slot the database holds, to the second (rounded up).
@@ -201,8 +204,8 @@ async fn sync_installs_changes_and_removes_exactly_what_the_database_says() {
     // Foreign files were never touched.
     assert_eq!(
         std::fs::read_dir(&units).unwrap().count(),
-        4,
-        "sync unit pair + two foreign files"
+        5,
+        "sync unit pair + catch-up template + two foreign files"
     );
     assert!(units.join("backup.timer").exists());
 
@@ -395,8 +398,8 @@ async fn dry_run_changes_nothing() {
 #[tokio::test]
 async fn missed_slot_gets_exactly_one_catch_up_and_the_persistent_timer_then_skips() {
     let env = Env::with_repo().await;
-    let (bin, _log) = fake_tool(&env, "systemctl", "");
     let units = env.dir.path().join("units");
+    let (bin, log) = fake_systemd(&env, &units, &env.dir.path().join("var-cache"));
     let src = env.make_source("src", 2);
     let job = env.add_job("laptop home", &[&src]).await;
     let s1 = add_cron(&env, job, "0 9 * * *").await;
@@ -436,6 +439,20 @@ async fn missed_slot_gets_exactly_one_catch_up_and_the_persistent_timer_then_ski
     assert_eq!(missed.len(), 1, "one catch-up per job: {r:#}");
     assert_eq!(missed[0]["job_id"], job.to_string());
     assert_eq!(missed[0]["exit_code"], 0);
+    // i14: the catch-up went through systemd as an instance of the catch-up template unit.
+    let unit = format!("restic-fleet-catchup@{job}.service");
+    assert!(
+        calls(&log).contains(&format!("start {unit}")),
+        "{:?}",
+        calls(&log)
+    );
+    assert!(
+        r["commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c.as_str().unwrap().ends_with(&unit))
+    );
     let rows: Vec<(Uuid, String, String)> =
         sqlx::query_as("SELECT job_id, triggered_by, status FROM runs ORDER BY id")
             .fetch_all(&env.pool)
@@ -520,7 +537,13 @@ async fn an_interval_timer_finds_its_slot_due_and_sync_does_not_move_it() {
     // Right after it, the next slot is an hour away: a second timer run is skipped.
     let out = scheduled_run();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(stderr(&out).contains("nothing due"), "{}", stderr(&out));
+    // i14: a skip is not an error, and it claims nothing about other runs.
+    assert!(
+        stderr(&out).starts_with("skipped: not due, next run at "),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("error:"), "{}", stderr(&out));
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM runs")
         .fetch_one(&env.pool)
         .await

@@ -58,7 +58,16 @@ fn schema_check(files: &[PathBuf]) {
         .output()
         .unwrap();
     assert!(out.status.success(), "schema check:\n{}", stdout(&out));
+    // i14: and against the XSD written from Microsoft's published Task Scheduler schema.
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema", TASK_XSD])
+        .args(files)
+        .output()
+        .expect("xmllint (Debian package libxml2-utils)");
+    assert!(out.status.success(), "xmllint --schema:\n{}", stderr(&out));
 }
+
+const TASK_XSD: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schema/task.xsd");
 
 fn xml_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -24,8 +24,22 @@ pub struct ManArgs {
 
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<u8> {
     let mut cmd = crate::cli::Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "restic-fleet", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "restic-fleet", &mut script);
+    let mut script = String::from_utf8_lossy(&script).into_owned();
+    if args.shell == clap_complete::Shell::Bash {
+        script = fix_bash_state_names(&script);
+    }
+    print!("{script}");
     Ok(exit::SUCCESS)
+}
+
+/// clap_complete's bash script names its states after the binary with `-` turned into `__`
+/// (`restic__fleet__subcmd__job`), but writes the case labels that complete each state with the
+/// hyphen turned into `__subcmd__` (`restic__subcmd__fleet__subcmd__job`), so nothing after
+/// the first word ever completes. The labels are renamed to the states' names.
+fn fix_bash_state_names(script: &str) -> String {
+    script.replace("restic__subcmd__fleet", "restic__fleet")
 }
 
 pub fn man(args: ManArgs) -> anyhow::Result<u8> {
@@ -39,7 +53,14 @@ pub fn man(args: ManArgs) -> anyhow::Result<u8> {
             println!("man pages written to {}", dir.display());
         }
         None => {
-            clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?;
+            // The page as clap_mangen renders it, then the --json field reference and where the
+            // per-command pages come from.
+            let man = clap_mangen::Man::new(cmd);
+            let mut page = Vec::new();
+            man.render(&mut page)?;
+            let mut page = String::from_utf8_lossy(&page).into_owned();
+            page.push_str(&super::json_fields::roff());
+            print!("{page}");
         }
     }
     Ok(exit::SUCCESS)

@@ -72,8 +72,8 @@ pub struct AddArgs {
 
 #[derive(Debug, Args)]
 pub struct EditArgs {
-    /// UUID of the job.
-    #[arg(value_name = "JOB-UUID")]
+    /// The job: its UUID, its name on this device, or DEVICE/NAME.
+    #[arg(value_name = "JOB")]
     pub job: String,
     /// New name (unique per device).
     #[arg(long, value_name = "NAME")]
@@ -107,7 +107,7 @@ pub struct EditArgs {
     pub monitor: Box<super::job_monitor::MonitorArgs>,
     // i11: retention flags (--keep-* / --no-retention)
     #[command(flatten)]
-    pub retention: crate::maintenance::policy::RetentionArgs,
+    pub retention: Box<crate::maintenance::policy::RetentionArgs>,
     #[command(flatten)]
     pub conn: Conn,
 }
@@ -123,8 +123,8 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct IdArgs {
-    /// UUID of the job.
-    #[arg(value_name = "JOB-UUID")]
+    /// The job: its UUID, its name on this device, or DEVICE/NAME.
+    #[arg(value_name = "JOB")]
     pub job: String,
     #[command(flatten)]
     pub conn: Conn,
@@ -132,8 +132,8 @@ pub struct IdArgs {
 
 #[derive(Debug, Args)]
 pub struct RmArgs {
-    /// UUID of the job.
-    #[arg(value_name = "JOB-UUID")]
+    /// The job: its UUID, its name on this device, or DEVICE/NAME.
+    #[arg(value_name = "JOB")]
     pub job: String,
     /// Do not ask for confirmation.
     #[arg(short = 'y', long)]
@@ -323,14 +323,6 @@ fn name_taken_err(device: &str, name: &str, other: Uuid) -> anyhow::Error {
     )
 }
 
-/// Loads a job or fails with a sentence naming it.
-pub async fn require_job(pool: &PgPool, text: &str) -> anyhow::Result<Job> {
-    let id = jobs::parse_job_id(text)?;
-    jobs::find(pool, id).await?.ok_or_else(|| {
-        usage_err!("no backup job with id {id} exists; list jobs with `restic-fleet job list`")
-    })
-}
-
 async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
     // Everything that needs no database first.
     let name = validate_name(&a.name)?;
@@ -407,7 +399,6 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
 }
 
 async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
-    let job_id = jobs::parse_job_id(&a.job)?;
     let name = a.name.as_deref().map(validate_name).transpose()?;
     let excludes = validate_excludes(&a.excludes)?;
     let restic_args = a
@@ -440,9 +431,9 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
         ));
     }
     let pool = super::connect(config_path, &a.conn).await?;
-    let job = jobs::find(&pool, job_id).await?.ok_or_else(|| {
-        usage_err!("no backup job with id {job_id} exists; list jobs with `restic-fleet job list`")
-    })?;
+    // i14: a job name works wherever a UUID does
+    let job = super::resolve_job(config_path, &pool, &a.job).await?;
+    let job_id = job.id;
     let device = a.device.clone().unwrap_or_else(|| job.device_id.clone());
     let platform = device_platform(&pool, &device).await?;
     let paths = if a.paths.is_empty() {
@@ -617,7 +608,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
 
 async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     let pool = super::connect(config_path, &a.conn).await?;
-    let job = require_job(&pool, &a.job).await?;
+    let job = super::resolve_job(config_path, &pool, &a.job).await?;
     let schedules = schedules_of(&pool, job.id).await?;
     let last: Option<LastRun> = sqlx::query_as(
         "SELECT id, status, start_time, end_time, error_message, snapshot_id FROM runs \
@@ -720,8 +711,8 @@ async fn retention_view(
 }
 
 async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Result<u8> {
-    let job_id = jobs::parse_job_id(&a.job)?;
     let pool = super::connect(config_path, &a.conn).await?;
+    let job_id = super::resolve_job(config_path, &pool, &a.job).await?.id;
     let n = sqlx::query("UPDATE backup_jobs SET enabled = $2, updated_at = NOW() WHERE id = $1")
         .bind(job_id)
         .bind(enabled)
@@ -746,7 +737,7 @@ async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Re
 
 async fn rm(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
     let pool = super::connect(config_path, &a.conn).await?;
-    let job = require_job(&pool, &a.job).await?;
+    let job = super::resolve_job(config_path, &pool, &a.job).await?;
     let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE job_id = $1")
         .bind(job.id)
         .fetch_one(&pool)

@@ -12,6 +12,7 @@ pub mod docs;
 pub mod enroll;
 pub mod job;
 pub mod job_monitor;
+pub mod json_fields;
 pub mod output;
 pub mod roles;
 pub mod runs;
@@ -57,6 +58,17 @@ pub fn database_url(config_path: &Path, flag: Option<&str>) -> anyhow::Result<St
             "no database to manage: {e}; or pass --database-url URL (or set DATABASE_URL)"
         )),
     }
+}
+
+/// i14: the job a management command names (UUID, `DEVICE/NAME`, or a name on this machine's
+/// device when it is enrolled); see [`crate::jobs::resolve`].
+pub async fn resolve_job(
+    config_path: &Path,
+    pool: &PgPool,
+    text: &str,
+) -> anyhow::Result<crate::jobs::Job> {
+    let local = crate::config::load(config_path).ok().map(|c| c.device_id);
+    crate::jobs::resolve(pool, text, local.as_deref()).await
 }
 
 /// Connects for a management command (applying missing migrations when the role may).

@@ -46,7 +46,7 @@ pub struct ListArgs {
     #[arg(long, value_name = "ID")]
     pub device: Option<String>,
     /// Only runs of this job.
-    #[arg(long, value_name = "JOB-UUID")]
+    #[arg(long, value_name = "JOB")]
     pub job: Option<String>,
     /// Only runs with this status.
     #[arg(long, value_enum)]
@@ -131,11 +131,6 @@ pub async fn run(config_path: &Path, cmd: RunsCommand) -> anyhow::Result<u8> {
 
 async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     let now = Utc::now();
-    let job = a
-        .job
-        .as_deref()
-        .map(crate::jobs::parse_job_id)
-        .transpose()?;
     let since = a
         .since
         .as_deref()
@@ -160,6 +155,15 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     if let Some(d) = &a.device {
         require_device(&pool, d).await?;
     }
+    // i14: a job name works wherever a UUID does (a UUID needs no existing job: its runs may
+    // be listed after the job is gone)
+    let job = match a.job.as_deref() {
+        None => None,
+        Some(t) => Some(match uuid::Uuid::parse_str(t.trim()) {
+            Ok(id) => id,
+            Err(_) => super::resolve_job(config_path, &pool, t).await?.id,
+        }),
+    };
     let rows: Vec<RunOut> = sqlx::query_as(&format!(
         "SELECT {RUN_COLUMNS} FROM runs r JOIN backup_jobs j ON j.id = r.job_id \
          WHERE ($1::text IS NULL OR r.device_id = $1) AND ($2::uuid IS NULL OR r.job_id = $2) \

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::output::{self, print_json};
 use super::{Conn, confirm, explain, require_device};
 use crate::exit;
-use crate::schedule::{CronExpr, Schedule};
+use crate::schedule::Schedule;
 use crate::schedules::{self, SCHEDULE_COLUMNS, ScheduleRow};
 use crate::settings::Settings;
 use crate::usage_err;
@@ -20,8 +20,8 @@ use crate::usage_err;
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("when").required(true).args(["cron", "interval"])))]
 pub struct AddArgs {
-    /// UUID of the job.
-    #[arg(value_name = "JOB-UUID")]
+    /// The job: its UUID, its name on this device, or DEVICE/NAME.
+    #[arg(value_name = "JOB")]
     pub job: String,
     /// A 5-field cron expression or a macro like @daily, in the device's time zone.
     #[arg(long, value_name = "EXPR")]
@@ -39,7 +39,7 @@ pub struct AddArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only the schedules of this job.
-    #[arg(long, value_name = "JOB-UUID")]
+    #[arg(long, value_name = "JOB")]
     pub job: Option<String>,
     /// Only the schedules of this device's jobs.
     #[arg(long, value_name = "ID")]
@@ -100,7 +100,8 @@ pub async fn disable(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
 /// Validates `--cron`/`--interval` into a schedule.
 pub fn parse_schedule(cron: Option<&str>, interval: Option<i64>) -> anyhow::Result<Schedule> {
     match (cron, interval) {
-        (Some(expr), None) => CronExpr::parse(expr)
+        // i14: refuse what can never fire or does not fit the column
+        (Some(expr), None) => crate::schedule::storable_cron(expr)
             .map(Schedule::Cron)
             .map_err(|e| usage_err!("{e}")),
         (None, Some(s)) if s > 0 && s <= i64::from(i32::MAX) => {
@@ -176,12 +177,11 @@ fn print_one(s: &ScheduleOut, json: bool, verb: &str) -> anyhow::Result<()> {
 }
 
 async fn add_inner(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
-    let job_id = crate::jobs::parse_job_id(&a.job)?;
     let sched = parse_schedule(a.cron.as_deref(), a.interval)?;
     let pool = super::connect(config_path, &a.conn).await?;
-    let job = crate::jobs::find(&pool, job_id).await?.ok_or_else(|| {
-        usage_err!("no backup job with id {job_id} exists; list jobs with `restic-fleet job list`")
-    })?;
+    // i14: a job name works wherever a UUID does
+    let job = super::resolve_job(config_path, &pool, &a.job).await?;
+    let job_id = job.id;
     // The time zone is checked before anything is written: a broken setting is reported here.
     let tz = Settings::load(&pool, &job.device_id).await?.timezone()?;
     let next = if a.disabled {
@@ -211,22 +211,15 @@ async fn add_inner(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
 }
 
 async fn list_inner(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
-    let job: Option<Uuid> = a
-        .job
-        .as_deref()
-        .map(crate::jobs::parse_job_id)
-        .transpose()?;
     let pool = super::connect(config_path, &a.conn).await?;
     if let Some(d) = &a.device {
         require_device(&pool, d).await?;
     }
-    if let Some(j) = job
-        && crate::jobs::find(&pool, j).await?.is_none()
-    {
-        return Err(usage_err!(
-            "no backup job with id {j} exists; list jobs with `restic-fleet job list`"
-        ));
-    }
+    // i14: a job name works wherever a UUID does
+    let job: Option<Uuid> = match a.job.as_deref() {
+        Some(t) => Some(super::resolve_job(config_path, &pool, t).await?.id),
+        None => None,
+    };
     let rows: Vec<(i32, String, String)> = sqlx::query_as(
         "SELECT s.id, j.name, j.device_id FROM schedules s JOIN backup_jobs j ON j.id = s.job_id \
          WHERE ($1::uuid IS NULL OR s.job_id = $1) AND ($2::text IS NULL OR j.device_id = $2) \
@@ -256,7 +249,7 @@ async fn list_inner(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
         return Ok(exit::SUCCESS);
     }
     if out.is_empty() {
-        println!("no schedules; add one with `restic-fleet schedule add JOB-UUID --cron EXPR`");
+        println!("no schedules; add one with `restic-fleet schedule add JOB --cron EXPR`");
         return Ok(exit::SUCCESS);
     }
     let mut t = output::table(&["id", "device", "job", "schedule", "last run", "next run"]);

@@ -124,6 +124,8 @@ const NUMERIC_KEYS: &[&str] = &[
     "windows_execution_time_limit_hours",
     "hook_timeout_seconds",         // i12
     "repository_lock_wait_seconds", // i11
+    // i14
+    "network_wait_seconds",
 ];
 
 /// Keys whose values must be booleans (read with `Settings::get_bool`).
@@ -131,6 +133,9 @@ const BOOL_KEYS: &[&str] = &[
     "windows_run_on_battery",
     "windows_wake_to_run",
     "ping_warning_as_success", // i12
+    // i14
+    "run_on_battery",
+    "prevent_sleep",
 ];
 
 /// Checks the shape of a key: lower-case letters, digits and underscores.
@@ -194,6 +199,10 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
             "setting {key} is not a usable URL: {e}; give a URL like https://example.com/hook, \
              or an empty value to turn it off"
         ));
+    }
+    // i14: backend credentials are checked where they are written (and again by `run`)
+    if key == crate::unattended::backend_env::KEY {
+        crate::unattended::backend_env::parse(value).map_err(|e| usage_err!("{e}"))?;
     }
     if value.contains('\0') {
         return Err(usage_err!(
@@ -342,6 +351,8 @@ async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
             a.key
         ));
     }
+    // i14: a typo in a key is refused instead of stored where nothing reads it
+    crate::settings::require_known_key(&pool, &a.key).await?;
     match &a.device {
         None => {
             sqlx::query(

@@ -1,7 +1,9 @@
 //! Standard 5-field crontab expressions (Vixie / Debian cron semantics).
 //!
 //! Fields: minute hour day-of-month month day-of-week, with lists (`1,5`), ranges (`1-5`),
-//! steps (`*/5`, `1-30/7`, and `5/15` meaning `5-59/15`), month names `jan`-`dec` and day names
+//! steps after `*` or a range (`*/5`, `1-30/7`; a step larger than the range selects its first
+//! value, so `*/100` in day-of-month is day 1; a step after a single number, `0/10`, is refused
+//! as Debian's cron refuses it), month names `jan`-`dec` and day names
 //! `sun`-`sat` (case-insensitive), 0 and 7 both Sunday, and the macros `@hourly`, `@daily`,
 //! `@midnight`, `@weekly`, `@monthly`, `@yearly`, `@annually`.
 //!
@@ -10,8 +12,13 @@
 //! `0 12 */3 * 1` fires on every third day of the month that is also a Monday.
 //!
 //! Daylight saving (Vixie cron as Debian's cron(8) documents it), see [`CronExpr::next_after`].
-//! Vixie cron treats clock changes of three hours or more as a clock reset; such changes do
-//! not occur in the current IANA data for regular zones, so they get the same rules here.
+//! Debian's `cron.c` applies its daylight-saving rules only to clock changes of less than three
+//! hours; a bigger jump (Pacific/Apia skipped 30 December 2011) is a clock reset: skipped
+//! fixed-time jobs get no catch-up, and after a jump back of three hours or more fixed-time
+//! jobs fire again on the second pass.
+
+/// Clock changes at least this long are a reset to Debian's cron (`3*MINUTE_COUNT` minutes).
+const CLOCK_RESET_SECS: i64 = 3 * 3600;
 
 use std::fmt;
 
@@ -221,14 +228,19 @@ fn parse_field(expr: &str, spec: &FieldSpec, text: &str) -> Result<u64, CronErro
                 let span = spec.max - spec.min + 1;
                 let ok = !s.is_empty() && s.len() <= 6 && s.bytes().all(|b| b.is_ascii_digit());
                 let v = if ok { s.parse::<u32>().ok() } else { None };
+                // Debian reads any positive step; one larger than the range selects only the
+                // range's first value.
                 match v {
-                    Some(v) if v >= 1 && v <= span => Some(v),
+                    Some(v) if v >= 1 => Some(v),
                     _ => {
                         return Err(CronError::new(
                             expr,
                             format!(
-                                "{} field step {:?} in {:?} must be a number 1-{}",
-                                spec.name, s, item, span
+                                "{} field step {:?} in {:?} must be a positive number (like {})",
+                                spec.name,
+                                s,
+                                item,
+                                span / 2
                             ),
                         ));
                     }
@@ -258,18 +270,33 @@ fn parse_field(expr: &str, spec: &FieldSpec, text: &str) -> Result<u64, CronErro
             (lo, hi)
         } else {
             let v = parse_value(expr, spec, base)?;
-            // `5/15` means `5-max/15`, as in cronie and Debian cron.
+            // Debian's entry.c takes a single number as a complete item, so `0/10` is a
+            // syntax error there (cronie reads it as `0-max/10`); refuse it rather than guess.
             if step.is_some() {
-                (v, spec.max)
-            } else {
-                (v, v)
+                return Err(CronError::new(
+                    expr,
+                    format!(
+                        "{} field item {:?} has a step after a single number, which Debian's \
+                         cron refuses; write {}-{}/{} or */{}",
+                        spec.name,
+                        item,
+                        base,
+                        spec.max,
+                        step.unwrap_or(1),
+                        step.unwrap_or(1)
+                    ),
+                ));
             }
+            (v, v)
         };
         let step = step.unwrap_or(1);
         let mut v = lo;
         while v <= hi {
             bits |= 1u64 << v;
-            v += step;
+            v = match v.checked_add(step) {
+                Some(n) => n,
+                None => break,
+            };
         }
     }
     Ok(bits)
@@ -351,6 +378,20 @@ impl CronExpr {
     /// job"). `@hourly` is not fixed; `@daily`, `@weekly`, `@monthly`, `@yearly` are.
     pub fn is_fixed_time(&self) -> bool {
         self.fixed
+    }
+
+    /// Whether any date matches at all. Every (month, day) pair that exists recurs on every
+    /// weekday over the years (29 February within 28 years), so only a day-of-month that no
+    /// selected month has (`30 2`, `31 4,6`) can make an expression fire never.
+    pub fn can_fire(&self) -> bool {
+        if self.day_or() {
+            return true;
+        }
+        const MAX_DAYS: [u32; 13] = [0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        (1..=12u32).any(|m| {
+            self.months & (1 << m) != 0
+                && (1..=MAX_DAYS[m as usize]).any(|d| self.doms & (1 << d) != 0)
+        })
     }
 
     /// True when both day fields are restricted, so a day matching either fires.
@@ -506,7 +547,10 @@ impl CronExpr {
             LocalResult::Ambiguous(a, b) => {
                 let (a, b) = (a.with_timezone(&Utc), b.with_timezone(&Utc));
                 let (first, second) = if a <= b { (a, b) } else { (b, a) };
-                if policy == DstPolicy::Vixie && !self.fixed {
+                // A jump back of three hours or more is a clock reset: fixed-time jobs too
+                // fire on the second pass.
+                let reset = (second - first).num_seconds() >= CLOCK_RESET_SECS;
+                if policy == DstPolicy::Vixie && (!self.fixed || reset) {
                     (Some(first), Some(second))
                 } else {
                     (Some(first), None)
@@ -514,7 +558,13 @@ impl CronExpr {
             }
             LocalResult::None => {
                 if policy == DstPolicy::Vixie && self.fixed {
-                    (gap_end(wall, tz), None)
+                    // No catch-up across a jump forward of three hours or more.
+                    let end = gap_end(wall, tz);
+                    let reset = end.is_some_and(|e| {
+                        i64::from(offset_secs(tz, e) - offset_secs(tz, e - Duration::seconds(1)))
+                            >= CLOCK_RESET_SECS
+                    });
+                    if reset { (None, None) } else { (end, None) }
                 } else {
                     (None, None)
                 }
@@ -658,8 +708,14 @@ mod tests {
         assert_eq!(a.dows, 1);
         let c = CronExpr::parse("0 0 * * mon-fri/2").unwrap();
         assert_eq!(c.dows, 0b0010_1010);
-        let d = CronExpr::parse("5/15 * * * *").unwrap();
-        assert_eq!(d.minutes, (1 << 5) | (1 << 20) | (1 << 35) | (1 << 50));
+        // Debian cron 3.0pl1 (entry.c): a step after a single number is refused; a step
+        // larger than its range selects the first value.
+        assert!(err("5/15 * * * *").contains("step after a single number"));
+        assert!(err("0 0/10 * * *").contains("write 0-23/10 or */10"));
+        let d = CronExpr::parse("0 0 */100 * *").unwrap();
+        assert_eq!(d.doms, 1 << 1);
+        let d = CronExpr::parse("*/60 10-20/99 * * *").unwrap();
+        assert_eq!((d.minutes, d.hours), (1, 1 << 10));
     }
 
     /// xorshift64* so the test needs no extra dependency.

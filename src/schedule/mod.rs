@@ -11,6 +11,33 @@ pub use cron::{CronError, CronExpr};
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
+/// The longest expression `schedules.cron_expression` (VARCHAR(255)) holds.
+pub const MAX_CRON_CHARS: usize = 255;
+
+/// Parses a cron expression that is about to be stored: valid, short enough for its column,
+/// and able to fire at all (`0 0 30 2 *` never does, and would make every later sync fail).
+/// The error is one sentence naming the expression and the fix.
+pub fn storable_cron(expr: &str) -> Result<CronExpr, String> {
+    let n = expr.trim().chars().count();
+    if n > MAX_CRON_CHARS {
+        return Err(format!(
+            "the cron expression {:?}... is {n} characters long, more than the {MAX_CRON_CHARS} \
+             a schedule holds; write it shorter with ranges and steps (1-30/2) or split it into \
+             several schedules",
+            expr.trim().chars().take(40).collect::<String>()
+        ));
+    }
+    let parsed = CronExpr::parse(expr).map_err(|e| e.to_string())?;
+    if !parsed.can_fire() {
+        return Err(format!(
+            "the cron expression {:?} can never fire: none of its days of the month exists in \
+             its months (like 30 February); fix the day-of-month or month field",
+            parsed.as_str()
+        ));
+    }
+    Ok(parsed)
+}
+
 /// When a job runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Schedule {

@@ -5,13 +5,13 @@
 //! reconcile them with what is installed. Only rendering and installing differ: a [`Backend`]
 //! (systemd timers, Windows Task Scheduler tasks) does those.
 
+pub mod catch_up;
 pub mod plan;
 pub mod systemd;
 pub mod windows;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -85,6 +85,17 @@ pub trait Backend {
     fn installed(&self) -> anyhow::Result<Vec<Artifact>>;
     /// Installs, updates and removes; records commands, warnings and failures in `report`.
     fn apply(&mut self, changes: &Changes, report: &mut Report) -> anyhow::Result<()>;
+    /// i14: starts a catch-up run of `job` through the OS scheduler (see [`catch_up`]); the
+    /// default starts it directly.
+    fn start_catch_up(
+        &mut self,
+        plan: &Plan,
+        job: Uuid,
+        _wait: bool,
+        _report: &mut Report,
+    ) -> Result<catch_up::CatchUp, String> {
+        catch_up::spawn_direct(plan, job).map_err(|e| e.to_string())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -324,6 +335,7 @@ fn make_backend(args: &SyncArgs) -> anyhow::Result<Box<dyn Backend>> {
                     .unwrap_or_else(|| systemd::default_unit_dir(user)),
                 user,
                 dry_run: args.dry_run,
+                run_on_battery: true,
             }))
         }
         BackendKind::Windows => Ok(Box::new(windows::Windows::new(
@@ -334,12 +346,12 @@ fn make_backend(args: &SyncArgs) -> anyhow::Result<Box<dyn Backend>> {
 }
 
 #[cfg(unix)]
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
 #[cfg(not(unix))]
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     false
 }
 
@@ -527,16 +539,23 @@ pub async fn run(
 
     // Catch-up: one run per job with a missed slot.
     let mut children = Vec::new();
+    let mut finished: Vec<(usize, Option<i32>)> = Vec::new();
     for (job, slot) in missed_jobs {
         let catch_up = if args.no_catch_up {
             "not started (--no-catch-up)".to_string()
         } else if args.dry_run {
             "not started (dry run)".to_string()
         } else {
-            match spawn_catch_up(&plan, job.id) {
-                Ok(child) => {
+            // i14: through the OS scheduler, so the run has the job's environment and unit
+            match backend.start_catch_up(&plan, job.id, args.wait, &mut report) {
+                Ok(catch_up::CatchUp::Child(child)) => {
                     children.push((report.missed.len(), child));
                     "started".to_string()
+                }
+                Ok(catch_up::CatchUp::Scheduled) => "started".to_string(),
+                Ok(catch_up::CatchUp::Finished(code)) => {
+                    finished.push((report.missed.len(), code));
+                    "finished".to_string()
                 }
                 Err(e) => {
                     report.fail(
@@ -562,6 +581,9 @@ pub async fn run(
             catch_up,
             exit_code: None,
         });
+    }
+    for (idx, code) in finished {
+        report.missed[idx].exit_code = code;
     }
     if args.wait {
         for (idx, mut child) in children {
@@ -604,20 +626,6 @@ pub fn needs_reregistration(
             Schedule::Interval { .. } => false,
         })
     }
-}
-
-/// Starts `restic-fleet run <job> --triggered-by missed` in its own process group, so that it
-/// outlives this sync (the sync unit uses KillMode=process).
-fn spawn_catch_up(plan: &Plan, job: Uuid) -> std::io::Result<tokio::process::Child> {
-    let mut cmd = tokio::process::Command::new(&plan.binary);
-    cmd.arg("--config")
-        .arg(&plan.config_path)
-        .args(["run", &job.to_string(), "--triggered-by", "missed"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    #[cfg(unix)]
-    cmd.process_group(0);
-    cmd.spawn()
 }
 
 #[cfg(test)]

@@ -100,6 +100,8 @@ pub fn default_unit_dir(user: bool) -> PathBuf {
 
 pub struct Systemd {
     pub unit_dir: PathBuf,
+    /// i14: setting run_on_battery (false adds ConditionACPower=true to the job units).
+    pub run_on_battery: bool,
     /// `systemctl --user` instead of the system manager.
     pub user: bool,
     pub dry_run: bool,
@@ -159,6 +161,49 @@ impl Backend for Systemd {
         "systemd"
     }
 
+    fn configure(
+        &mut self,
+        settings: &crate::settings::Settings,
+        _plan: &Plan,
+    ) -> anyhow::Result<()> {
+        // i14
+        self.run_on_battery = settings.get_bool("run_on_battery", true)?;
+        Ok(())
+    }
+
+    fn start_catch_up(
+        &mut self,
+        plan: &Plan,
+        job: uuid::Uuid,
+        wait: bool,
+        report: &mut Report,
+    ) -> Result<super::catch_up::CatchUp, String> {
+        use super::catch_up::{CatchUp, Systemctl};
+        // i14: the catch-up is an instance of the template unit installed with the sync units
+        let unit = format!("restic-fleet-catchup@{job}.service");
+        let mut line = String::from("systemctl");
+        if self.user {
+            line.push_str(" --user");
+        }
+        line.push_str(" start");
+        if !wait {
+            line.push_str(" --no-block");
+        }
+        report.commands.push(format!("{line} {unit}"));
+        match super::catch_up::systemctl_start(self.user, &unit, wait) {
+            Systemctl::Done(code) if wait => Ok(CatchUp::Finished(code)),
+            Systemctl::Done(_) => Ok(CatchUp::Scheduled),
+            Systemctl::Failed(e) => Err(e),
+            Systemctl::Unavailable(why) => {
+                report.warnings.push(format!(
+                    "systemd is not running here ({why}): the catch-up run of job {job} was \
+                     started directly"
+                ));
+                super::catch_up::spawn_direct(plan, job).map_err(|e| e.to_string())
+            }
+        }
+    }
+
     fn render(&self, plan: &Plan) -> anyhow::Result<Vec<Artifact>> {
         let mut out = Vec::new();
         for jp in &plan.jobs {
@@ -202,9 +247,11 @@ impl Backend for Systemd {
                 JOB_SERVICE,
                 context! {
                     marker => MARKER,
+                    what => "backup",
                     job_id => &job_id,
                     description => &description,
                     exec_start => exec_start(plan, &["run", &job_id, "--triggered-by", "schedule"]),
+                    run_on_battery => self.run_on_battery,
                 },
             )?;
             let timer = render(
@@ -241,7 +288,25 @@ impl Backend for Systemd {
                 service => format!("{SYNC_STEM}.service"),
             },
         )?;
+        // i14: the catch-up template: the job unit's settings, `%i` is the job UUID
+        let catch_up = render(
+            JOB_SERVICE,
+            context! {
+                marker => MARKER,
+                what => "backup",
+                job_id => "%i",
+                description => "(catch-up of a missed run)",
+                exec_start => format!(
+                    "{} %i {} {}",
+                    exec_start(plan, &["run"]),
+                    exec_quote("--triggered-by"),
+                    exec_quote("missed")
+                ),
+                run_on_battery => self.run_on_battery,
+            },
+        )?;
         let mut files = BTreeMap::new();
+        files.insert(super::catch_up::SYSTEMD_TEMPLATE.to_string(), catch_up);
         files.insert(format!("{SYNC_STEM}.service"), sync_service);
         files.insert(format!("{SYNC_STEM}.timer"), sync_timer);
         out.push(Artifact {
@@ -410,6 +475,12 @@ pub fn installed_units(dir: &Path) -> anyhow::Result<Vec<Artifact>> {
         if !name.starts_with(PREFIX) || !entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
             continue;
         }
+        // i14: the catch-up template belongs to the sync units
+        let stem = if name == super::catch_up::SYSTEMD_TEMPLATE {
+            SYNC_STEM
+        } else {
+            stem
+        };
         let Ok(content) = std::fs::read(entry.path()) else {
             continue;
         };

@@ -358,7 +358,11 @@ fn parse_task_list(csv: &str) -> std::collections::BTreeSet<String> {
         .filter_map(|line| {
             let first = line.trim_start().strip_prefix('"')?.split('"').next()?;
             let name = first.strip_prefix(FOLDER)?;
-            (name.starts_with(PREFIX) && !name.contains('\\')).then(|| name.to_string())
+            // i14: one-shot catch-up tasks are not schedules (see `catch_up`)
+            (name.starts_with(PREFIX)
+                && !name.starts_with(super::catch_up::WINDOWS_PREFIX)
+                && !name.contains('\\'))
+            .then(|| name.to_string())
         })
         .collect()
 }
@@ -402,6 +406,52 @@ impl Backend for Windows {
             .unwrap_or_else(|| PathBuf::from("."));
         self.state_dir = Some(dir.join("tasks"));
         Ok(())
+    }
+
+    fn start_catch_up(
+        &mut self,
+        plan: &Plan,
+        job: uuid::Uuid,
+        _wait: bool,
+        report: &mut Report,
+    ) -> Result<super::catch_up::CatchUp, String> {
+        use super::catch_up::{CatchUp, WINDOWS_PREFIX, spawn_direct};
+        // i14: a trigger-less task with the job task's settings, registered and run on demand
+        if which::which("schtasks").is_err() {
+            report.warnings.push(format!(
+                "schtasks was not found: the catch-up run of job {job} was started directly"
+            ));
+            return spawn_direct(plan, job).map_err(|e| e.to_string());
+        }
+        let name = format!("{WINDOWS_PREFIX}{job}");
+        let job_id = job.to_string();
+        let empty = TriggerSet {
+            triggers: Vec::new(),
+            fallback: false,
+        };
+        let xml = self
+            .task_xml(
+                plan,
+                &format!("restic-fleet catch-up of a missed run of backup {job_id}"),
+                &empty,
+                &["run", &job_id, "--triggered-by", "missed"],
+            )
+            .map_err(|e| e.to_string())?;
+        let dir = self
+            .state_dir()
+            .map_err(|e| e.to_string())?
+            .with_file_name("catch-up");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let file = dir.join(format!("{name}.xml"));
+        std::fs::write(&file, xml).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+        let file = file.to_string_lossy().into_owned();
+        let create = create_args(&name, &file);
+        let create: Vec<&str> = create.iter().map(String::as_str).collect();
+        self.schtasks(&create, report)?;
+        let task = task_path(&name);
+        self.schtasks(&["/Run", "/TN", &task], report)?;
+        Ok(CatchUp::Scheduled)
     }
 
     fn render(&self, plan: &Plan) -> anyhow::Result<Vec<Artifact>> {

@@ -359,3 +359,45 @@ pub fn sync_json(env: &Env, bin: &Path, args: &[&str]) -> (Option<i32>, serde_js
         .unwrap_or_else(|e| panic!("sync --json: {e}\n{}\n{}", stdout(&out), stderr(&out)));
     (out.status.code(), report)
 }
+
+/// The PATH systemd gives a service (its compiled-in default).
+pub const SYSTEMD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
+
+/// i14: a recording fake `systemctl` that also does what systemd would do for
+/// `start [--no-block] restic-fleet-catchup@JOB.service`: it runs the template unit's
+/// `ExecStart=` (with `%i` = JOB) under `env -i`, with only what systemd gives a unit: PATH,
+/// INVOCATION_ID and the `CacheDirectory=` it creates (`$CACHE_DIRECTORY`, under `cache_base`).
+/// The call is logged before the run; the fake exits with the run's exit code.
+pub fn fake_systemd(env: &Env, units: &Path, cache_base: &Path) -> (PathBuf, PathBuf) {
+    let bin = env.dir.path().join("fakebin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = env.dir.path().join("systemctl.log");
+    let script = bin.join("systemctl");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+printf '%s\n' "$*" >> '{log}'
+for a in "$@"; do
+  case "$a" in
+    restic-fleet-catchup@*.service)
+      inst=${{a#restic-fleet-catchup@}}; inst=${{inst%.service}}
+      line=$(sed -n 's/^ExecStart=//p' '{units}/restic-fleet-catchup@.service' | sed "s/%i/$inst/g; s/%%/%/g")
+      mkdir -p '{cache}/restic-fleet'
+      eval "env -i PATH='{path}' INVOCATION_ID=0123 CACHE_DIRECTORY='{cache}/restic-fleet' $line" >/dev/null 2>&1
+      exit $?;;
+  esac
+done
+exit 0
+"#,
+            log = log.display(),
+            units = units.display(),
+            cache = cache_base.display(),
+            path = SYSTEMD_PATH,
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, log)
+}

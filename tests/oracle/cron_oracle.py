@@ -12,7 +12,11 @@ croniter is not used. The daylight-saving rules are applied here with zoneinfo:
 
 * wall time skipped by a change: fixed-time job (neither minute nor hour starts with `*`)
   fires at the end of the gap, other jobs do not fire;
-* wall time repeated: fixed-time job fires on the first pass only, other jobs on both passes.
+* wall time repeated: fixed-time job fires on the first pass only, other jobs on both passes;
+* Debian's cron.c applies the two rules above only to clock changes under three hours: after a
+  jump forward of three hours or more (Pacific/Apia skipped 30 December 2011) a skipped
+  fixed-time job does not fire, and after a jump back that long fixed-time jobs fire on both
+  passes too.
 """
 
 import json
@@ -33,6 +37,7 @@ MACROS = {
     "@annually": "0 0 1 1 *",
 }
 LOOKBACK = timedelta(hours=3)
+CLOCK_RESET = timedelta(hours=3)
 
 
 def is_imaginary(wall, zone):
@@ -48,11 +53,15 @@ def instants(wall, zone, fixed):
         end = wall
         while is_imaginary(end, zone):
             end += timedelta(minutes=1)
-        return [end.replace(tzinfo=zone, fold=0).astimezone(UTC)]
+        at = end.replace(tzinfo=zone, fold=0).astimezone(UTC)
+        jump = at.astimezone(zone).utcoffset() - (at - timedelta(seconds=1)).astimezone(zone).utcoffset()
+        if jump >= CLOCK_RESET:
+            return []
+        return [at]
     first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
     second = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
     first, second = min(first, second), max(first, second)
-    if first != second and not fixed:
+    if first != second and (not fixed or second - first >= CLOCK_RESET):
         return [first, second]
     return [first]
 

@@ -1,0 +1,210 @@
+//! The `--json` field reference printed in the JSON OUTPUT section of `restic-fleet man` (and
+//! quoted by README). Each entry names the commands and the fields of the objects they print;
+//! the field names are a stable interface. The `Serialize` structs carry the same text in their
+//! doc comments; a test checks that every command with `--json` has an entry here.
+
+/// (commands, fields) for every command with `--json`.
+pub const JSON_FIELDS: &[(&str, &str)] = &[
+    (
+        "init --json",
+        "config_path, device_id, device_name, platform, hostname, created (false when the device \
+         existed and was updated).",
+    ),
+    (
+        "run --json",
+        "run_id, job_id, job_name, device_id, status (success, failed, cancelled), exit_code \
+         (restic's), error_message (one sentence, or \"warning: ...\" for a successful run with \
+         warnings), snapshot_id, start_time, end_time, files_new, files_changed, \
+         files_unmodified, data_added_bytes, warnings (sentences), triggered_by (manual, \
+         schedule, missed).",
+    ),
+    (
+        "sync --json",
+        "device_id, backend (systemd, windows), dry_run, added, updated, removed, unchanged \
+         (each an array of {name, job_id, job_name, files}), missed (array of {job_id, job_name, \
+         slot, catch_up (started, finished, not started (--no-catch-up), not started (dry run), \
+         failed to start), exit_code}), failed (array of {job_id, job_name, item, error}), \
+         warnings, commands (the systemctl / schtasks calls made, in order, catch-up starts \
+         included), stale_runs_closed (run ids), next_runs (schedule id -> next_run_at).",
+    ),
+    (
+        "schedule preview --json",
+        "timezone, from, schedules (the expressions previewed), next (RFC 3339 fire times with \
+         the zone's offset), on_calendar (systemd OnCalendar= values; empty for intervals), \
+         interval_seconds (omitted when empty), windows_triggers_xml (the <Triggers> element of \
+         the task XML).",
+    ),
+    (
+        "schedule list --json (an array), schedule add|enable|disable --json",
+        "id, job_id, job_name, device_id, schedule_type (cron, interval), cron_expression, \
+         interval_seconds, enabled, last_run_at, next_run_at (RFC 3339 or null).",
+    ),
+    ("schedule rm --json", "id, removed (true)."),
+    (
+        "device list --json (an array), device show|add|enable|disable --json",
+        "id, name, description, platform (linux, windows), hostname, enabled, last_seen (RFC 3339 \
+         or null), created_at, updated_at, metadata (client version, OS, restic version as last \
+         reported), job_count; show adds jobs (array of {id, name, enabled, source_paths}).",
+    ),
+    ("device rm --json", "id, removed (true)."),
+    (
+        "device enroll --json",
+        "device_id, role (the device's PostgreSQL login), database_url (with the new password: \
+         printed once), rotated (true when an existing login got a new password), \
+         device_created.",
+    ),
+    ("job add --json", "id, device_id, name."),
+    (
+        "job list --json (an array), job show|edit --json",
+        "id, device_id, name, description, source_paths, exclude_patterns, tags, restic_args, \
+         enabled, created_at, updated_at, metadata, origin_name, origin_id, account_id, \
+         schedules (as schedule list --json); show and edit add last_run ({id, status, \
+         start_time, end_time, error_message, snapshot_id} or null; null after edit), \
+         ping_url, hook_before, hook_after, hook_failure, hook_finally, hook_before_on_error \
+         (stop, continue); show adds retention ({keep_last, keep_hourly, keep_daily, \
+         keep_weekly, keep_monthly, keep_yearly, keep_within, source (job, default, none), \
+         description}).",
+    ),
+    ("job rm --json", "id, removed (true)."),
+    ("job enable|disable --json", "id, enabled."),
+    (
+        "settings list --json (an array), settings get --json",
+        "key, value (*** for a secret such as repository_password or repository_environment \
+         unless --show-secrets), scope (global, device), device_id (null for global), \
+         description, updated_at.",
+    ),
+    (
+        "settings set --json",
+        "key, value (secrets masked), scope, device_id.",
+    ),
+    ("settings unset --json", "key, device_id, removed (true)."),
+    (
+        "runs list --json (an array, newest first)",
+        "id, job_id, job_name, device_id, status (running, success, failed, cancelled), \
+         start_time, end_time, duration_seconds, exit_code, error_message, snapshot_id, \
+         data_added_bytes, files_new, files_changed, files_unmodified, triggered_by.",
+    ),
+    (
+        "runs show --json",
+        "the runs list fields plus dirs_new, dirs_changed, dirs_unmodified, \
+         total_files_processed, total_bytes_processed, restic_output, restic_errors, metadata \
+         (warnings, missing_paths, ...), created_at.",
+    ),
+    (
+        "status --json",
+        "generated_at, ok (true exactly when the exit code is 0), counts (verdict -> number of \
+         jobs), devices (array of {device_id, name, platform, enabled, last_seen, state (online, \
+         offline, never_seen), sync_interval_seconds}), jobs (array of {job_id, job_name, \
+         device_id, enabled, verdict (ok, warning, failing, overdue, never_run, disabled), reason, \
+         last_run_id, last_run_status, last_run_start, running, last_success_at, \
+         last_success_age_seconds, next_run_at, expected_period_seconds, warnings}), \
+         maintenance ({owner, owner_state (online, offline, never_seen), owner_last_seen, \
+         schedule, period_seconds, last_forget, last_prune, last_check (each {last_success_at, \
+         last_status, last_run_at, last_error, device_id}), verdict (ok, overdue, failing, \
+         never_run, not_configured), reason}).",
+    ),
+    ("cleanup --json", "retention_days, dry_run, deleted."),
+    (
+        "maintain --json",
+        "device_id, owner, dry_run, ok, steps (array of {step (unlock, forget, prune, check), \
+         status (success, failed), exit_code, snapshots_removed, bytes_freed, error, record_id \
+         (the maintenance_runs row; null with --dry-run)}), jobs (array of {job_id, job_name, \
+         device_id, policy, policy_source (job, default), kept, removed (snapshot ids), \
+         error}), jobs_without_policy, unknown_job_snapshots (array of {snapshot_id, time, \
+         hostname, paths, job_id}).",
+    ),
+    (
+        "snapshots --json (an array)",
+        "id, short_id, time, hostname, device_name, job_id, job_name (null when the backup: tag \
+         names no job), paths, tags.",
+    ),
+    (
+        "restore --json",
+        "job_id, job_name, device_id, snapshot_id, snapshot_time, paths, target, includes, \
+         dry_run, restored.",
+    ),
+    (
+        "db roles --json",
+        "database, roles (array of {role, created}).",
+    ),
+    (
+        "relica-migrate --json",
+        "dry_run, file, database_url (password masked), import_history, overwrite, devices, jobs, \
+         schedules, runs (each a section with the items planned or done), settings (array of \
+         {key, action}; values never shown), warnings, notes, enrolment (array of {device_id, \
+         device_name, command}).",
+    ),
+];
+
+/// The section as roff, for the man page.
+pub fn roff() -> String {
+    let mut out = String::from(".SH \"JSON OUTPUT\"\n");
+    out.push_str(
+        "Every read command prints JSON with \\fB\\-\\-json\\fR and nothing else on standard \
+         output. Times are RFC 3339. The fields:\n",
+    );
+    for (cmd, fields) in JSON_FIELDS {
+        out.push_str(&format!(
+            ".TP\n\\fBrestic\\-fleet {}\\fR\n{}\n",
+            escape(cmd),
+            escape(fields)
+        ));
+    }
+    out.push_str(
+        ".SH \"SEE ALSO\"\nOne page per command (restic\\-fleet\\-job\\-add(1), ...) is written by \
+         \\fBrestic\\-fleet man \\-\\-out\\-dir\\fR \\fIDIR\\fR; install them into a man1 directory \
+         (e.g. /usr/local/share/man/man1) to read them with man(1). \\fBrestic\\-fleet COMMAND \
+         \\-\\-help\\fR shows the same text.\n",
+    );
+    out
+}
+
+/// Escapes text for roff: backslashes and hyphens, and a leading dot or quote.
+fn escape(text: &str) -> String {
+    let t = text.replace('\\', "\\e").replace('-', "\\-");
+    if t.starts_with('.') || t.starts_with('\'') {
+        format!("\\&{t}")
+    } else {
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command with a `--json` flag has an entry naming it.
+    #[test]
+    fn every_json_command_is_documented() {
+        fn walk(cmd: &clap::Command, path: &mut Vec<String>, missing: &mut Vec<String>) {
+            if cmd.get_arguments().any(|a| a.get_long() == Some("json")) {
+                let documented = JSON_FIELDS.iter().any(|(entry, _)| {
+                    let words: Vec<&str> = entry
+                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                        .filter(|w| !w.is_empty())
+                        .collect();
+                    entry.starts_with(path[0].as_str())
+                        && path.iter().all(|p| words.contains(&p.as_str()))
+                });
+                if !documented {
+                    missing.push(path.join(" "));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                path.push(sub.get_name().to_string());
+                walk(sub, path, missing);
+                path.pop();
+            }
+        }
+        let cli = crate::cli::Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            walk(sub, &mut vec![sub.get_name().to_string()], &mut missing);
+        }
+        assert!(
+            missing.is_empty(),
+            "--json without a field reference: {missing:?}"
+        );
+    }
+}
