@@ -945,3 +945,92 @@ async fn relica_migrate_rejects_what_the_cli_would_refuse() {
     .unwrap();
     assert_eq!(bad, 0);
 }
+
+/// The maintenance owner's role reads every job and retention policy (forget must know the
+/// whole fleet's jobs), records its own steps, and still writes no job; another device's role
+/// sees neither, and `maintain` there exits 4.
+#[tokio::test]
+async fn the_maintenance_owner_role_maintains_the_whole_fleet() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let owner = enroll(&env, &env.url, &unique("own"));
+    let other = enroll(&env, &env.url, &unique("oth"));
+    let src_o = env.make_source("src-o", 2);
+    let src_x = env.make_source("src-x", 2);
+    let job_o = add_job_for(&env, &owner.id, "home", &src_o).await;
+    let job_x = add_job_for(&env, &other.id, "home", &src_x).await;
+    env.set_setting("maintenance_device", &owner.id).await;
+    let x = job_x.to_string();
+    assert_ok(&with_url(
+        &env,
+        &env.url,
+        &["job", "edit", &x, "--keep-last", "1"],
+    ));
+    for _ in 0..2 {
+        assert_ok(&as_device(&env, &other).args(["run", &x]).output().unwrap());
+    }
+    assert_ok(
+        &as_device(&env, &owner)
+            .args(["run", &job_o.to_string()])
+            .output()
+            .unwrap(),
+    );
+
+    // Another device sees no foreign job and no retention policy, and may not maintain.
+    let (ok, text) = psql(
+        &other.url,
+        &format!("SELECT count(*) FROM backup_jobs WHERE id = '{job_o}'"),
+    );
+    assert!(ok && text.trim() == "0", "{text}");
+    let (ok, text) = psql(&other.url, "SELECT count(*) FROM job_retention");
+    assert!(ok && text.trim() == "0", "{text}");
+    let out = as_device(&env, &other).arg("maintain").output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+
+    // The owner sees the other device's job and its policy, and maintains under its own role.
+    let (ok, text) = psql(
+        &owner.url,
+        &format!("SELECT count(*) FROM job_retention WHERE job_id = '{job_x}'"),
+    );
+    assert!(ok && text.trim() == "1", "{text}");
+    let out = as_device(&env, &owner)
+        .args(["maintain", "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], true, "{report}");
+    let out = with_url(&env, &env.url, &["snapshots", "--job", &x, "--json"]);
+    assert_ok(&out);
+    let snaps: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(snaps.as_array().map(Vec::len), Some(1), "{snaps}");
+    let steps: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM maintenance_runs WHERE device_id = $1 AND status = 'success'",
+    )
+    .bind(&owner.id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(steps, 4);
+
+    // Reading the fleet's jobs gives the owner no right to change them.
+    let (ok, text) = psql(
+        &owner.url,
+        &format!("UPDATE backup_jobs SET name = 'taken' WHERE id = '{job_x}'"),
+    );
+    assert!(!ok, "{text}");
+    let (ok, text) = psql(
+        &owner.url,
+        &format!("DELETE FROM job_retention WHERE job_id = '{job_x}'"),
+    );
+    assert!(
+        !ok || text.contains("DELETE 0") || text.trim().is_empty(),
+        "{text}"
+    );
+    let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM job_retention WHERE job_id = $1")
+        .bind(job_x)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+}
