@@ -18,5 +18,7 @@ pub mod run;
 pub mod schedule;
 pub mod schedules;
 pub mod settings;
+// i13: the SQL of the fleet-scale commands (status, cleanup, snapshot ids).
+pub(crate) mod store;
 pub mod sync;
 pub mod util;

@@ -1,0 +1,148 @@
+//! Fleet-wide reads and batched history maintenance, written to cost O(jobs asked about) and
+//! never O(run history): `status` (whole fleet or one device), `cleanup` in batches, and the
+//! pending short snapshot ids of one device.
+//!
+//! Every statement here is safe behind PgBouncer in transaction pooling mode: no session state
+//! (a multi-statement read runs in one transaction, settings are changed with `SET LOCAL`).
+//! The indexes and the trigger-maintained `job_run_state` table they rely on are in
+//! migrations/008_fleet_scale.sql.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::schedules::ScheduleRow;
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DeviceRow {
+    pub id: String,
+    pub name: String,
+    pub platform: String,
+    pub enabled: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// A job with its newest run, newest finished run and newest success (from `job_run_state`).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct JobStateRow {
+    pub id: Uuid,
+    pub device_id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub last_run_id: Option<i32>,
+    pub last_run_status: Option<String>,
+    pub last_run_start: Option<DateTime<Utc>>,
+    pub last_finished_run_id: Option<i32>,
+    pub last_finished_status: Option<String>,
+    pub last_finished_start: Option<DateTime<Utc>>,
+    pub last_finished_end: Option<DateTime<Utc>>,
+    pub last_finished_error: Option<String>,
+    pub last_finished_metadata: Option<Value>,
+    pub last_success_start: Option<DateTime<Utc>>,
+    pub last_success_end: Option<DateTime<Utc>>,
+}
+
+/// What `status` reads, for the whole fleet or one device, from one snapshot of the database.
+#[derive(Debug, Default)]
+pub(crate) struct FleetSnapshot {
+    /// Ordered by id.
+    pub devices: Vec<DeviceRow>,
+    /// Ordered by device, then name.
+    pub jobs: Vec<JobStateRow>,
+    /// The enabled schedules of those jobs, by job.
+    pub schedules: HashMap<Uuid, Vec<ScheduleRow>>,
+    /// Jobs with a run in progress.
+    pub running: std::collections::HashSet<Uuid>,
+    /// The global settings, in the order the seed's query reads them.
+    pub global_settings: Vec<(String, String)>,
+    /// The per-device settings of those devices.
+    pub device_settings: HashMap<String, Vec<(String, String)>>,
+}
+
+/// Reads everything `status` needs in one read-only transaction (one consistent snapshot):
+/// six statements whatever the fleet's size, each served by an index or a small table.
+pub(crate) async fn status_snapshot(
+    pool: &PgPool,
+    device: Option<&str>,
+) -> anyhow::Result<FleetSnapshot> {
+    let mut tx = pool.begin().await?;
+    // A read of this shape has no use for JIT compilation, which costs more than the query
+    // itself once the planner's estimate crosses jit_above_cost. SET LOCAL ends with the
+    // transaction, so a pooled server connection is left as it was found.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+    let devices: Vec<DeviceRow> = sqlx::query_as(
+        "SELECT id, name, platform, enabled, last_seen FROM devices \
+         WHERE ($1::text IS NULL OR id = $1) ORDER BY id",
+    )
+    .bind(device)
+    .fetch_all(&mut *tx)
+    .await?;
+    let jobs: Vec<JobStateRow> = sqlx::query_as(
+        "SELECT j.id, j.device_id, j.name, j.enabled, \
+                s.last_run_id, s.last_run_status, s.last_run_start, \
+                s.last_finished_run_id, s.last_finished_status, s.last_finished_start, \
+                s.last_finished_end, s.last_finished_error, s.last_finished_metadata, \
+                s.last_success_start, s.last_success_end \
+         FROM backup_jobs j LEFT JOIN job_run_state s ON s.job_id = j.id \
+         WHERE ($1::text IS NULL OR j.device_id = $1) ORDER BY j.device_id, j.name",
+    )
+    .bind(device)
+    .fetch_all(&mut *tx)
+    .await?;
+    let schedule_rows: Vec<ScheduleRow> = sqlx::query_as(
+        "SELECT s.id, s.job_id, s.schedule_type, s.cron_expression, s.interval_seconds, \
+                s.enabled, s.last_run_at, s.next_run_at \
+         FROM schedules s JOIN backup_jobs j ON j.id = s.job_id \
+         WHERE s.enabled AND ($1::text IS NULL OR j.device_id = $1) ORDER BY s.id",
+    )
+    .bind(device)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Served by the partial index idx_runs_running: a handful of rows at any time.
+    let running: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT r.job_id FROM runs r \
+         WHERE r.status = 'running' AND ($1::text IS NULL OR r.job_id IN \
+           (SELECT id FROM backup_jobs WHERE device_id = $1))",
+    )
+    .bind(device)
+    .fetch_all(&mut *tx)
+    .await?;
+    // All settings at once (globals first, as the seed's per-device query orders them),
+    // instead of one query per device.
+    let settings: Vec<(Option<String>, String, String)> = sqlx::query_as(
+        "SELECT device_id, key, value FROM settings \
+         WHERE device_id IS NULL OR $1::text IS NULL OR device_id = $1 \
+         ORDER BY device_id NULLS FIRST, id",
+    )
+    .bind(device)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    let mut schedules: HashMap<Uuid, Vec<ScheduleRow>> = HashMap::new();
+    for s in schedule_rows {
+        schedules.entry(s.job_id).or_default().push(s);
+    }
+    let mut global_settings = Vec::new();
+    let mut device_settings: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (device_id, key, value) in settings {
+        match device_id {
+            None => global_settings.push((key, value)),
+            Some(d) => device_settings.entry(d).or_default().push((key, value)),
+        }
+    }
+    Ok(FleetSnapshot {
+        devices,
+        jobs,
+        schedules,
+        running: running.into_iter().collect(),
+        global_settings,
+        device_settings,
+    })
+}
