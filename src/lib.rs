@@ -18,6 +18,8 @@ pub mod run;
 pub mod schedule;
 pub mod schedules;
 pub mod settings;
+// i13: full snapshot ids resolved by sync instead of a second restic call per run.
+pub mod snapshot_ids;
 // i13: the SQL of the fleet-scale commands (status, cleanup, snapshot ids).
 pub(crate) mod store;
 pub mod sync;

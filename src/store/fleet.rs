@@ -146,3 +146,106 @@ pub(crate) async fn status_snapshot(
         device_settings,
     })
 }
+
+/// The instant before which finished runs are deleted, fixed once per `cleanup` so that every
+/// batch deletes by the same rule.
+pub(crate) async fn cleanup_cutoff(pool: &PgPool, days: i32) -> anyhow::Result<DateTime<Utc>> {
+    Ok(
+        sqlx::query_scalar("SELECT NOW() - make_interval(days => $1)")
+            .bind(days)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// The seed's maintenance rule: finished runs (`success`, `failed`, `cancelled`) that started
+/// before the cutoff. A `running` run is never deleted.
+const CLEANUP_WHERE: &str = "start_time < $1 AND status IN ('success', 'failed', 'cancelled')";
+
+/// How many runs the rule selects (`cleanup --dry-run`).
+pub(crate) async fn cleanup_count(pool: &PgPool, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM runs WHERE {CLEANUP_WHERE}"))
+        .bind(cutoff)
+        .fetch_one(pool)
+        .await?;
+    Ok(n.max(0) as u64)
+}
+
+/// Deletes at most `limit` of the oldest runs the rule selects, in a transaction of its own
+/// (the statement commits alone), found through the start_time index. Returns how many went.
+pub(crate) async fn cleanup_batch(
+    pool: &PgPool,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<u64> {
+    Ok(sqlx::query(&format!(
+        "DELETE FROM runs WHERE id IN \
+           (SELECT id FROM runs WHERE {CLEANUP_WHERE} ORDER BY start_time LIMIT $2)"
+    ))
+    .bind(cutoff)
+    .bind(limit)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// This device's successful runs of the last `days` days whose snapshot id is still short and
+/// not known to be unresolvable (`(run id, short id)`), through idx_runs_snapshot_pending.
+pub(crate) async fn pending_snapshot_ids(
+    pool: &PgPool,
+    device_id: &str,
+    days: i32,
+) -> anyhow::Result<Vec<(i32, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, snapshot_id FROM runs \
+         WHERE device_id = $1 AND status = 'success' AND length(snapshot_id) < 64 \
+           AND start_time > NOW() - make_interval(days => $2) \
+           AND NOT COALESCE(metadata ? 'snapshot_id_unresolved', false) \
+         ORDER BY id",
+    )
+    .bind(device_id)
+    .bind(days)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Stores resolved full snapshot ids (one statement), only over the short id they extend.
+pub(crate) async fn store_full_snapshot_ids(
+    pool: &PgPool,
+    resolved: &[(i32, String)],
+) -> anyhow::Result<()> {
+    if resolved.is_empty() {
+        return Ok(());
+    }
+    let (ids, full): (Vec<i32>, Vec<String>) = resolved.iter().cloned().unzip();
+    sqlx::query(
+        "UPDATE runs r SET snapshot_id = v.full_id \
+         FROM unnest($1::int[], $2::text[]) AS v(id, full_id) \
+         WHERE r.id = v.id AND length(r.snapshot_id) < 64 \
+           AND v.full_id LIKE lower(r.snapshot_id) || '%'",
+    )
+    .bind(ids)
+    .bind(full)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Marks runs whose short id cannot be resolved, so that no later sync tries again.
+pub(crate) async fn mark_snapshot_ids_unresolved(
+    pool: &PgPool,
+    runs: &[i32],
+) -> anyhow::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE runs SET metadata = COALESCE(metadata, '{}'::jsonb) \
+           || jsonb_build_object('snapshot_id_unresolved', true) \
+         WHERE id = ANY($1)",
+    )
+    .bind(runs)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
