@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need when it is missing: PostgreSQL server, restic,
-# systemd-analyze, python3 with the cron oracles, and the Windows target for cargo check.
+# systemd-analyze, pgbouncer, python3 with the cron oracles, and the Windows target for cargo check.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -8,6 +8,7 @@ command -v restic >/dev/null || need+=(restic)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v runuser >/dev/null || need+=(util-linux)
 command -v script >/dev/null || need+=(bsdutils)
+command -v pgbouncer >/dev/null || need+=(pgbouncer)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}; install them (apt-get install ${need[*]}) and run again" >&2

@@ -50,3 +50,51 @@ pg_stop() {
   [ -f "$dir/data/postmaster.pid" ] && pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1
   return 0
 }
+
+# PgBouncer in transaction pooling mode in front of the cluster of pg_start (README "PgBouncer").
+#   pgb_start DIR  starts it on a free loopback port with a deliberately small server pool (so
+#                  that clients really share server connections) and exports PGB_URL (the
+#                  postgres superuser, database `postgres`; any database name is forwarded).
+#   pgb_stop DIR   stops it.
+pgb_start() {
+  local dir=$1 port pgport
+  command -v pgbouncer >/dev/null || { echo "pgbouncer is not installed; run scripts/install-deps.sh" >&2; return 1; }
+  pgport=$(echo "$PG_URL" | sed -E 's|.*:([0-9]+)/.*|\1|')
+  mkdir -p "$dir"
+  port=$(pg_free_port)
+  printf '"postgres" ""\n' >"$dir/userlist.txt"
+  cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$pgport
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = 4
+max_client_conn = 2000
+max_db_connections = 20
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+  if [ "$(id -u)" = 0 ]; then chown -R postgres: "$dir"; fi
+  if [ "$(id -u)" = 0 ]; then
+    pgbouncer -d -u postgres "$dir/pgbouncer.ini" || { cat "$dir/pgbouncer.log" >&2; return 1; }
+  else
+    pgbouncer -d "$dir/pgbouncer.ini" || { cat "$dir/pgbouncer.log" >&2; return 1; }
+  fi
+  for _ in $(seq 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+    sleep 0.1
+  done
+  export PGB_DIR=$dir
+  export PGB_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+pgb_stop() {
+  local dir=$1
+  [ -f "$dir/pgbouncer.pid" ] && kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null
+  return 0
+}

@@ -62,8 +62,8 @@ pub(crate) struct FleetSnapshot {
     pub device_settings: HashMap<String, Vec<(String, String)>>,
 }
 
-/// Reads everything `status` needs in one read-only transaction (one consistent snapshot):
-/// six statements whatever the fleet's size, each served by an index or a small table.
+/// Reads everything `status` needs in one transaction: the same seven statements whatever the
+/// fleet's size, each served by an index or a small table.
 pub(crate) async fn status_snapshot(
     pool: &PgPool,
     device: Option<&str>,
@@ -71,10 +71,8 @@ pub(crate) async fn status_snapshot(
     let mut tx = pool.begin().await?;
     // A read of this shape has no use for JIT compilation, which costs more than the query
     // itself once the planner's estimate crosses jit_above_cost. SET LOCAL ends with the
-    // transaction, so a pooled server connection is left as it was found.
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        .execute(&mut *tx)
-        .await?;
+    // transaction, so a pooled server connection is left as it was found. (No isolation level
+    // is set: behind PgBouncer this transaction is a savepoint, where PostgreSQL refuses it.)
     sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
     let devices: Vec<DeviceRow> = sqlx::query_as(
         "SELECT id, name, platform, enabled, last_seen FROM devices \
