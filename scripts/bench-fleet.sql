@@ -33,16 +33,24 @@ SELECT 'dev-' || lpad(d::text, 6, '0'), 'job-' || k, ARRAY['/home/user' || k, '/
 FROM generate_series(1, :devices) d,
      generate_series(1, :jobs_per_device) k;
 
+-- next_run_at is each schedule's true next instant (UTC), as sync would store it, so that a
+-- sync finds nothing missed.
 INSERT INTO schedules (job_id, schedule_type, cron_expression, next_run_at, last_run_at)
-SELECT id, 'cron', (abs(hashtext(id::text)) % 60) || ' ' || (abs(hashtext(id::text)) % 24) || ' * * *',
-       date_trunc('day', now()) + interval '1 day' + (abs(hashtext(id::text)) % 24) * interval '1 hour',
-       date_trunc('day', now()) + (abs(hashtext(id::text)) % 24) * interval '1 hour' - interval '1 day'
-FROM backup_jobs
+SELECT id, 'cron', m || ' ' || h || ' * * *',
+       CASE WHEN today > now() THEN today ELSE today + interval '1 day' END,
+       CASE WHEN today > now() THEN today - interval '1 day' ELSE today END
+FROM (SELECT id, abs(hashtext(id::text)) % 60 AS m, abs(hashtext(id::text)) % 24 AS h,
+             date_trunc('day', now()) + (abs(hashtext(id::text)) % 24) * interval '1 hour'
+                 + (abs(hashtext(id::text)) % 60) * interval '1 minute' AS today
+      FROM backup_jobs) j
 UNION ALL
-SELECT id, 'cron', '30 ' || (abs(hashtext(id::text)) % 24) || ' * * 0',
-       date_trunc('week', now()) + interval '6 days',
+SELECT id, 'cron', '30 ' || h || ' * * 0',
+       CASE WHEN sunday > now() THEN sunday ELSE sunday + interval '7 days' END,
        NULL
-FROM backup_jobs;
+FROM (SELECT id, abs(hashtext(id::text)) % 24 AS h,
+             date_trunc('week', now()) + interval '6 days'
+                 + (abs(hashtext(id::text)) % 24) * interval '1 hour' + interval '30 minutes' AS sunday
+      FROM backup_jobs) j;
 
 CREATE TEMP TABLE saved_indexes AS
 SELECT indexname, indexdef FROM pg_indexes
@@ -60,7 +68,7 @@ SELECT j.id, j.device_id, t.start, t.start + interval '95 seconds',
        CASE WHEN n % 100 < 97 THEN 0 ELSE 1 END,
        CASE WHEN n % 100 BETWEEN 97 AND 98 THEN 'repository is locked' END,
        n % 17, n % 5, 2000, 123456 + n, 2005, 987654321, 95,
-       md5(j.id::text || n),
+       md5(j.id::text || n) || md5(n || j.id::text),
        '{"message_type":"summary","files_new":3,"files_changed":1,"files_unmodified":2000}',
        'schedule',
        '{"warnings": [], "missing_paths": []}'::jsonb
@@ -76,5 +84,5 @@ FROM backup_jobs WHERE abs(hashtext(id::text)) % 1000 = 0;
 
 SELECT indexdef FROM saved_indexes \gexec
 ALTER TABLE runs ENABLE TRIGGER USER;
-SELECT rebuild_job_run_state();
+SELECT rebuild_job_run_state() \g /dev/null
 VACUUM (ANALYZE) devices, backup_jobs, schedules, settings, runs;

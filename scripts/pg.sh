@@ -2,6 +2,7 @@
 # Private PostgreSQL cluster helpers; source this file.
 #   pg_start DIR   initialises (if needed) and starts a cluster in DIR on a free loopback port,
 #                  and exports PG_URL (superuser, trust auth on loopback only) and PG_DIR.
+#                  PG_EXTRA_OPTS adds server options (`-c name=value ...`).
 #   pg_stop DIR    stops it.
 # initdb refuses to run as root, so as root the cluster runs as the `postgres` user.
 
@@ -38,7 +39,7 @@ pg_start() {
   fi
   port=$(pg_free_port)
   pg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 ${PG_EXTRA_OPTS:-}" \
     start >/dev/null || { cat "$dir/server.log" >&2; return 1; }
   export PG_DIR=$dir
   export PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
@@ -73,7 +74,7 @@ unix_socket_dir =
 auth_type = trust
 auth_file = $dir/userlist.txt
 pool_mode = transaction
-default_pool_size = 4
+default_pool_size = ${PGB_POOL_SIZE:-4}
 max_client_conn = 2000
 max_db_connections = 20
 logfile = $dir/pgbouncer.log

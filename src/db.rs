@@ -165,10 +165,13 @@ pub async fn connect_no_migrate(url: &str) -> anyhow::Result<PgPool> {
         .map_err(|e| connect_error(url, e))?;
     let _ = sqlx::Connection::close(probe).await;
     let options = PgPoolOptions::new()
-        // Behind PgBouncer one connection: the next statement then waits until the previous
-        // one's transaction is committed (see `transaction_pooling`), so each command sees its
-        // own writes in order.
-        .max_connections(if pooler { 1 } else { 4 })
+        // One connection: every command sends its statements one after another, and with more
+        // the next statement would often open a new connection while sqlx is still returning
+        // the previous one to the pool in the background (4-5 connections per `run`). Behind
+        // PgBouncer it also makes the next statement wait until the previous one's
+        // transaction is committed (see `transaction_pooling`), so a command sees its own
+        // writes in order.
+        .max_connections(1)
         .acquire_timeout(Duration::from_secs(30));
     if !pooler {
         return Ok(options.connect_lazy_with(opts));
