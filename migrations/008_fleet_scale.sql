@@ -28,11 +28,13 @@ CREATE INDEX idx_runs_snapshot_pending ON runs (device_id, start_time)
 
 -- The seed's `latest_runs` used `DISTINCT ON (job_id) ... ORDER BY job_id, start_time DESC`
 -- over all runs: a full scan (and an on-disk sort) of the run history for every use, including
--- `job_summary`. The same columns and rows (every run references an existing job), one index
--- probe per job instead. A filter on `job_id` still narrows it to that job's probe.
+-- `job_summary`. Now the same columns and rows (every run references an existing job) from one
+-- index probe per job. `job_id` is the job's own id, so that a filter on it (or
+-- `job_summary`'s join, and through it a filter on the device) narrows the view to the probes
+-- of those jobs; with `r.job_id` PostgreSQL would probe every job and filter afterwards.
 CREATE OR REPLACE VIEW latest_runs AS
 SELECT r.id,
-       r.job_id,
+       j.id AS job_id,
        r.device_id,
        r.start_time,
        r.end_time,
@@ -42,7 +44,7 @@ SELECT r.id,
        r.triggered_by
 FROM backup_jobs j
          CROSS JOIN LATERAL (
-    SELECT id, job_id, device_id, start_time, end_time, status, error_message, snapshot_id, triggered_by
+    SELECT id, device_id, start_time, end_time, status, error_message, snapshot_id, triggered_by
     FROM runs
     WHERE runs.job_id = j.id
     ORDER BY start_time DESC, id DESC
