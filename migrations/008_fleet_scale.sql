@@ -219,3 +219,8 @@ CREATE TRIGGER runs_job_run_state_delete
 EXECUTE FUNCTION runs_deleted_refresh_job_run_state();
 
 SELECT rebuild_job_run_state();
+
+-- Only the triggers (running as the owner) and the owner may recompute the state; a device role
+-- calling the rebuild over millions of runs would be a cheap denial of service.
+REVOKE EXECUTE ON FUNCTION refresh_job_run_state(UUID) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION rebuild_job_run_state() FROM PUBLIC;

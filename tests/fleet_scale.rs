@@ -239,6 +239,71 @@ async fn job_run_state_follows_every_kind_of_write_to_runs() {
 }
 
 #[tokio::test]
+async fn a_role_that_may_only_write_runs_keeps_job_run_state_right_through_the_trigger() {
+    let env = Env::enrolled().await;
+    let job = add_job(&env, "test-device", "j").await;
+    let role = format!("writer_{}", env.db);
+    for st in [
+        format!("CREATE ROLE {role}"),
+        format!("GRANT SELECT, INSERT, UPDATE ON runs TO {role}"),
+        format!("GRANT USAGE ON SEQUENCE runs_id_seq TO {role}"),
+    ] {
+        sqlx::query(&st).execute(&env.pool).await.unwrap();
+    }
+    let mut tx = env.pool.begin().await.unwrap();
+    sqlx::query(&format!("SET LOCAL ROLE {role}"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let id: i32 = sqlx::query_scalar(
+        "INSERT INTO runs (job_id, device_id, start_time, status) \
+         VALUES ($1, 'test-device', NOW(), 'running') RETURNING id",
+    )
+    .bind(job)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE runs SET status = 'success', end_time = NOW() WHERE id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let denied = sqlx::query("SELECT rebuild_job_run_state()")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(denied.to_string().contains("permission denied"), "{denied}");
+    tx.rollback().await.unwrap();
+    // The same writes committed this time (the failed call above aborted that transaction).
+    let mut tx = env.pool.begin().await.unwrap();
+    sqlx::query(&format!("SET LOCAL ROLE {role}"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO runs (job_id, device_id, start_time, end_time, status) \
+         VALUES ($1, 'test-device', NOW(), NOW(), 'success')",
+    )
+    .bind(job)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_state_matches(
+        &env,
+        "after writes by a role without rights on job_run_state",
+    )
+    .await;
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT last_finished_status FROM job_run_state WHERE job_id = $1")
+            .bind(job)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(state.as_deref(), Some("success"));
+}
+
+#[tokio::test]
 async fn status_of_one_device_is_that_device_in_the_fleet_status() {
     let env = Env::enrolled().await;
     let mut rng = Lcg(7);
