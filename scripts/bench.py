@@ -189,9 +189,11 @@ rows.append(profile(f"status --device {dev}", [bin_, "status", "--json", "--devi
 some_job = sql(f"SELECT id FROM backup_jobs WHERE device_id = '{dev}' ORDER BY name LIMIT 1")
 rows.append(profile("runs list --job (newest 50)", [bin_, "runs", "list", "--json", "--job", some_job,
                                                     "--database-url", a.url], e))
-rows.append(profile("status --json through PgBouncer",
-                    [bin_, "status", "--json", "--database-url", a.pgb_url + "?pgbouncer=true"],
-                    e, ok=(0, 1)))
+r = profile("status --json through PgBouncer",
+            [bin_, "status", "--json", "--database-url", a.pgb_url + "?pgbouncer=true"],
+            e, ok=(0, 1))
+r["connections"] = "(pgb)"  # server connections belong to PgBouncer, not to the command
+rows.append(r)
 
 # --- cleanup: the oldest two days of history -------------------------------------------------
 days = max(a.runs_per_job - 2, 1)
