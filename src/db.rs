@@ -345,3 +345,32 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pgbouncer_flag_is_taken_out_of_the_url() {
+        let (u, p) = split_pooler("postgres://u:pw@h:6432/db?pgbouncer=true").unwrap();
+        assert_eq!((u.as_str(), p), ("postgres://u:pw@h:6432/db", true));
+        let (u, p) =
+            split_pooler("postgres://h/db?sslmode=disable&pgbouncer=1&application_name=x").unwrap();
+        assert_eq!(
+            (u.as_str(), p),
+            ("postgres://h/db?sslmode=disable&application_name=x", true)
+        );
+        let (u, p) = split_pooler("postgres://h/db?pgbouncer=false").unwrap();
+        assert_eq!((u.as_str(), p), ("postgres://h/db", false));
+        assert_eq!(
+            split_pooler("postgres://h/db").unwrap(),
+            ("postgres://h/db".to_string(), false)
+        );
+        let e = split_pooler("postgres://u:secret@h/db?pgbouncer=maybe").unwrap_err();
+        assert!(e.to_string().contains("pgbouncer=\"maybe\""), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
+        let (opts, pooler) = parse_options("postgres://h/db?pgbouncer=true").unwrap();
+        assert!(pooler);
+        assert_eq!(opts.get_database(), Some("db"));
+    }
+}
