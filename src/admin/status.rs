@@ -397,7 +397,7 @@ pub async fn collect(
         .map(|d| (d.id.as_str(), d.enabled))
         .collect();
 
-    let no_schedules = Vec::new();
+    let mut parsed_crons: HashMap<&str, Option<CronExpr>> = HashMap::new();
     let mut job_out = Vec::with_capacity(snap.jobs.len());
     for j in &snap.jobs {
         let device_enabled = device_enabled
@@ -412,11 +412,25 @@ pub async fn collect(
                 sync_interval: 300,
                 grace: 900,
             });
-        let mine = snap.schedules.get(&j.id).unwrap_or(&no_schedules);
-        let parsed: Vec<Schedule> = mine.iter().filter_map(|s| s.schedule().ok()).collect();
+        // A fleet shares few distinct expressions: each is parsed once.
+        let mut parsed: Vec<Schedule> = j
+            .crons
+            .iter()
+            .flatten()
+            .filter_map(|expr| {
+                parsed_crons
+                    .entry(expr.as_str())
+                    .or_insert_with(|| CronExpr::parse(expr).ok())
+                    .clone()
+                    .map(Schedule::Cron)
+            })
+            .collect();
+        if let Some(seconds) = j.min_interval.and_then(|s| u64::try_from(s).ok()) {
+            parsed.push(Schedule::Interval { seconds });
+        }
         let success = j.last_success_start.zip(j.last_success_end);
         let period = expected_period(&parsed, success.map_or(now, |(start, _)| start), &tz);
-        let next_run_at = mine.iter().filter_map(|s| s.next_run_at).min();
+        let next_run_at = j.next_run_at;
         let last_success = success.map(|(_, end)| end);
         let finished = match (
             j.last_finished_run_id,
