@@ -5,6 +5,7 @@
 #                  Only the superuser `postgres` is trusted; every other role must give its
 #                  password (scram-sha-256), so tests can show that a rotated password stops
 #                  working.
+#                  PG_EXTRA_OPTS adds server options (`-c name=value ...`).
 #   pg_stop DIR    stops it.
 # initdb refuses to run as root, so as root the cluster runs as the `postgres` user.
 
@@ -47,7 +48,7 @@ pg_start() {
   fi
   port=$(pg_free_port)
   pg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 ${PG_EXTRA_OPTS:-}" \
     start >/dev/null || { cat "$dir/server.log" >&2; return 1; }
   export PG_DIR=$dir
   export PG_URL="postgres://postgres@127.0.0.1:$port/postgres"
@@ -57,5 +58,53 @@ pg_stop() {
   local dir=$1 bin
   bin=$(pg_bindir) || return 0
   [ -f "$dir/data/postmaster.pid" ] && pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1
+  return 0
+}
+
+# PgBouncer in transaction pooling mode in front of the cluster of pg_start (README "PgBouncer").
+#   pgb_start DIR  starts it on a free loopback port with a deliberately small server pool (so
+#                  that clients really share server connections) and exports PGB_URL (the
+#                  postgres superuser, database `postgres`; any database name is forwarded).
+#   pgb_stop DIR   stops it.
+pgb_start() {
+  local dir=$1 port pgport
+  command -v pgbouncer >/dev/null || { echo "pgbouncer is not installed; run scripts/install-deps.sh" >&2; return 1; }
+  pgport=$(echo "$PG_URL" | sed -E 's|.*:([0-9]+)/.*|\1|')
+  mkdir -p "$dir"
+  port=$(pg_free_port)
+  printf '"postgres" ""\n' >"$dir/userlist.txt"
+  cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+* = host=127.0.0.1 port=$pgport
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = trust
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = ${PGB_POOL_SIZE:-4}
+max_client_conn = 2000
+max_db_connections = 20
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+  if [ "$(id -u)" = 0 ]; then chown -R postgres: "$dir"; fi
+  if [ "$(id -u)" = 0 ]; then
+    pgbouncer -d -u postgres "$dir/pgbouncer.ini" || { cat "$dir/pgbouncer.log" >&2; return 1; }
+  else
+    pgbouncer -d "$dir/pgbouncer.ini" || { cat "$dir/pgbouncer.log" >&2; return 1; }
+  fi
+  for _ in $(seq 50); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" 2>/dev/null && break
+    sleep 0.1
+  done
+  export PGB_DIR=$dir
+  export PGB_URL="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+pgb_stop() {
+  local dir=$1
+  [ -f "$dir/pgbouncer.pid" ] && kill "$(cat "$dir/pgbouncer.pid")" 2>/dev/null
   return 0
 }

@@ -6,6 +6,19 @@
 //! A role that may not change the schema (the seed's `backup_client`) works as long as the
 //! schema is current; otherwise it gets a message naming the version needed and the admin
 //! command that applies it.
+//!
+//! Behind PgBouncer in transaction pooling mode (the database URL carries `pgbouncer=true`), a
+//! server connection belongs to a client only for one transaction, and PgBouncer 1.18 knows
+//! nothing of prepared statements. sqlx prepares every query (named `sqlx_s_N` statements even
+//! with its statement cache off, and Parse and Bind in separate Sync messages, i.e. separate
+//! "transactions" for PgBouncer), and its migrator holds a session advisory lock. So in that
+//! mode every use of a pooled connection runs inside one transaction (begun when the connection
+//! is handed out, committed when it comes back), which pins one server connection for it;
+//! the statements it prepared are deallocated before the commit, so the next client of that
+//! server connection finds none of them; the statement cache is off, and no
+//! `extra_float_digits` startup parameter is sent (PgBouncer would refuse it). A connection
+//! whose transaction failed is closed instead of reused (PgBouncer then drops its server
+//! connection). See README "PgBouncer".
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -24,16 +37,61 @@ pub fn latest_version() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-fn connect_options(url: &str) -> anyhow::Result<PgConnectOptions> {
-    let opts: PgConnectOptions = url.parse().map_err(|e| {
+/// `pgbouncer=true` (or `false`) in the URL's query string: removed from the URL handed to
+/// sqlx, which does not know it.
+pub(crate) fn split_pooler(url: &str) -> anyhow::Result<(String, bool)> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_string(), false));
+    };
+    let mut pooler = false;
+    let mut kept = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("pgbouncer", v)) => {
+                pooler = match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" => false,
+                    _ => {
+                        return Err(Failure::usage(format!(
+                            "the database URL {} has pgbouncer={v:?}; use pgbouncer=true behind \
+                             PgBouncer in transaction pooling mode, or leave it out",
+                            mask_url(url)
+                        ))
+                        .into());
+                    }
+                }
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, pooler))
+}
+
+/// The connection options, and whether the URL asks for PgBouncer transaction pooling mode.
+fn parse_options(url: &str) -> anyhow::Result<(PgConnectOptions, bool)> {
+    let (plain, pooler) = split_pooler(url)?;
+    let opts: PgConnectOptions = plain.parse().map_err(|e| {
         Failure::usage(format!(
             "the database URL {} is not valid ({e}); expected postgres://USER:PASSWORD@HOST:PORT/DATABASE",
             mask_url(url)
         ))
     })?;
-    Ok(opts
+    let opts = opts
         .application_name("restic-fleet")
-        .log_statements(tracing::log::LevelFilter::Trace))
+        .log_statements(tracing::log::LevelFilter::Trace);
+    Ok(if pooler {
+        (
+            opts.statement_cache_capacity(0).extra_float_digits(None),
+            true,
+        )
+    } else {
+        (opts, false)
+    })
 }
 
 /// Turns a connection error into one sentence that names the database and the fix.
@@ -50,10 +108,37 @@ pub fn connect_error(url: &str, err: sqlx::Error) -> anyhow::Error {
 }
 
 /// Opens a single connection (used for the advisory locks a run holds for its whole duration).
+/// Behind PgBouncer the connection's whole life is one transaction (see [`end_pinned`]).
 pub async fn connect_one(url: &str) -> anyhow::Result<sqlx::PgConnection> {
-    let opts = connect_options(url)?;
-    opts.connect().await.map_err(|e| connect_error(url, e))
+    let (opts, pooler) = parse_options(url)?;
+    let mut conn = opts.connect().await.map_err(|e| connect_error(url, e))?;
+    if pooler {
+        PINNED.store(true, std::sync::atomic::Ordering::Relaxed);
+        sqlx::Executor::execute(&mut conn, "BEGIN").await?;
+    }
+    Ok(conn)
 }
+
+/// Ends what [`connect_one`] began behind PgBouncer: releases the session's advisory locks and
+/// prepared statements and commits, so that the server connection goes back to PgBouncer's
+/// pool clean. Without PgBouncer nothing is open and this does nothing.
+pub async fn end_pinned(conn: &mut sqlx::PgConnection) {
+    if !PINNED.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    // One simple-protocol message: PgBouncer keeps the server until all of it has run.
+    if let Err(e) = sqlx::Executor::execute(
+        &mut *conn,
+        "SELECT pg_advisory_unlock_all(); DEALLOCATE ALL; COMMIT",
+    )
+    .await
+    {
+        tracing::debug!("ending the pinned transaction failed (it is rolled back): {e}");
+    }
+}
+
+/// Whether [`connect_one`] opened its connections inside a transaction (PgBouncer mode).
+static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Connects, and brings the schema up to date if it is not.
 pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
@@ -64,7 +149,7 @@ pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
 
 /// Connects without looking at the schema.
 pub async fn connect_no_migrate(url: &str) -> anyhow::Result<PgPool> {
-    let opts = connect_options(url)?;
+    let (opts, pooler) = parse_options(url)?;
     // One direct attempt first: a pool retries a refused connection until its acquire timeout,
     // and a database that is down should be reported at once, not after 30 seconds.
     let probe = tokio::time::timeout(CONNECT_TIMEOUT, opts.connect())
@@ -79,10 +164,87 @@ pub async fn connect_no_migrate(url: &str) -> anyhow::Result<PgPool> {
         })?
         .map_err(|e| connect_error(url, e))?;
     let _ = sqlx::Connection::close(probe).await;
-    Ok(PgPoolOptions::new()
-        .max_connections(4)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_lazy_with(opts))
+    let options = PgPoolOptions::new()
+        // One connection: every command sends its statements one after another, and with more
+        // the next statement would often open a new connection while sqlx is still returning
+        // the previous one to the pool in the background (4-5 connections per `run`). Behind
+        // PgBouncer it also makes the next statement wait until the previous one's
+        // transaction is committed (see `transaction_pooling`), so a command sees its own
+        // writes in order.
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(30));
+    if !pooler {
+        return Ok(options.connect_lazy_with(opts));
+    }
+    POOLER.store(true, std::sync::atomic::Ordering::Relaxed);
+    let pool = transaction_pooling(options).connect_lazy_with(opts);
+    if let Ok(mut pools) = POOLS.lock() {
+        pools.push(pool.clone());
+    }
+    Ok(pool)
+}
+
+/// Whether this process talks to PostgreSQL through PgBouncer (the URL said `pgbouncer=true`).
+static POOLER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The pools opened in PgBouncer mode, for [`finish`].
+static POOLS: std::sync::Mutex<Vec<PgPool>> = std::sync::Mutex::new(Vec::new());
+
+/// Waits until the last statement's transaction is committed (PgBouncer mode: sqlx returns a
+/// connection to its pool, and so runs our commit, in the background) and closes the pools.
+/// The process must call this before it exits; without PgBouncer there is nothing to do.
+pub async fn finish() {
+    let pools = match POOLS.lock() {
+        Ok(mut p) => std::mem::take(&mut *p),
+        Err(_) => return,
+    };
+    for pool in pools {
+        if pool.size() > 0 {
+            // The pool has one connection: acquiring it waits until the one in flight has been
+            // returned, i.e. committed. The fresh transaction it comes with is empty.
+            if let Ok(conn) = pool.acquire().await {
+                let _ = sqlx::Connection::close(conn.detach()).await;
+            }
+        }
+        pool.close().await;
+    }
+}
+
+/// Pool hooks for PgBouncer transaction pooling (see the module doc): each use of a pooled
+/// connection is one transaction. sqlx's own transaction manager begins it, so a
+/// `pool.begin()` inside becomes a savepoint and sqlx's bookkeeping stays right.
+fn transaction_pooling(options: PgPoolOptions) -> PgPoolOptions {
+    use sqlx::TransactionManager;
+    use sqlx::postgres::PgTransactionManager;
+    options
+        // The pool's own liveness ping would be one more round trip per statement.
+        .test_before_acquire(false)
+        .after_connect(|conn, _| {
+            Box::pin(async move { PgTransactionManager::begin(conn, None).await })
+        })
+        .before_acquire(|conn, _| {
+            Box::pin(async move {
+                PgTransactionManager::begin(conn, None).await?;
+                Ok(true)
+            })
+        })
+        .after_release(|conn, _| {
+            Box::pin(async move {
+                if PgTransactionManager::get_transaction_depth(conn) == 0 {
+                    return Ok(true);
+                }
+                // Fails when the transaction failed: the connection is closed instead, and
+                // PgBouncer drops a server connection whose client left mid-transaction.
+                if sqlx::Executor::execute(&mut *conn, "DEALLOCATE ALL")
+                    .await
+                    .is_err()
+                {
+                    return Ok(false);
+                }
+                PgTransactionManager::commit(conn).await?;
+                Ok(true)
+            })
+        })
 }
 
 /// How long the first connection attempt may take.
@@ -117,12 +279,37 @@ pub async fn ensure_schema(pool: &PgPool) -> anyhow::Result<()> {
     migrate(pool).await
 }
 
+/// The transaction-level advisory lock that serialises migrations behind PgBouncer.
+const MIGRATION_LOCK_KEY: i64 = 0x5246_0000_0008;
+
 /// Applies every missing migration (`restic-fleet db migrate`).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
     let mut migrator = sqlx::migrate!("./migrations");
     // A newer client may already have applied migrations this one does not know: keep working.
     migrator.set_ignore_missing(true);
-    match migrator.run(pool).await {
+    let result = if POOLER.load(std::sync::atomic::Ordering::Relaxed) {
+        // Behind PgBouncer the connection's use is one transaction (see `transaction_pooling`):
+        // sqlx's session advisory lock would be released before that transaction commits, and
+        // a second client would then migrate again over tables it cannot see yet. A
+        // transaction-level lock is held until the commit instead.
+        migrator.set_locking(false);
+        match pool.acquire().await {
+            Ok(mut conn) => {
+                match sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(MIGRATION_LOCK_KEY)
+                    .execute(&mut *conn)
+                    .await
+                {
+                    Ok(_) => migrator.run(&mut *conn).await,
+                    Err(e) => Err(sqlx::migrate::MigrateError::Execute(e)),
+                }
+            }
+            Err(e) => Err(sqlx::migrate::MigrateError::Execute(e)),
+        }
+    } else {
+        migrator.run(pool).await
+    };
+    match result {
         Ok(()) => Ok(()),
         Err(e) => {
             let permission = match &e {
@@ -156,5 +343,34 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
                 Err(anyhow::anyhow!("applying database migrations failed: {e}"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pgbouncer_flag_is_taken_out_of_the_url() {
+        let (u, p) = split_pooler("postgres://u:pw@h:6432/db?pgbouncer=true").unwrap();
+        assert_eq!((u.as_str(), p), ("postgres://u:pw@h:6432/db", true));
+        let (u, p) =
+            split_pooler("postgres://h/db?sslmode=disable&pgbouncer=1&application_name=x").unwrap();
+        assert_eq!(
+            (u.as_str(), p),
+            ("postgres://h/db?sslmode=disable&application_name=x", true)
+        );
+        let (u, p) = split_pooler("postgres://h/db?pgbouncer=false").unwrap();
+        assert_eq!((u.as_str(), p), ("postgres://h/db", false));
+        assert_eq!(
+            split_pooler("postgres://h/db").unwrap(),
+            ("postgres://h/db".to_string(), false)
+        );
+        let e = split_pooler("postgres://u:secret@h/db?pgbouncer=maybe").unwrap_err();
+        assert!(e.to_string().contains("pgbouncer=\"maybe\""), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
+        let (opts, pooler) = parse_options("postgres://h/db?pgbouncer=true").unwrap();
+        assert!(pooler);
+        assert_eq!(opts.get_database(), Some("db"));
     }
 }

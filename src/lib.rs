@@ -25,7 +25,11 @@ pub mod run_hooks;
 pub mod schedule;
 pub mod schedules;
 pub mod settings;
+// i13: full snapshot ids resolved by sync instead of a second restic call per run.
+pub mod snapshot_ids;
+// i13: the SQL of the fleet-scale commands (status, cleanup, snapshot ids).
 pub mod snapshots;
+pub(crate) mod store;
 pub mod sync;
 pub mod unattended;
 pub mod util;

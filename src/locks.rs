@@ -107,7 +107,9 @@ impl LockConn {
         }
     }
 
-    pub async fn close(self) {
+    pub async fn close(mut self) {
+        // i13: behind PgBouncer the lock connection is one transaction: commit it clean.
+        crate::db::end_pinned(&mut self.conn).await;
         let _ = self.conn.close().await;
     }
 

@@ -24,7 +24,13 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    // i13: db::finish commits what a PgBouncer-mode pool still has in flight before exit.
+    let result = runtime.block_on(async {
+        let result = dispatch(cli).await;
+        db::finish().await;
+        result
+    });
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let code = exit::code_of(&err);

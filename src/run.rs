@@ -715,12 +715,8 @@ async fn execute(
     if outcome.status == "success" && !warnings.is_empty() {
         outcome.error_message = Some(format!("warning: {}", warnings.join("; warning: ")));
     }
-    if outcome.status == "success"
-        && let Some(short) = outcome.summary.snapshot_id.clone()
-        && let Some(full) = full_snapshot_id(&restic, repository, password, settings, &short).await
-    {
-        outcome.summary.snapshot_id = Some(full);
-    }
+    // i13: no second repository open to learn the full snapshot id: restic 0.17+ reports it,
+    // and an older restic's short id is resolved by the next sync (src/snapshot_ids.rs).
     outcome.warnings = warnings;
     tracing::debug!("restic repository {}", mask_url(repository));
     outcome
@@ -815,7 +811,8 @@ async fn backup_once(
 
 /// A restic command whose environment carries the repository, the password and the cache
 /// directory (never its argv), and nothing inherited that could contradict them.
-fn restic_command(
+// i13: pub(crate) for src/snapshot_ids.rs.
+pub(crate) fn restic_command(
     restic: &std::path::Path,
     repository: &str,
     password: &str,
@@ -833,48 +830,6 @@ fn restic_command(
     // i14: restic's cache directory and the backend environment (repository_environment)
     crate::unattended::configure_restic(&mut cmd, settings);
     cmd
-}
-
-/// restic 0.14 reports the snapshot by its 8-digit short id (0.15 and later print the full one).
-/// In a repository shared by a fleet a short id can become ambiguous, so the full id is looked
-/// up; if that fails the short id is kept, which restic still accepts while it is unique.
-async fn full_snapshot_id(
-    restic: &std::path::Path,
-    repository: &str,
-    password: &str,
-    settings: &Settings,
-    short: &str,
-) -> Option<String> {
-    if short.len() >= 64 || short.is_empty() || !short.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut cmd = restic_command(restic, repository, password, settings);
-    cmd.args(["snapshots", "--json", "--no-lock", "--", short]);
-    let out = match tokio::time::timeout(Duration::from_secs(120), cmd.output()).await {
-        Ok(Ok(out)) if out.status.success() => out,
-        Ok(Ok(out)) => {
-            tracing::warn!(
-                "keeping the short snapshot id {short}: restic snapshots failed: {}",
-                redact(String::from_utf8_lossy(&out.stderr).trim(), password)
-            );
-            return None;
-        }
-        Ok(Err(e)) => {
-            tracing::warn!("keeping the short snapshot id {short}: {e}");
-            return None;
-        }
-        Err(_) => {
-            tracing::warn!("keeping the short snapshot id {short}: restic snapshots timed out");
-            return None;
-        }
-    };
-    let full = restic::full_snapshot_id(&out.stdout, short);
-    if full.is_none() {
-        tracing::warn!(
-            "keeping the short snapshot id {short}: restic snapshots did not list it once"
-        );
-    }
-    full
 }
 
 /// Runs `restic unlock`: removes locks whose process no longer exists (on this host) or that are

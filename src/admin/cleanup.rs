@@ -1,5 +1,10 @@
 //! `restic-fleet cleanup [--dry-run]`: deletes finished runs older than `run_retention_days`.
+//!
+//! In batches (`--batch-size`, 10,000 by default), each its own short transaction found through
+//! the start_time index, so that deleting millions of rows never holds locks for long nor
+//! blocks the devices recording runs meanwhile. A cancelled cleanup keeps what it deleted so far.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use clap::Args;
@@ -9,33 +14,35 @@ use super::output::print_json;
 use super::{Conn, explain};
 use crate::exit;
 use crate::settings::Settings;
+use crate::store::fleet;
 
 #[derive(Debug, Args)]
 pub struct CleanupArgs {
     /// Only count what would be deleted.
     #[arg(long)]
     pub dry_run: bool,
+    /// Runs deleted per transaction.
+    #[arg(long, value_name = "N", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub batch_size: u32,
     #[command(flatten)]
     pub conn: Conn,
 }
 
 /// `cleanup --json`: `retention_days` (the global `run_retention_days`; 0 keeps everything),
-/// `dry_run`, `deleted` (runs deleted, or that would be with `--dry-run`).
+/// `dry_run`, `deleted` (runs deleted, or that would be with `--dry-run`), `batches` (delete
+/// transactions committed).
 #[derive(Debug, Serialize)]
 pub struct CleanupReport {
     pub retention_days: u64,
     pub dry_run: bool,
     pub deleted: u64,
+    pub batches: u64,
 }
 
 pub async fn run(config_path: &Path, args: CleanupArgs) -> anyhow::Result<u8> {
     explain(cleanup(config_path, args).await)
 }
-
-/// The seed's maintenance query: finished runs (`success`, `failed`, `cancelled`) that started
-/// more than the retention ago. A `running` run is never deleted.
-const WHERE: &str = "start_time < NOW() - make_interval(days => $1) \
-     AND status IN ('success', 'failed', 'cancelled')";
 
 async fn cleanup(config_path: &Path, args: CleanupArgs) -> anyhow::Result<u8> {
     let pool = super::connect(config_path, &args.conn).await?;
@@ -48,28 +55,39 @@ async fn cleanup(config_path: &Path, args: CleanupArgs) -> anyhow::Result<u8> {
         .await?,
     );
     let days = settings.get_u64("run_retention_days", 90)?;
-    let deleted = if days == 0 {
-        0
-    } else {
+    let mut deleted = 0;
+    let mut batches = 0;
+    if days > 0 {
         let days_i32 = i32::try_from(days).unwrap_or(i32::MAX);
+        let cutoff = fleet::cleanup_cutoff(&pool, days_i32).await?;
         if args.dry_run {
-            let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM runs WHERE {WHERE}"))
-                .bind(days_i32)
-                .fetch_one(&pool)
-                .await?;
-            n as u64
+            deleted = fleet::cleanup_count(&pool, cutoff).await?;
         } else {
-            sqlx::query(&format!("DELETE FROM runs WHERE {WHERE}"))
-                .bind(days_i32)
-                .execute(&pool)
-                .await?
-                .rows_affected()
+            let progress = !args.conn.json && std::io::stderr().is_terminal();
+            loop {
+                let n = fleet::cleanup_batch(&pool, cutoff, i64::from(args.batch_size)).await?;
+                if n == 0 {
+                    break;
+                }
+                deleted += n;
+                batches += 1;
+                if progress {
+                    eprint!("\rdeleted {deleted} run(s) so far ({batches} batch(es))");
+                }
+                if n < u64::from(args.batch_size) {
+                    break;
+                }
+            }
+            if progress && batches > 0 {
+                eprintln!();
+            }
         }
-    };
+    }
     let report = CleanupReport {
         retention_days: days,
         dry_run: args.dry_run,
         deleted,
+        batches,
     };
     if args.conn.json {
         print_json(&report)?;

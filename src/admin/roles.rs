@@ -210,6 +210,9 @@ pub const DEVICE_GRANTS: &[&str] = &[
     "GRANT UPDATE (last_run_at, next_run_at, updated_at) ON schedules TO backup_client",
     "GRANT INSERT, UPDATE ON runs TO backup_client",
     "GRANT USAGE, SELECT ON SEQUENCE runs_id_seq TO backup_client",
+    // Derived run state (migration 008), written only by its triggers; `status --device` of the
+    // device itself reads its own jobs' rows.
+    "GRANT SELECT ON job_run_state TO backup_client",
     // Maintenance (migration 009): policies let only the maintenance owner read every job's
     // retention, and a device write only its own maintenance steps.
     "GRANT SELECT ON job_retention TO backup_client",

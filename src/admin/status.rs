@@ -38,7 +38,6 @@ use super::output::{self, print_json};
 use super::{Conn, explain, require_device};
 use crate::exit;
 use crate::schedule::{CronExpr, Schedule};
-use crate::schedules::{SCHEDULE_COLUMNS, ScheduleRow};
 use crate::settings::Settings;
 
 #[derive(Debug, Args)]
@@ -142,23 +141,6 @@ pub struct JobStatus {
     pub next_run_at: Option<DateTime<Utc>>,
     pub expected_period_seconds: Option<i64>,
     pub warnings: Vec<String>,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-struct DeviceRow {
-    id: String,
-    name: String,
-    platform: String,
-    enabled: bool,
-    last_seen: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-struct JobRow {
-    id: Uuid,
-    device_id: String,
-    name: String,
-    enabled: bool,
 }
 
 /// A run as the verdict needs it.
@@ -372,71 +354,49 @@ async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
     })
 }
 
-/// Builds the status report from the database.
+/// The settings `status` needs for one device.
+#[derive(Debug, Clone, Copy)]
+struct DeviceSettings {
+    tz: Tz,
+    sync_interval: u64,
+    grace: i64,
+}
+
+impl DeviceSettings {
+    fn from(s: &Settings) -> Self {
+        let sync_interval = s.get_u64("sync_interval_seconds", 300).unwrap_or(300);
+        let grace = s.get_u64("missed_run_grace_seconds", 900).unwrap_or(900)
+            + s.get_u64("schedule_jitter_seconds", 0).unwrap_or(0);
+        Self {
+            tz: s.timezone().unwrap_or(chrono_tz::UTC),
+            sync_interval,
+            grace: grace as i64, // each term ≤ i32::MAX
+        }
+    }
+}
+
+/// Builds the status report from the database: a fixed number of statements whatever the
+/// fleet's size (see [`crate::store::fleet::status_snapshot`]), then in-memory joins by key.
 pub async fn collect(
     pool: &PgPool,
     device: Option<&str>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<StatusReport> {
-    let devices: Vec<DeviceRow> = sqlx::query_as(
-        "SELECT id, name, platform, enabled, last_seen FROM devices \
-         WHERE ($1::text IS NULL OR id = $1) ORDER BY id",
-    )
-    .bind(device)
-    .fetch_all(pool)
-    .await?;
-    let jobs: Vec<JobRow> = sqlx::query_as(
-        "SELECT id, device_id, name, enabled FROM backup_jobs \
-         WHERE ($1::text IS NULL OR device_id = $1) ORDER BY device_id, name",
-    )
-    .bind(device)
-    .fetch_all(pool)
-    .await?;
-    let schedules: Vec<ScheduleRow> = sqlx::query_as(&format!(
-        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE enabled ORDER BY id"
-    ))
-    .fetch_all(pool)
-    .await?;
-    let newest: Vec<RunFacts> = sqlx::query_as(
-        "SELECT DISTINCT ON (job_id) id, job_id, status, start_time, end_time, error_message, metadata \
-         FROM runs ORDER BY job_id, start_time DESC, id DESC",
-    )
-    .fetch_all(pool)
-    .await?;
-    let finished: Vec<RunFacts> = sqlx::query_as(
-        "SELECT DISTINCT ON (job_id) id, job_id, status, start_time, end_time, error_message, metadata \
-         FROM runs WHERE status IN ('success', 'failed') ORDER BY job_id, start_time DESC, id DESC",
-    )
-    .fetch_all(pool)
-    .await?;
-    // The newest success of each job: when it started and when it ended.
-    let successes: Vec<(Uuid, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT DISTINCT ON (job_id) job_id, start_time, COALESCE(end_time, start_time) \
-         FROM runs WHERE status = 'success' \
-         ORDER BY job_id, COALESCE(end_time, start_time) DESC, id DESC",
-    )
-    .fetch_all(pool)
-    .await?;
-    let running: Vec<Uuid> =
-        sqlx::query_scalar("SELECT DISTINCT job_id FROM runs WHERE status = 'running'")
-            .fetch_all(pool)
-            .await?;
-    let newest: HashMap<Uuid, RunFacts> = newest.into_iter().map(|r| (r.job_id, r)).collect();
-    let finished: HashMap<Uuid, RunFacts> = finished.into_iter().map(|r| (r.job_id, r)).collect();
-    let successes: HashMap<Uuid, (DateTime<Utc>, DateTime<Utc>)> = successes
-        .into_iter()
-        .map(|(j, start, end)| (j, (start, end)))
-        .collect();
-
-    let mut settings: HashMap<String, (Tz, u64, i64)> = HashMap::new();
-    let mut device_out = Vec::new();
-    for d in &devices {
-        let s = Settings::load(pool, &d.id).await?;
-        let tz = s.timezone().unwrap_or(chrono_tz::UTC);
-        let sync = s.get_u64("sync_interval_seconds", 300).unwrap_or(300);
-        let grace = s.get_u64("missed_run_grace_seconds", 900).unwrap_or(900)
-            + s.get_u64("schedule_jitter_seconds", 0).unwrap_or(0);
-        settings.insert(d.id.clone(), (tz, sync, grace as i64));
+    let snap = crate::store::fleet::status_snapshot(pool, device).await?;
+    // Settings: the globals are evaluated once; only devices with rows of their own merge.
+    let global = DeviceSettings::from(&Settings::from_pairs(snap.global_settings.iter().cloned()));
+    let settings_of = |device_id: &str| match snap.device_settings.get(device_id) {
+        None => global,
+        Some(own) => DeviceSettings::from(&Settings::from_pairs(
+            snap.global_settings.iter().chain(own.iter()).cloned(),
+        )),
+    };
+    let mut settings: HashMap<&str, DeviceSettings> = HashMap::with_capacity(snap.devices.len());
+    let mut device_out = Vec::with_capacity(snap.devices.len());
+    for d in &snap.devices {
+        let s = settings_of(&d.id);
+        settings.insert(&d.id, s);
+        let sync = s.sync_interval;
         let state = match d.last_seen {
             None => "never_seen",
             Some(t) if (now - t).num_seconds() > 3 * sync as i64 => "offline", // sync ≤ i32::MAX
@@ -452,35 +412,72 @@ pub async fn collect(
             sync_interval_seconds: sync,
         });
     }
+    let device_enabled: HashMap<&str, bool> = snap
+        .devices
+        .iter()
+        .map(|d| (d.id.as_str(), d.enabled))
+        .collect();
 
-    let mut job_out = Vec::new();
-    for j in &jobs {
-        let device_enabled = devices
-            .iter()
-            .find(|d| d.id == j.device_id)
-            .map(|d| d.enabled)
+    let mut parsed_crons: HashMap<&str, Option<CronExpr>> = HashMap::new();
+    let mut job_out = Vec::with_capacity(snap.jobs.len());
+    for j in &snap.jobs {
+        let device_enabled = device_enabled
+            .get(j.device_id.as_str())
+            .copied()
             .unwrap_or(true);
-        let (tz, _, grace) =
-            settings
-                .get(&j.device_id)
-                .cloned()
-                .unwrap_or((chrono_tz::UTC, 300, 900));
-        let mine: Vec<&ScheduleRow> = schedules.iter().filter(|s| s.job_id == j.id).collect();
-        let parsed: Vec<Schedule> = mine.iter().filter_map(|s| s.schedule().ok()).collect();
-        let success = successes.get(&j.id).copied();
+        let DeviceSettings { tz, grace, .. } = settings
+            .get(j.device_id.as_str())
+            .copied()
+            .unwrap_or(DeviceSettings {
+                tz: chrono_tz::UTC,
+                sync_interval: 300,
+                grace: 900,
+            });
+        // A fleet shares few distinct expressions: each is parsed once.
+        let mut parsed: Vec<Schedule> = j
+            .crons
+            .iter()
+            .flatten()
+            .filter_map(|expr| {
+                parsed_crons
+                    .entry(expr.as_str())
+                    .or_insert_with(|| CronExpr::parse(expr).ok())
+                    .clone()
+                    .map(Schedule::Cron)
+            })
+            .collect();
+        if let Some(seconds) = j.min_interval.and_then(|s| u64::try_from(s).ok()) {
+            parsed.push(Schedule::Interval { seconds });
+        }
+        let success = j.last_success_start.zip(j.last_success_end);
         let period = expected_period(&parsed, success.map_or(now, |(start, _)| start), &tz);
-        let next_run_at = mine.iter().filter_map(|s| s.next_run_at).min();
+        let next_run_at = j.next_run_at;
         let last_success = success.map(|(_, end)| end);
+        let finished = match (
+            j.last_finished_run_id,
+            &j.last_finished_status,
+            j.last_finished_start,
+        ) {
+            (Some(id), Some(status), Some(start_time)) => Some(RunFacts {
+                id,
+                job_id: j.id,
+                status: status.clone(),
+                start_time,
+                end_time: j.last_finished_end,
+                error_message: j.last_finished_error.clone(),
+                metadata: j.last_finished_metadata.clone(),
+            }),
+            _ => None,
+        };
         let facts = Facts {
             job_enabled: j.enabled,
             device_enabled,
-            last_finished: finished.get(&j.id),
+            last_finished: finished.as_ref(),
             last_success,
             expected_period: period,
             grace_seconds: grace,
         };
         let (v, reason, warnings) = verdict(&facts, now);
-        let last = newest.get(&j.id);
         job_out.push(JobStatus {
             job_id: j.id,
             job_name: j.name.clone(),
@@ -488,10 +485,10 @@ pub async fn collect(
             enabled: j.enabled,
             verdict: v,
             reason,
-            last_run_id: last.map(|r| r.id),
-            last_run_status: last.map(|r| r.status.clone()),
-            last_run_start: last.map(|r| r.start_time),
-            running: running.contains(&j.id),
+            last_run_id: j.last_run_id,
+            last_run_status: j.last_run_status.clone(),
+            last_run_start: j.last_run_start,
+            running: snap.running.contains(&j.id),
             last_success_at: last_success,
             last_success_age_seconds: last_success.map(|t| (now - t).num_seconds().max(0)),
             next_run_at,

@@ -390,6 +390,11 @@ pub async fn run(
     }
 
     let settings = Settings::load(pool, &config.device_id).await?;
+    if !args.dry_run {
+        // i13: full ids for the short snapshot ids older restic reported (one restic call, only
+        // when some are pending).
+        crate::snapshot_ids::resolve_pending(pool, &config.device_id, &settings).await;
+    }
     let tz = settings.timezone()?;
     let jitter = settings.get_u64("schedule_jitter_seconds", 0)?;
     let grace = settings.get_u64("missed_run_grace_seconds", 900)?;

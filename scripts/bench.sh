@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Fleet-scale benchmark (issue 13). Not part of CI's test run.
+#
+#   scripts/bench.sh [--full] [--devices N] [--jobs-per-device N] [--runs-per-job N]
+#                    [--repeat N] [--syncs N] [--sync-seconds S] [--bin PATH]
+#
+# Starts a private PostgreSQL (shared_buffers 1 GB, pg_stat_statements) and a PgBouncer in
+# transaction pooling mode in front of it, generates a fleet in SQL (devices with 5 jobs each,
+# 2 schedules per job, one run per job per day), and prints side by side: `run` vs bare
+# `restic backup` (interleaved, median), no-op `sync`, `status --json`, `status --device`,
+# `runs list --job`, `cleanup`, N syncs spread over a minute (p50/p99, directly and through
+# PgBouncer), with peak RSS, statements and connections per command.
+# Default: 200 devices / 1,000 jobs / 100,000 runs, about a minute plus the release build.
+# --full: 10,000 devices / 50,000 jobs / 10,000,000 runs and 1,000 syncs (the fleet takes
+# several minutes to generate, and about 4 GB of disk).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+devices=200 jobs=5 runs=100 repeat=5 syncs=200 sync_seconds=12 bin=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --full) devices=10000 jobs=5 runs=200 syncs=1000 sync_seconds=60 ;;
+    --devices) devices=$2; shift ;;
+    --jobs-per-device) jobs=$2; shift ;;
+    --runs-per-job) runs=$2; shift ;;
+    --repeat) repeat=$2; shift ;;
+    --syncs) syncs=$2; shift ;;
+    --sync-seconds) sync_seconds=$2; shift ;;
+    --bin) bin=$2; shift ;;
+    *) echo "unknown argument $1; see the header of $0" >&2; exit 2 ;;
+  esac
+  shift
+done
+scripts/install-deps.sh
+if [ -z "$bin" ]; then
+  cargo build --release --locked -q
+  bin=target/release/restic-fleet
+fi
+. scripts/pg.sh
+dir=$(mktemp -d /tmp/restic-fleet-bench.XXXXXX)
+chmod 755 "$dir"  # the cluster runs as postgres when we are root
+trap 'pgb_stop "$dir/pgbouncer"; pg_stop "$dir/pg"; rm -rf "$dir"' EXIT
+PG_EXTRA_OPTS="-c shared_buffers=1GB -c shared_preload_libraries=pg_stat_statements -c log_connections=on -c max_wal_size=4GB" \
+  pg_start "$dir/pg"
+PGB_POOL_SIZE=20 pgb_start "$dir/pgbouncer"
+psql -qX "$PG_URL" -c "CREATE DATABASE bench" >/dev/null
+url=${PG_URL%/*}/bench
+pgb=${PGB_URL%/*}/bench
+psql -qX "$url" -c "CREATE EXTENSION pg_stat_statements" >/dev/null
+"$bin" db migrate --database-url "$url" >/dev/null
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr); restic $(restic version | awk '{print $2}'); $(psql -qAtX "$url" -c 'SHOW server_version')"
+echo "generating $devices devices, $((devices * jobs)) jobs, $((devices * jobs * 2)) schedules, $((devices * jobs * runs)) runs..."
+start=$(date +%s)
+psql -qX "$url" -v devices="$devices" -v jobs_per_device="$jobs" -v runs_per_job="$runs" \
+  -f scripts/bench-fleet.sql 2>&1 | grep -v NOTICE || true
+echo "fleet generated in $(( $(date +%s) - start )) s; runs table $(psql -qAtX "$url" -c "SELECT pg_size_pretty(pg_total_relation_size('runs'))")"
+python3 scripts/bench.py --bin "$bin" --url "$url" --pgb-url "$pgb" --server-log "$dir/pg/server.log" \
+  --repeat "$repeat" --syncs "$syncs" --sync-seconds "$sync_seconds" --runs-per-job "$runs"

@@ -1,0 +1,322 @@
+//! Fleet-wide reads and batched history maintenance, written to cost O(jobs asked about) and
+//! never O(run history): `status` (whole fleet or one device), `cleanup` in batches, and the
+//! pending short snapshot ids of one device.
+//!
+//! Every statement here is safe behind PgBouncer in transaction pooling mode: no session state
+//! (a multi-statement read runs in one transaction, settings are changed with `SET LOCAL`).
+//! The indexes and the trigger-maintained `job_run_state` table they rely on are in
+//! migrations/008_fleet_scale.sql.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DeviceRow {
+    pub id: String,
+    pub name: String,
+    pub platform: String,
+    pub enabled: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+}
+
+/// A job with its newest run, newest finished run and newest success (from `job_run_state`).
+#[derive(Debug)]
+pub(crate) struct JobStateRow {
+    pub id: Uuid,
+    pub device_id: String,
+    pub name: String,
+    pub enabled: bool,
+    pub last_run_id: Option<i32>,
+    pub last_run_status: Option<String>,
+    pub last_run_start: Option<DateTime<Utc>>,
+    pub last_finished_run_id: Option<i32>,
+    pub last_finished_status: Option<String>,
+    pub last_finished_start: Option<DateTime<Utc>>,
+    pub last_finished_end: Option<DateTime<Utc>>,
+    pub last_finished_error: Option<String>,
+    pub last_finished_metadata: Option<Value>,
+    pub last_success_start: Option<DateTime<Utc>>,
+    pub last_success_end: Option<DateTime<Utc>>,
+    /// Of the job's enabled schedules: the earliest `next_run_at`, the distinct cron
+    /// expressions, and the smallest positive interval (what the expected period needs).
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub crons: Option<Vec<String>>,
+    pub min_interval: Option<i32>,
+}
+
+// Decoded by position, not by name: 18 columns of 50,000 rows.
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for JobStateRow {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            id: row.try_get(0)?,
+            device_id: row.try_get(1)?,
+            name: row.try_get(2)?,
+            enabled: row.try_get(3)?,
+            last_run_id: row.try_get(4)?,
+            last_run_status: row.try_get(5)?,
+            last_run_start: row.try_get(6)?,
+            last_finished_run_id: row.try_get(7)?,
+            last_finished_status: row.try_get(8)?,
+            last_finished_start: row.try_get(9)?,
+            last_finished_end: row.try_get(10)?,
+            last_finished_error: row.try_get(11)?,
+            last_finished_metadata: row.try_get(12)?,
+            last_success_start: row.try_get(13)?,
+            last_success_end: row.try_get(14)?,
+            next_run_at: row.try_get(15)?,
+            crons: row.try_get(16)?,
+            min_interval: row.try_get(17)?,
+        })
+    }
+}
+
+/// What `status` reads, for the whole fleet or one device, from one snapshot of the database.
+#[derive(Debug, Default)]
+pub(crate) struct FleetSnapshot {
+    /// Ordered by id.
+    pub devices: Vec<DeviceRow>,
+    /// Ordered by device, then name.
+    pub jobs: Vec<JobStateRow>,
+    /// Jobs with a run in progress.
+    pub running: std::collections::HashSet<Uuid>,
+    /// The global settings, in the order the seed's query reads them.
+    pub global_settings: Vec<(String, String)>,
+    /// The per-device settings of those devices.
+    pub device_settings: HashMap<String, Vec<(String, String)>>,
+}
+
+/// An enabled schedule as `status` needs it: job, type, cron expression, interval, next run.
+type ScheduleFacts = (
+    Uuid,
+    String,
+    Option<String>,
+    Option<i32>,
+    Option<DateTime<Utc>>,
+);
+
+/// The last finished run's metadata, sent only when the verdict reads something in it (a
+/// non-empty `warnings` or `missing_paths` array, see `status::run_warnings`): parsing 50,000
+/// metadata documents that say nothing was most of the client's work.
+const WARNING_METADATA: &str = "CASE WHEN \
+      CASE jsonb_typeof(s.last_finished_metadata -> 'warnings') \
+        WHEN 'array' THEN jsonb_array_length(s.last_finished_metadata -> 'warnings') > 0 \
+        ELSE false END \
+   OR CASE jsonb_typeof(s.last_finished_metadata -> 'missing_paths') \
+        WHEN 'array' THEN jsonb_array_length(s.last_finished_metadata -> 'missing_paths') > 0 \
+        ELSE false END \
+   THEN s.last_finished_metadata END AS last_finished_metadata";
+
+/// Reads everything `status` needs in one transaction: the same seven statements whatever the
+/// fleet's size, each served by an index or a small table.
+pub(crate) async fn status_snapshot(
+    pool: &PgPool,
+    device: Option<&str>,
+) -> anyhow::Result<FleetSnapshot> {
+    let mut tx = pool.begin().await?;
+    // A read of this shape has no use for JIT compilation, which costs more than the query
+    // itself once the planner's estimate crosses jit_above_cost. SET LOCAL ends with the
+    // transaction, so a pooled server connection is left as it was found. (No isolation level
+    // is set: behind PgBouncer this transaction is a savepoint, where PostgreSQL refuses it.)
+    sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+    // Sorting 50,000 jobs must not spill to disk (the default work_mem is 4 MB).
+    sqlx::query("SET LOCAL work_mem = '64MB'")
+        .execute(&mut *tx)
+        .await?;
+    let devices: Vec<DeviceRow> = sqlx::query_as(
+        "SELECT id, name, platform, enabled, last_seen FROM devices \
+         WHERE ($1::text IS NULL OR id = $1) ORDER BY id",
+    )
+    .bind(device)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut jobs: Vec<JobStateRow> = sqlx::query_as(&format!(
+        "SELECT j.id, j.device_id, j.name, j.enabled, \
+                s.last_run_id, s.last_run_status, s.last_run_start, \
+                s.last_finished_run_id, s.last_finished_status, s.last_finished_start, \
+                s.last_finished_end, s.last_finished_error, {WARNING_METADATA}, \
+                s.last_success_start, s.last_success_end, \
+                NULL::timestamptz AS next_run_at, NULL::text[] AS crons, NULL::int AS min_interval \
+         FROM backup_jobs j LEFT JOIN job_run_state s ON s.job_id = j.id \
+         WHERE ($1::text IS NULL OR j.device_id = $1) ORDER BY j.device_id, j.name"
+    ))
+    .bind(device)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Only the columns the verdict needs, in no particular order, folded into the job rows
+    // below. (Aggregating them in SQL costs PostgreSQL more than it saves here.)
+    let schedules: Vec<ScheduleFacts> = sqlx::query_as(
+        "SELECT job_id, schedule_type, cron_expression, interval_seconds, next_run_at \
+             FROM schedules \
+             WHERE enabled AND ($1::text IS NULL OR job_id IN \
+               (SELECT id FROM backup_jobs WHERE device_id = $1))",
+    )
+    .bind(device)
+    .fetch_all(&mut *tx)
+    .await?;
+    // Served by the partial index idx_runs_running: a handful of rows at any time.
+    let running: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT r.job_id FROM runs r \
+         WHERE r.status = 'running' AND ($1::text IS NULL OR r.job_id IN \
+           (SELECT id FROM backup_jobs WHERE device_id = $1))",
+    )
+    .bind(device)
+    .fetch_all(&mut *tx)
+    .await?;
+    // All settings at once (globals first, as the seed's per-device query orders them),
+    // instead of one query per device.
+    let settings: Vec<(Option<String>, String, String)> = sqlx::query_as(
+        "SELECT device_id, key, value FROM settings \
+         WHERE device_id IS NULL OR $1::text IS NULL OR device_id = $1 \
+         ORDER BY device_id NULLS FIRST, id",
+    )
+    .bind(device)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    let index: HashMap<Uuid, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
+    for (job_id, kind, cron, interval, next) in schedules {
+        let Some(j) = index.get(&job_id).and_then(|i| jobs.get_mut(*i)) else {
+            continue;
+        };
+        j.next_run_at = match (j.next_run_at, next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match (kind.as_str(), cron, interval) {
+            ("cron", Some(expr), _) => {
+                let crons = j.crons.get_or_insert_with(Vec::new);
+                if !crons.contains(&expr) {
+                    crons.push(expr);
+                }
+            }
+            ("interval", _, Some(s)) if s > 0 => {
+                j.min_interval = Some(j.min_interval.map_or(s, |m| m.min(s)));
+            }
+            _ => {}
+        }
+    }
+    let mut global_settings = Vec::new();
+    let mut device_settings: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    for (device_id, key, value) in settings {
+        match device_id {
+            None => global_settings.push((key, value)),
+            Some(d) => device_settings.entry(d).or_default().push((key, value)),
+        }
+    }
+    Ok(FleetSnapshot {
+        devices,
+        jobs,
+        running: running.into_iter().collect(),
+        global_settings,
+        device_settings,
+    })
+}
+
+/// The instant before which finished runs are deleted, fixed once per `cleanup` so that every
+/// batch deletes by the same rule.
+pub(crate) async fn cleanup_cutoff(pool: &PgPool, days: i32) -> anyhow::Result<DateTime<Utc>> {
+    Ok(
+        sqlx::query_scalar("SELECT NOW() - make_interval(days => $1)")
+            .bind(days)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// The seed's maintenance rule: finished runs (`success`, `failed`, `cancelled`) that started
+/// before the cutoff. A `running` run is never deleted.
+const CLEANUP_WHERE: &str = "start_time < $1 AND status IN ('success', 'failed', 'cancelled')";
+
+/// How many runs the rule selects (`cleanup --dry-run`).
+pub(crate) async fn cleanup_count(pool: &PgPool, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM runs WHERE {CLEANUP_WHERE}"))
+        .bind(cutoff)
+        .fetch_one(pool)
+        .await?;
+    Ok(n.max(0) as u64)
+}
+
+/// Deletes at most `limit` of the oldest runs the rule selects, in a transaction of its own
+/// (the statement commits alone), found through the start_time index. Returns how many went.
+pub(crate) async fn cleanup_batch(
+    pool: &PgPool,
+    cutoff: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<u64> {
+    Ok(sqlx::query(&format!(
+        "DELETE FROM runs WHERE id IN \
+           (SELECT id FROM runs WHERE {CLEANUP_WHERE} ORDER BY start_time LIMIT $2)"
+    ))
+    .bind(cutoff)
+    .bind(limit)
+    .execute(pool)
+    .await?
+    .rows_affected())
+}
+
+/// This device's successful runs of the last `days` days whose snapshot id is still short and
+/// not known to be unresolvable (`(run id, short id)`), through idx_runs_snapshot_pending.
+pub(crate) async fn pending_snapshot_ids(
+    pool: &PgPool,
+    device_id: &str,
+    days: i32,
+) -> anyhow::Result<Vec<(i32, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT id, snapshot_id FROM runs \
+         WHERE device_id = $1 AND status = 'success' AND length(snapshot_id) < 64 \
+           AND start_time > NOW() - make_interval(days => $2) \
+           AND NOT COALESCE(metadata ? 'snapshot_id_unresolved', false) \
+         ORDER BY id",
+    )
+    .bind(device_id)
+    .bind(days)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Stores resolved full snapshot ids (one statement), only over the short id they extend.
+pub(crate) async fn store_full_snapshot_ids(
+    pool: &PgPool,
+    resolved: &[(i32, String)],
+) -> anyhow::Result<()> {
+    if resolved.is_empty() {
+        return Ok(());
+    }
+    let (ids, full): (Vec<i32>, Vec<String>) = resolved.iter().cloned().unzip();
+    sqlx::query(
+        "UPDATE runs r SET snapshot_id = v.full_id \
+         FROM unnest($1::int[], $2::text[]) AS v(id, full_id) \
+         WHERE r.id = v.id AND length(r.snapshot_id) < 64 \
+           AND v.full_id LIKE lower(r.snapshot_id) || '%'",
+    )
+    .bind(ids)
+    .bind(full)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Marks runs whose short id cannot be resolved, so that no later sync tries again.
+pub(crate) async fn mark_snapshot_ids_unresolved(
+    pool: &PgPool,
+    runs: &[i32],
+) -> anyhow::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE runs SET metadata = COALESCE(metadata, '{}'::jsonb) \
+           || jsonb_build_object('snapshot_id_unresolved', true) \
+         WHERE id = ANY($1)",
+    )
+    .bind(runs)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
