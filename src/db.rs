@@ -49,10 +49,79 @@ pub fn connect_error(url: &str, err: sqlx::Error) -> anyhow::Error {
     )))
 }
 
-/// Opens a single connection (used for the advisory locks a run holds for its whole duration).
-pub async fn connect_one(url: &str) -> anyhow::Result<sqlx::PgConnection> {
+/// The database could not be reached (down, restarting, network away), as opposed to refusing
+/// us (bad password, missing privilege, SQL error). Only this makes `run` fall back to the
+/// local copy and the spool.
+#[derive(Debug)]
+pub struct Unreachable {
+    pub message: String,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Unreachable {}
+
+/// Whether a sqlx error means the server or the path to it is away.
+pub fn sqlx_unreachable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        // 08: connection exceptions; 57P01-57P03: admin/crash shutdown, cannot connect now;
+        // 53300: too many connections.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+        _ => false,
+    }
+}
+
+/// Whether an error (anywhere in its chain) says the database could not be reached.
+pub fn is_unreachable(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<Unreachable>().is_some()
+            || e.downcast_ref::<sqlx::Error>()
+                .is_some_and(sqlx_unreachable)
+    })
+}
+
+/// Opens the one connection a `run` or `sync` uses (within `timeout`), and brings the schema up
+/// to date. An unreachable server is an [`Unreachable`] error; anything else (bad URL, bad
+/// password, old schema) a [`Failure`].
+pub async fn connect_single(url: &str, timeout: Duration) -> anyhow::Result<sqlx::PgConnection> {
     let opts = connect_options(url)?;
-    opts.connect().await.map_err(|e| connect_error(url, e))
+    let unreachable = |detail: String| {
+        anyhow::Error::new(Unreachable {
+            message: format!(
+                "cannot connect to the database at {}: {detail}; check database_url in the config \
+                 (or DATABASE_URL) and that PostgreSQL is running and reachable",
+                mask_url(url)
+            ),
+        })
+    };
+    let mut conn = match tokio::time::timeout(timeout, opts.connect()).await {
+        Err(_) => {
+            return Err(unreachable(format!(
+                "no answer within {}s",
+                timeout.as_secs()
+            )));
+        }
+        Ok(Err(e)) if sqlx_unreachable(&e) => return Err(unreachable(e.to_string())),
+        Ok(Err(e)) => return Err(connect_error(url, e)),
+        Ok(Ok(c)) => c,
+    };
+    let applied = applied_versions_on(&mut conn).await?;
+    if MIGRATOR.iter().any(|m| !applied.contains(&m.version)) {
+        migrate_on(&mut conn).await?;
+    }
+    Ok(conn)
 }
 
 /// Connects, and brings the schema up to date if it is not.
@@ -90,15 +159,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The versions recorded as successfully applied (empty when the table does not exist).
 pub async fn applied_versions(pool: &PgPool) -> anyhow::Result<BTreeSet<i64>> {
+    let mut conn = pool.acquire().await?;
+    applied_versions_on(&mut conn).await
+}
+
+async fn applied_versions_on(pool: &mut sqlx::PgConnection) -> anyhow::Result<BTreeSet<i64>> {
     let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
-        .fetch_one(pool)
+        .fetch_one(&mut *pool)
         .await?;
     if exists.is_none() {
         return Ok(BTreeSet::new());
     }
     let rows: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
+            .fetch_all(&mut *pool)
             .await?;
     Ok(rows.into_iter().collect())
 }
@@ -119,10 +193,15 @@ pub async fn ensure_schema(pool: &PgPool) -> anyhow::Result<()> {
 
 /// Applies every missing migration (`restic-fleet db migrate`).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    migrate_on(&mut conn).await
+}
+
+async fn migrate_on(pool: &mut sqlx::PgConnection) -> anyhow::Result<()> {
     let mut migrator = sqlx::migrate!("./migrations");
     // A newer client may already have applied migrations this one does not know: keep working.
     migrator.set_ignore_missing(true);
-    match migrator.run(pool).await {
+    match migrator.run(&mut *pool).await {
         Ok(()) => Ok(()),
         Err(e) => {
             let permission = match &e {
@@ -135,7 +214,7 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
                 _ => false,
             };
             if permission {
-                let applied = applied_versions(pool).await.unwrap_or_default();
+                let applied = applied_versions_on(pool).await.unwrap_or_default();
                 let missing: Vec<String> = MIGRATOR
                     .iter()
                     .map(|m| m.version)

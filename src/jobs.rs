@@ -1,14 +1,14 @@
 //! Backup jobs as stored in `backup_jobs`, and what `run` derives from them.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::usage_err;
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct Job {
     pub id: Uuid,
     pub device_id: String,
@@ -39,12 +39,12 @@ pub fn parse_job_id(text: &str) -> anyhow::Result<Uuid> {
     })
 }
 
-pub async fn find(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Job>> {
+pub async fn find<'e>(db: impl PgExecutor<'e>, id: Uuid) -> anyhow::Result<Option<Job>> {
     Ok(sqlx::query_as::<_, Job>(&format!(
         "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE id = $1"
     ))
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?)
 }
 

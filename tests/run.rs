@@ -629,6 +629,7 @@ async fn a_terminal_gets_a_progress_bar_and_a_scheduler_gets_plain_log_lines() {
     let out = Command::new("script")
         .args(["-qec", &cmdline, "/dev/null"])
         .env("TERM", "xterm")
+        .env("RESTIC_FLEET_STATE_DIR", env.state_dir())
         .env_remove("DATABASE_URL")
         .output()
         .expect("script (util-linux) on PATH");

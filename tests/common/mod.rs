@@ -111,6 +111,11 @@ impl Env {
         self.dir.path().join("config.toml")
     }
 
+    /// The state directory the binary uses in this test.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     pub fn repo(&self) -> PathBuf {
         self.dir.path().join("repo")
     }
@@ -123,6 +128,8 @@ impl Env {
             .env_remove("RESTIC_PASSWORD")
             .env_remove("RESTIC_REPOSITORY")
             .env("RESTIC_FLEET_CONFIG", self.config_path())
+            // i10: each test's own state directory (local copy, spool, lock files).
+            .env("RESTIC_FLEET_STATE_DIR", self.state_dir())
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
             .env("HOME", self.dir.path());
         c
