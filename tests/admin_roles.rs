@@ -111,7 +111,7 @@ async fn roles_client_runs_and_syncs_but_cannot_delete_viewer_only_reads() {
     let viewer = url_with_user(&env.db, "backup_viewer", "viewer-pw");
     let admin = url_with_user(&env.db, "backup_admin", "admin-pw");
 
-    // backup_client: run (SELECT, INSERT, UPDATE, advisory locks) works.
+    // backup_client: run (SELECT, INSERT, UPDATE) works.
     let out = as_role(&env, &client, &["run", &job.to_string()]);
     assert_ok(&out);
     let (status, last): (String, Option<chrono::DateTime<chrono::Utc>>) = sqlx::query_as(

@@ -314,17 +314,44 @@ async fn backup_once(
         .stdout(Stdio::piped());
     #[cfg(unix)]
     cmd.process_group(0); // signals reach restic only through us, once
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("could not start restic at {}: {e}", restic.display()))?;
+    let reporter = Arc::new(Mutex::new(Progress::new(progress, job_name)));
+    // On Unix restic writes into unnamed temporary files that this process follows, not into
+    // pipes: when this process dies, a write to a pipe without reader would kill restic with
+    // SIGPIPE (Go exits on a broken stdout/stderr) before its parent-death SIGINT handler has
+    // removed its repository lock. The files vanish with the last process holding them.
+    #[cfg(unix)]
+    let (done_tx, out_task, err_task, mut child) = {
+        let capture =
+            || tempfile::tempfile().map_err(|e| format!("cannot capture restic's output: {e}"));
+        let (out_file, err_file) = (capture()?, capture()?);
+        let writer = |f: &std::fs::File| {
+            f.try_clone()
+                .map(Stdio::from)
+                .map_err(|e| format!("cannot capture restic's output: {e}"))
+        };
+        cmd.stdout(writer(&out_file)?).stderr(writer(&err_file)?);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start restic at {}: {e}", restic.display()))?;
+        let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+        let out_task = tokio::spawn(tail_file(out_file, done_rx.clone(), reporter.clone()));
+        let err_task = tokio::spawn(tail_file(err_file, done_rx, reporter.clone()));
+        (done_tx, out_task, err_task, child)
+    };
+    #[cfg(not(unix))]
+    let (out_task, err_task, mut child) = {
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start restic at {}: {e}", restic.display()))?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err("restic's output could not be captured".into());
+        };
+        let out_task = tokio::spawn(read_stream(stdout, reporter.clone()));
+        let err_task = tokio::spawn(read_stream(stderr, reporter.clone()));
+        (out_task, err_task, child)
+    };
     // Dropped after restic has been waited for: until then restic dies with this process.
     let _tether = crate::child::Tether::new(&child);
-    let reporter = Arc::new(Mutex::new(Progress::new(progress, job_name)));
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err("restic's output could not be captured".into());
-    };
-    let out_task = tokio::spawn(read_stream(stdout, reporter.clone()));
-    let err_task = tokio::spawn(read_stream(stderr, reporter.clone()));
 
     let mut cancelled_by: Option<&'static str> = None;
     let status = loop {
@@ -348,6 +375,8 @@ async fn backup_once(
             }
         }
     };
+    #[cfg(unix)]
+    let _ = done_tx.send(true);
     let out = out_task.await.unwrap_or_default();
     let err = err_task.await.unwrap_or_default();
     if let Ok(mut p) = reporter.lock() {
@@ -489,39 +518,106 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// Classifies restic's output lines as they come: progress, summary, errors, transcript.
+struct StreamParser {
+    progress: Arc<Mutex<Progress>>,
+    transcript: Transcript,
+    tail: Transcript,
+    result: StreamResult,
+}
+
+impl StreamParser {
+    fn new(progress: Arc<Mutex<Progress>>) -> Self {
+        Self {
+            progress,
+            transcript: Transcript::new(restic::OUTPUT_CAP_BYTES),
+            tail: Transcript::new(64 * 1024),
+            result: StreamResult::default(),
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        match restic::parse_line(line) {
+            Line::Status(st) => {
+                if let Ok(mut p) = self.progress.lock() {
+                    p.update(&st);
+                }
+                return; // per-second status lines are not stored
+            }
+            Line::Summary(s) => self.result.summary = Some(s),
+            Line::Error(e) => {
+                tracing::warn!("restic: {e}");
+                self.result.errors.push(e)
+            }
+            Line::ExitError(m) => self.result.fatal.push(m),
+            Line::OtherJson => {}
+            Line::Text => {
+                if line.trim_start().starts_with("Fatal:") {
+                    self.result.fatal.push(line.trim().to_string());
+                }
+                self.tail.push_line(line);
+            }
+        }
+        self.transcript.push_line(line);
+    }
+
+    fn finish(mut self) -> StreamResult {
+        self.result.transcript = self.transcript.finish();
+        self.result.raw_tail = self.tail.finish();
+        self.result
+    }
+}
+
+/// Reads a pipe to its end.
+#[cfg_attr(unix, allow(dead_code))]
 async fn read_stream<R: AsyncRead + Unpin>(
     reader: R,
     progress: Arc<Mutex<Progress>>,
 ) -> StreamResult {
     let mut lines = BufReader::new(reader).lines();
-    let mut transcript = Transcript::new(restic::OUTPUT_CAP_BYTES);
-    let mut result = StreamResult::default();
-    let mut tail = Transcript::new(64 * 1024);
+    let mut parser = StreamParser::new(progress);
     while let Ok(Some(line)) = lines.next_line().await {
-        match restic::parse_line(&line) {
-            Line::Status(st) => {
-                if let Ok(mut p) = progress.lock() {
-                    p.update(&st);
-                }
-                continue; // per-second status lines are not stored
+        parser.line(&line);
+    }
+    parser.finish()
+}
+
+/// Follows a file restic writes to (at our own offset, with pread) until `done` says restic
+/// has ended and everything it wrote has been read.
+#[cfg(unix)]
+async fn tail_file(
+    file: std::fs::File,
+    mut done: tokio::sync::watch::Receiver<bool>,
+    progress: Arc<Mutex<Progress>>,
+) -> StreamResult {
+    use std::os::unix::fs::FileExt;
+    let mut parser = StreamParser::new(progress);
+    let mut offset = 0u64;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let finished = *done.borrow_and_update();
+        while let Ok(n) = file.read_at(&mut buf, offset) {
+            if n == 0 {
+                break;
             }
-            Line::Summary(s) => result.summary = Some(s),
-            Line::Error(e) => {
-                tracing::warn!("restic: {e}");
-                result.errors.push(e)
-            }
-            Line::ExitError(m) => result.fatal.push(m),
-            Line::OtherJson => {}
-            Line::Text => {
-                if line.trim_start().starts_with("Fatal:") {
-                    result.fatal.push(line.trim().to_string());
-                }
-                tail.push_line(&line);
+            offset += n as u64;
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                parser.line(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
             }
         }
-        transcript.push_line(&line);
+        if finished {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = done.changed() => {}
+        }
     }
-    result.transcript = transcript.finish();
-    result.raw_tail = tail.finish();
-    result
+    if !pending.is_empty() {
+        parser.line(String::from_utf8_lossy(&pending).trim_end_matches('\r'));
+    }
+    parser.finish()
 }

@@ -417,8 +417,8 @@ async fn store(
         }
     };
     tracing::warn!(
-        "the database cannot be reached: the run record is spooled in {} and will be delivered \
-         by the next run or sync that reaches it; {copy_age}",
+        "the run record is spooled in {} ({reason}); the next run or sync that reaches the \
+         database delivers it; {copy_age}",
         path.display()
     );
     Ok((None, Some(path)))

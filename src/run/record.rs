@@ -13,7 +13,7 @@
 //! time. It needs only what a device role may do: INSERT and UPDATE its own runs, UPDATE
 //! `last_run_at`/`next_run_at` of its own schedules, SELECT its settings.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgConnection};
@@ -68,7 +68,9 @@ impl RunRecord {
             job_id,
             job_name: job_name.to_string(),
             device_id: device_id.to_string(),
-            start_time: Utc::now(),
+            // PostgreSQL keeps microseconds: the same instant in the spool, the row and the
+            // local last-run note, so they compare equal.
+            start_time: Utc::now().trunc_subsecs(6),
             end_time: None,
             status: "running".to_string(),
             exit_code: None,
@@ -97,7 +99,7 @@ impl RunRecord {
 
     /// Completes the record with restic's outcome, ending now.
     pub(crate) fn finish(&mut self, o: &Outcome) {
-        let end = Utc::now().max(self.start_time);
+        let end = Utc::now().trunc_subsecs(6).max(self.start_time);
         let clamp = |v: Option<i64>| v.map(|n| n.clamp(0, i64::from(i32::MAX)) as i32);
         self.end_time = Some(end);
         self.duration_seconds = Some(
