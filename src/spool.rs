@@ -77,6 +77,8 @@ pub struct DeliveryReport {
     pub delivered: Vec<DeliveredRun>,
     /// Records left in the spool, with the reason.
     pub kept: Vec<KeptRun>,
+    /// Starts of runs still going (spooled because they began without the database).
+    pub running: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -102,6 +104,7 @@ pub async fn deliver_all(
     device_id: &str,
 ) -> anyhow::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
+    let mut stale_started = false;
     for item in list(state)? {
         let file = item.path.display().to_string();
         let r = match item.record {
@@ -125,6 +128,22 @@ pub async fn deliver_all(
             });
             continue;
         }
+        // The start of a run that began without the database: delivered only once its process
+        // is gone (its job lock free), as a `running` row that the reconciliation below closes.
+        let _job_lock = if r.status == "running" {
+            match crate::locks::try_lock_job(state, r.job_id)? {
+                Some(lock) => {
+                    stale_started = true;
+                    Some(lock)
+                }
+                None => {
+                    report.running.push(file);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         match record::deliver(conn, &r).await {
             Ok(d) => {
                 remove(&item.path);
@@ -159,10 +178,15 @@ pub async fn deliver_all(
             }
         }
     }
+    if stale_started {
+        let settings = crate::settings::Settings::load(&mut *conn, device_id).await?;
+        crate::reconcile::close_stale_runs(conn, state, device_id, &settings, None, None).await?;
+    }
     Ok(report)
 }
 
-fn remove(path: &Path) {
+/// Removes a delivered (or superseded) spool file durably.
+pub fn remove(path: &Path) {
     match std::fs::remove_file(path) {
         Ok(()) => {
             if let Some(dir) = path.parent() {

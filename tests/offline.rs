@@ -482,7 +482,18 @@ async fn kill_9_of_the_client_takes_restic_with_it_and_sync_closes_the_run() {
         .unwrap();
     let run_id = wait_for_running(&env).await;
     let restic = restic_child(child.id(), Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(700));
+    // During the backup proper: restic holds its repository lock. (A signal that lands while
+    // restic is still creating the lock can leave it behind; the next run or sync removes such
+    // a lock, see the test below.)
+    let start = Instant::now();
+    while repo_locks(&env).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "restic took no lock"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
     kill(child.id(), "KILL");
     child.wait().unwrap();
     let killed = Instant::now();
@@ -558,8 +569,8 @@ async fn a_run_whose_process_died_after_restic_finished_is_recovered_with_its_sn
             .fetch_all(&env.pool)
             .await
             .unwrap();
-    // The snapshot lies in both windows only for the older run if its window were open-ended;
-    // the older run's window ends where the dead run began, so only the dead run gets it.
+    // The older run's window ends where the dead run began, so only the dead run gets the
+    // snapshot; the older one is closed as failed.
     assert_eq!(rows[0].1, "failed", "{rows:?}");
     assert_eq!(rows[1].1, "success", "{rows:?}");
     assert_eq!(rows[1].2.as_deref(), Some(snap.as_str()));
@@ -593,4 +604,54 @@ async fn locks_of_a_killed_restic_are_removed_by_the_next_sync() {
     assert_eq!(repo_locks(&env).len(), 1, "a killed restic leaves its lock");
     sync(&env);
     assert!(repo_locks(&env).is_empty(), "{:?}", repo_locks(&env));
+}
+
+#[tokio::test]
+async fn a_run_killed_while_the_database_was_down_is_closed_from_its_spooled_start() {
+    let pg = PrivatePg::start_new();
+    let env = Env::with_repo_on(&pg.admin_url()).await;
+    let job = slow_job(&env, "big", 30).await;
+    sync(&env);
+    pg.stop();
+    let mut child = env
+        .cmd()
+        .args(["run", &job.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    restic_child(child.id(), Duration::from_secs(20));
+    let files = spool_files(&env);
+    assert_eq!(files.len(), 1, "the run's start is in the spool");
+    let start: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_eq!(start["status"], "running");
+    kill(child.id(), "KILL");
+    child.wait().unwrap();
+    // restic finished after all (as if the kill came a moment later): its snapshot is there.
+    let src = env.dir.path().join("big");
+    let out = env.restic(&[
+        "backup",
+        "--host",
+        &env.device,
+        "--tag",
+        &format!("backup:{job}"),
+        src.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    let snap = snapshots(&env)[0]["id"].as_str().unwrap().to_string();
+
+    pg.start();
+    let report = sync(&env);
+    assert_eq!(report["spool_delivered"].as_array().unwrap().len(), 1);
+    assert!(spool_files(&env).is_empty());
+    let rows: Vec<(String, Option<String>, Value)> =
+        sqlx::query_as("SELECT status, snapshot_id, metadata FROM runs")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, "success", "{rows:?}");
+    assert_eq!(rows[0].1.as_deref(), Some(snap.as_str()));
+    assert_eq!(rows[0].2["recovered"], true);
+    assert_eq!(rows[0].2["recorded_offline"], true);
 }

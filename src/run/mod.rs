@@ -290,6 +290,19 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             Err(e) => link.check(e)?,
         }
     }
+    // Without a `running` row, the spool holds the run's start: if this process dies, the
+    // next delivery finds the record `running` with its job lock free and closes it (with its
+    // snapshot, when restic got that far), so no snapshot is left without a row.
+    let mut started_in_spool = None;
+    if run_id.is_none() {
+        let mut start = record.clone();
+        start.mark_offline(
+            link.away
+                .as_deref()
+                .unwrap_or("the database cannot be reached"),
+        );
+        started_in_spool = Some(crate::spool::write(&state, &start)?);
+    }
     local_copy::write_last_run(&state, job_id, record.start_time);
     tracing::info!(
         "starting backup of job {job_id} ({:?}) as {}, triggered by {}",
@@ -306,6 +319,9 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
     // Step 3: record, live or spooled.
     record.finish(&outcome);
     let (run_id, spooled) = store(&mut link, &state, &mut record, &resolved, &opts).await?;
+    if let (Some(_), Some(start)) = (run_id, &started_in_spool) {
+        crate::spool::remove(start);
+    }
     drop(job_lock);
 
     let end_time = record.end_time.unwrap_or(record.start_time);
