@@ -60,18 +60,25 @@ our_restics() { { pgrep -f -- "--tag=backup:$JOB" || true; } | wc -l; }
 rand_ms() { python3 -c "import random; print(random.randint($1, $2) / 1000)"; }
 
 echo "== $KILLS random kill -9s (restic-fleet or restic, sometimes with PostgreSQL down)"
-kills_client=0; kills_restic=0
-for i in $(seq 1 "$KILLS"); do
+kills_client=0; kills_restic=0; attempts=0
+# A kill that finds its target gone (the backup already ended) does not count; go on until
+# KILLS kills have landed.
+while [ $((kills_client + kills_restic)) -lt "$KILLS" ] && [ "$attempts" -lt $((KILLS * 3)) ]; do
+  attempts=$((attempts + 1))
   touch_data
-  outage=$((i % 5 == 0))
+  outage=$((attempts % 5 == 0))
   [ "$outage" = 1 ] && pg_down
   "$BIN" run "$JOB" >/dev/null 2>&1 &
   client=$!
-  sleep "$(rand_ms 300 4000)"
   if [ $((RANDOM % 2)) = 0 ]; then
+    sleep "$(rand_ms 200 3500)"
     kill -9 "$client" 2>/dev/null && kills_client=$((kills_client + 1))
   else
-    r=$(pgrep -P "$client" -f "backup:$JOB" || true)
+    r=""
+    until [ -n "$r" ] || ! kill -0 "$client" 2>/dev/null; do
+      r=$(pgrep -P "$client" -f -- "--tag=backup:$JOB" || true); sleep 0.02
+    done
+    sleep "$(rand_ms 0 2500)"
     [ -n "$r" ] && kill -9 $r 2>/dev/null && kills_restic=$((kills_restic + 1))
   fi
   wait "$client" 2>/dev/null || true
@@ -79,8 +86,10 @@ for i in $(seq 1 "$KILLS"); do
 done
 sleep 5 # restic answers its parent-death signal by removing its lock and exiting
 orphans=$(our_restics)
+locks_before_sync=$(restic list locks --no-lock | grep -c . || true)
 sync_once
 running=$(q "SELECT count(*) FROM runs WHERE status = 'running'")
+locks_after_kills=$(restic list locks --no-lock | grep -c . || true)
 
 echo "== outages before, during and after backups"
 outage_runs=0; outage_ok=0
@@ -167,10 +176,10 @@ left_in_spool=$(count_spool)
 
 echo
 echo "figures (expected in brackets):"
-echo "  kill -9s: $kills_client of restic-fleet, $kills_restic of restic"
+echo "  kill -9s: $kills_client of restic-fleet, $kills_restic of restic ($attempts runs)"
 echo "  rows left running after one sync: $running (0); at the end: $final_running (0)"
 echo "  orphan restic processes 5 s after the kills: $orphans (0); at the end: $final_orphans (0)"
-echo "  repository locks left: $locks (0)"
+echo "  repository locks after the kills: $locks_before_sync; after one sync: $locks_after_kills (0); at the end: $locks (0)"
 echo "  snapshots: $nsnaps; without exactly one run row: $snaps_unmatched (0)"
 echo "  success rows without their snapshot: $rows_unmatched (0)"
 echo "  records spooled during the outages: $spooled; rows before/after delivering them all twice more: $rows_before/$rows_after (equal)"

@@ -87,8 +87,7 @@ impl LocalCopy {
 
     pub fn write(&self, state: &StateDir) -> anyhow::Result<PathBuf> {
         let bytes = serde_json::to_vec_pretty(self)?;
-        state.subdir(".")?;
-        state::write_atomic(state.root(), FILE, &bytes)
+        state::write_atomic(state.ensure()?, FILE, &bytes)
     }
 
     /// The copy for `device_id`, or why there is none usable (one sentence).

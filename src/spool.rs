@@ -327,3 +327,39 @@ pub async fn run(config_path: &Path, cmd: SpoolCommand) -> anyhow::Result<u8> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::TriggeredBy;
+
+    #[test]
+    fn records_round_trip_oldest_first_and_a_torn_file_is_reported_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::at(dir.path());
+        let job = Uuid::new_v4();
+        let mut later = RunRecord::starting(job, "docs", "laptop", TriggeredBy::Schedule);
+        let mut earlier = later.clone();
+        earlier.client_run_id = Uuid::new_v4();
+        earlier.start_time = later.start_time - chrono::Duration::hours(1);
+        later.status = "success".into();
+        later.snapshot_id = Some("ab".repeat(32));
+        write(&state, &later).unwrap();
+        write(&state, &earlier).unwrap();
+        std::fs::write(dir.path().join("spool/zz-torn.json"), b"{\"client_run").unwrap();
+        let items = list(&state).unwrap();
+        assert_eq!(items.len(), 3);
+        let first = items[0].record.as_ref().unwrap();
+        assert_eq!(first.client_run_id, earlier.client_run_id);
+        let second = items[1].record.as_ref().unwrap();
+        assert_eq!(second.snapshot_id, later.snapshot_id);
+        assert_eq!(
+            second.start_time, later.start_time,
+            "times survive to the microsecond"
+        );
+        assert!(items[2].record.is_err());
+        // Writing the same run again replaces its file (a start replaced by the finished record).
+        write(&state, &later).unwrap();
+        assert_eq!(list(&state).unwrap().len(), 3);
+    }
+}

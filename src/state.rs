@@ -45,6 +45,12 @@ impl StateDir {
         &self.root
     }
 
+    /// The root, created (private) when missing.
+    pub fn ensure(&self) -> anyhow::Result<&Path> {
+        create_private_dir(&self.root)?;
+        Ok(&self.root)
+    }
+
     /// `<root>/<sub>`, created (private) when missing.
     pub fn subdir(&self, sub: &str) -> anyhow::Result<PathBuf> {
         let dir = self.root.join(sub);
