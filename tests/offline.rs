@@ -655,3 +655,47 @@ async fn a_run_killed_while_the_database_was_down_is_closed_from_its_spooled_sta
     assert_eq!(rows[0].2["recovered"], true);
     assert_eq!(rows[0].2["recorded_offline"], true);
 }
+
+#[tokio::test]
+async fn a_database_restart_during_a_backup_neither_doubles_nor_loses_the_run() {
+    let pg = PrivatePg::start_new();
+    let env = Env::with_repo_on(&pg.admin_url()).await;
+    let job = slow_job(&env, "big", 10).await;
+    let first = env
+        .cmd()
+        .args(["run", &job.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run_id = wait_for_running(&env).await;
+    pg.stop();
+    pg.start();
+    // The job lock is a file, not a database session: the restart released nothing.
+    let second = run_job(&env, job, &[]);
+    assert_eq!(second.status.code(), Some(4), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("already running"),
+        "{}",
+        stderr(&second)
+    );
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The first run reconnected and recorded its result live.
+    assert!(spool_files(&env).is_empty(), "{}", stderr(&out));
+    let rows: Vec<(i32, String, Option<String>)> =
+        sqlx::query_as("SELECT id, status, snapshot_id FROM runs")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    let snaps = snapshots(&env);
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(
+        rows,
+        vec![(
+            run_id,
+            "success".to_string(),
+            snaps[0]["id"].as_str().map(str::to_string)
+        )]
+    );
+}
