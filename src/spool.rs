@@ -22,6 +22,8 @@ use crate::run::record::{self, RunRecord};
 use crate::state::{self, StateDir};
 
 const DIR: &str = "spool";
+/// How long delivering one record may take before the database counts as away.
+const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Writes a finished record to the spool; returns its file.
 pub fn write(state: &StateDir, r: &RunRecord) -> anyhow::Result<PathBuf> {
@@ -144,7 +146,17 @@ pub async fn deliver_all(
         } else {
             None
         };
-        match record::deliver(conn, &r).await {
+        // Bounded per record, not per spool: a long spool still makes progress on a slow link.
+        let delivery = match tokio::time::timeout(RECORD_TIMEOUT, record::deliver(conn, &r)).await {
+            Ok(d) => d,
+            Err(_) => Err(anyhow::Error::new(crate::db::Unreachable {
+                message: format!(
+                    "the database did not take a spooled record within {}s",
+                    RECORD_TIMEOUT.as_secs()
+                ),
+            })),
+        };
+        match delivery {
             Ok(d) => {
                 remove(&item.path);
                 tracing::info!(

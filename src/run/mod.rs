@@ -181,7 +181,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
 
     // Records of earlier runs go in before anything this run writes.
     if let Some(conn) = link.conn()
-        && let Err(e) = step(crate::spool::deliver_all(conn, &state, &config.device_id)).await
+        && let Err(e) = crate::spool::deliver_all(conn, &state, &config.device_id).await
     {
         link.check(e)?;
     }
