@@ -73,9 +73,22 @@ pub fn restic_argv(job: &Job, device_id: &str, extra: &[String]) -> Vec<String> 
 
 /// Runs restic for a resolved job and says how it ended, with the password redacted from
 /// everything restic said.
-pub(crate) async fn execute(resolved: &ResolvedJob, progress: bool) -> Outcome {
+/// `locks` are the job and slot locks this run holds: restic shares them (see
+/// [`crate::child::share_locks`]).
+pub(crate) async fn execute(
+    resolved: &ResolvedJob,
+    progress: bool,
+    locks: &[&crate::locks::FileLock],
+) -> Outcome {
     let password = resolved.password.as_str();
-    let outcome = execute_unredacted(resolved, progress).await;
+    #[cfg(unix)]
+    let fds: Vec<i32> = locks.iter().map(|l| l.raw_fd()).collect();
+    #[cfg(not(unix))]
+    let fds: Vec<i32> = {
+        let _ = locks;
+        Vec::new()
+    };
+    let outcome = execute_unredacted(resolved, progress, &fds).await;
     Outcome {
         output: redact(&outcome.output, password),
         errors: redact(&outcome.errors, password),
@@ -84,7 +97,7 @@ pub(crate) async fn execute(resolved: &ResolvedJob, progress: bool) -> Outcome {
     }
 }
 
-async fn execute_unredacted(resolved: &ResolvedJob, progress: bool) -> Outcome {
+async fn execute_unredacted(resolved: &ResolvedJob, progress: bool, fds: &[i32]) -> Outcome {
     let job = &resolved.job;
     let settings = &resolved.settings;
     let repository = resolved.repository.as_str();
@@ -127,11 +140,7 @@ async fn execute_unredacted(resolved: &ResolvedJob, progress: bool) -> Outcome {
         .collect();
 
     let argv = restic_argv(job, &resolved.device_id, &extra);
-    let mut attempt = match backup_once(
-        &restic, &argv, repository, password, settings, progress, &job.name,
-    )
-    .await
-    {
+    let mut attempt = match backup_once(&restic, &argv, resolved, progress, fds).await {
         Ok(a) => a,
         Err(message) => return failed(message, exit::FAILED),
     };
@@ -140,11 +149,7 @@ async fn execute_unredacted(resolved: &ResolvedJob, progress: bool) -> Outcome {
     if attempt.cancelled_by.is_none() && attempt.lock_failure() {
         tracing::warn!("the repository is locked; removing stale locks and trying once more");
         remove_stale_locks(&restic, repository, password, settings).await;
-        attempt = match backup_once(
-            &restic, &argv, repository, password, settings, progress, &job.name,
-        )
-        .await
-        {
+        attempt = match backup_once(&restic, &argv, resolved, progress, fds).await {
             Ok(a) => a,
             Err(message) => return failed(message, exit::FAILED),
         };
@@ -302,13 +307,18 @@ impl Attempt {
 async fn backup_once(
     restic: &std::path::Path,
     argv: &[String],
-    repository: &str,
-    password: &str,
-    settings: &Settings,
+    resolved: &ResolvedJob,
     progress: bool,
-    job_name: &str,
+    fds: &[i32],
 ) -> Result<Attempt, String> {
-    let mut cmd = restic_command(restic, repository, password, settings);
+    let job_name = resolved.job.name.as_str();
+    let mut cmd = restic_command(
+        restic,
+        &resolved.repository,
+        &resolved.password,
+        &resolved.settings,
+    );
+    crate::child::share_locks(&mut cmd, fds.to_vec());
     cmd.args(argv)
         .env("RESTIC_PROGRESS_FPS", if progress { "4" } else { "0.0167" })
         .stdout(Stdio::piped());

@@ -254,7 +254,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
         )
     })
     .await?;
-    let Some(_slot) = slot else {
+    let Some(slot) = slot else {
         return Err(Failure::skipped(format!(
             "skipped: job {job_id} ({:?}) waited {}s but max_concurrent_backups={max} other \
              backups kept running on this device (raise concurrency_wait_seconds or \
@@ -314,7 +314,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
     );
 
     // Step 2: execute.
-    let outcome = execute::execute(&resolved, opts.progress).await;
+    let outcome = execute::execute(&resolved, opts.progress, &[&job_lock, &slot]).await;
 
     // Step 3: record, live or spooled.
     record.finish(&outcome);
@@ -322,7 +322,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
     if let (Some(_), Some(start)) = (run_id, &started_in_spool) {
         crate::spool::remove(start);
     }
-    drop(job_lock);
+    drop((job_lock, slot));
 
     let end_time = record.end_time.unwrap_or(record.start_time);
     let report = RunReport {
