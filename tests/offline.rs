@@ -709,3 +709,30 @@ async fn a_database_restart_during_a_backup_neither_doubles_nor_loses_the_run() 
         )]
     );
 }
+
+#[tokio::test]
+async fn a_run_holds_one_database_connection_and_no_advisory_lock() {
+    let env = Env::with_repo().await;
+    let job = slow_job(&env, "big", 6).await;
+    let mut child = env
+        .cmd()
+        .args(["run", &job.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_running(&env).await;
+    restic_child(child.id(), Duration::from_secs(20));
+    let (connections, advisory): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'restic-fleet'), \
+                (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(connections, 1, "run keeps one connection");
+    assert_eq!(advisory, 0, "no session state: locks are files");
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
