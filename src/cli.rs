@@ -47,6 +47,9 @@ pub enum Command {
     Run(RunArgs),
     /// Install this device's schedules as timers/tasks, heartbeat, and catch up missed runs.
     Sync(crate::sync::SyncArgs),
+    /// Run records kept on this device while the database was away.
+    #[command(subcommand)]
+    Spool(crate::spool::SpoolCommand),
     /// Database administration.
     #[command(subcommand)]
     Db(DbCommand),

@@ -2,7 +2,7 @@
 //!
 //! Resolution order for the file: `--config PATH`, then `RESTIC_FLEET_CONFIG`, then the default
 //! location ([`default_path`]). Single values are then overridden by `DATABASE_URL` and
-//! `RESTIC_FLEET_DEVICE_ID`.
+//! `RESTIC_FLEET_DEVICE_ID`; the state directory by `RESTIC_FLEET_STATE_DIR` (see [`crate::state`]).
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,9 @@ pub struct Config {
     pub database_url: String,
     /// This machine's id in the `devices` table.
     pub device_id: String,
+    /// The state directory (local copy, spool, lock files); see [`crate::state`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// The default config file location for this platform and user.
@@ -93,6 +96,7 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
             (Some(u), Some(d)) => Config {
                 database_url: u.clone(),
                 device_id: d.clone(),
+                state_dir: None,
             },
             _ => {
                 return Err(usage_err!(
@@ -179,6 +183,7 @@ mod tests {
         let cfg = Config {
             database_url: "postgres://u:p@h/db".into(),
             device_id: "laptop".into(),
+            state_dir: Some("/var/tmp/rf".into()),
         };
         write(&path, &cfg).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();

@@ -107,38 +107,115 @@ pub fn connect_error(url: &str, err: sqlx::Error) -> anyhow::Error {
     )))
 }
 
-/// Opens a single connection (used for the advisory locks a run holds for its whole duration).
-/// Behind PgBouncer the connection's whole life is one transaction (see [`end_pinned`]).
-pub async fn connect_one(url: &str) -> anyhow::Result<sqlx::PgConnection> {
-    let (opts, pooler) = parse_options(url)?;
-    let mut conn = opts.connect().await.map_err(|e| connect_error(url, e))?;
-    if pooler {
-        PINNED.store(true, std::sync::atomic::Ordering::Relaxed);
-        sqlx::Executor::execute(&mut conn, "BEGIN").await?;
+/// The database could not be reached (down, restarting, network away), as opposed to refusing
+/// us (bad password, missing privilege, SQL error). Only this makes `run` fall back to the
+/// local copy and the spool.
+#[derive(Debug)]
+pub struct Unreachable {
+    pub message: String,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
+}
+
+impl std::error::Error for Unreachable {}
+
+/// Whether a sqlx error means the server or the path to it is away.
+pub fn sqlx_unreachable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_) => true,
+        // 08: connection exceptions; 57P01-57P03: admin/crash shutdown, cannot connect now;
+        // 53300: too many connections.
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c == "53300"),
+        _ => false,
+    }
+}
+
+/// Whether an error (anywhere in its chain) says the database could not be reached.
+pub fn is_unreachable(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<Unreachable>().is_some()
+            || e.downcast_ref::<sqlx::Error>()
+                .is_some_and(sqlx_unreachable)
+    })
+}
+
+/// Opens the one connection a `run` or `sync` uses (within `timeout`), and brings the schema up
+/// to date. An unreachable server is an [`Unreachable`] error; anything else (bad URL, bad
+/// password, old schema) a [`Failure`].
+pub async fn connect_single(url: &str, timeout: Duration) -> anyhow::Result<sqlx::PgConnection> {
+    let (opts, pooler) = parse_options(url)?;
+    let unreachable = |detail: String| {
+        anyhow::Error::new(Unreachable {
+            message: format!(
+                "cannot connect to the database at {}: {detail}; check database_url in the config \
+                 (or DATABASE_URL) and that PostgreSQL is running and reachable",
+                mask_url(url)
+            ),
+        })
+    };
+    let mut conn = match tokio::time::timeout(timeout, opts.connect()).await {
+        Err(_) => {
+            return Err(unreachable(format!(
+                "no answer within {}s",
+                timeout.as_secs()
+            )));
+        }
+        Ok(Err(e)) if sqlx_unreachable(&e) => return Err(unreachable(e.to_string())),
+        Ok(Err(e)) => return Err(connect_error(url, e)),
+        Ok(Ok(c)) => c,
+    };
+    if pooler {
+        POOLER.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    begin_pinned(&mut conn).await?;
+    let applied = applied_versions_on(&mut conn).await?;
+    if MIGRATOR.iter().any(|m| !applied.contains(&m.version)) {
+        migrate_on(&mut conn).await?;
+    }
+    release_pinned(&mut conn).await?;
     Ok(conn)
 }
 
-/// Ends what [`connect_one`] began behind PgBouncer: releases the session's advisory locks and
-/// prepared statements and commits, so that the server connection goes back to PgBouncer's
-/// pool clean. Without PgBouncer nothing is open and this does nothing.
-pub async fn end_pinned(conn: &mut sqlx::PgConnection) {
-    if !PINNED.load(std::sync::atomic::Ordering::Relaxed) {
-        return;
-    }
-    // One simple-protocol message: PgBouncer keeps the server until all of it has run.
-    if let Err(e) = sqlx::Executor::execute(
-        &mut *conn,
-        "SELECT pg_advisory_unlock_all(); DEALLOCATE ALL; COMMIT",
-    )
-    .await
+/// Behind PgBouncer (transaction pooling), a single connection's statements must run inside a
+/// transaction, or sqlx's Parse and Bind can reach different server connections: this begins
+/// one (with sqlx's own transaction manager, so a `begin()` inside becomes a savepoint) unless
+/// one is open. Without PgBouncer it does nothing. `run` and `sync` call it before each use of
+/// their one connection, and [`release_pinned`] when a use ends.
+pub async fn begin_pinned(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    use sqlx::TransactionManager;
+    use sqlx::postgres::PgTransactionManager;
+    if POOLER.load(std::sync::atomic::Ordering::Relaxed)
+        && PgTransactionManager::get_transaction_depth(conn) == 0
     {
-        tracing::debug!("ending the pinned transaction failed (it is rolled back): {e}");
+        PgTransactionManager::begin(conn, None).await?;
     }
+    Ok(())
 }
 
-/// Whether [`connect_one`] opened its connections inside a transaction (PgBouncer mode).
-static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// Ends what [`begin_pinned`] began: deallocates the statements this use prepared and commits,
+/// so the server connection goes back to PgBouncer clean (and is not held while restic runs).
+pub async fn release_pinned(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    use sqlx::TransactionManager;
+    use sqlx::postgres::PgTransactionManager;
+    if POOLER.load(std::sync::atomic::Ordering::Relaxed)
+        && PgTransactionManager::get_transaction_depth(conn) > 0
+    {
+        sqlx::Executor::execute(&mut *conn, "DEALLOCATE ALL").await?;
+        PgTransactionManager::commit(conn).await?;
+    }
+    Ok(())
+}
 
 /// Connects, and brings the schema up to date if it is not.
 pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
@@ -252,15 +329,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The versions recorded as successfully applied (empty when the table does not exist).
 pub async fn applied_versions(pool: &PgPool) -> anyhow::Result<BTreeSet<i64>> {
+    let mut conn = pool.acquire().await?;
+    applied_versions_on(&mut conn).await
+}
+
+async fn applied_versions_on(pool: &mut sqlx::PgConnection) -> anyhow::Result<BTreeSet<i64>> {
     let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
-        .fetch_one(pool)
+        .fetch_one(&mut *pool)
         .await?;
     if exists.is_none() {
         return Ok(BTreeSet::new());
     }
     let rows: Vec<i64> =
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(pool)
+            .fetch_all(&mut *pool)
             .await?;
     Ok(rows.into_iter().collect())
 }
@@ -284,6 +366,11 @@ const MIGRATION_LOCK_KEY: i64 = 0x5246_0000_0008;
 
 /// Applies every missing migration (`restic-fleet db migrate`).
 pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
+    let mut conn = pool.acquire().await?;
+    migrate_on(&mut conn).await
+}
+
+async fn migrate_on(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
     let mut migrator = sqlx::migrate!("./migrations");
     // A newer client may already have applied migrations this one does not know: keep working.
     migrator.set_ignore_missing(true);
@@ -293,21 +380,16 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
         // a second client would then migrate again over tables it cannot see yet. A
         // transaction-level lock is held until the commit instead.
         migrator.set_locking(false);
-        match pool.acquire().await {
-            Ok(mut conn) => {
-                match sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(MIGRATION_LOCK_KEY)
-                    .execute(&mut *conn)
-                    .await
-                {
-                    Ok(_) => migrator.run(&mut *conn).await,
-                    Err(e) => Err(sqlx::migrate::MigrateError::Execute(e)),
-                }
-            }
+        match sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *conn)
+            .await
+        {
+            Ok(_) => migrator.run(&mut *conn).await,
             Err(e) => Err(sqlx::migrate::MigrateError::Execute(e)),
         }
     } else {
-        migrator.run(pool).await
+        migrator.run(&mut *conn).await
     };
     match result {
         Ok(()) => Ok(()),
@@ -322,7 +404,7 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
                 _ => false,
             };
             if permission {
-                let applied = applied_versions(pool).await.unwrap_or_default();
+                let applied = applied_versions_on(conn).await.unwrap_or_default();
                 let missing: Vec<String> = MIGRATOR
                     .iter()
                     .map(|m| m.version)

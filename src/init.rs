@@ -84,6 +84,8 @@ pub async fn init(
     let cfg = Config {
         database_url: args.database_url.clone(),
         device_id: device_id.clone(),
+        // Keep a state_dir the existing file names.
+        state_dir: config::load(config_path).ok().and_then(|c| c.state_dir),
     };
     config::write(config_path, &cfg)?;
     Ok(InitReport {

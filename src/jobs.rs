@@ -1,14 +1,14 @@
 //! Backup jobs as stored in `backup_jobs`, and what `run` derives from them.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::usage_err;
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct Job {
     pub id: Uuid,
     pub device_id: String,
@@ -43,10 +43,14 @@ pub const JOB_COLUMNS: &str = "id, device_id, name, description, source_paths, e
 /// is enrolled), else the one job of that name in the fleet; when several devices have a job of
 /// that name the error (exit 2) lists them as `DEVICE/NAME`. Every command that takes a job
 /// resolves it here.
-pub async fn resolve(pool: &PgPool, text: &str, local_device: Option<&str>) -> anyhow::Result<Job> {
+pub async fn resolve(
+    pool: &mut sqlx::PgConnection,
+    text: &str,
+    local_device: Option<&str>,
+) -> anyhow::Result<Job> {
     let text = text.trim();
     if let Ok(id) = Uuid::parse_str(text) {
-        return find(pool, id).await?.ok_or_else(|| {
+        return find(&mut *pool, id).await?.ok_or_else(|| {
             usage_err!("no backup job with id {id} exists; list jobs with `restic-fleet job list`")
         });
     }
@@ -62,7 +66,7 @@ pub async fn resolve(pool: &PgPool, text: &str, local_device: Option<&str>) -> a
          ORDER BY device_id, name"
     ))
     .bind(text)
-    .fetch_all(pool)
+    .fetch_all(&mut *pool)
     .await?;
     // `DEVICE/NAME` wins over a job whose name itself contains the slash.
     let qualified: Vec<&Job> = candidates
@@ -95,12 +99,12 @@ pub async fn resolve(pool: &PgPool, text: &str, local_device: Option<&str>) -> a
     }
 }
 
-pub async fn find(pool: &PgPool, id: Uuid) -> anyhow::Result<Option<Job>> {
+pub async fn find<'e>(db: impl PgExecutor<'e>, id: Uuid) -> anyhow::Result<Option<Job>> {
     Ok(sqlx::query_as::<_, Job>(&format!(
         "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE id = $1"
     ))
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(db)
     .await?)
 }
 

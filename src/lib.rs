@@ -3,18 +3,21 @@
 
 pub mod admin;
 pub mod app;
+pub mod child;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod exit;
 pub mod init;
 pub mod jobs;
+pub mod local_copy;
 pub mod locks;
 pub mod maintenance;
 pub mod monitor;
 pub mod ping;
 pub mod preview;
 pub mod quote;
+pub mod reconcile;
 pub mod relica;
 pub mod relica_migrate;
 pub mod repository;
@@ -29,6 +32,8 @@ pub mod settings;
 pub mod snapshot_ids;
 // i13: the SQL of the fleet-scale commands (status, cleanup, snapshot ids).
 pub mod snapshots;
+pub mod spool;
+pub mod state;
 pub(crate) mod store;
 pub mod sync;
 pub mod unattended;

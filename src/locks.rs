@@ -1,166 +1,159 @@
-//! Run exclusion with PostgreSQL advisory locks.
+//! Run exclusion with operating-system file locks in the state directory.
 //!
-//! A `run` holds, on one dedicated connection for its whole duration, a lock for its job and a
-//! lock for one of the device's `max_concurrent_backups` slots. Session-level advisory locks
-//! are released by the server when the connection ends, so a killed process can never leave a
-//! lock behind, and a `running` row whose job lock is free belongs to a process that is gone
-//! (see [`close_stale_runs`]). The connection asks the server for TCP keepalives so that even a
-//! machine that lost power is noticed within about two minutes.
+//! A `run` holds, for its whole duration, an exclusive lock on `locks/job-<uuid>.lock` and on
+//! one of the device's `max_concurrent_backups` slot files `locks/slot-<n>.lock`. The kernel
+//! releases them when the process ends in any way (exit, crash, `kill -9`), and no database is
+//! involved, so exclusion holds with the database up, down or restarting. A `running` row whose
+//! job lock is free belongs to a process that is gone (see [`crate::reconcile`]).
+//!
+//! `std::fs::File::try_lock` is flock(2) on Unix and LockFileEx on Windows. The lock files are
+//! never deleted: removing a file another process is about to lock would let two processes hold
+//! "the" lock on two different inodes.
 
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-const JOB_CLASS: i32 = 0x5246_0001;
-const SLOT_CLASS: i32 = 0x5246_0002;
+use crate::state::StateDir;
 
-fn fnv1a(bytes: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for b in bytes {
-        h ^= u32::from(*b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h
+/// A held lock; released when dropped (or by the kernel when the process dies).
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
 }
 
-fn job_key(job: Uuid) -> i32 {
-    fnv1a(job.as_bytes()) as i32
+impl FileLock {
+    /// Takes the lock at `path` without waiting; `None` when another process holds it.
+    fn try_acquire(path: PathBuf) -> anyhow::Result<Option<Self>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot open the lock file {}: {e}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Self { file, path })),
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(e)) => Err(anyhow::anyhow!(
+                "cannot lock {}: {e}; the state directory must be on a local file system",
+                path.display()
+            )),
+        }
+    }
+
+    /// Writes who holds the lock (shown to a process that finds it taken).
+    pub fn describe_holder(&mut self, text: &str) {
+        use std::io::{Seek, Write};
+        let _ = self.file.set_len(0);
+        let _ = self.file.seek(std::io::SeekFrom::Start(0));
+        let _ = self.file.write_all(text.as_bytes());
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The descriptor a child may inherit to share the lock (see [`crate::child::share_locks`]).
+    #[cfg(unix)]
+    pub fn raw_fd(&self) -> i32 {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
+    }
 }
 
-fn slot_key(device_id: &str, slot: u64) -> i32 {
-    fnv1a(format!("{device_id}\0{slot}").as_bytes()) as i32
+fn job_lock_path(state: &StateDir, job: Uuid) -> anyhow::Result<PathBuf> {
+    Ok(state.subdir("locks")?.join(format!("job-{job}.lock")))
 }
 
-/// A dedicated connection that holds advisory locks.
-pub struct LockConn {
-    conn: PgConnection,
+/// Takes the job's lock; `None` when another process of this device runs the job.
+pub fn try_lock_job(state: &StateDir, job: Uuid) -> anyhow::Result<Option<FileLock>> {
+    FileLock::try_acquire(job_lock_path(state, job)?)
 }
 
-impl LockConn {
-    pub async fn open(database_url: &str) -> anyhow::Result<Self> {
-        let mut conn = crate::db::connect_one(database_url).await?;
-        // User-settable: a dead client is detected in ~60 + 3*20 s instead of the OS's 2 hours.
-        sqlx::query(
-            "SELECT set_config('tcp_keepalives_idle', '60', false), \
-                    set_config('tcp_keepalives_interval', '20', false), \
-                    set_config('tcp_keepalives_count', '3', false)",
-        )
-        .execute(&mut conn)
-        .await?;
-        Ok(Self { conn })
-    }
+/// What the holder of a job's lock wrote about itself (empty when unreadable: Windows locks
+/// are mandatory, so another process cannot read the file while it is held).
+pub fn job_lock_holder(state: &StateDir, job: Uuid) -> String {
+    job_lock_path(state, job)
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
 
-    async fn try_lock(&mut self, class: i32, key: i32) -> anyhow::Result<bool> {
-        Ok(sqlx::query_scalar("SELECT pg_try_advisory_lock($1, $2)")
-            .bind(class)
-            .bind(key)
-            .fetch_one(&mut self.conn)
-            .await?)
-    }
-
-    async fn unlock(&mut self, class: i32, key: i32) -> anyhow::Result<()> {
-        sqlx::query("SELECT pg_advisory_unlock($1, $2)")
-            .bind(class)
-            .bind(key)
-            .execute(&mut self.conn)
-            .await?;
-        Ok(())
-    }
-
-    /// Takes the job's lock; false when another process holds it.
-    pub async fn try_lock_job(&mut self, job: Uuid) -> anyhow::Result<bool> {
-        self.try_lock(JOB_CLASS, job_key(job)).await
-    }
-
-    pub async fn unlock_job(&mut self, job: Uuid) -> anyhow::Result<()> {
-        self.unlock(JOB_CLASS, job_key(job)).await
-    }
-
-    /// Waits up to `wait` for one of the device's `max` slots; returns the slot taken.
-    pub async fn acquire_slot(
-        &mut self,
-        device_id: &str,
-        max: u64,
-        wait: Duration,
-        mut on_wait: impl FnMut(),
-    ) -> anyhow::Result<Option<u64>> {
-        let deadline = Instant::now()
-            .checked_add(wait)
-            .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
-        let mut announced = false;
-        loop {
-            for slot in 0..max.max(1) {
-                if self.try_lock(SLOT_CLASS, slot_key(device_id, slot)).await? {
-                    return Ok(Some(slot));
-                }
+/// Waits up to `wait` for one of the device's `max` slots; returns the slot's lock, or `None`
+/// when all stayed taken.
+pub async fn acquire_slot(
+    state: &StateDir,
+    max: u64,
+    wait: Duration,
+    mut on_wait: impl FnMut(),
+) -> anyhow::Result<Option<FileLock>> {
+    let dir = state.subdir("locks")?;
+    let deadline = Instant::now()
+        .checked_add(wait)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(u32::MAX.into()));
+    let mut announced = false;
+    loop {
+        for slot in 0..max.max(1) {
+            if let Some(lock) = FileLock::try_acquire(dir.join(format!("slot-{slot}.lock")))? {
+                return Ok(Some(lock));
             }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            if !announced {
-                on_wait();
-                announced = true;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            tokio::time::sleep(left.min(Duration::from_secs(2))).await;
         }
-    }
-
-    pub async fn close(mut self) {
-        // i13: behind PgBouncer the lock connection is one transaction: commit it clean.
-        crate::db::end_pinned(&mut self.conn).await;
-        let _ = self.conn.close().await;
-    }
-
-    pub fn conn(&mut self) -> &mut PgConnection {
-        &mut self.conn
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        if !announced {
+            on_wait();
+            announced = true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::time::sleep(left.min(Duration::from_millis(500))).await;
     }
 }
 
-/// Closes as failed every `running` run of this device whose job lock nobody holds: the process
-/// that started it is gone (killed, crashed, power loss). `own_job` is a job whose lock this
-/// connection already holds (its other running rows are stale by definition). Returns the ids.
-pub async fn close_stale_runs(
-    lock: &mut LockConn,
-    device_id: &str,
-    own_job: Option<Uuid>,
-    exclude_run: Option<i32>,
-) -> anyhow::Result<Vec<i32>> {
-    let rows: Vec<(i32, Uuid)> = sqlx::query_as(
-        "SELECT id, job_id FROM runs WHERE device_id = $1 AND status = 'running' ORDER BY id",
-    )
-    .bind(device_id)
-    .fetch_all(lock.conn())
-    .await?;
-    let mut closed = Vec::new();
-    for (run_id, job_id) in rows {
-        if Some(run_id) == exclude_run {
-            continue;
-        }
-        let ours = Some(job_id) == own_job;
-        if !ours && !lock.try_lock_job(job_id).await? {
-            continue; // a live process holds it
-        }
-        // Conditional on still running: a process that finished between our read and our lock
-        // has already written its result.
-        let done = sqlx::query(
-            "UPDATE runs SET status = 'failed', end_time = NOW(), \
-               duration_seconds = EXTRACT(EPOCH FROM (NOW() - start_time))::INTEGER, \
-               error_message = 'the restic-fleet process running this backup ended without \
-recording a result (killed, crashed or the machine lost power); closed by a later run or sync', \
-               metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('stale', true) \
-             WHERE id = $1 AND status = 'running'",
-        )
-        .bind(run_id)
-        .execute(lock.conn())
-        .await?;
-        if !ours {
-            lock.unlock_job(job_id).await?;
-        }
-        if done.rows_affected() > 0 {
-            closed.push(run_id);
-        }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::at(dir.path());
+        let job = Uuid::new_v4();
+        let held = try_lock_job(&state, job).unwrap().expect("free");
+        // flock locks belong to the open file description: a second open conflicts even in
+        // the same process, just as another process would.
+        assert!(try_lock_job(&state, job).unwrap().is_none());
+        assert!(try_lock_job(&state, Uuid::new_v4()).unwrap().is_some());
+        drop(held);
+        assert!(try_lock_job(&state, job).unwrap().is_some());
     }
-    Ok(closed)
+
+    #[tokio::test]
+    async fn slots_hold_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::at(dir.path());
+        let a = acquire_slot(&state, 2, Duration::ZERO, || {})
+            .await
+            .unwrap();
+        let b = acquire_slot(&state, 2, Duration::ZERO, || {})
+            .await
+            .unwrap();
+        assert!(a.is_some() && b.is_some());
+        let mut waited = false;
+        let c = acquire_slot(&state, 2, Duration::from_millis(100), || waited = true)
+            .await
+            .unwrap();
+        assert!(c.is_none() && waited);
+        drop(a);
+        assert!(
+            acquire_slot(&state, 2, Duration::ZERO, || {})
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
 }

@@ -96,7 +96,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         }
         Command::Run(args) => {
             let cfg = config::load(&config_path)?;
-            let pool = db::connect(&cfg.database_url).await?;
             let opts = run::RunOptions {
                 job: args.job,
                 triggered_by: args.triggered_by,
@@ -105,12 +104,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 progress: run::want_progress(args.json),
                 config_path: config_path.clone(),
             };
-            run::run(&cfg, &pool, opts).await
+            run::run(&cfg, opts).await
         }
         Command::Sync(args) => {
-            let (cfg, pool) = restic_fleet::app::open(&config_path).await?;
-            restic_fleet::sync::run(&cfg, &config_path, &pool, &args).await
+            let cfg = config::load(&config_path)?;
+            restic_fleet::sync::run(&cfg, &config_path, &args).await
         }
+        Command::Spool(c) => restic_fleet::spool::run(&config_path, c).await,
         Command::Db(DbCommand::Migrate { database_url }) => {
             let url = admin::database_url(&config_path, database_url.as_deref())?;
             let pool = db::connect_no_migrate(&url).await?;

@@ -155,7 +155,8 @@ pub async fn run(config_path: &std::path::Path, args: &PreviewArgs) -> anyhow::R
     let (schedules, labels, tz) = if let Some(job) = &args.job {
         let (cfg, pool) = crate::app::open(config_path).await?;
         // i14: a job name works wherever a UUID does
-        let job = crate::jobs::resolve(&pool, job, Some(&cfg.device_id)).await?;
+        let job =
+            crate::jobs::resolve(&mut *pool.acquire().await?, job, Some(&cfg.device_id)).await?;
         let job_id = job.id;
         let tz = match &args.tz {
             Some(z) => parse_tz(z)?,

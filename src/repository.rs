@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::restic::{self, Transcript};
 use crate::settings::Settings;
+use crate::unattended::redact_secrets;
 use crate::usage_err;
-use crate::util::redact;
 
 /// Everything needed to start restic on the shared repository.
 #[derive(Clone)]
@@ -25,7 +25,9 @@ pub struct Repository {
     pub restic: PathBuf,
     pub url: String,
     password: String,
-    cache_dir: Option<String>,
+    /// The settings in force: restic's cache directory and the backend environment
+    /// (`repository_environment`) come from them, as for `run`.
+    settings: Settings,
 }
 
 impl std::fmt::Debug for Repository {
@@ -107,7 +109,7 @@ impl Repository {
             restic,
             url: url.to_string(),
             password: password.to_string(),
-            cache_dir: settings.get("repository_cache_dir").map(str::to_string),
+            settings: settings.clone(),
         })
     }
 
@@ -124,10 +126,10 @@ impl Repository {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        match &self.cache_dir {
-            Some(dir) => cmd.env("RESTIC_CACHE_DIR", dir),
-            None => cmd.env_remove("RESTIC_CACHE_DIR"),
-        };
+        // restic dies with this process (no orphan keeps a lock), and gets the same cache
+        // directory and backend credentials as a backup.
+        crate::child::die_with_parent(&mut cmd);
+        crate::unattended::configure_restic(&mut cmd, &self.settings);
         cmd
     }
 
@@ -139,8 +141,16 @@ impl Repository {
         match cmd.output().await {
             Ok(out) => ResticOutput {
                 code: out.status.code(),
-                stdout: redact(&String::from_utf8_lossy(&out.stdout), &self.password),
-                stderr: redact(&String::from_utf8_lossy(&out.stderr), &self.password),
+                stdout: redact_secrets(
+                    &String::from_utf8_lossy(&out.stdout),
+                    &self.password,
+                    &self.settings,
+                ),
+                stderr: redact_secrets(
+                    &String::from_utf8_lossy(&out.stderr),
+                    &self.password,
+                    &self.settings,
+                ),
             },
             Err(e) => ResticOutput {
                 code: None,

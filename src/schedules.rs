@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
-use sqlx::PgPool;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::schedule::{CronExpr, Schedule};
 
-#[derive(Debug, Clone, sqlx::FromRow, Serialize)]
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct ScheduleRow {
     pub id: i32,
     pub job_id: Uuid,
@@ -64,26 +64,28 @@ pub fn next_run(
     }
 }
 
-/// After a run: `last_run_at` = the run's start and `next_run_at` recomputed, for every enabled
-/// schedule of the job. Returns the job's valid enabled schedules.
+/// After a run that started at `started` and was recorded at `recorded` (now for a live run,
+/// the original end for a delivered spooled one): `last_run_at` = the start and `next_run_at`
+/// recomputed as of `recorded`, for every enabled schedule of the job, unless a later run has
+/// already moved it on. Returns the job's valid enabled schedules.
 pub async fn update_after_run(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     job_id: Uuid,
     started: DateTime<Utc>,
+    recorded: DateTime<Utc>,
     tz: Tz,
 ) -> anyhow::Result<Vec<Schedule>> {
     let rows: Vec<ScheduleRow> = sqlx::query_as(&format!(
         "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 AND enabled"
     ))
     .bind(job_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
-    let now = Utc::now();
     let mut parsed = Vec::new();
     for row in rows {
         let next = match row.schedule() {
             Ok(sched) => {
-                let next = next_run(&sched, Some(started), now, &tz);
+                let next = next_run(&sched, Some(started), recorded, &tz);
                 parsed.push(sched);
                 next
             }
@@ -93,12 +95,13 @@ pub async fn update_after_run(
             }
         };
         sqlx::query(
-            "UPDATE schedules SET last_run_at = $1, next_run_at = $2, updated_at = NOW() WHERE id = $3",
+            "UPDATE schedules SET last_run_at = $1, next_run_at = $2 \
+             WHERE id = $3 AND (last_run_at IS NULL OR last_run_at <= $1)",
         )
         .bind(started)
         .bind(next)
         .bind(row.id)
-        .execute(pool)
+        .execute(&mut *conn)
         .await?;
     }
     Ok(parsed)

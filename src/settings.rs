@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 
 use crate::usage_err;
 
@@ -25,13 +25,13 @@ pub struct Settings {
 impl Settings {
     /// Loads the merged settings for `device_id` with the seed's query: global settings first,
     /// then the device's own, later rows winning.
-    pub async fn load(pool: &PgPool, device_id: &str) -> anyhow::Result<Self> {
+    pub async fn load<'e>(db: impl PgExecutor<'e>, device_id: &str) -> anyhow::Result<Self> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT key, value FROM settings WHERE device_id IS NULL OR device_id = $1 \
              ORDER BY device_id NULLS FIRST",
         )
         .bind(device_id)
-        .fetch_all(pool)
+        .fetch_all(db)
         .await?;
         Ok(Self::from_pairs(rows))
     }
@@ -40,6 +40,11 @@ impl Settings {
         Self {
             values: rows.into_iter().collect(),
         }
+    }
+
+    /// Every key with its value in force (for the local copy).
+    pub fn values(&self) -> &BTreeMap<String, String> {
+        &self.values
     }
 
     /// The value, or `None` when unset or empty.

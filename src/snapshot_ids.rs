@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
-use sqlx::PgPool;
 
 use crate::settings::Settings;
 use crate::util::redact;
@@ -72,7 +71,11 @@ pub(crate) fn resolve(pending: &[(i32, String)], listed: &[String]) -> Resolutio
 /// Resolves this device's pending short snapshot ids, at most one restic call. Never fails the
 /// caller: problems are logged and the ids stay pending for the next sync. Returns how many ids
 /// were resolved.
-pub async fn resolve_pending(pool: &PgPool, device_id: &str, settings: &Settings) -> usize {
+pub async fn resolve_pending(
+    pool: &mut sqlx::PgConnection,
+    device_id: &str,
+    settings: &Settings,
+) -> usize {
     match try_resolve_pending(pool, device_id, settings).await {
         Ok(n) => n,
         Err(e) => {
@@ -83,17 +86,18 @@ pub async fn resolve_pending(pool: &PgPool, device_id: &str, settings: &Settings
 }
 
 async fn try_resolve_pending(
-    pool: &PgPool,
+    pool: &mut sqlx::PgConnection,
     device_id: &str,
     settings: &Settings,
 ) -> anyhow::Result<usize> {
-    let pending = crate::store::fleet::pending_snapshot_ids(pool, device_id, PENDING_DAYS).await?;
+    let pending =
+        crate::store::fleet::pending_snapshot_ids(&mut *pool, device_id, PENDING_DAYS).await?;
     let (pending, malformed): (Vec<_>, Vec<_>) = pending
         .into_iter()
         .partition(|(_, id)| is_short(id) && id.len() >= 8);
     let malformed: Vec<i32> = malformed.into_iter().map(|(run, _)| run).collect();
     if pending.is_empty() {
-        crate::store::fleet::mark_snapshot_ids_unresolved(pool, &malformed).await?;
+        crate::store::fleet::mark_snapshot_ids_unresolved(&mut *pool, &malformed).await?;
         return Ok(0);
     }
     let (Some(repository), Some(password)) = (
@@ -109,8 +113,8 @@ async fn try_resolve_pending(
     let listed = list_snapshot_ids(&restic, repository, password, settings, device_id).await?;
     let mut resolution = resolve(&pending, &listed);
     resolution.unresolved.extend(malformed);
-    crate::store::fleet::store_full_snapshot_ids(pool, &resolution.resolved).await?;
-    crate::store::fleet::mark_snapshot_ids_unresolved(pool, &resolution.unresolved).await?;
+    crate::store::fleet::store_full_snapshot_ids(&mut *pool, &resolution.resolved).await?;
+    crate::store::fleet::mark_snapshot_ids_unresolved(&mut *pool, &resolution.unresolved).await?;
     if !resolution.unresolved.is_empty() {
         tracing::warn!(
             "{} short snapshot id(s) are not listed by restic exactly once (forgotten \
@@ -139,7 +143,7 @@ async fn list_snapshot_ids(
     }
     // i13: shares run's restic environment (repository, password and cache dir in the
     // environment, never in argv).
-    let mut cmd = crate::run::restic_command(restic, repository, password, settings);
+    let mut cmd = crate::run::execute::restic_command(restic, repository, password, settings);
     cmd.args(["snapshots", "--json", "--no-lock", "--host", device_id]);
     let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
         .await

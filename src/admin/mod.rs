@@ -68,7 +68,8 @@ pub async fn resolve_job(
     text: &str,
 ) -> anyhow::Result<crate::jobs::Job> {
     let local = crate::config::load(config_path).ok().map(|c| c.device_id);
-    crate::jobs::resolve(pool, text, local.as_deref()).await
+    let mut conn = pool.acquire().await?;
+    crate::jobs::resolve(&mut conn, text, local.as_deref()).await
 }
 
 /// Connects for a management command (applying missing migrations when the role may).

@@ -16,7 +16,7 @@ pub const DEFAULT_SCHEDULE: &str = "@weekly";
 
 /// The owner, named by the GLOBAL setting only: a per-device row `maintenance_device` would
 /// otherwise let a device believe it is the owner while the rest of the fleet follows another.
-pub async fn global_owner(pool: &sqlx::PgPool) -> anyhow::Result<Option<String>> {
+pub async fn global_owner<'e>(pool: impl sqlx::PgExecutor<'e>) -> anyhow::Result<Option<String>> {
     let value: Option<String> = sqlx::query_scalar(
         "SELECT value FROM settings WHERE device_id IS NULL AND key = 'maintenance_device'",
     )
@@ -28,8 +28,8 @@ pub async fn global_owner(pool: &sqlx::PgPool) -> anyhow::Result<Option<String>>
 }
 
 /// What `sync` installs on `device_id`: the maintenance schedule when it is the global owner.
-pub async fn timer_schedule(
-    pool: &sqlx::PgPool,
+pub async fn timer_schedule<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
     settings: &Settings,
     device_id: &str,
 ) -> anyhow::Result<Option<CronExpr>> {

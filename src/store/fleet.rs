@@ -262,8 +262,8 @@ pub(crate) async fn cleanup_batch(
 
 /// This device's successful runs of the last `days` days whose snapshot id is still short and
 /// not known to be unresolvable (`(run id, short id)`), through idx_runs_snapshot_pending.
-pub(crate) async fn pending_snapshot_ids(
-    pool: &PgPool,
+pub(crate) async fn pending_snapshot_ids<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
     device_id: &str,
     days: i32,
 ) -> anyhow::Result<Vec<(i32, String)>> {
@@ -281,8 +281,8 @@ pub(crate) async fn pending_snapshot_ids(
 }
 
 /// Stores resolved full snapshot ids (one statement), only over the short id they extend.
-pub(crate) async fn store_full_snapshot_ids(
-    pool: &PgPool,
+pub(crate) async fn store_full_snapshot_ids<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
     resolved: &[(i32, String)],
 ) -> anyhow::Result<()> {
     if resolved.is_empty() {
@@ -303,8 +303,8 @@ pub(crate) async fn store_full_snapshot_ids(
 }
 
 /// Marks runs whose short id cannot be resolved, so that no later sync tries again.
-pub(crate) async fn mark_snapshot_ids_unresolved(
-    pool: &PgPool,
+pub(crate) async fn mark_snapshot_ids_unresolved<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
     runs: &[i32],
 ) -> anyhow::Result<()> {
     if runs.is_empty() {

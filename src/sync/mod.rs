@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::config::Config;
@@ -25,6 +25,7 @@ use crate::jobs::{JOB_COLUMNS, Job};
 use crate::schedule::Schedule;
 use crate::schedules::{SCHEDULE_COLUMNS, ScheduleRow};
 use crate::settings::Settings;
+use crate::state::StateDir;
 use crate::usage_err;
 use plan::{JobPlan, Plan, SlotState};
 
@@ -175,8 +176,13 @@ pub struct Report {
     pub warnings: Vec<String>,
     /// Scheduler commands run (systemctl / schtasks), in order.
     pub commands: Vec<String>,
-    /// Runs left `running` by a dead process and closed as failed.
+    /// Runs left `running` by a dead process and closed (as failed, or as success when their
+    /// snapshot was found).
     pub stale_runs_closed: Vec<i32>,
+    /// Run ids of the spooled records delivered (recorded while the database was away).
+    pub spool_delivered: Vec<i32>,
+    /// The local copy written (path), when the sync reached the database and was not a dry run.
+    pub local_copy: Option<String>,
     /// `next_run_at` per enabled schedule id, as stored.
     pub next_runs: BTreeMap<i32, Option<DateTime<Utc>>>,
 }
@@ -267,7 +273,7 @@ fn restic_version() -> String {
     }
 }
 
-async fn heartbeat(pool: &PgPool, device_id: &str) -> anyhow::Result<()> {
+async fn heartbeat(db: &mut PgConnection, device_id: &str) -> anyhow::Result<()> {
     let metadata = json!({
         "client_version": crate::util::VERSION,
         "os": std::env::consts::OS,
@@ -282,7 +288,7 @@ async fn heartbeat(pool: &PgPool, device_id: &str) -> anyhow::Result<()> {
     .bind(device_id)
     .bind(crate::util::hostname())
     .bind(metadata)
-    .execute(pool)
+    .execute(db)
     .await?;
     if done.rows_affected() == 0 {
         // i9: a device role sees only its own row, so this is also "the wrong role"; quoted ids.
@@ -297,12 +303,15 @@ async fn heartbeat(pool: &PgPool, device_id: &str) -> anyhow::Result<()> {
 }
 
 /// Loads the enabled jobs and schedules of the device (the seed's client queries).
-async fn load(pool: &PgPool, device_id: &str) -> anyhow::Result<(Vec<Job>, Vec<ScheduleRow>)> {
+async fn load(
+    db: &mut PgConnection,
+    device_id: &str,
+) -> anyhow::Result<(Vec<Job>, Vec<ScheduleRow>)> {
     let jobs: Vec<Job> = sqlx::query_as(&format!(
         "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE device_id = $1 AND enabled = true ORDER BY name, id"
     ))
     .bind(device_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     let cols = SCHEDULE_COLUMNS
         .split(", ")
@@ -314,7 +323,7 @@ async fn load(pool: &PgPool, device_id: &str) -> anyhow::Result<(Vec<Job>, Vec<S
          WHERE j.device_id = $1 AND j.enabled = true AND s.enabled = true ORDER BY s.id"
     ))
     .bind(device_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?;
     Ok((jobs, schedules))
 }
@@ -359,9 +368,16 @@ pub(crate) fn is_root() -> bool {
 pub async fn run(
     config: &Config,
     config_path: &std::path::Path,
-    pool: &PgPool,
     args: &SyncArgs,
 ) -> anyhow::Result<u8> {
+    let state = StateDir::for_config(config);
+    // One connection for the whole sync, holding no session state (works through PgBouncer).
+    let mut conn =
+        crate::db::connect_single(&config.database_url, crate::run::CONNECT_TIMEOUT).await?;
+    let db = &mut conn;
+    // Behind PgBouncer the sync's statements run in one transaction, committed below before
+    // the units are written and catch-ups start (see `db::begin_pinned`).
+    crate::db::begin_pinned(db).await?;
     let mut backend = make_backend(args)?;
     let mut report = Report {
         device_id: config.device_id.clone(),
@@ -373,7 +389,7 @@ pub async fn run(
         // Still refuse an unknown device.
         let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1)")
             .bind(&config.device_id)
-            .fetch_one(pool)
+            .fetch_one(&mut *db)
             .await?;
         if !known {
             return Err(usage_err!(
@@ -382,18 +398,42 @@ pub async fn run(
             ));
         }
     } else {
-        heartbeat(pool, &config.device_id).await?;
-        let mut lock = crate::locks::LockConn::open(&config.database_url).await?;
-        report.stale_runs_closed =
-            crate::locks::close_stale_runs(&mut lock, &config.device_id, None, None).await?;
-        lock.close().await;
+        // The spool first: runs recorded while the database was away go in before anything
+        // else, so the stale-run check and the missed-slot detection below see them.
+        let delivered = crate::spool::deliver_all(&mut *db, &state, &config.device_id).await?;
+        report.spool_delivered = delivered.delivered.iter().map(|d| d.run_id).collect();
+        for k in delivered.kept {
+            report.warnings.push(format!(
+                "spooled run record {} stays in the spool: {}",
+                k.file, k.error
+            ));
+        }
+        let settings = Settings::load(&mut *db, &config.device_id).await?;
+        // Repository locks a dead restic of this device left behind (restic's own rules).
+        if let (Some(repo), Some(password), Ok(restic)) = (
+            settings.get("repository_url"),
+            settings.get("repository_password"),
+            which::which("restic"),
+        ) {
+            crate::run::execute::remove_stale_locks(&restic, repo, password, &settings).await;
+        }
+        heartbeat(&mut *db, &config.device_id).await?;
+        report.stale_runs_closed = crate::reconcile::close_stale_runs(
+            &mut *db,
+            &state,
+            &config.device_id,
+            &settings,
+            None,
+            None,
+        )
+        .await?;
     }
 
-    let settings = Settings::load(pool, &config.device_id).await?;
+    let settings = Settings::load(&mut *db, &config.device_id).await?;
     if !args.dry_run {
         // i13: full ids for the short snapshot ids older restic reported (one restic call, only
         // when some are pending).
-        crate::snapshot_ids::resolve_pending(pool, &config.device_id, &settings).await;
+        crate::snapshot_ids::resolve_pending(&mut *db, &config.device_id, &settings).await;
     }
     let tz = settings.timezone()?;
     let jitter = settings.get_u64("schedule_jitter_seconds", 0)?;
@@ -402,10 +442,10 @@ pub async fn run(
     let grace = Duration::seconds(i64::try_from(grace.saturating_add(jitter)).unwrap_or(i64::MAX))
         .min(Duration::days(365 * 100));
     let sync_interval = settings.get_u64("sync_interval_seconds", 300)?;
-    let (mut jobs, mut schedules) = load(pool, &config.device_id).await?;
+    let (mut jobs, mut schedules) = load(&mut *db, &config.device_id).await?;
     let device_enabled: bool = sqlx::query_scalar("SELECT enabled FROM devices WHERE id = $1")
         .bind(&config.device_id)
-        .fetch_one(pool)
+        .fetch_one(&mut *db)
         .await?;
     if !device_enabled {
         // A disabled device keeps only the sync timer, so enabling it again takes effect.
@@ -422,7 +462,7 @@ pub async fn run(
         "SELECT job_id, max(start_time) FROM runs WHERE device_id = $1 GROUP BY job_id",
     )
     .bind(&config.device_id)
-    .fetch_all(pool)
+    .fetch_all(&mut *db)
     .await?
     .into_iter()
     .collect();
@@ -482,13 +522,11 @@ pub async fn run(
             let next = plan::next_to_store(state, &row, &schedule, now, &tz);
             report.next_runs.insert(row.id, next);
             if !args.dry_run && next != row.next_run_at {
-                sqlx::query(
-                    "UPDATE schedules SET next_run_at = $1, updated_at = NOW() WHERE id = $2",
-                )
-                .bind(next)
-                .bind(row.id)
-                .execute(pool)
-                .await?;
+                sqlx::query("UPDATE schedules SET next_run_at = $1 WHERE id = $2")
+                    .bind(next)
+                    .bind(row.id)
+                    .execute(&mut *db)
+                    .await?;
             }
             // Renderers anchor interval timers and tasks at the slot stored above.
             let mut row = row;
@@ -506,15 +544,31 @@ pub async fn run(
         }
     }
 
+    if !args.dry_run {
+        // What `run` needs when the database is away next time.
+        match crate::local_copy::LocalCopy::fetch(&mut *db, &config.device_id).await? {
+            Some(copy) => {
+                let path = copy.write(&state)?;
+                report.local_copy = Some(path.display().to_string());
+            }
+            None => report
+                .warnings
+                .push("the device vanished from the database during the sync".into()),
+        }
+    }
+
     // i11: the maintenance timer/task, on the maintenance owner only
     let maintenance =
-        match crate::maintenance::owner::timer_schedule(pool, &settings, &config.device_id).await {
+        match crate::maintenance::owner::timer_schedule(&mut *db, &settings, &config.device_id)
+            .await
+        {
             Ok(m) => m,
             Err(e) => {
                 report.fail(None, None, "maintenance", format!("{e:#}"));
                 None
             }
         };
+    crate::db::release_pinned(db).await?;
     let binary = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot find this program's own path: {e}"))?;
     let config_abs = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());

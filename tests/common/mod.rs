@@ -43,8 +43,14 @@ pub struct Env {
 impl Env {
     /// A new empty database (not migrated) and a temp dir.
     pub async fn empty() -> Env {
+        Env::empty_on(&admin_url()).await
+    }
+
+    /// i10: the same on another cluster (a private one a test stops and starts), given by the
+    /// superuser URL of its `postgres` database.
+    pub async fn empty_on(admin_url: &str) -> Env {
         let db = format!("rf_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = sqlx::PgConnection::connect(&admin_url())
+        let mut admin = sqlx::PgConnection::connect(admin_url)
             .await
             .expect("connect admin");
         sqlx::query(&format!("CREATE DATABASE {db}"))
@@ -52,7 +58,8 @@ impl Env {
             .await
             .expect("create database");
         admin.close().await.ok();
-        let url = url_for(&db);
+        let cut = admin_url.rfind('/').expect("url has a path");
+        let url = format!("{}/{}", &admin_url[..cut], db);
         let pool = PgPoolOptions::new()
             .max_connections(4)
             .connect(&url)
@@ -69,7 +76,11 @@ impl Env {
 
     /// A migrated database with this device enrolled through `init`.
     pub async fn enrolled() -> Env {
-        let env = Env::empty().await;
+        Env::enrolled_on(&admin_url()).await
+    }
+
+    pub async fn enrolled_on(admin_url: &str) -> Env {
+        let env = Env::empty_on(admin_url).await;
         let out = env
             .cmd()
             .args([
@@ -87,7 +98,11 @@ impl Env {
 
     /// Enrolled, with a restic repository initialised and configured in the settings.
     pub async fn with_repo() -> Env {
-        let env = Env::enrolled().await;
+        Env::with_repo_on(&admin_url()).await
+    }
+
+    pub async fn with_repo_on(admin_url: &str) -> Env {
+        let env = Env::enrolled_on(admin_url).await;
         let repo = env.repo();
         let out = Command::new("restic")
             .args(["init", "--quiet"])
@@ -111,6 +126,11 @@ impl Env {
         self.dir.path().join("config.toml")
     }
 
+    /// The state directory the binary uses in this test.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
     pub fn repo(&self) -> PathBuf {
         self.dir.path().join("repo")
     }
@@ -123,6 +143,8 @@ impl Env {
             .env_remove("RESTIC_PASSWORD")
             .env_remove("RESTIC_REPOSITORY")
             .env("RESTIC_FLEET_CONFIG", self.config_path())
+            // i10: each test's own state directory (local copy, spool, lock files).
+            .env("RESTIC_FLEET_STATE_DIR", self.state_dir())
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
             .env("HOME", self.dir.path());
         c
