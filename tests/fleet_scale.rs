@@ -238,60 +238,61 @@ async fn job_run_state_follows_every_kind_of_write_to_runs() {
     assert_state_matches(&env, "after deleting everything").await;
 }
 
+/// A device's own database role (row-level security, no rights on job_run_state) writes runs,
+/// and the SECURITY DEFINER triggers keep job_run_state right; the rebuild is refused to it.
 #[tokio::test]
-async fn a_role_that_may_only_write_runs_keeps_job_run_state_right_through_the_trigger() {
+async fn a_device_role_keeps_job_run_state_right_through_the_trigger() {
     let env = Env::enrolled().await;
     let job = add_job(&env, "test-device", "j").await;
-    let role = format!("writer_{}", env.db);
-    for st in [
-        format!("CREATE ROLE {role}"),
-        format!("GRANT SELECT, INSERT, UPDATE ON runs TO {role}"),
-        format!("GRANT USAGE ON SEQUENCE runs_id_seq TO {role}"),
-    ] {
-        sqlx::query(&st).execute(&env.pool).await.unwrap();
-    }
-    let mut tx = env.pool.begin().await.unwrap();
-    sqlx::query(&format!("SET LOCAL ROLE {role}"))
-        .execute(&mut *tx)
+    // The seed's roles (same passwords as every test: roles are cluster-wide), then the device's
+    // own login.
+    let admin_pw = env.dir.path().join("admin.pw");
+    let viewer_pw = env.dir.path().join("viewer.pw");
+    std::fs::write(&admin_pw, "admin-pw\n").unwrap();
+    std::fs::write(&viewer_pw, "viewer-pw\n").unwrap();
+    let out = env
+        .cmd()
+        .args(["db", "roles", "--database-url", &env.url])
+        .arg("--admin-password-file")
+        .arg(&admin_pw)
+        .arg("--viewer-password-file")
+        .arg(&viewer_pw)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let enrolled = json(&rf(&env, &["device", "enroll", "test-device", "--json"]));
+    let url = enrolled["database_url"].as_str().unwrap().to_string();
+    let mut device = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
         .await
         .unwrap();
+
     let id: i32 = sqlx::query_scalar(
         "INSERT INTO runs (job_id, device_id, start_time, status) \
          VALUES ($1, 'test-device', NOW(), 'running') RETURNING id",
     )
     .bind(job)
-    .fetch_one(&mut *tx)
+    .fetch_one(&mut device)
     .await
     .unwrap();
     sqlx::query("UPDATE runs SET status = 'success', end_time = NOW() WHERE id = $1")
         .bind(id)
-        .execute(&mut *tx)
+        .execute(&mut device)
         .await
         .unwrap();
     let denied = sqlx::query("SELECT rebuild_job_run_state()")
-        .execute(&mut *tx)
+        .execute(&mut device)
         .await
         .unwrap_err();
     assert!(denied.to_string().contains("permission denied"), "{denied}");
-    tx.rollback().await.unwrap();
-    // The same writes committed this time (the failed call above aborted that transaction).
-    let mut tx = env.pool.begin().await.unwrap();
-    sqlx::query(&format!("SET LOCAL ROLE {role}"))
-        .execute(&mut *tx)
+    let denied = sqlx::query("DELETE FROM job_run_state")
+        .execute(&mut device)
         .await
-        .unwrap();
-    sqlx::query(
-        "INSERT INTO runs (job_id, device_id, start_time, end_time, status) \
-         VALUES ($1, 'test-device', NOW(), NOW(), 'success')",
-    )
-    .bind(job)
-    .execute(&mut *tx)
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+        .unwrap_err();
+    assert!(denied.to_string().contains("permission denied"), "{denied}");
     assert_state_matches(
         &env,
-        "after writes by a role without rights on job_run_state",
+        "after writes by a device role without rights on job_run_state",
     )
     .await;
     let state: Option<String> =
@@ -301,6 +302,14 @@ async fn a_role_that_may_only_write_runs_keeps_job_run_state_right_through_the_t
             .await
             .unwrap();
     assert_eq!(state.as_deref(), Some("success"));
+    // The device reads its own job's state (what `status --device` of itself needs).
+    let own: Option<String> =
+        sqlx::query_scalar("SELECT last_finished_status FROM job_run_state WHERE job_id = $1")
+            .bind(job)
+            .fetch_one(&mut device)
+            .await
+            .unwrap();
+    assert_eq!(own.as_deref(), Some("success"));
 }
 
 #[tokio::test]

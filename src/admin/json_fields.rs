@@ -16,7 +16,9 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
          (restic's), error_message (one sentence, or \"warning: ...\" for a successful run with \
          warnings), snapshot_id, start_time, end_time, files_new, files_changed, \
          files_unmodified, data_added_bytes, warnings (sentences), triggered_by (manual, \
-         schedule, missed).",
+         schedule, missed), client_run_id (the id this client gave the run, \
+         runs.client_run_id), spooled (the spool file when the database was away, else null; \
+         run_id is then null).",
     ),
     (
         "sync --json",
@@ -25,7 +27,21 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
          slot, catch_up (started, finished, not started (--no-catch-up), not started (dry run), \
          failed to start), exit_code}), failed (array of {job_id, job_name, item, error}), \
          warnings, commands (the systemctl / schtasks calls made, in order, catch-up starts \
-         included), stale_runs_closed (run ids), next_runs (schedule id -> next_run_at).",
+         included), stale_runs_closed (run ids), next_runs (schedule id -> next_run_at), \
+         spool_delivered (run ids of spooled records delivered first), local_copy (the local \
+         copy's path; null on --dry-run).",
+    ),
+    (
+        "spool list --json (an array, oldest first)",
+        "file, client_run_id, job_id, job_name, status (running for a start spooled by a run \
+         still going or killed), start_time, end_time, snapshot_id, error (set when the file \
+         cannot be read as a record).",
+    ),
+    (
+        "spool deliver --json",
+        "delivered (array of {file, client_run_id, run_id, new_row (false when the database \
+         had it already)}), kept (array of {file, error}), running (files of runs still \
+         going).",
     ),
     (
         "schedule preview --json",

@@ -13,6 +13,7 @@
 //! for, nor fails because of, an unreachable database.
 
 pub mod execute;
+pub(crate) mod marker;
 mod progress;
 pub mod record;
 pub mod resolve;
@@ -294,8 +295,12 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
     };
 
     // Locks a dead restic of this device left in the repository go first (restic's own
-    // stale-lock rules: same host and process gone, or not refreshed for 30 minutes).
-    if let Ok(restic) = which::which("restic") {
+    // stale-lock rules: same host and process gone, or not refreshed for 30 minutes); only when
+    // a marker says such a restic existed (see [`marker`]).
+    let left = marker::left_behind(&state);
+    if !left.is_empty()
+        && let Ok(restic) = which::which("restic")
+    {
         execute::remove_stale_locks(
             &restic,
             &resolved.repository,
@@ -303,6 +308,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             &resolved.settings,
         )
         .await;
+        marker::clear(&left);
     }
 
     let mut record = RunRecord::starting(
@@ -374,7 +380,15 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
         // A failing before hook with on-error `stop` fails the run without a backup.
         Err(message) => execute::failed(message, exit::FAILED),
         Ok(()) => {
-            execute::execute(&resolved, opts.progress, &[&job_lock, &slot], network_wait).await
+            let started = marker::ResticMarker::start(&state, record.client_run_id);
+            let outcome =
+                execute::execute(&resolved, opts.progress, &[&job_lock, &slot], network_wait).await;
+            match (started, outcome.exit_code) {
+                (Some(m), Some(_)) => m.finished(),
+                (Some(m), None) => m.keep(),
+                (None, _) => {}
+            }
+            outcome
         }
     };
     drop(inhibitor);

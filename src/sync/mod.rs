@@ -409,13 +409,18 @@ pub async fn run(
             ));
         }
         let settings = Settings::load(&mut *db, &config.device_id).await?;
-        // Repository locks a dead restic of this device left behind (restic's own rules).
-        if let (Some(repo), Some(password), Ok(restic)) = (
-            settings.get("repository_url"),
-            settings.get("repository_password"),
-            which::which("restic"),
-        ) {
+        // Repository locks a dead restic of this device left behind (restic's own rules), when
+        // a marker says there was one (a no-op sync opens no repository).
+        let left = crate::run::marker::left_behind(&state);
+        if !left.is_empty()
+            && let (Some(repo), Some(password), Ok(restic)) = (
+                settings.get("repository_url"),
+                settings.get("repository_password"),
+                which::which("restic"),
+            )
+        {
             crate::run::execute::remove_stale_locks(&restic, repo, password, &settings).await;
+            crate::run::marker::clear(&left);
         }
         heartbeat(&mut *db, &config.device_id).await?;
         report.stale_runs_closed = crate::reconcile::close_stale_runs(
