@@ -54,6 +54,10 @@ FROM backup_jobs j
 COMMENT
 ON VIEW latest_runs IS 'Most recent run for each backup job (one index probe per job)';
 
+-- CREATE OR REPLACE VIEW resets the view's options: keep migration 006's security_invoker, so
+-- row-level security still applies through the view (a device sees only its own runs).
+ALTER VIEW latest_runs SET (security_invoker = true);
+
 -- Derived state: each job's newest run, newest finished run and newest success, kept by the
 -- database itself (triggers on runs), so that rows written by any client, by a delivered spool
 -- or by plain SQL keep it right. `status` reads this small table (one row per job) instead of
@@ -91,35 +95,35 @@ ON TABLE job_run_state IS 'Per job: newest run, newest finished run, newest succ
 CREATE FUNCTION refresh_job_run_state(p_job UUID) RETURNS void
     LANGUAGE plpgsql
     SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = pg_catalog, pg_temp
 AS
 $$
 BEGIN
     -- A job being deleted (its runs go by cascade) keeps no state.
-    IF NOT EXISTS (SELECT 1 FROM backup_jobs WHERE id = p_job) THEN
+    IF NOT EXISTS (SELECT 1 FROM public.backup_jobs WHERE id = p_job) THEN
         RETURN;
     END IF;
-    INSERT INTO job_run_state (job_id)
+    INSERT INTO public.job_run_state (job_id)
     VALUES (p_job)
     ON CONFLICT (job_id) DO UPDATE SET updated_at = NOW();
-    UPDATE job_run_state s
+    UPDATE public.job_run_state s
     SET (last_run_id, last_run_status, last_run_start) =
             (SELECT id, status, start_time
-             FROM runs
+             FROM public.runs
              WHERE job_id = p_job
              ORDER BY start_time DESC, id DESC
              LIMIT 1),
         (last_finished_run_id, last_finished_status, last_finished_start, last_finished_end,
          last_finished_error, last_finished_metadata) =
             (SELECT id, status, start_time, end_time, error_message, metadata
-             FROM runs
+             FROM public.runs
              WHERE job_id = p_job
                AND status IN ('success', 'failed')
              ORDER BY start_time DESC, id DESC
              LIMIT 1),
         (last_success_run_id, last_success_start, last_success_end) =
             (SELECT id, start_time, COALESCE(end_time, start_time)
-             FROM runs
+             FROM public.runs
              WHERE job_id = p_job
                AND status = 'success'
              ORDER BY COALESCE(end_time, start_time) DESC, id DESC
@@ -134,31 +138,31 @@ $$;
 CREATE FUNCTION rebuild_job_run_state() RETURNS void
     LANGUAGE sql
     SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = pg_catalog, pg_temp
 AS
 $$
-DELETE FROM job_run_state;
-INSERT INTO job_run_state (job_id, last_run_id, last_run_status, last_run_start,
+DELETE FROM public.job_run_state;
+INSERT INTO public.job_run_state (job_id, last_run_id, last_run_status, last_run_start,
                            last_finished_run_id, last_finished_status, last_finished_start,
                            last_finished_end, last_finished_error, last_finished_metadata,
                            last_success_run_id, last_success_start, last_success_end)
 SELECT j.id, n.id, n.status, n.start_time,
        f.id, f.status, f.start_time, f.end_time, f.error_message, f.metadata,
        s.id, s.start_time, s.done
-FROM backup_jobs j
+FROM public.backup_jobs j
          LEFT JOIN LATERAL (SELECT id, status, start_time
-                            FROM runs
+                            FROM public.runs
                             WHERE job_id = j.id
                             ORDER BY start_time DESC, id DESC
                             LIMIT 1) n ON true
          LEFT JOIN LATERAL (SELECT id, status, start_time, end_time, error_message, metadata
-                            FROM runs
+                            FROM public.runs
                             WHERE job_id = j.id
                               AND status IN ('success', 'failed')
                             ORDER BY start_time DESC, id DESC
                             LIMIT 1) f ON true
          LEFT JOIN LATERAL (SELECT id, start_time, COALESCE(end_time, start_time) AS done
-                            FROM runs
+                            FROM public.runs
                             WHERE job_id = j.id
                               AND status = 'success'
                             ORDER BY COALESCE(end_time, start_time) DESC, id DESC
@@ -169,14 +173,14 @@ $$;
 CREATE FUNCTION runs_refresh_job_run_state() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = pg_catalog, pg_temp
 AS
 $$
 BEGIN
     IF TG_OP = 'UPDATE' AND OLD.job_id IS DISTINCT FROM NEW.job_id THEN
-        PERFORM refresh_job_run_state(OLD.job_id);
+        PERFORM public.refresh_job_run_state(OLD.job_id);
     END IF;
-    PERFORM refresh_job_run_state(NEW.job_id);
+    PERFORM public.refresh_job_run_state(NEW.job_id);
     RETURN NULL;
 END;
 $$;
@@ -186,7 +190,7 @@ $$;
 CREATE FUNCTION runs_deleted_refresh_job_run_state() RETURNS trigger
     LANGUAGE plpgsql
     SECURITY DEFINER
-    SET search_path = public, pg_temp
+    SET search_path = pg_catalog, pg_temp
 AS
 $$
 DECLARE
@@ -195,10 +199,10 @@ BEGIN
     FOR j IN
         SELECT DISTINCT s.job_id
         FROM old_runs o
-                 JOIN job_run_state s ON s.job_id = o.job_id
+                 JOIN public.job_run_state s ON s.job_id = o.job_id
         WHERE o.id IN (s.last_run_id, s.last_finished_run_id, s.last_success_run_id)
         LOOP
-            PERFORM refresh_job_run_state(j);
+            PERFORM public.refresh_job_run_state(j);
         END LOOP;
     RETURN NULL;
 END;

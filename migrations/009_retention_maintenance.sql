@@ -67,12 +67,13 @@ CREATE FUNCTION fleet_is_maintenance_owner() RETURNS BOOLEAN
     LANGUAGE sql
     STABLE
     SECURITY DEFINER
-    SET search_path = pg_catalog, public, pg_temp
+    SET search_path = pg_catalog, pg_temp
 AS
 $$
-SELECT fleet_current_device() IS NOT NULL
-   AND EXISTS (SELECT 1 FROM settings
-               WHERE device_id IS NULL AND key = 'maintenance_device' AND value = fleet_current_device())
+SELECT public.fleet_current_device() IS NOT NULL
+   AND EXISTS (SELECT 1 FROM public.settings
+               WHERE device_id IS NULL AND key = 'maintenance_device'
+                 AND value = public.fleet_current_device())
 $$;
 
 COMMENT ON FUNCTION fleet_is_maintenance_owner() IS 'True when the session is the device role of the global maintenance_device';
@@ -90,10 +91,15 @@ CREATE POLICY job_retention_write ON job_retention FOR ALL
 ALTER TABLE maintenance_runs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY maintenance_runs_read ON maintenance_runs FOR SELECT
     USING ((SELECT fleet_is_admin()) OR (SELECT fleet_is_viewer()) OR device_id = (SELECT fleet_current_device()));
+-- Only the owner's device role records steps (besides admins): another device could otherwise
+-- fake the fleet's maintenance health in `status`.
 CREATE POLICY maintenance_runs_insert ON maintenance_runs FOR INSERT
-    WITH CHECK ((SELECT fleet_is_admin()) OR device_id = (SELECT fleet_current_device()));
+    WITH CHECK ((SELECT fleet_is_admin())
+        OR (device_id = (SELECT fleet_current_device()) AND (SELECT fleet_is_maintenance_owner())));
 CREATE POLICY maintenance_runs_update ON maintenance_runs FOR UPDATE
-    USING ((SELECT fleet_is_admin()) OR device_id = (SELECT fleet_current_device()))
-    WITH CHECK ((SELECT fleet_is_admin()) OR device_id = (SELECT fleet_current_device()));
+    USING ((SELECT fleet_is_admin())
+        OR (device_id = (SELECT fleet_current_device()) AND (SELECT fleet_is_maintenance_owner())))
+    WITH CHECK ((SELECT fleet_is_admin())
+        OR (device_id = (SELECT fleet_current_device()) AND (SELECT fleet_is_maintenance_owner())));
 CREATE POLICY maintenance_runs_delete ON maintenance_runs FOR DELETE
     USING ((SELECT fleet_is_admin()));

@@ -55,14 +55,25 @@ ON CONFLICT DO NOTHING;
 
 -- The notification targets are secrets (whoever knows a webhook URL or an ntfy topic can post
 -- to it): masked in output and never readable by viewers (migration 006's one list).
+-- STABLE, not IMMUTABLE: the list changes with migrations, and a plan must not keep an old one.
 CREATE OR REPLACE FUNCTION fleet_secret_setting_keys() RETURNS TEXT[]
     LANGUAGE sql
-    IMMUTABLE
+    STABLE
     SET search_path = pg_catalog, pg_temp
 AS
 $$
 SELECT ARRAY ['repository_password', 'repository_environment', 'notify_webhook_url', 'notify_ntfy_url']::text[]
 $$;
+
+-- A device reads the secrets a backup needs (repository password, backend environment) and no
+-- other: the notification targets are the admins'.
+ALTER POLICY settings_read ON settings
+    USING ((SELECT fleet_is_admin())
+        OR ((SELECT fleet_is_viewer()) AND key::text <> ALL (fleet_secret_setting_keys()))
+        OR ((SELECT fleet_current_device()) IS NOT NULL
+            AND (device_id IS NULL OR device_id = (SELECT fleet_current_device()))
+            AND (key::text <> ALL (fleet_secret_setting_keys())
+                 OR key::text IN ('repository_password', 'repository_environment'))));
 
 -- The notifier's memory is the admins'; viewers may read it; devices never see it.
 ALTER TABLE notification_state ENABLE ROW LEVEL SECURITY;

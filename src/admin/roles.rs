@@ -208,7 +208,17 @@ pub const DEVICE_GRANTS: &[&str] = &[
     "GRANT INSERT (id, name, platform, hostname, metadata), \
      UPDATE (name, platform, hostname, last_seen, metadata, updated_at) ON devices TO backup_client",
     "GRANT UPDATE (last_run_at, next_run_at, updated_at) ON schedules TO backup_client",
-    "GRANT INSERT, UPDATE ON runs TO backup_client",
+    // Column grants, not table grants: a device never chooses a row id (it could take the
+    // ids ahead of the sequence and make every other device's insert fail) and cannot take a
+    // table lock (LOCK TABLE needs a table-level privilege) that would stall the fleet.
+    "GRANT INSERT (client_run_id, job_id, device_id, start_time, end_time, status, exit_code, \
+     error_message, files_new, files_changed, files_unmodified, dirs_new, dirs_changed, \
+     dirs_unmodified, data_added_bytes, total_files_processed, total_bytes_processed, \
+     duration_seconds, snapshot_id, restic_output, restic_errors, triggered_by, metadata), \
+     UPDATE (end_time, status, exit_code, error_message, files_new, files_changed, \
+     files_unmodified, dirs_new, dirs_changed, dirs_unmodified, data_added_bytes, \
+     total_files_processed, total_bytes_processed, duration_seconds, snapshot_id, \
+     restic_output, restic_errors, metadata) ON runs TO backup_client",
     "GRANT USAGE, SELECT ON SEQUENCE runs_id_seq TO backup_client",
     // Derived run state (migration 008), written only by its triggers; `status --device` of the
     // device itself reads its own jobs' rows.
@@ -216,7 +226,10 @@ pub const DEVICE_GRANTS: &[&str] = &[
     // Maintenance (migration 009): policies let only the maintenance owner read every job's
     // retention, and a device write only its own maintenance steps.
     "GRANT SELECT ON job_retention TO backup_client",
-    "GRANT SELECT, INSERT, UPDATE ON maintenance_runs TO backup_client",
+    "GRANT SELECT, INSERT (device_id, step, start_time, end_time, status, exit_code, \
+     snapshots_removed, bytes_freed, error_message, output, errors, metadata), \
+     UPDATE (end_time, status, exit_code, snapshots_removed, bytes_freed, error_message, \
+     output, errors, metadata) ON maintenance_runs TO backup_client",
     "GRANT USAGE, SELECT ON SEQUENCE maintenance_runs_id_seq TO backup_client",
 ];
 

@@ -120,7 +120,10 @@ pub async fn collect_and_notify(
         return status::collect(pool, device, Utc::now()).await;
     }
 
-    let mut tx = pool.begin().await?;
+    // The lock is held on a connection of its own for the whole call, while the status is
+    // read through the pool (which has one connection: see `db::connect_no_migrate`).
+    let mut lock_conn = sqlx::ConnectOptions::connect(&*pool.connect_options()).await?;
+    let mut tx = sqlx::Connection::begin(&mut lock_conn).await?;
     sqlx::query("LOCK TABLE notification_state IN SHARE ROW EXCLUSIVE MODE")
         .execute(&mut *tx)
         .await?;
@@ -215,6 +218,7 @@ pub async fn collect_and_notify(
         }
     }
     tx.commit().await?;
+    let _ = sqlx::Connection::close(lock_conn).await;
     if failed > 0 {
         tracing::warn!("{failed} notification(s) could not be sent ({sent} sent)");
     } else if sent > 0 {
