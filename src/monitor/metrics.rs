@@ -67,7 +67,9 @@ async fn metrics(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
     }
     let report = status::collect(&pool, args.device.as_deref(), Utc::now()).await?;
     let runs = last_runs(&pool, args.device.as_deref()).await?;
-    let text = render(&report, &runs);
+    let maintenance = crate::maintenance::status::collect(&pool, report.generated_at).await?;
+    let mut text = render(&report, &runs);
+    render_maintenance(&mut text, &maintenance);
     match &args.output {
         None => {
             let mut out = std::io::stdout().lock();
@@ -374,6 +376,49 @@ fn render(report: &StatusReport, runs: &HashMap<Uuid, LastRun>) -> String {
         f.sample(name, &[], seconds(report.generated_at));
     }
     out
+}
+
+/// The maintenance verdicts `restic_fleet_maintenance_verdict` has a series for.
+const MAINTENANCE_VERDICTS: [&str; 5] = ["ok", "overdue", "failing", "never_run", "not_configured"];
+
+/// The repository's maintenance (issue 12): when forget, prune and check last succeeded and the
+/// verdict `status` gives it, from [`crate::maintenance::status::collect`]. Repository-wide, so
+/// without job or device labels (and written with `--device` too).
+fn render_maintenance(out: &mut String, m: &crate::maintenance::status::MaintenanceStatus) {
+    {
+        let name = "restic_fleet_maintenance_last_success_timestamp_seconds";
+        let mut f = Family::new(
+            out,
+            name,
+            "gauge",
+            "When the step (forget, prune, check) of the repository's maintenance last succeeded (Unix time); absent when it never did.",
+        );
+        for (step, h) in [
+            ("forget", &m.last_forget),
+            ("prune", &m.last_prune),
+            ("check", &m.last_check),
+        ] {
+            if let Some(t) = h.last_success_at {
+                f.sample(name, &[("step", step)], seconds(t));
+            }
+        }
+    }
+    {
+        let name = "restic_fleet_maintenance_verdict";
+        let mut f = Family::new(
+            out,
+            name,
+            "gauge",
+            "1 for the maintenance verdict as `restic-fleet status` decides it, 0 for the others.",
+        );
+        for v in MAINTENANCE_VERDICTS {
+            f.sample(
+                name,
+                &[("verdict", v)],
+                if m.verdict == v { 1.0 } else { 0.0 },
+            );
+        }
+    }
 }
 
 #[cfg(test)]
