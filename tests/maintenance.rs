@@ -363,6 +363,35 @@ async fn status_exits_1_when_maintenance_fails_or_is_overdue() {
     env.set_setting("maintenance_device", &env.device).await;
     let st = json_of(&cli(&env, &["status", "--json"]));
     assert_eq!(st["maintenance"]["verdict"], "never_run", "{st:#}");
+    // An owner that is no device, or never synced, installs no timer: never_run then needs
+    // attention (exit 1); once the owner has synced, never_run alone does not.
+    sqlx::query("UPDATE devices SET last_seen = NULL WHERE id = $1")
+        .bind(&env.device)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = cli(&env, &["status", "--json"]);
+    let st = json_of(&out);
+    assert_eq!(st["maintenance"]["owner_state"], "never_seen", "{st:#}");
+    assert_eq!(st["maintenance"]["verdict"], "never_run", "{st:#}");
+    assert_eq!(out.status.code(), Some(1), "{st:#}");
+    env.set_setting("maintenance_device", "no-such-device")
+        .await;
+    let out = cli(&env, &["status", "--json"]);
+    let st = json_of(&out);
+    assert_eq!(st["maintenance"]["owner_state"], "unknown_device", "{st:#}");
+    assert_eq!(out.status.code(), Some(1), "{st:#}");
+    sqlx::query("UPDATE devices SET last_seen = NOW() WHERE id = $1")
+        .bind(&env.device)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    env.set_setting("maintenance_device", &env.device).await;
+    let out = cli(&env, &["status", "--json"]);
+    let st = json_of(&out);
+    assert_eq!(st["maintenance"]["owner_state"], "online", "{st:#}");
+    assert_eq!(st["maintenance"]["verdict"], "never_run", "{st:#}");
+    assert_eq!(out.status.code(), Some(0), "{st:#}");
 
     // Every step succeeded 20 days ago: overdue for a weekly schedule.
     for step in ["unlock", "forget", "prune", "check"] {

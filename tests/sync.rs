@@ -694,22 +694,45 @@ async fn the_maintenance_timer_is_installed_on_the_owner_only() {
     env.set_setting("maintenance_device", "other").await;
     let (code, r) = sync(&env, &bin, &units, &[]);
     assert_eq!(code, Some(0), "{r:#}");
-    assert_eq!(names(&r, "removed"), vec![maintenance]);
+    assert_eq!(names(&r, "removed"), vec![maintenance.clone()]);
     assert!(!units.join("restic-fleet-maintenance.timer").exists());
 
-    // A broken schedule on the owner is one failed item; the rest of sync completes.
+    // A broken schedule on the owner (not cron, or a date that never comes, stored by SQL) is
+    // one failed item; the rest of sync completes and the installed timer stays.
     env.set_setting("maintenance_device", &env.device).await;
-    sqlx::query("UPDATE settings SET value = 'not cron' WHERE key = 'maintenance_schedule'")
-        .execute(&env.pool)
-        .await
-        .unwrap();
     let (code, r) = sync(&env, &bin, &units, &[]);
-    assert_eq!(code, Some(1), "{r:#}");
-    assert!(
-        r["failed"][0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("maintenance_schedule")
-    );
-    assert!(units.join("restic-fleet-sync.timer").exists());
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(names(&r, "added"), vec![maintenance]);
+    let installed = std::fs::read_to_string(units.join("restic-fleet-maintenance.timer")).unwrap();
+    for broken in ["not cron", "0 3 30 2 *"] {
+        sqlx::query("UPDATE settings SET value = $1 WHERE key = 'maintenance_schedule'")
+            .bind(broken)
+            .execute(&env.pool)
+            .await
+            .unwrap();
+        let (code, r) = sync(&env, &bin, &units, &[]);
+        assert_eq!(code, Some(1), "{r:#}");
+        assert!(
+            r["failed"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("maintenance_schedule"),
+            "{r:#}"
+        );
+        assert!(names(&r, "removed").is_empty(), "{broken}: {r:#}");
+        assert_eq!(
+            std::fs::read_to_string(units.join("restic-fleet-maintenance.timer")).unwrap(),
+            installed,
+            "{broken}"
+        );
+        assert!(units.join("restic-fleet-sync.timer").exists());
+    }
+    // `settings set` refuses a schedule that can never fire.
+    let out = env
+        .cmd()
+        .args(["settings", "set", "maintenance_schedule", "0 3 31 4 *"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("never fire"), "{}", stderr(&out));
 }

@@ -57,6 +57,9 @@ impl Changes {
     }
 }
 
+/// The name of the maintenance owner's artifact (systemd units and Windows task alike).
+const MAINTENANCE_ARTIFACT: &str = systemd::MAINTENANCE_STEM;
+
 /// Compares by name and exact file contents.
 pub fn reconcile(desired: Vec<Artifact>, installed: Vec<Artifact>) -> Changes {
     let mut installed: BTreeMap<String, Artifact> =
@@ -562,7 +565,10 @@ pub async fn run(
         }
     }
 
-    // i11: the maintenance timer/task, on the maintenance owner only
+    // i11: the maintenance timer/task, on the maintenance owner only. A schedule that cannot
+    // be read (stored by SQL, or never firing) is a failed item, and the timer/task installed
+    // now is kept: removing it would stop maintenance altogether.
+    let mut keep_maintenance = false;
     let maintenance =
         match crate::maintenance::owner::timer_schedule(&mut *db, &settings, &config.device_id)
             .await
@@ -570,6 +576,7 @@ pub async fn run(
             Ok(m) => m,
             Err(e) => {
                 report.fail(None, None, "maintenance", format!("{e:#}"));
+                keep_maintenance = true;
                 None
             }
         };
@@ -591,7 +598,10 @@ pub async fn run(
     backend.configure(&settings, &plan)?;
     let desired = backend.render(&plan)?;
     let installed = backend.installed()?;
-    let changes = reconcile(desired, installed);
+    let mut changes = reconcile(desired, installed);
+    if keep_maintenance {
+        changes.remove.retain(|a| a.name != MAINTENANCE_ARTIFACT);
+    }
     backend.apply(&changes, &mut report)?;
     // An item the backend could not apply is listed under failed only.
     let failed: Vec<String> = report.failed.iter().map(|f| f.item.clone()).collect();
