@@ -550,6 +550,19 @@ async fn restore_reproduces_the_backup_byte_for_byte_and_only_from_the_jobs_own_
         .unwrap()
         .0
         .clone();
+    // The job's device reaches the repository through its own setting; the global one points
+    // nowhere: restore and snapshots must use the job's device's settings, not the machine's.
+    sqlx::query("INSERT INTO settings (device_id, key, value) VALUES ($1, 'repository_url', $2)")
+        .bind(&env.device)
+        .bind(env.repo().to_str().unwrap())
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    env.set_setting(
+        "repository_url",
+        env.dir.path().join("no-such-repository").to_str().unwrap(),
+    )
+    .await;
 
     let target = env.dir.path().join("restored");
     // From an admin machine: no config, only --database-url.
@@ -591,6 +604,18 @@ async fn restore_reproduces_the_backup_byte_for_byte_and_only_from_the_jobs_own_
     let restored_root = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(tree(&restored_root), expected, "restored files differ");
     assert_eq!(tree(&target).len(), expected.len(), "nothing else restored");
+    // `snapshots --job` reaches it the same way.
+    let out = admin(&["snapshots", "--job", &job.to_string(), "--json"]);
+    assert_ok(&out);
+    assert!(
+        json_of(&out)
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == r["snapshot_id"]),
+        "{}",
+        stdout(&out)
+    );
 
     // A non-empty target is refused unless --force.
     let out = admin(&[
