@@ -247,6 +247,32 @@ async fn invalid_schedule_is_reported_and_the_rest_completes() {
     assert!(!units.join(format!("{}.timer", stem(bad))).exists());
 }
 
+// A spooled record the database does not take stays in the spool and fails the sync (exit 1),
+// as README's exit codes say; the rest of the sync completes.
+#[tokio::test]
+async fn a_spooled_record_that_is_not_taken_fails_the_sync() {
+    let env = Env::enrolled().await;
+    let (bin, _log) = fake_tool(&env, "systemctl", "");
+    let units = env.dir.path().join("units");
+    let spool = env.state_dir().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let file = spool.join("20260101T000000Z-bad.json");
+    std::fs::write(&file, "not a run record").unwrap();
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(1), "{r:#}");
+    let failed = r["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{r:#}");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("stays in the spool"),
+        "{r:#}"
+    );
+    assert!(file.exists(), "the record is kept");
+    assert!(units.join("restic-fleet-sync.timer").exists());
+}
+
 #[tokio::test]
 async fn a_hand_written_unit_with_our_name_is_never_overwritten() {
     let env = Env::enrolled().await;
