@@ -217,6 +217,20 @@ pub async fn release_pinned(conn: &mut sqlx::PgConnection) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Rolls back what [`begin_pinned`] began after a statement failed in it (the transaction is
+/// aborted, so [`release_pinned`]'s DEALLOCATE would fail too), so that the connection can begin
+/// again. Without PgBouncer, or with no transaction open, it does nothing.
+pub async fn abort_pinned(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    use sqlx::TransactionManager;
+    use sqlx::postgres::PgTransactionManager;
+    if POOLER.load(std::sync::atomic::Ordering::Relaxed)
+        && PgTransactionManager::get_transaction_depth(conn) > 0
+    {
+        PgTransactionManager::rollback(conn).await?;
+    }
+    Ok(())
+}
+
 /// Connects, and brings the schema up to date if it is not.
 pub async fn connect(url: &str) -> anyhow::Result<PgPool> {
     let pool = connect_no_migrate(url).await?;

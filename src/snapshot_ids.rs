@@ -76,7 +76,23 @@ pub async fn resolve_pending(
     device_id: &str,
     settings: &Settings,
 ) -> usize {
-    match try_resolve_pending(pool, device_id, settings).await {
+    // Behind PgBouncer the statements run pinned in a transaction (see `db::begin_pinned`),
+    // ended here whatever happened.
+    let result = async {
+        crate::db::begin_pinned(&mut *pool).await?;
+        match try_resolve_pending(&mut *pool, device_id, settings).await {
+            Ok(n) => {
+                crate::db::release_pinned(&mut *pool).await?;
+                Ok(n)
+            }
+            Err(e) => {
+                crate::db::abort_pinned(&mut *pool).await?;
+                Err(e)
+            }
+        }
+    }
+    .await;
+    match result {
         Ok(n) => n,
         Err(e) => {
             tracing::warn!("could not resolve the short snapshot ids of this device: {e:#}");
@@ -110,7 +126,11 @@ async fn try_resolve_pending(
         tracing::debug!("restic is not on PATH: short snapshot ids stay pending");
         return Ok(0);
     };
+    // Behind PgBouncer no transaction (so no server connection) is held while restic runs: the
+    // reads above and the writes below are short transactions of their own.
+    crate::db::release_pinned(&mut *pool).await?;
     let listed = list_snapshot_ids(&restic, repository, password, settings, device_id).await?;
+    crate::db::begin_pinned(&mut *pool).await?;
     let mut resolution = resolve(&pending, &listed);
     resolution.unresolved.extend(malformed);
     crate::store::fleet::store_full_snapshot_ids(&mut *pool, &resolution.resolved).await?;

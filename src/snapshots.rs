@@ -92,12 +92,21 @@ pub struct RestoreReport {
     pub restored: bool,
 }
 
-/// The repository with the settings of this machine's device when it has a config, else the
-/// global settings (an admin machine).
-async fn repository(config_path: &Path, pool: &PgPool) -> anyhow::Result<Repository> {
-    let device = crate::config::load(config_path)
-        .map(|c| c.device_id)
-        .unwrap_or_default();
+/// The repository as `device` reaches it (the job's device, or `--device`): its own
+/// `repository_url`, password and `repository_environment` override the global ones, exactly as
+/// that device's runs use them. Without a device, this machine's device when it has a config,
+/// else the global settings (an admin machine).
+async fn repository(
+    config_path: &Path,
+    pool: &PgPool,
+    device: Option<&str>,
+) -> anyhow::Result<Repository> {
+    let device = match device {
+        Some(d) => d.to_string(),
+        None => crate::config::load(config_path)
+            .map(|c| c.device_id)
+            .unwrap_or_default(),
+    };
     let settings = Settings::load(pool, &device).await?;
     Repository::from_settings(&settings)
 }
@@ -124,11 +133,11 @@ async fn list(config_path: &Path, args: SnapshotsArgs) -> anyhow::Result<u8> {
             ));
         }
     }
-    let repo = repository(config_path, &pool).await?;
     let host = job
         .as_ref()
         .map(|j| j.device_id.clone())
         .or(args.device.clone());
+    let repo = repository(config_path, &pool, host.as_deref()).await?;
     let tags: Vec<String> = job.iter().map(|j| format!("backup:{}", j.id)).collect();
     let snaps = repo.snapshots(host.as_deref(), &tags).await?;
     let jobs: Vec<(Uuid, String, String)> =
@@ -273,7 +282,7 @@ async fn restore_inner(config_path: &Path, args: RestoreArgs) -> anyhow::Result<
     check_target(&args.target, args.force)?;
     let pool = crate::admin::connect(config_path, &args.conn).await?;
     let job = crate::admin::resolve_job(config_path, &pool, &args.job).await?;
-    let repo = repository(config_path, &pool).await?;
+    let repo = repository(config_path, &pool, Some(&job.device_id)).await?;
     let snaps = repo
         .snapshots(Some(&job.device_id), &[format!("backup:{}", job.id)])
         .await?;

@@ -410,19 +410,74 @@ async fn cleanup_deletes_in_batches_and_keeps_running_and_recent_runs() {
     .execute(&env.pool)
     .await
     .unwrap();
+    // A job whose whole history is older than the retention: its newest run (cancelled), newest
+    // finished run (failed) and newest success stay, so it keeps its state and verdict; only
+    // its older success and failure go.
+    let old = add_job(&env, "test-device", "old").await;
+    sqlx::query(
+        "INSERT INTO runs (job_id, device_id, start_time, end_time, status) \
+         SELECT $1, 'test-device', NOW() - make_interval(days => d), \
+                NOW() - make_interval(days => d), s \
+         FROM (VALUES (120, 'cancelled'), (150, 'failed'), (200, 'success'), (250, 'failed'), \
+                      (300, 'success')) v(d, s)",
+    )
+    .bind(old)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let state_before: (Option<i32>, Option<i32>, Option<i32>) = sqlx::query_as(
+        "SELECT last_run_id, last_finished_run_id, last_success_run_id FROM job_run_state \
+         WHERE job_id = $1",
+    )
+    .bind(old)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(state_before.0.is_some() && state_before.1.is_some() && state_before.2.is_some());
     let dry = json(&rf(&env, &["cleanup", "--dry-run", "--json"]));
-    assert_eq!(dry["deleted"], 75);
+    assert_eq!(dry["deleted"], 77);
     let out = json(&rf(&env, &["cleanup", "--json", "--batch-size", "10"]));
-    assert_eq!(out["deleted"], 75);
+    assert_eq!(out["deleted"], 77);
     assert_eq!(out["batches"], 8, "{out}");
-    let left: Vec<String> = sqlx::query_scalar("SELECT status FROM runs ORDER BY start_time DESC")
-        .fetch_all(&env.pool)
-        .await
-        .unwrap();
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM runs WHERE job_id = $1 ORDER BY start_time DESC")
+            .bind(job)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
     assert_eq!(left.len(), 26);
     assert_eq!(left[0], "success");
     assert!(left[1..].iter().all(|s| s == "running"));
+    let kept: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM runs WHERE job_id = $1 ORDER BY start_time DESC")
+            .bind(old)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(kept, ["cancelled", "failed", "success"]);
+    let state_after: (Option<i32>, Option<i32>, Option<i32>) = sqlx::query_as(
+        "SELECT last_run_id, last_finished_run_id, last_success_run_id FROM job_run_state \
+         WHERE job_id = $1",
+    )
+    .bind(old)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(state_after, state_before);
     assert_state_matches(&env, "after cleanup").await;
+    // Status still sees the old job's failure (it has not turned never_run).
+    let status: Value = serde_json::from_slice(&rf(&env, &["status", "--json"]).stdout).unwrap();
+    let old_status = status["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["job_name"] == "old")
+        .cloned()
+        .unwrap();
+    assert_ne!(old_status["verdict"], "never_run", "{old_status}");
+    // A second cleanup finds nothing more to delete.
+    let again = json(&rf(&env, &["cleanup", "--json"]));
+    assert_eq!(again["deleted"], 0);
     let zero = rf(&env, &["cleanup", "--batch-size", "0"]);
     assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
 }

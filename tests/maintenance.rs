@@ -363,6 +363,35 @@ async fn status_exits_1_when_maintenance_fails_or_is_overdue() {
     env.set_setting("maintenance_device", &env.device).await;
     let st = json_of(&cli(&env, &["status", "--json"]));
     assert_eq!(st["maintenance"]["verdict"], "never_run", "{st:#}");
+    // An owner that is no device, or never synced, installs no timer: never_run then needs
+    // attention (exit 1); once the owner has synced, never_run alone does not.
+    sqlx::query("UPDATE devices SET last_seen = NULL WHERE id = $1")
+        .bind(&env.device)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = cli(&env, &["status", "--json"]);
+    let st = json_of(&out);
+    assert_eq!(st["maintenance"]["owner_state"], "never_seen", "{st:#}");
+    assert_eq!(st["maintenance"]["verdict"], "never_run", "{st:#}");
+    assert_eq!(out.status.code(), Some(1), "{st:#}");
+    env.set_setting("maintenance_device", "no-such-device")
+        .await;
+    let out = cli(&env, &["status", "--json"]);
+    let st = json_of(&out);
+    assert_eq!(st["maintenance"]["owner_state"], "unknown_device", "{st:#}");
+    assert_eq!(out.status.code(), Some(1), "{st:#}");
+    sqlx::query("UPDATE devices SET last_seen = NOW() WHERE id = $1")
+        .bind(&env.device)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    env.set_setting("maintenance_device", &env.device).await;
+    let out = cli(&env, &["status", "--json"]);
+    let st = json_of(&out);
+    assert_eq!(st["maintenance"]["owner_state"], "online", "{st:#}");
+    assert_eq!(st["maintenance"]["verdict"], "never_run", "{st:#}");
+    assert_eq!(out.status.code(), Some(0), "{st:#}");
 
     // Every step succeeded 20 days ago: overdue for a weekly schedule.
     for step in ["unlock", "forget", "prune", "check"] {
@@ -521,6 +550,19 @@ async fn restore_reproduces_the_backup_byte_for_byte_and_only_from_the_jobs_own_
         .unwrap()
         .0
         .clone();
+    // The job's device reaches the repository through its own setting; the global one points
+    // nowhere: restore and snapshots must use the job's device's settings, not the machine's.
+    sqlx::query("INSERT INTO settings (device_id, key, value) VALUES ($1, 'repository_url', $2)")
+        .bind(&env.device)
+        .bind(env.repo().to_str().unwrap())
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    env.set_setting(
+        "repository_url",
+        env.dir.path().join("no-such-repository").to_str().unwrap(),
+    )
+    .await;
 
     let target = env.dir.path().join("restored");
     // From an admin machine: no config, only --database-url.
@@ -562,6 +604,18 @@ async fn restore_reproduces_the_backup_byte_for_byte_and_only_from_the_jobs_own_
     let restored_root = target.join(src.strip_prefix("/").unwrap());
     assert_eq!(tree(&restored_root), expected, "restored files differ");
     assert_eq!(tree(&target).len(), expected.len(), "nothing else restored");
+    // `snapshots --job` reaches it the same way.
+    let out = admin(&["snapshots", "--job", &job.to_string(), "--json"]);
+    assert_ok(&out);
+    assert!(
+        json_of(&out)
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["id"] == r["snapshot_id"]),
+        "{}",
+        stdout(&out)
+    );
 
     // A non-empty target is refused unless --force.
     let out = admin(&[

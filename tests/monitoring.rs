@@ -597,6 +597,69 @@ async fn metrics_parse_with_hostile_names_and_match_status() {
         admin(&env, &["metrics", "--device", "nope"]).status.code(),
         Some(2)
     );
+
+    // Maintenance (issue 12): without an owner, only the verdict `not_configured` is 1 and no
+    // step has a last success.
+    let maintenance_verdicts = |fams: &[Value]| -> Vec<String> {
+        let all = samples(fams, "restic_fleet_maintenance_verdict");
+        assert_eq!(all.len(), 5, "{all:?}");
+        all.iter()
+            .filter(|s| s["value"] == 1.0)
+            .map(|s| s["labels"]["verdict"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(maintenance_verdicts(&fams), ["not_configured"]);
+    assert!(
+        samples(
+            &fams,
+            "restic_fleet_maintenance_last_success_timestamp_seconds"
+        )
+        .is_empty()
+    );
+    // With an owner and a history: each step's last success as recorded, and the verdict
+    // `status --json` gives (the check's newest run failed, so `failing`).
+    env.set_setting("maintenance_device", &env.device).await;
+    sqlx::query(
+        "INSERT INTO maintenance_runs (device_id, step, start_time, end_time, status) VALUES \
+           ($1, 'forget', NOW() - interval '3 hours', NOW() - interval '170 minutes', 'success'), \
+           ($1, 'prune', NOW() - interval '2 hours', NOW() - interval '110 minutes', 'success'), \
+           ($1, 'check', NOW() - interval '5 hours', NOW() - interval '290 minutes', 'success'), \
+           ($1, 'check', NOW() - interval '1 hour', NOW() - interval '50 minutes', 'failed')",
+    )
+    .bind(&env.device)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let out = admin(&env, &["metrics"]);
+    assert_ok(&out);
+    let fams = parse_metrics(&stdout(&out));
+    let status: Value = serde_json::from_slice(&admin(&env, &["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["maintenance"]["verdict"], "failing", "{status}");
+    assert_eq!(maintenance_verdicts(&fams), ["failing"]);
+    let steps = samples(
+        &fams,
+        "restic_fleet_maintenance_last_success_timestamp_seconds",
+    );
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    for step in ["forget", "prune", "check"] {
+        let end: chrono::DateTime<chrono::Utc> = sqlx::query_scalar(
+            "SELECT max(end_time) FROM maintenance_runs WHERE step = $1 AND status = 'success'",
+        )
+        .bind(step)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        let got = steps
+            .iter()
+            .find(|s| s["labels"]["step"] == step)
+            .unwrap_or_else(|| panic!("no sample for {step}"))["value"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            (got - end.timestamp_millis() as f64 / 1000.0).abs() < 0.002,
+            "{step}: {got} vs {end}"
+        );
+    }
 }
 
 async fn add_failed_run(env: &Env, job: Uuid, msg: &str) {

@@ -986,6 +986,19 @@ async fn the_maintenance_owner_role_maintains_the_whole_fleet() {
     assert!(ok && text.trim() == "0", "{text}");
     let out = as_device(&env, &other).arg("maintain").output().unwrap();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    // Forced, it sees only its own jobs: the owner's snapshots are not reported as snapshots
+    // of unknown jobs (with a `restic forget` hint), the search is skipped.
+    let out = as_device(&env, &other)
+        .args(["maintain", "--force", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["unknown_job_snapshots"].as_array().map(Vec::len),
+        Some(0),
+        "{report}"
+    );
 
     // The owner sees the other device's job and its policy, and maintains under its own role.
     let (ok, text) = psql(

@@ -247,6 +247,32 @@ async fn invalid_schedule_is_reported_and_the_rest_completes() {
     assert!(!units.join(format!("{}.timer", stem(bad))).exists());
 }
 
+// A spooled record the database does not take stays in the spool and fails the sync (exit 1),
+// as README's exit codes say; the rest of the sync completes.
+#[tokio::test]
+async fn a_spooled_record_that_is_not_taken_fails_the_sync() {
+    let env = Env::enrolled().await;
+    let (bin, _log) = fake_tool(&env, "systemctl", "");
+    let units = env.dir.path().join("units");
+    let spool = env.state_dir().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let file = spool.join("20260101T000000Z-bad.json");
+    std::fs::write(&file, "not a run record").unwrap();
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(1), "{r:#}");
+    let failed = r["failed"].as_array().unwrap();
+    assert_eq!(failed.len(), 1, "{r:#}");
+    assert!(
+        failed[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("stays in the spool"),
+        "{r:#}"
+    );
+    assert!(file.exists(), "the record is kept");
+    assert!(units.join("restic-fleet-sync.timer").exists());
+}
+
 #[tokio::test]
 async fn a_hand_written_unit_with_our_name_is_never_overwritten() {
     let env = Env::enrolled().await;
@@ -694,22 +720,45 @@ async fn the_maintenance_timer_is_installed_on_the_owner_only() {
     env.set_setting("maintenance_device", "other").await;
     let (code, r) = sync(&env, &bin, &units, &[]);
     assert_eq!(code, Some(0), "{r:#}");
-    assert_eq!(names(&r, "removed"), vec![maintenance]);
+    assert_eq!(names(&r, "removed"), vec![maintenance.clone()]);
     assert!(!units.join("restic-fleet-maintenance.timer").exists());
 
-    // A broken schedule on the owner is one failed item; the rest of sync completes.
+    // A broken schedule on the owner (not cron, or a date that never comes, stored by SQL) is
+    // one failed item; the rest of sync completes and the installed timer stays.
     env.set_setting("maintenance_device", &env.device).await;
-    sqlx::query("UPDATE settings SET value = 'not cron' WHERE key = 'maintenance_schedule'")
-        .execute(&env.pool)
-        .await
-        .unwrap();
     let (code, r) = sync(&env, &bin, &units, &[]);
-    assert_eq!(code, Some(1), "{r:#}");
-    assert!(
-        r["failed"][0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("maintenance_schedule")
-    );
-    assert!(units.join("restic-fleet-sync.timer").exists());
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(names(&r, "added"), vec![maintenance]);
+    let installed = std::fs::read_to_string(units.join("restic-fleet-maintenance.timer")).unwrap();
+    for broken in ["not cron", "0 3 30 2 *"] {
+        sqlx::query("UPDATE settings SET value = $1 WHERE key = 'maintenance_schedule'")
+            .bind(broken)
+            .execute(&env.pool)
+            .await
+            .unwrap();
+        let (code, r) = sync(&env, &bin, &units, &[]);
+        assert_eq!(code, Some(1), "{r:#}");
+        assert!(
+            r["failed"][0]["error"]
+                .as_str()
+                .unwrap()
+                .contains("maintenance_schedule"),
+            "{r:#}"
+        );
+        assert!(names(&r, "removed").is_empty(), "{broken}: {r:#}");
+        assert_eq!(
+            std::fs::read_to_string(units.join("restic-fleet-maintenance.timer")).unwrap(),
+            installed,
+            "{broken}"
+        );
+        assert!(units.join("restic-fleet-sync.timer").exists());
+    }
+    // `settings set` refuses a schedule that can never fire.
+    let out = env
+        .cmd()
+        .args(["settings", "set", "maintenance_schedule", "0 3 31 4 *"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("never fire"), "{}", stderr(&out));
 }

@@ -114,12 +114,17 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
          device_id, enabled, verdict (ok, warning, failing, overdue, never_run, disabled), reason, \
          last_run_id, last_run_status, last_run_start, running, last_success_at, \
          last_success_age_seconds, next_run_at, expected_period_seconds, warnings}), \
-         maintenance ({owner, owner_state (online, offline, never_seen), owner_last_seen, \
+         maintenance ({owner, owner_state (online, offline, never_seen, unknown_device; null \
+         without an owner), owner_last_seen, \
          schedule, period_seconds, last_forget, last_prune, last_check (each {last_success_at, \
          last_status, last_run_at, last_error, device_id}), verdict (ok, overdue, failing, \
          never_run, not_configured), reason}).",
     ),
-    ("cleanup --json", "retention_days, dry_run, deleted."),
+    (
+        "cleanup --json",
+        "retention_days, dry_run, deleted, batches (delete transactions committed; 0 with \
+         --dry-run).",
+    ),
     (
         "maintain --json",
         "device_id, owner, dry_run, ok, steps (array of {step (unlock, forget, prune, check), \

@@ -209,10 +209,20 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
         }
         report.jobs.push(entry);
     }
-    // Snapshots of jobs that no longer exist: reported for a human to decide.
-    match repo.snapshots(None, &[]).await {
-        Ok(all) => report.unknown_job_snapshots = forget::orphans(&all, &jobs),
-        Err(e) => tracing::warn!("could not look for snapshots of unknown jobs: {e:#}"),
+    // Snapshots of jobs that no longer exist: reported for a human to decide. Only a session
+    // that sees every job can tell: under row-level security a non-owner (`--force`) sees its
+    // own jobs only and would take every other device's snapshots for orphans.
+    if store::sees_every_job(&pool).await? {
+        match repo.snapshots(None, &[]).await {
+            Ok(all) => report.unknown_job_snapshots = forget::orphans(&all, &jobs),
+            Err(e) => tracing::warn!("could not look for snapshots of unknown jobs: {e:#}"),
+        }
+    } else {
+        tracing::warn!(
+            "not looking for snapshots of unknown jobs: device {:?} is not the maintenance owner \
+             and sees only its own jobs; run maintain on the owner to find them",
+            cfg.device_id
+        );
     }
     let failures: Vec<String> = report
         .jobs

@@ -41,12 +41,21 @@ pub fn schedule(settings: &Settings) -> anyhow::Result<CronExpr> {
     let text = settings
         .get("maintenance_schedule")
         .unwrap_or(DEFAULT_SCHEDULE);
-    CronExpr::parse(text.trim()).map_err(|e| {
+    let expr = CronExpr::parse(text.trim()).map_err(|e| {
         usage_err!(
             "setting maintenance_schedule {text:?} is not a cron expression ({e}); fix it with \
              `restic-fleet settings set maintenance_schedule '@weekly'`"
         )
-    })
+    })?;
+    // A value stored before `settings set` refused it, or by plain SQL: a timer that never
+    // fires would leave the repository unmaintained without a word.
+    if !expr.can_fire() {
+        return Err(usage_err!(
+            "setting maintenance_schedule {text:?} can never fire (no such date, like 30 \
+             February); fix it with `restic-fleet settings set maintenance_schedule '@weekly'`"
+        ));
+    }
+    Ok(expr)
 }
 
 /// The schedule of the maintenance timer/task, when `device_id` is `owner` (`None` when it is
@@ -95,10 +104,11 @@ pub fn validate_setting(key: &str, value: &str) -> anyhow::Result<()> {
     let v = value.trim();
     match key {
         "maintenance_schedule" if !v.is_empty() => {
-            CronExpr::parse(v).map_err(|e| {
+            // Also refuses what can never fire (`0 3 30 2 *`): maintenance would never run.
+            crate::schedule::storable_cron(v).map_err(|e| {
                 usage_err!(
-                    "setting maintenance_schedule {value:?} is not a cron expression ({e}); use \
-                     5 fields like '0 3 * * 0' or a macro like @weekly"
+                    "setting maintenance_schedule {value:?} is refused: {e}; use 5 fields like \
+                     '0 3 * * 0' or a macro like @weekly"
                 )
             })?;
         }
@@ -167,6 +177,11 @@ mod tests {
         assert!(schedule_for(&s, None, "nas").unwrap().is_none());
         let bad = settings(&[("maintenance_schedule", "x")]);
         assert!(schedule_for(&bad, Some("nas"), "nas").is_err());
+        let never = settings(&[("maintenance_schedule", "0 3 30 2 *")]);
+        assert!(schedule_for(&never, Some("nas"), "nas").is_err());
+        assert!(validate_setting("maintenance_schedule", "0 3 30 2 *").is_err());
+        assert!(validate_setting("maintenance_schedule", "0 3 31 4,6 *").is_err());
+        assert!(validate_setting("maintenance_schedule", "0 3 29 2 *").is_ok());
         assert!(schedule_for(&bad, Some("nas"), "laptop").unwrap().is_none());
     }
 

@@ -34,9 +34,13 @@ pub struct MaintenanceStatus {
 }
 
 impl MaintenanceStatus {
-    /// Whether `status` must exit 1 for it.
+    /// Whether `status` must exit 1 for it. `never_run` alone is the normal state of a fresh
+    /// owner, but not when the owner is no registered device or has never synced: then no
+    /// timer exists anywhere and maintenance would never run without anyone being told.
     pub fn needs_attention(&self) -> bool {
         matches!(self.verdict, "overdue" | "failing")
+            || (self.verdict == "never_run"
+                && matches!(self.owner_state, Some("unknown_device" | "never_seen")))
     }
 }
 
@@ -261,6 +265,13 @@ mod tests {
         s.last_prune = StepHistory::default();
         s.last_check = StepHistory::default();
         assert_eq!(judge(&s, at(11)).0, "never_run");
+        // A fresh owner that syncs is fine; one that is unknown or never synced is not.
+        s.verdict = "never_run";
+        assert!(!s.needs_attention());
+        for state in ["unknown_device", "never_seen"] {
+            s.owner_state = Some(state);
+            assert!(s.needs_attention(), "{state}");
+        }
         let mut s = base();
         s.last_check = StepHistory::default();
         assert_eq!(judge(&s, at(11)).0, "overdue");

@@ -24,6 +24,20 @@ pub async fn all_jobs(pool: &PgPool) -> anyhow::Result<Vec<JobRef>> {
     )
 }
 
+/// Whether this session sees every job (the maintenance owner, an admin, or a role that
+/// bypasses row-level security such as a superuser), so that a snapshot whose job it does not
+/// see really belongs to no job. `fleet_is_admin()` is false for a superuser when the role
+/// backup_admin does not exist (it looks the role up in pg_roles), hence the role's own flags.
+pub async fn sees_every_job(pool: &PgPool) -> anyhow::Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT fleet_is_maintenance_owner() OR fleet_is_admin() \
+             OR COALESCE((SELECT rolsuper OR rolbypassrls FROM pg_roles \
+                          WHERE rolname = current_user), false)",
+    )
+    .fetch_one(pool)
+    .await?)
+}
+
 /// Records the start of a step; returns its row id.
 pub async fn start_step(pool: &PgPool, device_id: &str, step: &str) -> anyhow::Result<i32> {
     Ok(sqlx::query_scalar(

@@ -2,7 +2,8 @@
 //! (version 0.0.4), for node_exporter's textfile collector or any scraper that runs a command.
 //!
 //! Verdicts and device states come from `status` ([`crate::admin::status::collect`]); the
-//! figures of each job's newest finished run come from one query here. A series whose value
+//! figures of each job's newest finished run come from one query here, through
+//! `job_run_state` (one row per job), never a scan of the run history. A series whose value
 //! is unknown (a job that never succeeded has no last-success time) is left out rather than
 //! given a made-up value; `restic_fleet_job_verdict{verdict="never_run"}` covers those jobs.
 //!
@@ -39,7 +40,7 @@ pub struct MetricsArgs {
     pub database_url: Option<String>,
 }
 
-/// The figures of a job's newest finished run (any status but `running`).
+/// The figures of a job's newest finished run (`success` or `failed`, as for the verdict).
 #[derive(Debug, sqlx::FromRow)]
 struct LastRun {
     job_id: Uuid,
@@ -66,7 +67,9 @@ async fn metrics(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
     }
     let report = status::collect(&pool, args.device.as_deref(), Utc::now()).await?;
     let runs = last_runs(&pool, args.device.as_deref()).await?;
-    let text = render(&report, &runs);
+    let maintenance = crate::maintenance::status::collect(&pool, report.generated_at).await?;
+    let mut text = render(&report, &runs);
+    render_maintenance(&mut text, &maintenance);
     match &args.output {
         None => {
             let mut out = std::io::stdout().lock();
@@ -79,12 +82,16 @@ async fn metrics(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
 }
 
 async fn last_runs(pool: &PgPool, device: Option<&str>) -> anyhow::Result<HashMap<Uuid, LastRun>> {
+    // job_run_state (migration 008, kept by triggers) names each job's newest finished run;
+    // its figures come from runs by primary key, so this costs O(jobs) like `status` instead of
+    // scanning the run history.
     let rows: Vec<LastRun> = sqlx::query_as(
-        "SELECT DISTINCT ON (r.job_id) r.job_id, r.status, r.start_time, r.end_time, \
+        "SELECT j.id AS job_id, r.status, r.start_time, r.end_time, \
                 r.duration_seconds, r.data_added_bytes, r.files_new \
-         FROM runs r JOIN backup_jobs j ON j.id = r.job_id \
-         WHERE r.status <> 'running' AND ($1::text IS NULL OR j.device_id = $1) \
-         ORDER BY r.job_id, r.start_time DESC, r.id DESC",
+         FROM backup_jobs j \
+         JOIN job_run_state s ON s.job_id = j.id \
+         JOIN runs r ON r.id = s.last_finished_run_id \
+         WHERE $1::text IS NULL OR j.device_id = $1",
     )
     .bind(device)
     .fetch_all(pool)
@@ -369,6 +376,49 @@ fn render(report: &StatusReport, runs: &HashMap<Uuid, LastRun>) -> String {
         f.sample(name, &[], seconds(report.generated_at));
     }
     out
+}
+
+/// The maintenance verdicts `restic_fleet_maintenance_verdict` has a series for.
+const MAINTENANCE_VERDICTS: [&str; 5] = ["ok", "overdue", "failing", "never_run", "not_configured"];
+
+/// The repository's maintenance (issue 12): when forget, prune and check last succeeded and the
+/// verdict `status` gives it, from [`crate::maintenance::status::collect`]. Repository-wide, so
+/// without job or device labels (and written with `--device` too).
+fn render_maintenance(out: &mut String, m: &crate::maintenance::status::MaintenanceStatus) {
+    {
+        let name = "restic_fleet_maintenance_last_success_timestamp_seconds";
+        let mut f = Family::new(
+            out,
+            name,
+            "gauge",
+            "When the step (forget, prune, check) of the repository's maintenance last succeeded (Unix time); absent when it never did.",
+        );
+        for (step, h) in [
+            ("forget", &m.last_forget),
+            ("prune", &m.last_prune),
+            ("check", &m.last_check),
+        ] {
+            if let Some(t) = h.last_success_at {
+                f.sample(name, &[("step", step)], seconds(t));
+            }
+        }
+    }
+    {
+        let name = "restic_fleet_maintenance_verdict";
+        let mut f = Family::new(
+            out,
+            name,
+            "gauge",
+            "1 for the maintenance verdict as `restic-fleet status` decides it, 0 for the others.",
+        );
+        for v in MAINTENANCE_VERDICTS {
+            f.sample(
+                name,
+                &[("verdict", v)],
+                if m.verdict == v { 1.0 } else { 0.0 },
+            );
+        }
+    }
 }
 
 #[cfg(test)]

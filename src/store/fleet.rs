@@ -230,8 +230,13 @@ pub(crate) async fn cleanup_cutoff(pool: &PgPool, days: i32) -> anyhow::Result<D
 }
 
 /// The seed's maintenance rule: finished runs (`success`, `failed`, `cancelled`) that started
-/// before the cutoff. A `running` run is never deleted.
-const CLEANUP_WHERE: &str = "start_time < $1 AND status IN ('success', 'failed', 'cancelled')";
+/// before the cutoff. A `running` run is never deleted, nor are the rows `job_run_state` points
+/// at (a job's newest run, newest finished run and newest success, however old): deleting them
+/// would empty the state and turn the job `never_run`, dropping its alerts and never letting a
+/// job with a long period be ok. The probe goes through job_run_state's primary key.
+const CLEANUP_WHERE: &str = "start_time < $1 AND status IN ('success', 'failed', 'cancelled') \
+     AND NOT EXISTS (SELECT 1 FROM job_run_state s WHERE s.job_id = runs.job_id \
+       AND runs.id IN (s.last_run_id, s.last_finished_run_id, s.last_success_run_id))";
 
 /// How many runs the rule selects (`cleanup --dry-run`).
 pub(crate) async fn cleanup_count(pool: &PgPool, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {

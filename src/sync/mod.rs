@@ -57,6 +57,9 @@ impl Changes {
     }
 }
 
+/// The name of the maintenance owner's artifact (systemd units and Windows task alike).
+const MAINTENANCE_ARTIFACT: &str = systemd::MAINTENANCE_STEM;
+
 /// Compares by name and exact file contents.
 pub fn reconcile(desired: Vec<Artifact>, installed: Vec<Artifact>) -> Changes {
     let mut installed: BTreeMap<String, Artifact> =
@@ -402,11 +405,18 @@ pub async fn run(
         // else, so the stale-run check and the missed-slot detection below see them.
         let delivered = crate::spool::deliver_all(&mut *db, &state, &config.device_id).await?;
         report.spool_delivered = delivered.delivered.iter().map(|d| d.run_id).collect();
+        // A record the database refuses stays in the spool and is a failed item: sync exits 1
+        // (README), so the device's monitoring notices a run that is not recorded.
         for k in delivered.kept {
-            report.warnings.push(format!(
-                "spooled run record {} stays in the spool: {}",
-                k.file, k.error
-            ));
+            report.fail(
+                None,
+                None,
+                &format!("spool {}", k.file),
+                format!(
+                    "spooled run record {} stays in the spool: {}",
+                    k.file, k.error
+                ),
+            );
         }
         let settings = Settings::load(&mut *db, &config.device_id).await?;
         // Repository locks a dead restic of this device left behind (restic's own rules), when
@@ -437,8 +447,12 @@ pub async fn run(
     let settings = Settings::load(&mut *db, &config.device_id).await?;
     if !args.dry_run {
         // i13: full ids for the short snapshot ids older restic reported (one restic call, only
-        // when some are pending).
+        // when some are pending). Behind PgBouncer the sync's transaction is committed first so
+        // that no server connection is held while restic runs (resolve_pending pins its own
+        // short transactions around it), and a new one begins afterwards.
+        crate::db::release_pinned(db).await?;
         crate::snapshot_ids::resolve_pending(&mut *db, &config.device_id, &settings).await;
+        crate::db::begin_pinned(db).await?;
     }
     let tz = settings.timezone()?;
     let jitter = settings.get_u64("schedule_jitter_seconds", 0)?;
@@ -562,7 +576,10 @@ pub async fn run(
         }
     }
 
-    // i11: the maintenance timer/task, on the maintenance owner only
+    // i11: the maintenance timer/task, on the maintenance owner only. A schedule that cannot
+    // be read (stored by SQL, or never firing) is a failed item, and the timer/task installed
+    // now is kept: removing it would stop maintenance altogether.
+    let mut keep_maintenance = false;
     let maintenance =
         match crate::maintenance::owner::timer_schedule(&mut *db, &settings, &config.device_id)
             .await
@@ -570,6 +587,7 @@ pub async fn run(
             Ok(m) => m,
             Err(e) => {
                 report.fail(None, None, "maintenance", format!("{e:#}"));
+                keep_maintenance = true;
                 None
             }
         };
@@ -591,7 +609,10 @@ pub async fn run(
     backend.configure(&settings, &plan)?;
     let desired = backend.render(&plan)?;
     let installed = backend.installed()?;
-    let changes = reconcile(desired, installed);
+    let mut changes = reconcile(desired, installed);
+    if keep_maintenance {
+        changes.remove.retain(|a| a.name != MAINTENANCE_ARTIFACT);
+    }
     backend.apply(&changes, &mut report)?;
     // An item the backend could not apply is listed under failed only.
     let failed: Vec<String> = report.failed.iter().map(|f| f.item.clone()).collect();
