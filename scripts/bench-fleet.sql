@@ -54,7 +54,9 @@ FROM (SELECT id, abs(hashtext(id::text)) % 24 AS h,
 
 CREATE TEMP TABLE saved_indexes AS
 SELECT indexname, indexdef FROM pg_indexes
-WHERE schemaname = 'public' AND tablename = 'runs' AND indexname <> 'runs_pkey';
+WHERE schemaname = 'public' AND tablename = 'runs'
+  -- Indexes that back a constraint (the primary key, runs_client_run_id_key) stay.
+  AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE conrelid = 'runs'::regclass);
 SELECT format('DROP INDEX %I', indexname) FROM saved_indexes \gexec
 -- The per-row triggers (job_run_state) are rebuilt in one statement after the load.
 ALTER TABLE runs DISABLE TRIGGER USER;

@@ -50,8 +50,13 @@ psql -qX "$url" -c "CREATE EXTENSION pg_stat_statements" >/dev/null
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr); restic $(restic version | awk '{print $2}'); $(psql -qAtX "$url" -c 'SHOW server_version')"
 echo "generating $devices devices, $((devices * jobs)) jobs, $((devices * jobs * 2)) schedules, $((devices * jobs * runs)) runs..."
 start=$(date +%s)
-psql -qX "$url" -v devices="$devices" -v jobs_per_device="$jobs" -v runs_per_job="$runs" \
-  -f scripts/bench-fleet.sql 2>&1 | grep -v NOTICE || true
+# A fleet that failed to generate would make every figure meaningless: stop at the first error.
+if ! psql -qX -v ON_ERROR_STOP=1 "$url" -v devices="$devices" -v jobs_per_device="$jobs" \
+  -v runs_per_job="$runs" -f scripts/bench-fleet.sql >"$dir/generate.log" 2>&1; then
+  grep -v NOTICE "$dir/generate.log" >&2
+  echo "generating the fleet failed" >&2
+  exit 1
+fi
 echo "fleet generated in $(( $(date +%s) - start )) s; runs table $(psql -qAtX "$url" -c "SELECT pg_size_pretty(pg_total_relation_size('runs'))")"
 python3 scripts/bench.py --bin "$bin" --url "$url" --pgb-url "$pgb" --server-log "$dir/pg/server.log" \
   --repeat "$repeat" --syncs "$syncs" --sync-seconds "$sync_seconds" --runs-per-job "$runs"
