@@ -17,7 +17,7 @@ use crate::exit;
 use crate::jobs::{self, Job};
 use crate::restic::{self, Line, Summary, Transcript};
 use crate::settings::Settings;
-use crate::util::{mask_url, redact};
+use crate::util::mask_url;
 
 #[derive(Debug, Default)]
 struct StreamResult {
@@ -457,23 +457,37 @@ pub(crate) fn restic_command(
 }
 
 /// Runs `restic unlock`: removes locks whose process no longer exists (on this host) or that are
-/// older than 30 minutes; live locks of other machines are left alone.
+/// older than 30 minutes; live locks of other machines are left alone. Returns whether restic
+/// unlock succeeded (the markers of dead restics are cleared only then).
 pub(crate) async fn remove_stale_locks(
     restic: &std::path::Path,
     repository: &str,
     password: &str,
     settings: &Settings,
-) {
+) -> bool {
     let mut cmd = restic_command(restic, repository, password, settings);
     cmd.arg("unlock").stdout(Stdio::null());
     match tokio::time::timeout(Duration::from_secs(120), cmd.output()).await {
-        Ok(Ok(out)) if out.status.success() => {}
-        Ok(Ok(out)) => tracing::warn!(
-            "restic unlock failed: {}",
-            redact(String::from_utf8_lossy(&out.stderr).trim(), password)
-        ),
-        Ok(Err(e)) => tracing::warn!("could not start restic unlock: {e}"),
-        Err(_) => tracing::warn!("restic unlock did not finish within 120s"),
+        Ok(Ok(out)) if out.status.success() => true,
+        Ok(Ok(out)) => {
+            tracing::warn!(
+                "restic unlock failed: {}",
+                crate::unattended::redact_secrets(
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    password,
+                    settings
+                )
+            );
+            false
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("could not start restic unlock: {e}");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("restic unlock did not finish within 120s");
+            false
+        }
     }
 }
 

@@ -301,14 +301,17 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
     if !left.is_empty()
         && let Ok(restic) = which::which("restic")
     {
-        execute::remove_stale_locks(
+        // A failed unlock keeps the markers, so the next run or sync tries again.
+        if execute::remove_stale_locks(
             &restic,
             &resolved.repository,
             &resolved.password,
             &resolved.settings,
         )
-        .await;
-        marker::clear(&left);
+        .await
+        {
+            marker::clear(&left);
+        }
     }
 
     let mut record = RunRecord::starting(
