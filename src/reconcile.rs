@@ -18,7 +18,6 @@ use uuid::Uuid;
 
 use crate::settings::Settings;
 use crate::state::StateDir;
-use crate::util::redact;
 
 /// Closes this device's stale runs (of `only_job` when given). `held_job` is a job whose lock
 /// the caller holds: its other running rows are stale by definition. Returns the closed ids.
@@ -164,7 +163,11 @@ async fn snapshots_in_window(
         Ok(Ok(out)) => {
             tracing::warn!(
                 "could not look for a snapshot of a stale run: {}",
-                redact(String::from_utf8_lossy(&out.stderr).trim(), password)
+                crate::unattended::redact_secrets(
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    password,
+                    settings
+                )
             );
             return Vec::new();
         }

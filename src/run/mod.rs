@@ -371,7 +371,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             .settings
             .get_bool("ping_warning_as_success", false)
             .unwrap_or(false),
-        vec![resolved.password.clone()],
+        hook_secrets(&resolved),
     );
     // A sleep inhibitor is held while restic works (setting prevent_sleep).
     let inhibitor = crate::unattended::inhibit::hold(
@@ -616,6 +616,21 @@ async fn job_id(
                 .join(", ")
         )),
     }
+}
+
+/// What the hooks' output must not show: the repository password and the backend
+/// environment's values (as [`crate::unattended::redact_secrets`] masks them).
+fn hook_secrets(resolved: &ResolvedJob) -> Vec<String> {
+    let mut secrets = vec![resolved.password.clone()];
+    for (_, v) in
+        crate::unattended::backend_env::from_settings(&resolved.settings).unwrap_or_default()
+    {
+        // Very short values (a region like "eu") would mask ordinary words.
+        if v.len() >= 4 {
+            secrets.push(v);
+        }
+    }
+    secrets
 }
 
 /// How the backup ended, as the hooks and pings see it.
