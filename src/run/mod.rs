@@ -41,6 +41,9 @@ use resolve::{JobSource, ResolvedJob};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one database step of `run` may take before the database counts as away.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on closing a job's stale runs before the backup: database steps plus a `restic
+/// snapshots` (120s) per stale run; a repository slower than that leaves the link offline.
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -266,8 +269,18 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             Some(job_id),
             Some(job_id),
         );
-        if let Err(e) = step(closing).await {
-            link.check(e)?;
+        // Not bounded by the database step timeout: it may ask the repository (`restic
+        // snapshots`, up to 120s per stale run), and a slow repository is not an unreachable
+        // database.
+        match tokio::time::timeout(RECONCILE_TIMEOUT, closing).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => link.check(e)?,
+            Err(_) => link.lost(&anyhow::Error::new(crate::db::Unreachable {
+                message: format!(
+                    "closing this job's stale runs did not finish within {}s",
+                    RECONCILE_TIMEOUT.as_secs()
+                ),
+            })),
         }
     }
     if opts.triggered_by != TriggeredBy::Manual {
