@@ -206,8 +206,13 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
     // Records of earlier runs go in before anything this run writes.
     if let Some(conn) = link.conn().await
         && let Err(e) = crate::spool::deliver_all(conn, &state, &config.device_id).await
+        && let Err(e) = link.check(e)
     {
-        link.check(e)?;
+        // Earlier runs' records stay in the spool; today's backup goes on all the same.
+        tracing::warn!(
+            "the spooled records of earlier runs could not be delivered: {e:#}; they stay in \
+             the spool and this backup goes on"
+        );
     }
 
     // A job name (unique on this device) works as well as its UUID.
