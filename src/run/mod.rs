@@ -345,6 +345,14 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             Err(e) => link.check(e)?,
         }
     }
+    // Behind PgBouncer the `running` row exists only once committed: a failed commit counts
+    // as no row (the start goes to the spool below; the same client run id keeps it one row).
+    if run_id.is_some() {
+        link.release().await;
+        if link.conn.is_none() {
+            run_id = None;
+        }
+    }
     // Without a `running` row, the spool holds the run's start: if this process dies, the
     // next delivery finds the record `running` with its job lock free and closes it (with its
     // snapshot, when restic got that far), so no snapshot is left without a row.
@@ -495,6 +503,15 @@ async fn store(
         let Some(conn) = link.conn().await else { break };
         match step(record::deliver(conn, record)).await {
             Ok(d) => {
+                // Behind PgBouncer the record is in only once committed; until then the spooled
+                // start stays and success is not reported. A lost commit is retried like a lost
+                // connection (delivery is idempotent by client run id), then spooled.
+                if let Some(conn) = link.conn.as_mut()
+                    && let Err(e) = step(crate::db::release_pinned(conn)).await
+                {
+                    link.lost(&e);
+                    continue;
+                }
                 if crate::sync::needs_reregistration(&d.schedules, &d.tz, Utc::now()) {
                     reregister(&opts.config_path);
                 }
