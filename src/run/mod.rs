@@ -214,9 +214,13 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
              the spool and this backup goes on"
         );
     }
+    // Behind PgBouncer each database step is committed at once: an early return must not roll
+    // a step back, and no server connection is held across the waits below.
+    link.release().await;
 
     // A job name (unique on this device) works as well as its UUID.
     let job_id = job_id(&mut link, &state, config, &opts.job).await?;
+    link.release().await;
 
     // Step 1: resolve.
     let mut resolved = None;
@@ -226,6 +230,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             Err(e) => link.check(e)?,
         }
     }
+    link.release().await;
     let resolved = match resolved {
         Some(r) => r,
         None => {
@@ -287,6 +292,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
                 ),
             })),
         }
+        link.release().await;
     }
     if opts.triggered_by != TriggeredBy::Manual {
         gate(&mut link, &state, &resolved).await?;
@@ -471,6 +477,7 @@ async fn gate(link: &mut Link, state: &StateDir, resolved: &ResolvedJob) -> anyh
             Err(e) => link.check(e)?,
         }
     }
+    link.release().await;
     let rows = rows.unwrap_or_else(|| resolved.schedules.clone());
     let last = local_copy::read_last_run(state, job_id).map(|l| l.start_time);
     let due = resolve::due(&rows, last, Utc::now(), &resolved.tz);
