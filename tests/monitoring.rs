@@ -383,6 +383,44 @@ async fn a_failing_before_hook_stops_the_backup() {
 }
 
 #[tokio::test]
+async fn bad_restic_args_fail_the_run_before_any_hook() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("args", &[&src]).await;
+    let touched = env.dir.path().join("before-ran");
+    assert_ok(&admin(
+        &env,
+        &[
+            "job",
+            "edit",
+            &job.to_string(),
+            "--hook-before",
+            &format!("touch '{}'", touched.display()),
+        ],
+    ));
+    // Written by plain SQL, past the allow-list of `job edit`.
+    sqlx::query(
+        "UPDATE backup_jobs SET restic_args = '[\"--password-command\", \"sh -c id\"]'::jsonb \
+         WHERE id = $1",
+    )
+    .bind(job)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let out = run_job(&env, job);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        !touched.exists(),
+        "the before hook ran for a run that could not start"
+    );
+    assert_eq!(snapshot_count(&env), 0);
+    let (status, error, meta) = last_run(&env).await;
+    assert_eq!(status, "failed");
+    assert!(error.unwrap().contains("--password-command"));
+    assert!(meta.get("hooks").is_none(), "{meta}");
+}
+
+#[tokio::test]
 async fn hooks_see_the_run_and_never_the_password() {
     let env = Env::with_repo().await;
     let src = env.make_source("src", 2);

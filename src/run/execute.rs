@@ -100,6 +100,49 @@ pub(crate) async fn execute(
     }
 }
 
+/// What must hold before anything of the run starts (the start ping, the before hook, which
+/// may stop services): restic arguments inside the allow-list, source paths, restic on PATH.
+/// Returns the extra restic arguments and restic's path, or why the run fails and its exit
+/// code (2 for the job's arguments or paths, 1 for a missing restic).
+pub(crate) fn preflight(
+    resolved: &ResolvedJob,
+) -> Result<(Vec<String>, std::path::PathBuf), (String, u8)> {
+    let job = &resolved.job;
+    // Validated again where it is used: a row written by plain SQL that breaks the allow-list
+    // fails the run before restic starts (see src/restic_args.rs).
+    let extra = match crate::restic_args::validated(job.restic_args.as_ref()) {
+        Ok(a) => a,
+        Err(msg) => {
+            return Err((
+                format!("job {} ({:?}): {msg}", job.id, job.name),
+                exit::USAGE,
+            ));
+        }
+    };
+    if job.source_paths.is_empty() {
+        return Err((
+            format!(
+                "job {} ({:?}) has no source paths; add some with `restic-fleet job edit {} --path PATH`",
+                job.id, job.name, job.id
+            ),
+            exit::USAGE,
+        ));
+    }
+    let restic = match which::which("restic") {
+        Ok(p) => p,
+        Err(_) => {
+            return Err((
+                "restic was not found on PATH; install it (Debian/Ubuntu: apt install restic, \
+                 Windows: winget install restic.restic) and make sure the scheduler's PATH \
+                 contains it"
+                    .to_string(),
+                exit::FAILED,
+            ));
+        }
+    };
+    Ok((extra, restic))
+}
+
 async fn execute_unredacted(
     resolved: &ResolvedJob,
     progress: bool,
@@ -110,37 +153,9 @@ async fn execute_unredacted(
     let settings = &resolved.settings;
     let repository = resolved.repository.as_str();
     let password = resolved.password.as_str();
-    // Validated again where it is used: a row written by plain SQL that breaks the allow-list
-    // fails the run before restic starts (see src/restic_args.rs).
-    let extra = match crate::restic_args::validated(job.restic_args.as_ref()) {
-        Ok(a) => a,
-        Err(msg) => {
-            return failed(
-                format!("job {} ({:?}): {msg}", job.id, job.name),
-                exit::USAGE,
-            );
-        }
-    };
-    if job.source_paths.is_empty() {
-        return failed(
-            format!(
-                "job {} ({:?}) has no source paths; add some with `restic-fleet job edit {} --path PATH`",
-                job.id, job.name, job.id
-            ),
-            exit::USAGE,
-        );
-    }
-    let restic = match which::which("restic") {
+    let (extra, restic) = match preflight(resolved) {
         Ok(p) => p,
-        Err(_) => {
-            return failed(
-                "restic was not found on PATH; install it (Debian/Ubuntu: apt install restic, \
-                 Windows: winget install restic.restic) and make sure the scheduler's PATH \
-                 contains it"
-                    .to_string(),
-                exit::FAILED,
-            );
-        }
+        Err((message, code)) => return failed(message, code),
     };
     let missing: Vec<String> = job
         .source_paths

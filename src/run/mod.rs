@@ -387,47 +387,64 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
 
     // Step 2: execute, between the start ping and before hook and the result ping and the
     // after/failure/finally hooks (which take plain values: they work offline too).
-    let mut monitor = crate::run_hooks::RunMonitor::for_job(
-        &resolved.job,
-        &config.device_id,
-        &run_id
-            .map(|id| id.to_string())
-            .unwrap_or_else(|| record.client_run_id.to_string()),
-        Duration::from_secs(
-            resolved
-                .settings
-                .get_u64("hook_timeout_seconds", 300)
-                .unwrap_or(300),
+    // What would fail the run anyway (restic arguments, source paths, restic itself) fails it
+    // before the start ping and the before hook (which may stop services): no hook or ping
+    // runs for it, the failed run is recorded.
+    let (outcome, monitored) = match execute::preflight(&resolved) {
+        Err((message, code)) => (
+            execute::failed(message, code),
+            crate::run_hooks::MonitorRecord::default(),
         ),
-        resolved
-            .settings
-            .get_bool("ping_warning_as_success", false)
-            .unwrap_or(false),
-        hook_secrets(&resolved),
-    );
-    // A sleep inhibitor is held while restic works (setting prevent_sleep).
-    let inhibitor = crate::unattended::inhibit::hold(
-        prevent_sleep,
-        &format!("backup of {:?}", resolved.job.name),
-    )
-    .await;
-    let outcome = match monitor.before_backup().await {
-        // A failing before hook with on-error `stop` fails the run without a backup.
-        Err(message) => execute::failed(message, exit::FAILED),
-        Ok(()) => {
-            let started = marker::ResticMarker::start(&state, record.client_run_id);
-            let outcome =
-                execute::execute(&resolved, opts.progress, &[&job_lock, &slot], network_wait).await;
-            match (started, outcome.exit_code) {
-                (Some(m), Some(_)) => m.finished(),
-                (Some(m), None) => m.keep(),
-                (None, _) => {}
-            }
-            outcome
+        Ok(_) => {
+            let mut monitor = crate::run_hooks::RunMonitor::for_job(
+                &resolved.job,
+                &config.device_id,
+                &run_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| record.client_run_id.to_string()),
+                Duration::from_secs(
+                    resolved
+                        .settings
+                        .get_u64("hook_timeout_seconds", 300)
+                        .unwrap_or(300),
+                ),
+                resolved
+                    .settings
+                    .get_bool("ping_warning_as_success", false)
+                    .unwrap_or(false),
+                hook_secrets(&resolved),
+            );
+            // A sleep inhibitor is held while restic works (setting prevent_sleep).
+            let inhibitor = crate::unattended::inhibit::hold(
+                prevent_sleep,
+                &format!("backup of {:?}", resolved.job.name),
+            )
+            .await;
+            let outcome = match monitor.before_backup().await {
+                // A failing before hook with on-error `stop` fails the run without a backup.
+                Err(message) => execute::failed(message, exit::FAILED),
+                Ok(()) => {
+                    let started = marker::ResticMarker::start(&state, record.client_run_id);
+                    let outcome = execute::execute(
+                        &resolved,
+                        opts.progress,
+                        &[&job_lock, &slot],
+                        network_wait,
+                    )
+                    .await;
+                    match (started, outcome.exit_code) {
+                        (Some(m), Some(_)) => m.finished(),
+                        (Some(m), None) => m.keep(),
+                        (None, _) => {}
+                    }
+                    outcome
+                }
+            };
+            drop(inhibitor);
+            let monitored = monitor.after_backup(&monitor_input(&outcome)).await;
+            (outcome, monitored)
         }
     };
-    drop(inhibitor);
-    let monitored = monitor.after_backup(&monitor_input(&outcome)).await;
     let outcome = with_monitor_record(outcome, &monitored);
 
     // Step 3: record, live or spooled.
