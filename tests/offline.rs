@@ -221,7 +221,12 @@ fn restic_child(pid: u32, timeout: Duration) -> u32 {
             let after = &stat[stat.rfind(')').unwrap() + 2..];
             let ppid: u32 = after.split(' ').nth(1).unwrap().parse().unwrap();
             let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
-            if ppid == pid && String::from_utf8_lossy(&cmdline).contains("backup") {
+            // restic itself, not the sleep inhibitor (whose `--why` names the backup too).
+            let program = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            if ppid == pid
+                && String::from_utf8_lossy(program).ends_with("restic")
+                && String::from_utf8_lossy(&cmdline).contains("backup")
+            {
                 return child;
             }
         }
