@@ -31,7 +31,14 @@ pub struct Job {
     pub hook_after: Option<String>,
     pub hook_failure: Option<String>,
     pub hook_finally: Option<String>,
+    /// Defaulted so a local copy written before the column existed still reads.
+    #[serde(default = "default_hook_before_on_error")]
     pub hook_before_on_error: String,
+}
+
+/// The column's default (migration 010): a failing before hook stops the run.
+fn default_hook_before_on_error() -> String {
+    "stop".to_string()
 }
 
 pub const JOB_COLUMNS: &str = "id, device_id, name, description, source_paths, exclude_patterns, \
@@ -195,6 +202,30 @@ mod tests {
                 .contains("element 1")
         );
         assert!(restic_args(None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn job_without_hook_before_on_error_reads_as_stop() {
+        let job: Job = serde_json::from_value(json!({
+            "id": "7f0c1d2e-3b4a-4c5d-8e9f-0a1b2c3d4e5f",
+            "device_id": "pc1",
+            "name": "docs",
+            "description": null,
+            "source_paths": ["/home"],
+            "exclude_patterns": null,
+            "tags": null,
+            "restic_args": null,
+            "enabled": true,
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "metadata": null,
+            "origin_name": null,
+            "origin_id": null,
+            "account_id": null
+        }))
+        .expect("a job written before the hook columns existed");
+        assert_eq!(job.hook_before_on_error, "stop");
+        assert!(job.hook_before.is_none());
     }
 
     #[test]

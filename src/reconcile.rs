@@ -18,7 +18,6 @@ use uuid::Uuid;
 
 use crate::settings::Settings;
 use crate::state::StateDir;
-use crate::util::redact;
 
 /// Closes this device's stale runs (of `only_job` when given). `held_job` is a job whose lock
 /// the caller holds: its other running rows are stale by definition. Returns the closed ids.
@@ -60,8 +59,13 @@ pub async fn close_stale_runs(
         .fetch_one(&mut *conn)
         .await?;
         let until = until.unwrap_or_else(Utc::now);
+        // Behind PgBouncer no server connection is held while restic reads the repository
+        // (the update below is conditional on the row still running).
+        crate::db::release_pinned(conn).await?;
+        let snapshots = snapshots_in_window(settings, device_id, job_id, start, until).await;
+        crate::db::begin_pinned(conn).await?;
         let mut found = None;
-        for snap in snapshots_in_window(settings, device_id, job_id, start, until).await {
+        for snap in snapshots {
             let claimed: bool = sqlx::query_scalar(
                 "SELECT EXISTS (SELECT 1 FROM runs WHERE job_id = $1 AND snapshot_id IS NOT NULL \
                  AND snapshot_id <> '' AND (snapshot_id = $2 OR $2 LIKE snapshot_id || '%'))",
@@ -164,7 +168,11 @@ async fn snapshots_in_window(
         Ok(Ok(out)) => {
             tracing::warn!(
                 "could not look for a snapshot of a stale run: {}",
-                redact(String::from_utf8_lossy(&out.stderr).trim(), password)
+                crate::unattended::redact_secrets(
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    password,
+                    settings
+                )
             );
             return Vec::new();
         }

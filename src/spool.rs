@@ -203,6 +203,10 @@ pub async fn deliver_all(
         let settings = crate::settings::Settings::load(&mut *conn, device_id).await?;
         crate::reconcile::close_stale_runs(conn, state, device_id, &settings, None, None).await?;
     }
+    // Behind PgBouncer nothing is left uncommitted (the reconciliation above included); the
+    // connection is left inside a new, empty transaction, as after each record.
+    crate::db::release_pinned(conn).await?;
+    crate::db::begin_pinned(conn).await?;
     Ok(report)
 }
 
@@ -328,6 +332,8 @@ pub async fn run(config_path: &Path, cmd: SpoolCommand) -> anyhow::Result<u8> {
                 crate::db::connect_single(&config.database_url, crate::run::CONNECT_TIMEOUT)
                     .await?;
             let report = deliver_all(&mut conn, &state, &config.device_id).await?;
+            // Behind PgBouncer: commits what the delivery left open.
+            crate::db::release_pinned(&mut conn).await?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

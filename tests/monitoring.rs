@@ -383,6 +383,84 @@ async fn a_failing_before_hook_stops_the_backup() {
 }
 
 #[tokio::test]
+async fn bad_restic_args_fail_the_run_before_any_hook() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("args", &[&src]).await;
+    let touched = env.dir.path().join("before-ran");
+    assert_ok(&admin(
+        &env,
+        &[
+            "job",
+            "edit",
+            &job.to_string(),
+            "--hook-before",
+            &format!("touch '{}'", touched.display()),
+        ],
+    ));
+    // Written by plain SQL, past the allow-list of `job edit`.
+    sqlx::query(
+        "UPDATE backup_jobs SET restic_args = '[\"--password-command\", \"sh -c id\"]'::jsonb \
+         WHERE id = $1",
+    )
+    .bind(job)
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let out = run_job(&env, job);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        !touched.exists(),
+        "the before hook ran for a run that could not start"
+    );
+    assert_eq!(snapshot_count(&env), 0);
+    let (status, error, meta) = last_run(&env).await;
+    assert_eq!(status, "failed");
+    assert!(error.unwrap().contains("--password-command"));
+    assert!(meta.get("hooks").is_none(), "{meta}");
+}
+
+#[tokio::test]
+async fn hook_output_never_shows_a_backend_secret() {
+    let env = Env::with_repo().await;
+    let secret = "s3cr3t-b2-key-0042";
+    // A local repository ignores the variable; the hook's output must still not keep it.
+    env.set_setting(
+        "repository_environment",
+        &format!("B2_ACCOUNT_KEY={secret}"),
+    )
+    .await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("b2", &[&src]).await;
+    // The hook prints the secret it found elsewhere (its command line does not hold it).
+    let file = env.dir.path().join("key.txt");
+    std::fs::write(&file, secret).unwrap();
+    let f = file.display();
+    assert_ok(&admin(
+        &env,
+        &[
+            "job",
+            "edit",
+            &job.to_string(),
+            "--hook-before",
+            &format!("echo key $(cat '{f}'); echo err $(cat '{f}') >&2"),
+        ],
+    ));
+    let out = run_job(&env, job);
+    assert_ok(&out);
+    let (status, _, meta) = last_run(&env).await;
+    assert_eq!(status, "success");
+    let hook = &meta["hooks"][0];
+    assert_eq!(hook["hook"], "before");
+    assert!(
+        hook["stdout"].as_str().unwrap().starts_with("key "),
+        "{meta}"
+    );
+    assert!(!meta.to_string().contains(secret), "{meta}");
+    assert!(!stderr(&out).contains(secret));
+}
+
+#[tokio::test]
 async fn hooks_see_the_run_and_never_the_password() {
     let env = Env::with_repo().await;
     let src = env.make_source("src", 2);

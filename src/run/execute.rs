@@ -17,7 +17,7 @@ use crate::exit;
 use crate::jobs::{self, Job};
 use crate::restic::{self, Line, Summary, Transcript};
 use crate::settings::Settings;
-use crate::util::{mask_url, redact};
+use crate::util::mask_url;
 
 #[derive(Debug, Default)]
 struct StreamResult {
@@ -100,6 +100,49 @@ pub(crate) async fn execute(
     }
 }
 
+/// What must hold before anything of the run starts (the start ping, the before hook, which
+/// may stop services): restic arguments inside the allow-list, source paths, restic on PATH.
+/// Returns the extra restic arguments and restic's path, or why the run fails and its exit
+/// code (2 for the job's arguments or paths, 1 for a missing restic).
+pub(crate) fn preflight(
+    resolved: &ResolvedJob,
+) -> Result<(Vec<String>, std::path::PathBuf), (String, u8)> {
+    let job = &resolved.job;
+    // Validated again where it is used: a row written by plain SQL that breaks the allow-list
+    // fails the run before restic starts (see src/restic_args.rs).
+    let extra = match crate::restic_args::validated(job.restic_args.as_ref()) {
+        Ok(a) => a,
+        Err(msg) => {
+            return Err((
+                format!("job {} ({:?}): {msg}", job.id, job.name),
+                exit::USAGE,
+            ));
+        }
+    };
+    if job.source_paths.is_empty() {
+        return Err((
+            format!(
+                "job {} ({:?}) has no source paths; add some with `restic-fleet job edit {} --path PATH`",
+                job.id, job.name, job.id
+            ),
+            exit::USAGE,
+        ));
+    }
+    let restic = match which::which("restic") {
+        Ok(p) => p,
+        Err(_) => {
+            return Err((
+                "restic was not found on PATH; install it (Debian/Ubuntu: apt install restic, \
+                 Windows: winget install restic.restic) and make sure the scheduler's PATH \
+                 contains it"
+                    .to_string(),
+                exit::FAILED,
+            ));
+        }
+    };
+    Ok((extra, restic))
+}
+
 async fn execute_unredacted(
     resolved: &ResolvedJob,
     progress: bool,
@@ -110,37 +153,9 @@ async fn execute_unredacted(
     let settings = &resolved.settings;
     let repository = resolved.repository.as_str();
     let password = resolved.password.as_str();
-    // Validated again where it is used: a row written by plain SQL that breaks the allow-list
-    // fails the run before restic starts (see src/restic_args.rs).
-    let extra = match crate::restic_args::validated(job.restic_args.as_ref()) {
-        Ok(a) => a,
-        Err(msg) => {
-            return failed(
-                format!("job {} ({:?}): {msg}", job.id, job.name),
-                exit::USAGE,
-            );
-        }
-    };
-    if job.source_paths.is_empty() {
-        return failed(
-            format!(
-                "job {} ({:?}) has no source paths; add some with `restic-fleet job edit {} --path PATH`",
-                job.id, job.name, job.id
-            ),
-            exit::USAGE,
-        );
-    }
-    let restic = match which::which("restic") {
+    let (extra, restic) = match preflight(resolved) {
         Ok(p) => p,
-        Err(_) => {
-            return failed(
-                "restic was not found on PATH; install it (Debian/Ubuntu: apt install restic, \
-                 Windows: winget install restic.restic) and make sure the scheduler's PATH \
-                 contains it"
-                    .to_string(),
-                exit::FAILED,
-            );
-        }
+        Err((message, code)) => return failed(message, code),
     };
     let missing: Vec<String> = job
         .source_paths
@@ -457,23 +472,37 @@ pub(crate) fn restic_command(
 }
 
 /// Runs `restic unlock`: removes locks whose process no longer exists (on this host) or that are
-/// older than 30 minutes; live locks of other machines are left alone.
+/// older than 30 minutes; live locks of other machines are left alone. Returns whether restic
+/// unlock succeeded (the markers of dead restics are cleared only then).
 pub(crate) async fn remove_stale_locks(
     restic: &std::path::Path,
     repository: &str,
     password: &str,
     settings: &Settings,
-) {
+) -> bool {
     let mut cmd = restic_command(restic, repository, password, settings);
     cmd.arg("unlock").stdout(Stdio::null());
     match tokio::time::timeout(Duration::from_secs(120), cmd.output()).await {
-        Ok(Ok(out)) if out.status.success() => {}
-        Ok(Ok(out)) => tracing::warn!(
-            "restic unlock failed: {}",
-            redact(String::from_utf8_lossy(&out.stderr).trim(), password)
-        ),
-        Ok(Err(e)) => tracing::warn!("could not start restic unlock: {e}"),
-        Err(_) => tracing::warn!("restic unlock did not finish within 120s"),
+        Ok(Ok(out)) if out.status.success() => true,
+        Ok(Ok(out)) => {
+            tracing::warn!(
+                "restic unlock failed: {}",
+                crate::unattended::redact_secrets(
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    password,
+                    settings
+                )
+            );
+            false
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("could not start restic unlock: {e}");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("restic unlock did not finish within 120s");
+            false
+        }
     }
 }
 

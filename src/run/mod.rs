@@ -41,6 +41,9 @@ use resolve::{JobSource, ResolvedJob};
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one database step of `run` may take before the database counts as away.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bound on closing a job's stale runs before the backup: database steps plus a `restic
+/// snapshots` (120s) per stale run; a repository slower than that leaves the link offline.
+const RECONCILE_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -203,12 +206,21 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
     // Records of earlier runs go in before anything this run writes.
     if let Some(conn) = link.conn().await
         && let Err(e) = crate::spool::deliver_all(conn, &state, &config.device_id).await
+        && let Err(e) = link.check(e)
     {
-        link.check(e)?;
+        // Earlier runs' records stay in the spool; today's backup goes on all the same.
+        tracing::warn!(
+            "the spooled records of earlier runs could not be delivered: {e:#}; they stay in \
+             the spool and this backup goes on"
+        );
     }
+    // Behind PgBouncer each database step is committed at once: an early return must not roll
+    // a step back, and no server connection is held across the waits below.
+    link.release().await;
 
     // A job name (unique on this device) works as well as its UUID.
     let job_id = job_id(&mut link, &state, config, &opts.job).await?;
+    link.release().await;
 
     // Step 1: resolve.
     let mut resolved = None;
@@ -218,6 +230,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             Err(e) => link.check(e)?,
         }
     }
+    link.release().await;
     let resolved = match resolved {
         Some(r) => r,
         None => {
@@ -266,9 +279,20 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             Some(job_id),
             Some(job_id),
         );
-        if let Err(e) = step(closing).await {
-            link.check(e)?;
+        // Not bounded by the database step timeout: it may ask the repository (`restic
+        // snapshots`, up to 120s per stale run), and a slow repository is not an unreachable
+        // database.
+        match tokio::time::timeout(RECONCILE_TIMEOUT, closing).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => link.check(e)?,
+            Err(_) => link.lost(&anyhow::Error::new(crate::db::Unreachable {
+                message: format!(
+                    "closing this job's stale runs did not finish within {}s",
+                    RECONCILE_TIMEOUT.as_secs()
+                ),
+            })),
         }
+        link.release().await;
     }
     if opts.triggered_by != TriggeredBy::Manual {
         gate(&mut link, &state, &resolved).await?;
@@ -301,14 +325,17 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
     if !left.is_empty()
         && let Ok(restic) = which::which("restic")
     {
-        execute::remove_stale_locks(
+        // A failed unlock keeps the markers, so the next run or sync tries again.
+        if execute::remove_stale_locks(
             &restic,
             &resolved.repository,
             &resolved.password,
             &resolved.settings,
         )
-        .await;
-        marker::clear(&left);
+        .await
+        {
+            marker::clear(&left);
+        }
     }
 
     let mut record = RunRecord::starting(
@@ -322,6 +349,14 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
         match step(record::insert_running(conn, &record)).await {
             Ok(id) => run_id = Some(id),
             Err(e) => link.check(e)?,
+        }
+    }
+    // Behind PgBouncer the `running` row exists only once committed: a failed commit counts
+    // as no row (the start goes to the spool below; the same client run id keeps it one row).
+    if run_id.is_some() {
+        link.release().await;
+        if link.conn.is_none() {
+            run_id = None;
         }
     }
     // Without a `running` row, the spool holds the run's start: if this process dies, the
@@ -352,47 +387,64 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
 
     // Step 2: execute, between the start ping and before hook and the result ping and the
     // after/failure/finally hooks (which take plain values: they work offline too).
-    let mut monitor = crate::run_hooks::RunMonitor::for_job(
-        &resolved.job,
-        &config.device_id,
-        &run_id
-            .map(|id| id.to_string())
-            .unwrap_or_else(|| record.client_run_id.to_string()),
-        Duration::from_secs(
-            resolved
-                .settings
-                .get_u64("hook_timeout_seconds", 300)
-                .unwrap_or(300),
+    // What would fail the run anyway (restic arguments, source paths, restic itself) fails it
+    // before the start ping and the before hook (which may stop services): no hook or ping
+    // runs for it, the failed run is recorded.
+    let (outcome, monitored) = match execute::preflight(&resolved) {
+        Err((message, code)) => (
+            execute::failed(message, code),
+            crate::run_hooks::MonitorRecord::default(),
         ),
-        resolved
-            .settings
-            .get_bool("ping_warning_as_success", false)
-            .unwrap_or(false),
-        vec![resolved.password.clone()],
-    );
-    // A sleep inhibitor is held while restic works (setting prevent_sleep).
-    let inhibitor = crate::unattended::inhibit::hold(
-        prevent_sleep,
-        &format!("backup of {:?}", resolved.job.name),
-    )
-    .await;
-    let outcome = match monitor.before_backup().await {
-        // A failing before hook with on-error `stop` fails the run without a backup.
-        Err(message) => execute::failed(message, exit::FAILED),
-        Ok(()) => {
-            let started = marker::ResticMarker::start(&state, record.client_run_id);
-            let outcome =
-                execute::execute(&resolved, opts.progress, &[&job_lock, &slot], network_wait).await;
-            match (started, outcome.exit_code) {
-                (Some(m), Some(_)) => m.finished(),
-                (Some(m), None) => m.keep(),
-                (None, _) => {}
-            }
-            outcome
+        Ok(_) => {
+            let mut monitor = crate::run_hooks::RunMonitor::for_job(
+                &resolved.job,
+                &config.device_id,
+                &run_id
+                    .map(|id| id.to_string())
+                    .unwrap_or_else(|| record.client_run_id.to_string()),
+                Duration::from_secs(
+                    resolved
+                        .settings
+                        .get_u64("hook_timeout_seconds", 300)
+                        .unwrap_or(300),
+                ),
+                resolved
+                    .settings
+                    .get_bool("ping_warning_as_success", false)
+                    .unwrap_or(false),
+                hook_secrets(&resolved),
+            );
+            // A sleep inhibitor is held while restic works (setting prevent_sleep).
+            let inhibitor = crate::unattended::inhibit::hold(
+                prevent_sleep,
+                &format!("backup of {:?}", resolved.job.name),
+            )
+            .await;
+            let outcome = match monitor.before_backup().await {
+                // A failing before hook with on-error `stop` fails the run without a backup.
+                Err(message) => execute::failed(message, exit::FAILED),
+                Ok(()) => {
+                    let started = marker::ResticMarker::start(&state, record.client_run_id);
+                    let outcome = execute::execute(
+                        &resolved,
+                        opts.progress,
+                        &[&job_lock, &slot],
+                        network_wait,
+                    )
+                    .await;
+                    match (started, outcome.exit_code) {
+                        (Some(m), Some(_)) => m.finished(),
+                        (Some(m), None) => m.keep(),
+                        (None, _) => {}
+                    }
+                    outcome
+                }
+            };
+            drop(inhibitor);
+            let monitored = monitor.after_backup(&monitor_input(&outcome)).await;
+            (outcome, monitored)
         }
     };
-    drop(inhibitor);
-    let monitored = monitor.after_backup(&monitor_input(&outcome)).await;
     let outcome = with_monitor_record(outcome, &monitored);
 
     // Step 3: record, live or spooled.
@@ -442,6 +494,7 @@ async fn gate(link: &mut Link, state: &StateDir, resolved: &ResolvedJob) -> anyh
             Err(e) => link.check(e)?,
         }
     }
+    link.release().await;
     let rows = rows.unwrap_or_else(|| resolved.schedules.clone());
     let last = local_copy::read_last_run(state, job_id).map(|l| l.start_time);
     let due = resolve::due(&rows, last, Utc::now(), &resolved.tz);
@@ -474,6 +527,15 @@ async fn store(
         let Some(conn) = link.conn().await else { break };
         match step(record::deliver(conn, record)).await {
             Ok(d) => {
+                // Behind PgBouncer the record is in only once committed; until then the spooled
+                // start stays and success is not reported. A lost commit is retried like a lost
+                // connection (delivery is idempotent by client run id), then spooled.
+                if let Some(conn) = link.conn.as_mut()
+                    && let Err(e) = step(crate::db::release_pinned(conn)).await
+                {
+                    link.lost(&e);
+                    continue;
+                }
                 if crate::sync::needs_reregistration(&d.schedules, &d.tz, Utc::now()) {
                     reregister(&opts.config_path);
                 }
@@ -613,6 +675,21 @@ async fn job_id(
                 .join(", ")
         )),
     }
+}
+
+/// What the hooks' output must not show: the repository password and the backend
+/// environment's values (as [`crate::unattended::redact_secrets`] masks them).
+fn hook_secrets(resolved: &ResolvedJob) -> Vec<String> {
+    let mut secrets = vec![resolved.password.clone()];
+    for (_, v) in
+        crate::unattended::backend_env::from_settings(&resolved.settings).unwrap_or_default()
+    {
+        // Very short values (a region like "eu") would mask ordinary words.
+        if v.len() >= 4 {
+            secrets.push(v);
+        }
+    }
+    secrets
 }
 
 /// How the backup ended, as the hooks and pings see it.

@@ -428,8 +428,8 @@ pub async fn run(
                 settings.get("repository_password"),
                 which::which("restic"),
             )
+            && crate::run::execute::remove_stale_locks(&restic, repo, password, &settings).await
         {
-            crate::run::execute::remove_stale_locks(&restic, repo, password, &settings).await;
             crate::run::marker::clear(&left);
         }
         heartbeat(&mut *db, &config.device_id).await?;

@@ -61,6 +61,8 @@ async fn platform_hold(why: &str) -> SleepInhibitor {
     .stderr(Stdio::piped())
     // Its own group, so that dropping the inhibitor ends `sleep` too.
     .process_group(0);
+    // A killed run must not leave the inhibitor behind, blocking sleep for good.
+    crate::child::die_with_parent(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
