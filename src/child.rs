@@ -136,3 +136,28 @@ mod windows_job {
         }
     }
 }
+
+/// Resolves when this process is asked to stop: SIGINT or SIGTERM (Ctrl-C on Windows), with
+/// the signal's name. Whatever runs a child (restic, a hook) or waits (for the network, for a
+/// repository lock) selects on it, so that a stop ends the wait and the child cleanly.
+pub(crate) async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}

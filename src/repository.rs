@@ -304,7 +304,7 @@ impl LockWait {
             if stop_on_signal {
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
-                    _ = interrupted() => {
+                    _ = crate::child::stop_signal() => {
                         tracing::warn!("interrupted while waiting for the repository lock");
                         return false;
                     }
@@ -319,27 +319,6 @@ impl LockWait {
     /// How many retries were made.
     pub fn retries(&self) -> u32 {
         self.retries
-    }
-}
-
-async fn interrupted() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

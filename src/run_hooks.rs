@@ -584,7 +584,7 @@ async fn execute_shell(
     // also keeps a terminal's Ctrl-C from reaching it: a SIGINT/SIGTERM to us stops it here.
     let waited = tokio::select! {
         w = tokio::time::timeout(timeout, child.wait_with_output()) => w,
-        sig = interrupted() => {
+        sig = crate::child::stop_signal() => {
             kill_group(pid);
             return Err(ShellError {
                 message: format!("it was stopped because restic-fleet received {sig}"),
@@ -611,29 +611,6 @@ async fn execute_shell(
                 stderr: Vec::new(),
             })
         }
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM (Ctrl-C on Windows) with the signal's name.
-async fn interrupted() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
     }
 }
 

@@ -415,7 +415,7 @@ async fn backup_once(
     let status = loop {
         tokio::select! {
             st = child.wait() => break st,
-            sig = shutdown_signal() => {
+            sig = crate::child::stop_signal() => {
                 if cancelled_by.is_none() {
                     tracing::warn!("received {sig}: stopping restic so it releases its repository lock");
                     cancelled_by = Some(sig);
@@ -521,29 +521,6 @@ fn interrupt(child: &tokio::process::Child) {
     // Windows has no SIGINT for a child without a console of its own; restic's locks are
     // removed by its own stale-lock detection (and `restic unlock`).
     let _ = child.id();
-}
-
-/// Resolves on SIGINT or SIGTERM (Ctrl-C / Ctrl-Break on Windows) with the signal's name.
-async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
-    }
 }
 
 /// Classifies restic's output lines as they come: progress, summary, errors, transcript.

@@ -73,7 +73,7 @@ impl NetworkWait {
         // with the failure it had.
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stop_requested() => {
+            _ = crate::child::stop_signal() => {
                 tracing::warn!("stopped while waiting for the network");
                 self.deadline = Instant::now();
                 return false;
@@ -82,28 +82,6 @@ impl NetworkWait {
         self.delay = (self.delay * 2).min(Duration::from_secs(30));
         self.attempts += 1;
         true
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT (Ctrl-C on Windows).
-async fn stop_requested() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 
