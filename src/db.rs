@@ -375,6 +375,9 @@ pub async fn ensure_schema(pool: &PgPool) -> anyhow::Result<()> {
     migrate(pool).await
 }
 
+/// The oldest PostgreSQL server the schema works on (`server_version_num`).
+const MIN_SERVER_VERSION: i32 = 150_000;
+
 /// The transaction-level advisory lock that serialises migrations behind PgBouncer.
 const MIGRATION_LOCK_KEY: i64 = 0x5246_0000_0008;
 
@@ -385,6 +388,21 @@ pub async fn migrate(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 async fn migrate_on(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    // Row-level security reaches through the seed's views only as security-invoker views
+    // (migration 006), which PostgreSQL has from version 15 on.
+    let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+        .fetch_one(&mut *conn)
+        .await?;
+    if version < MIN_SERVER_VERSION {
+        return Err(Failure::failed(format!(
+            "the database server is PostgreSQL {}.{}, but restic-fleet needs 15 or newer (its \
+             row-level security relies on security-invoker views); upgrade the server, e.g. \
+             with pg_upgradecluster",
+            version / 10000,
+            version % 10000
+        ))
+        .into());
+    }
     let mut migrator = sqlx::migrate!("./migrations");
     // A newer client may already have applied migrations this one does not know: keep working.
     migrator.set_ignore_missing(true);

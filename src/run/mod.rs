@@ -213,6 +213,13 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             "the spooled records of earlier runs could not be delivered: {e:#}; they stay in \
              the spool and this backup goes on"
         );
+        // Behind PgBouncer the failed statement aborted the step's transaction: roll it back so
+        // the connection serves the next steps.
+        if let Some(conn) = link.conn.as_mut()
+            && let Err(e) = crate::db::abort_pinned(conn).await
+        {
+            link.lost(&e);
+        }
     }
     // Behind PgBouncer each database step is committed at once: an early return must not roll
     // a step back, and no server connection is held across the waits below.
