@@ -64,12 +64,16 @@ pub fn list(state: &StateDir) -> anyhow::Result<Vec<Spooled>> {
     Ok(paths
         .into_iter()
         .map(|path| {
-            let record = std::fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()));
+            let record = read_record(&path);
             Spooled { path, record }
         })
         .collect())
+}
+
+fn read_record(path: &std::path::Path) -> Result<RunRecord, String> {
+    std::fs::read(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
 }
 
 /// What one delivery pass did.
@@ -109,7 +113,7 @@ pub async fn deliver_all(
     let mut stale_started = false;
     for item in list(state)? {
         let file = item.path.display().to_string();
-        let r = match item.record {
+        let mut r = match item.record {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!("spool file {file} is not a run record ({e}); it is left there");
@@ -135,7 +139,14 @@ pub async fn deliver_all(
         let _job_lock = if r.status == "running" {
             match crate::locks::try_lock_job(state, r.job_id)? {
                 Some(lock) => {
-                    stale_started = true;
+                    // Read again under the lock: the run may have finished (and replaced its
+                    // start with the finished record) since the spool was listed.
+                    match read_record(&item.path) {
+                        Ok(now) => r = now,
+                        // Gone: that run delivered or removed it itself.
+                        Err(_) => continue,
+                    }
+                    stale_started |= r.status == "running";
                     Some(lock)
                 }
                 None => {
