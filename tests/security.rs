@@ -1047,3 +1047,70 @@ async fn the_maintenance_owner_role_maintains_the_whole_fleet() {
         .unwrap();
     assert_eq!(kept, 1);
 }
+
+/// A device role delivers its own spool: a run made while the database was unreachable is
+/// recorded under row-level security and the column grants exactly like a live one, and moves
+/// its schedule on.
+#[tokio::test]
+async fn a_device_role_runs_offline_and_delivers_its_spool() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let a = enroll(&env, &env.url, &unique("spool"));
+    let src = env.make_source("src-a", 2);
+    let job = add_job_for(&env, &a.id, "home", &src).await;
+    let sched = add_interval(&env, job, 3600).await;
+    // sync (as the device) writes the local copy that an offline run needs.
+    let bin = fake_systemctl(&env);
+    let out = as_device(&env, &a)
+        .env("PATH", path_with(&bin))
+        .args(["sync", "--unit-dir"])
+        .arg(env.dir.path().join("units-spool"))
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    // The database is away: nobody listens on port 1.
+    let out = as_device(&env, &a)
+        .env("DATABASE_URL", "postgres://nobody:x@127.0.0.1:1/none")
+        .args(["run", &job.to_string(), "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        report["run_id"].is_null() && report["spooled"].is_string(),
+        "{report}"
+    );
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE job_id = $1")
+        .bind(job)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 0);
+    // Back: the device's own role delivers it.
+    let out = as_device(&env, &a)
+        .args(["spool", "deliver", "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let (status, offline, client): (String, Option<bool>, Option<uuid::Uuid>) = sqlx::query_as(
+        "SELECT status, (metadata->>'recorded_offline')::bool, client_run_id FROM runs \
+         WHERE job_id = $1",
+    )
+    .bind(job)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "success");
+    assert_eq!(offline, Some(true));
+    assert_eq!(
+        client.map(|c| c.to_string()).as_deref(),
+        report["client_run_id"].as_str()
+    );
+    let last: Option<chrono::DateTime<chrono::Utc>> =
+        sqlx::query_scalar("SELECT last_run_at FROM schedules WHERE id = $1")
+            .bind(sched)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert!(last.is_some(), "the delivered run moved its schedule on");
+}
