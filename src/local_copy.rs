@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::jobs::{JOB_COLUMNS, Job};
-use crate::schedules::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::jobs::Job;
+use crate::schedules::ScheduleRow;
 use crate::settings::Settings;
 use crate::state::{self, StateDir};
 
@@ -52,24 +52,8 @@ impl LocalCopy {
             return Ok(None);
         };
         let settings = Settings::load(&mut *conn, device_id).await?;
-        let jobs: Vec<Job> = sqlx::query_as(&format!(
-            "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE device_id = $1 ORDER BY name, id"
-        ))
-        .bind(device_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let cols = SCHEDULE_COLUMNS
-            .split(", ")
-            .map(|c| format!("s.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let schedules: Vec<ScheduleRow> = sqlx::query_as(&format!(
-            "SELECT {cols} FROM schedules s JOIN backup_jobs j ON s.job_id = j.id \
-             WHERE j.device_id = $1 AND s.enabled ORDER BY s.id"
-        ))
-        .bind(device_id)
-        .fetch_all(&mut *conn)
-        .await?;
+        let (jobs, schedules) =
+            crate::store::device::jobs_and_schedules(&mut *conn, device_id, false).await?;
         Ok(Some(Self {
             format: FORMAT,
             device_id: device_id.to_string(),

@@ -21,9 +21,9 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::exit;
-use crate::jobs::{JOB_COLUMNS, Job};
+use crate::jobs::Job;
 use crate::schedule::Schedule;
-use crate::schedules::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::schedules::ScheduleRow;
 use crate::settings::Settings;
 use crate::state::StateDir;
 use crate::usage_err;
@@ -310,25 +310,7 @@ async fn load(
     db: &mut PgConnection,
     device_id: &str,
 ) -> anyhow::Result<(Vec<Job>, Vec<ScheduleRow>)> {
-    let jobs: Vec<Job> = sqlx::query_as(&format!(
-        "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE device_id = $1 AND enabled = true ORDER BY name, id"
-    ))
-    .bind(device_id)
-    .fetch_all(&mut *db)
-    .await?;
-    let cols = SCHEDULE_COLUMNS
-        .split(", ")
-        .map(|c| format!("s.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let schedules: Vec<ScheduleRow> = sqlx::query_as(&format!(
-        "SELECT {cols} FROM schedules s JOIN backup_jobs j ON s.job_id = j.id \
-         WHERE j.device_id = $1 AND j.enabled = true AND s.enabled = true ORDER BY s.id"
-    ))
-    .bind(device_id)
-    .fetch_all(&mut *db)
-    .await?;
-    Ok((jobs, schedules))
+    crate::store::device::jobs_and_schedules(db, device_id, true).await
 }
 
 fn make_backend(args: &SyncArgs) -> anyhow::Result<Box<dyn Backend>> {
