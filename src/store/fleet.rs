@@ -23,7 +23,8 @@ pub(crate) struct DeviceRow {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
-/// A job with its newest run, newest finished run and newest success (from `job_run_state`).
+/// A job with its newest run, newest finished run and newest success (from `job_run_state`),
+/// and what its enabled schedules say (folded in from the schedules query).
 #[derive(Debug)]
 pub(crate) struct JobStateRow {
     pub id: Uuid,
@@ -35,20 +36,19 @@ pub(crate) struct JobStateRow {
     pub last_run_start: Option<DateTime<Utc>>,
     pub last_finished_run_id: Option<i32>,
     pub last_finished_status: Option<String>,
-    pub last_finished_start: Option<DateTime<Utc>>,
-    pub last_finished_end: Option<DateTime<Utc>>,
     pub last_finished_error: Option<String>,
     pub last_finished_metadata: Option<Value>,
     pub last_success_start: Option<DateTime<Utc>>,
     pub last_success_end: Option<DateTime<Utc>>,
     /// Of the job's enabled schedules: the earliest `next_run_at`, the distinct cron
-    /// expressions, and the smallest positive interval (what the expected period needs).
+    /// expressions (sorted, so that jobs with the same schedules share one key), and the
+    /// smallest positive interval (what the expected period needs).
     pub next_run_at: Option<DateTime<Utc>>,
-    pub crons: Option<Vec<String>>,
+    pub crons: Vec<String>,
     pub min_interval: Option<i32>,
 }
 
-// Decoded by position, not by name: 18 columns of 50,000 rows.
+// Decoded by position, not by name: 13 columns of 50,000 rows. The schedule facts start empty.
 impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for JobStateRow {
     fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
         use sqlx::Row;
@@ -62,15 +62,13 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for JobStateRow {
             last_run_start: row.try_get(6)?,
             last_finished_run_id: row.try_get(7)?,
             last_finished_status: row.try_get(8)?,
-            last_finished_start: row.try_get(9)?,
-            last_finished_end: row.try_get(10)?,
-            last_finished_error: row.try_get(11)?,
-            last_finished_metadata: row.try_get(12)?,
-            last_success_start: row.try_get(13)?,
-            last_success_end: row.try_get(14)?,
-            next_run_at: row.try_get(15)?,
-            crons: row.try_get(16)?,
-            min_interval: row.try_get(17)?,
+            last_finished_error: row.try_get(9)?,
+            last_finished_metadata: row.try_get(10)?,
+            last_success_start: row.try_get(11)?,
+            last_success_end: row.try_get(12)?,
+            next_run_at: None,
+            crons: Vec::new(),
+            min_interval: None,
         })
     }
 }
@@ -78,9 +76,9 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for JobStateRow {
 /// What `status` reads, for the whole fleet or one device, from one snapshot of the database.
 #[derive(Debug, Default)]
 pub(crate) struct FleetSnapshot {
-    /// Ordered by id.
+    /// Ordered by id (byte order, whatever the database's collation).
     pub devices: Vec<DeviceRow>,
-    /// Ordered by device, then name.
+    /// Ordered by device, then name (byte order).
     pub jobs: Vec<JobStateRow>,
     /// Jobs with a run in progress.
     pub running: std::collections::HashSet<Uuid>,
@@ -90,14 +88,9 @@ pub(crate) struct FleetSnapshot {
     pub device_settings: HashMap<String, Vec<(String, String)>>,
 }
 
-/// An enabled schedule as `status` needs it: job, type, cron expression, interval, next run.
-type ScheduleFacts = (
-    Uuid,
-    String,
-    Option<String>,
-    Option<i32>,
-    Option<DateTime<Utc>>,
-);
+/// An enabled schedule as `status` needs it: job, cron expression (of a cron schedule),
+/// positive interval (of an interval schedule), next run.
+type ScheduleFacts = (Uuid, Option<String>, Option<i32>, Option<DateTime<Utc>>);
 
 /// The last finished run's metadata, sent only when the verdict reads something in it (a
 /// non-empty `warnings` or `missing_paths` array, see `status::run_warnings`): parsing 50,000
@@ -113,6 +106,10 @@ const WARNING_METADATA: &str = "CASE WHEN \
 
 /// Reads everything `status` needs in one transaction: the same seven statements whatever the
 /// fleet's size, each served by an index or a small table.
+///
+/// Nothing is sorted by the server: sorting 50,000 jobs by two text columns under the
+/// database's collation kept the client waiting 35 ms before the first row, while the client
+/// sorts them in byte order in a few milliseconds, and the rows stream as the join makes them.
 pub(crate) async fn status_snapshot(
     pool: &PgPool,
     device: Option<&str>,
@@ -123,13 +120,13 @@ pub(crate) async fn status_snapshot(
     // transaction, so a pooled server connection is left as it was found. (No isolation level
     // is set: behind PgBouncer this transaction is a savepoint, where PostgreSQL refuses it.)
     sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-    // Sorting 50,000 jobs must not spill to disk (the default work_mem is 4 MB).
+    // The hash join of 50,000 jobs must stay in memory (the default work_mem is 4 MB).
     sqlx::query("SET LOCAL work_mem = '64MB'")
         .execute(&mut *tx)
         .await?;
-    let devices: Vec<DeviceRow> = sqlx::query_as(
+    let mut devices: Vec<DeviceRow> = sqlx::query_as(
         "SELECT id, name, platform, enabled, last_seen FROM devices \
-         WHERE ($1::text IS NULL OR id = $1) ORDER BY id",
+         WHERE ($1::text IS NULL OR id = $1)",
     )
     .bind(device)
     .fetch_all(&mut *tx)
@@ -137,12 +134,10 @@ pub(crate) async fn status_snapshot(
     let mut jobs: Vec<JobStateRow> = sqlx::query_as(&format!(
         "SELECT j.id, j.device_id, j.name, j.enabled, \
                 s.last_run_id, s.last_run_status, s.last_run_start, \
-                s.last_finished_run_id, s.last_finished_status, s.last_finished_start, \
-                s.last_finished_end, s.last_finished_error, {WARNING_METADATA}, \
-                s.last_success_start, s.last_success_end, \
-                NULL::timestamptz AS next_run_at, NULL::text[] AS crons, NULL::int AS min_interval \
+                s.last_finished_run_id, s.last_finished_status, s.last_finished_error, \
+                {WARNING_METADATA}, s.last_success_start, s.last_success_end \
          FROM backup_jobs j LEFT JOIN job_run_state s ON s.job_id = j.id \
-         WHERE ($1::text IS NULL OR j.device_id = $1) ORDER BY j.device_id, j.name"
+         WHERE ($1::text IS NULL OR j.device_id = $1)"
     ))
     .bind(device)
     .fetch_all(&mut *tx)
@@ -150,7 +145,11 @@ pub(crate) async fn status_snapshot(
     // Only the columns the verdict needs, in no particular order, folded into the job rows
     // below. (Aggregating them in SQL costs PostgreSQL more than it saves here.)
     let schedules: Vec<ScheduleFacts> = sqlx::query_as(
-        "SELECT job_id, schedule_type, cron_expression, interval_seconds, next_run_at \
+        "SELECT job_id, \
+                CASE WHEN schedule_type = 'cron' THEN cron_expression END, \
+                CASE WHEN schedule_type = 'interval' AND interval_seconds > 0 \
+                  THEN interval_seconds END, \
+                next_run_at \
              FROM schedules \
              WHERE enabled AND ($1::text IS NULL OR job_id IN \
                (SELECT id FROM backup_jobs WHERE device_id = $1))",
@@ -179,8 +178,10 @@ pub(crate) async fn status_snapshot(
     .await?;
     tx.commit().await?;
 
+    devices.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    jobs.sort_unstable_by(|a, b| (&a.device_id, &a.name).cmp(&(&b.device_id, &b.name)));
     let index: HashMap<Uuid, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
-    for (job_id, kind, cron, interval, next) in schedules {
+    for (job_id, cron, interval, next) in schedules {
         let Some(j) = index.get(&job_id).and_then(|i| jobs.get_mut(*i)) else {
             continue;
         };
@@ -188,17 +189,13 @@ pub(crate) async fn status_snapshot(
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        match (kind.as_str(), cron, interval) {
-            ("cron", Some(expr), _) => {
-                let crons = j.crons.get_or_insert_with(Vec::new);
-                if !crons.contains(&expr) {
-                    crons.push(expr);
-                }
-            }
-            ("interval", _, Some(s)) if s > 0 => {
-                j.min_interval = Some(j.min_interval.map_or(s, |m| m.min(s)));
-            }
-            _ => {}
+        if let Some(expr) = cron
+            && let Err(at) = j.crons.binary_search(&expr)
+        {
+            j.crons.insert(at, expr);
+        }
+        if let Some(s) = interval {
+            j.min_interval = Some(j.min_interval.map_or(s, |m| m.min(s)));
         }
     }
     let mut global_settings = Vec::new();
