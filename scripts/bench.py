@@ -225,11 +225,19 @@ def sync_storm(url, label):
     stop = threading.Event()
 
     def sampler():
+        # One psql session for all samples: starting psql and a server backend 20 times a second
+        # loaded the machine the syncs were measured on.
+        q = ("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
+             "AND datname = current_database() AND pid <> pg_backend_pid();\n")
+        psql = subprocess.Popen(["psql", "-qAtX", a.url], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, bufsize=1)
         while not stop.is_set():
-            n = int(sql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' "
-                        "AND datname = current_database() AND pid <> pg_backend_pid()"))
-            peak[0] = max(peak[0], n)
+            psql.stdin.write(q)
+            psql.stdin.flush()
+            peak[0] = max(peak[0], int(psql.stdout.readline()))
             time.sleep(0.05)
+        psql.stdin.close()
+        psql.wait()
 
     def one(d, c):
         argv = [bin_, "sync", "--unit-dir", os.path.join(work, f"units-{label}-{d}")]

@@ -762,3 +762,61 @@ async fn the_maintenance_timer_is_installed_on_the_owner_only() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("never fire"), "{}", stderr(&out));
 }
+
+/// The heartbeat's restic version is asked of restic once, and again only when the binary
+/// changes (starting restic was 40% of a no-op sync).
+#[tokio::test]
+async fn restic_is_asked_its_version_once_and_again_after_an_upgrade() {
+    let env = Env::enrolled().await;
+    let (bin, _) = fake_tool(&env, "systemctl", "");
+    let units = env.dir.path().join("units");
+    let asked = env.dir.path().join("restic-asked.log");
+    let write_restic = |version: &str| {
+        let script = bin.join("restic");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\necho 'restic {version} compiled with a test'\n",
+                asked.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let version_stored = || async {
+        let meta: Value = sqlx::query_scalar("SELECT metadata FROM devices WHERE id = $1")
+            .bind(&env.device)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        meta["restic_version"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+
+    write_restic("0.16.4");
+    for _ in 0..3 {
+        let (code, r) = sync(&env, &bin, &units, &[]);
+        assert_eq!(code, Some(0), "{r}");
+    }
+    assert_eq!(calls(&asked), vec!["version"], "asked once for three syncs");
+    assert_eq!(version_stored().await, "restic 0.16.4 compiled with a test");
+
+    // An upgrade (another size) is noticed at the next sync.
+    write_restic("0.17.10");
+    let (code, r) = sync(&env, &bin, &units, &[]);
+    assert_eq!(code, Some(0), "{r}");
+    assert_eq!(calls(&asked), vec!["version", "version"]);
+    assert_eq!(
+        version_stored().await,
+        "restic 0.17.10 compiled with a test"
+    );
+
+    // A lost cache file only costs one more question.
+    std::fs::remove_file(env.state_dir().join("restic-version")).unwrap();
+    sync(&env, &bin, &units, &[]);
+    sync(&env, &bin, &units, &[]);
+    assert_eq!(calls(&asked).len(), 3);
+}
