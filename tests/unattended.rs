@@ -147,7 +147,9 @@ async fn a_cache_restic_cannot_use_is_a_warning() {
 
 /// A fake `ssh` that logs its environment and speaks SFTP through the real `sftp-server`
 /// (a real SFTP backend without an sshd); its first `fail_first` calls fail the way ssh does
-/// when the server is not up yet.
+/// when the server is not up yet. A failing call waits a moment before it exits: restic
+/// forwards ssh's stderr from a goroutine that loses the race with restic's exit when ssh quits
+/// at once (about one run in eight), and the tests that read ssh's line must not depend on it.
 fn fake_ssh(env: &Env, fail_first: u32) -> PathBuf {
     let bin = env.dir.path().join("sshbin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -157,7 +159,7 @@ fn fake_ssh(env: &Env, fail_first: u32) -> PathBuf {
         format!(
             "#!/bin/sh\nn=$(cat '{d}/ssh.count' 2>/dev/null || echo 0)\necho $((n+1)) > '{d}/ssh.count'\n\
              env > '{d}/ssh.env'\n\
-             if [ \"$n\" -lt {fail_first} ]; then echo 'ssh: connect to host 127.0.0.1 port 22: Connection refused' >&2; exit 255; fi\n\
+             if [ \"$n\" -lt {fail_first} ]; then echo 'ssh: connect to host 127.0.0.1 port 22: Connection refused' >&2; sleep 0.3; exit 255; fi\n\
              exec /usr/lib/openssh/sftp-server\n"
         ),
     )

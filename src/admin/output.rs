@@ -40,9 +40,10 @@ pub fn render(t: &Table) -> String {
 }
 
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    // i13: streamed, not built as one string first (a whole fleet's status is tens of MB).
+    // i13: streamed, not built as one string first (a whole fleet's status is tens of MB), in
+    // writes the size of a pipe's buffer rather than 8 KiB ones.
     use std::io::Write;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
     out.flush()?;
