@@ -1114,3 +1114,62 @@ async fn a_device_role_runs_offline_and_delivers_its_spool() {
             .unwrap();
     assert!(last.is_some(), "the delivered run moved its schedule on");
 }
+
+/// The password of an enrolled device never reaches the server: with every statement logged,
+/// the server log holds the SCRAM verifier `device enroll` computed (and that PostgreSQL
+/// stored), never the password, which still logs in (`enroll` runs `init` with it).
+#[tokio::test]
+async fn enrolment_sends_postgresql_a_verifier_never_the_password() {
+    let env = Env::enrolled().await;
+    make_roles(&env);
+    sqlx::query(&format!(
+        "ALTER DATABASE {} SET log_statement = 'all'",
+        env.db
+    ))
+    .execute(&env.pool)
+    .await
+    .unwrap();
+    let data: String = sqlx::query_scalar("SHOW data_directory")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    // scripts/pg.sh: the server logs to server.log beside its data directory.
+    let log = std::path::Path::new(&data)
+        .parent()
+        .unwrap()
+        .join("server.log");
+    let from = std::fs::metadata(&log).unwrap().len() as usize;
+
+    let dev = enroll(&env, &env.url, &unique("scram"));
+    let rotated = with_url(&env, &env.url, &["device", "enroll", &dev.id, "--json"]);
+    assert_ok(&rotated);
+    let rotated: Value = serde_json::from_slice(&rotated.stdout).unwrap();
+    let password_of = |url: &str| {
+        let creds = url.split("://").nth(1).unwrap().split('@').next().unwrap();
+        creds.split(':').nth(1).unwrap().to_string()
+    };
+    let passwords = [
+        password_of(&dev.url),
+        password_of(rotated["database_url"].as_str().unwrap()),
+    ];
+    let stored: String = sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+        .bind(&dev.role)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
+
+    std::thread::sleep(std::time::Duration::from_millis(300)); // the log is written asynchronously
+    let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap()[from..]).to_string();
+    assert!(
+        text.contains(&stored),
+        "the statements were logged, the verifier among them"
+    );
+    for p in &passwords {
+        assert_eq!(p.len(), 64, "{p}");
+        assert!(
+            !text.contains(p.as_str()),
+            "the password reached the server log"
+        );
+    }
+}

@@ -8,8 +8,10 @@
 //! cluster-wide while device ids are per database: two fleets in one cluster never share a role.
 //!
 //! The password is 256 random bits (two v4 UUIDs, hex), shown once in the printed
-//! `restic-fleet init` line and never stored by us; PostgreSQL keeps only its SCRAM verifier.
-//! Like `db roles`, it never appears in an SQL statement's text: a transaction-local setting
+//! `restic-fleet init` line and never stored by us; PostgreSQL keeps only its SCRAM verifier,
+//! which is computed here ([`super::scram`]): the password itself never reaches the server,
+//! so no statement log, error context or `pg_stat_statements` can keep it. Like `db roles`,
+//! the verifier never appears in an SQL statement's text either: a transaction-local setting
 //! carries it to a server-side block. Rotating sets a new password, so the old one stops
 //! working at once (sessions already open stay open until they end).
 
@@ -193,7 +195,8 @@ pub async fn enroll(config_path: &Path, a: EnrollArgs) -> anyhow::Result<u8> {
              it, then enrol again"
         ));
     }
-    set_role_password(&mut tx, &role, &password, exists).await?;
+    let secret = super::scram::password_for_server(&password)?;
+    set_role_password(&mut tx, &role, &secret, exists).await?;
     sqlx::query(
         "INSERT INTO device_roles (device_id, role_name) VALUES ($1, $2) \
          ON CONFLICT (device_id) DO UPDATE SET role_name = EXCLUDED.role_name, rotated_at = NOW()",
@@ -268,12 +271,12 @@ async fn ensure_device(tx: &mut Transaction<'_, Postgres>, a: &EnrollArgs) -> an
     Ok(true)
 }
 
-/// CREATE ROLE (in the group) or ALTER ROLE ... PASSWORD; the password only travels as a
-/// bound parameter.
+/// CREATE ROLE (in the group) or ALTER ROLE ... PASSWORD `secret` (a SCRAM verifier), which
+/// only travels as a bound parameter.
 async fn set_role_password(
     tx: &mut Transaction<'_, Postgres>,
     role: &str,
-    password: &str,
+    secret: &str,
     exists: bool,
 ) -> anyhow::Result<()> {
     sqlx::query(
@@ -282,7 +285,7 @@ async fn set_role_password(
                 set_config('restic_fleet.group', $3, true)",
     )
     .bind(role)
-    .bind(password)
+    .bind(secret)
     .bind(roles::CLIENT)
     .execute(&mut **tx)
     .await?;

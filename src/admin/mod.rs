@@ -17,6 +17,7 @@ pub mod output;
 pub mod roles;
 pub mod runs;
 pub mod schedule;
+pub(crate) mod scram;
 pub mod settings;
 pub mod status;
 

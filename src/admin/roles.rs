@@ -143,8 +143,10 @@ fn is_retryable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Creates or updates one role; the password travels as a bound parameter only.
-async fn upsert_role(pool: &PgPool, role: &str, password: &str) -> Result<bool, sqlx::Error> {
+/// Creates or updates one role with `secret` (what [`super::scram::password_for_server`]
+/// makes of the password: its SCRAM verifier when it is plain ASCII), which travels as a bound
+/// parameter only.
+async fn upsert_role(pool: &PgPool, role: &str, secret: &str) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let existed: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
@@ -153,7 +155,7 @@ async fn upsert_role(pool: &PgPool, role: &str, password: &str) -> Result<bool, 
             .await?;
     sqlx::query("SELECT set_config('restic_fleet.role', $1, true), set_config('restic_fleet.password', $2, true)")
         .bind(role)
-        .bind(password)
+        .bind(secret)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
@@ -320,7 +322,8 @@ async fn roles(config_path: &Path, args: RolesArgs) -> anyhow::Result<u8> {
     }
     let mut results = Vec::new();
     for (role, pw) in &pws {
-        let created = with_retry(|| upsert_role(&pool, role, pw)).await?;
+        let secret = super::scram::password_for_server(pw)?;
+        let created = with_retry(|| upsert_role(&pool, role, &secret)).await?;
         results.push(RoleResult { role, created });
     }
     let created = with_retry(|| upsert_group(&pool, CLIENT)).await?;
