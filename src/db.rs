@@ -81,9 +81,15 @@ fn parse_options(url: &str) -> anyhow::Result<(PgConnectOptions, bool)> {
             mask_url(url)
         ))
     })?;
+    // sqlx warns of every statement over a second with its whole text: a migration over a big
+    // fleet printed two hundred lines of SQL. Slow statements are shown with -v instead.
     let opts = opts
         .application_name("restic-fleet")
-        .log_statements(tracing::log::LevelFilter::Trace);
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(
+            tracing::log::LevelFilter::Debug,
+            std::time::Duration::from_secs(1),
+        );
     Ok(if pooler {
         (
             opts.statement_cache_capacity(0).extra_float_digits(None),

@@ -1,5 +1,5 @@
 //! Fleet scale (issue 13): the trigger-maintained `job_run_state` against the run history it
-//! summarises (the seed's DISTINCT ON queries are the oracle), `status --device` against the
+//! summarises (the seed's DISTINCT ON queries are the oracle) and the schedules it sums up, `status --device` against the
 //! whole fleet's status, batched `cleanup`, and full snapshot ids resolved by one restic call at
 //! the next sync instead of a second repository open per run.
 
@@ -236,6 +236,241 @@ async fn job_run_state_follows_every_kind_of_write_to_runs() {
         .await
         .unwrap();
     assert_state_matches(&env, "after deleting everything").await;
+}
+
+/// A job's schedule facts as `status` reads them: earliest next run, cron expressions (sorted
+/// here: their order is not a contract), smallest positive interval.
+type ScheduleFacts = (Option<DateTime<Utc>>, Vec<String>, Option<i32>);
+
+/// The schedule facts migration 013's triggers keep, for every job (none stored: empty).
+async fn stored_schedule_facts(env: &Env) -> Vec<(Uuid, ScheduleFacts)> {
+    type Stored = (
+        Uuid,
+        Option<DateTime<Utc>>,
+        Option<Vec<String>>,
+        Option<i32>,
+    );
+    let rows: Vec<Stored> = sqlx::query_as(
+        "SELECT j.id, s.next_run_at, s.cron_expressions, s.min_interval_seconds \
+             FROM backup_jobs j LEFT JOIN job_run_state s ON s.job_id = j.id ORDER BY j.id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    rows.into_iter()
+        .map(|(job, next, crons, interval)| {
+            let mut crons = crons.unwrap_or_default();
+            crons.sort();
+            (job, (next, crons, interval))
+        })
+        .collect()
+}
+
+/// The same facts folded here, in Rust, from the raw schedule rows.
+async fn oracle_schedule_facts(env: &Env) -> Vec<(Uuid, ScheduleFacts)> {
+    let jobs: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM backup_jobs ORDER BY id")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    // job, type, cron expression, interval, enabled, next run
+    type Raw = (
+        Uuid,
+        String,
+        Option<String>,
+        Option<i32>,
+        bool,
+        Option<DateTime<Utc>>,
+    );
+    let rows: Vec<Raw> = sqlx::query_as(
+        "SELECT job_id, schedule_type, cron_expression, interval_seconds, enabled, next_run_at \
+             FROM schedules",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    let mut facts: std::collections::BTreeMap<Uuid, ScheduleFacts> = jobs
+        .iter()
+        .map(|j| (*j, (None, Vec::new(), None)))
+        .collect();
+    for (job, kind, cron, interval, enabled, next) in rows {
+        let Some(f) = facts.get_mut(&job).filter(|_| enabled) else {
+            continue;
+        };
+        if let Some(n) = next {
+            f.0 = Some(f.0.map_or(n, |m: DateTime<Utc>| m.min(n)));
+        }
+        match (kind.as_str(), cron, interval) {
+            ("cron", Some(c), _) if !f.1.contains(&c) => f.1.push(c),
+            ("interval", _, Some(i)) if i > 0 => f.2 = Some(f.2.map_or(i, |m: i32| m.min(i))),
+            _ => {}
+        }
+    }
+    facts
+        .into_iter()
+        .map(|(job, mut f)| {
+            f.1.sort();
+            (job, f)
+        })
+        .collect()
+}
+
+async fn assert_schedule_facts_match(env: &Env, when: &str) {
+    let oracle = oracle_schedule_facts(env).await;
+    assert!(
+        oracle.iter().any(|(_, f)| !f.1.is_empty()) || when == "after deleting every schedule",
+        "the oracle has something to compare {when}"
+    );
+    assert_eq!(
+        stored_schedule_facts(env).await,
+        oracle,
+        "job_run_state's schedule facts differ from the schedules {when}"
+    );
+}
+
+const CRONS: [&str; 5] = [
+    "0 3 * * *",
+    "30 2 * * 0",
+    "*/15 * * * *",
+    "0 13,23 * * *",
+    "@daily",
+];
+
+async fn insert_schedule(pool: &sqlx::PgPool, job: Uuid, rng: &mut Lcg) -> i32 {
+    let cron = rng.next(3) != 0;
+    sqlx::query_scalar(
+        "INSERT INTO schedules (job_id, schedule_type, cron_expression, interval_seconds, \
+                                enabled, next_run_at) \
+         VALUES ($1, $2, $3, $4, $5, \
+                 TIMESTAMPTZ '2027-01-01 00:00:00+00' + make_interval(mins => $6)) RETURNING id",
+    )
+    .bind(job)
+    .bind(if cron { "cron" } else { "interval" })
+    .bind(cron.then(|| CRONS[rng.next(CRONS.len() as u64) as usize]))
+    .bind((!cron).then(|| [0, 60, 3600, 86400][rng.next(4) as usize]))
+    .bind(rng.next(5) != 0)
+    .bind(rng.next(10_000) as i32)
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Migration 013: what `status` needs of each job's enabled schedules is kept in
+/// job_run_state by triggers on `schedules`, whoever writes them; the oracle folds the raw
+/// schedule rows in Rust.
+#[tokio::test]
+async fn schedule_facts_follow_every_kind_of_write_to_schedules() {
+    let env = Env::enrolled().await;
+    add_device(&env, "other").await;
+    let mut jobs = Vec::new();
+    for i in 0..6 {
+        let device = if i % 2 == 0 { "test-device" } else { "other" };
+        jobs.push(add_job(&env, device, &format!("job{i}")).await);
+    }
+    let mut rng = Lcg(7);
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        let job = jobs[rng.next(jobs.len() as u64) as usize];
+        ids.push(insert_schedule(&env.pool, job, &mut rng).await);
+    }
+    assert_schedule_facts_match(&env, "after inserts").await;
+
+    // Concurrent writers moving next_run_at of the same jobs' schedules (sync and run do).
+    let mut tasks = Vec::new();
+    for t in 0..4u64 {
+        let pool = env.pool.clone();
+        let ids = ids.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = Lcg(500 + t);
+            for _ in 0..20 {
+                sqlx::query(
+                    "UPDATE schedules SET next_run_at = next_run_at + make_interval(mins => $1) \
+                     WHERE id = $2",
+                )
+                .bind(rng.next(600) as i32 - 300)
+                .bind(ids[rng.next(ids.len() as u64) as usize])
+                .execute(&pool)
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_schedule_facts_match(&env, "after concurrent next_run_at updates").await;
+
+    // Disabling, enabling, another expression, another type, another job, no next run.
+    for (i, id) in ids.iter().enumerate().take(30) {
+        let sql = match i % 6 {
+            0 => "UPDATE schedules SET enabled = NOT enabled WHERE id = $1",
+            1 => {
+                "UPDATE schedules SET cron_expression = '45 4 * * 1', schedule_type = 'cron' \
+                  WHERE id = $1"
+            }
+            2 => {
+                "UPDATE schedules SET schedule_type = 'interval', interval_seconds = 1800 \
+                  WHERE id = $1"
+            }
+            3 => "UPDATE schedules SET next_run_at = NULL WHERE id = $1",
+            4 => {
+                "UPDATE schedules SET interval_seconds = 7200 WHERE id = $1 \
+                  AND schedule_type = 'interval'"
+            }
+            _ => {
+                "UPDATE schedules SET job_id = (SELECT id FROM backup_jobs WHERE name = 'job5' \
+                  LIMIT 1) WHERE id = $1"
+            }
+        };
+        sqlx::query(sql).bind(id).execute(&env.pool).await.unwrap();
+    }
+    assert_schedule_facts_match(&env, "after updates").await;
+
+    // Recording a run's time on a schedule changes no fact and does not fire the trigger.
+    let before: Vec<(Uuid, DateTime<Utc>)> =
+        sqlx::query_as("SELECT job_id, updated_at FROM job_run_state ORDER BY job_id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    sqlx::query("UPDATE schedules SET last_run_at = NOW(), metadata = '{\"x\": 1}'")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let after: Vec<(Uuid, DateTime<Utc>)> =
+        sqlx::query_as("SELECT job_id, updated_at FROM job_run_state ORDER BY job_id")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(before, after);
+
+    // Deleting schedules, a job (its schedules and state go by cascade) and a device.
+    sqlx::query("DELETE FROM schedules WHERE id % 3 = 0")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM backup_jobs WHERE id = $1")
+        .bind(jobs[0])
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM devices WHERE id = 'other'")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert_schedule_facts_match(&env, "after deletes").await;
+
+    // The rebuild agrees with the triggers.
+    let before = stored_schedule_facts(&env).await;
+    sqlx::query("SELECT rebuild_job_run_state()")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(stored_schedule_facts(&env).await, before);
+
+    sqlx::query("DELETE FROM schedules")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert_schedule_facts_match(&env, "after deleting every schedule").await;
 }
 
 /// A device's own database role (row-level security, no rights on job_run_state) writes runs,

@@ -23,8 +23,8 @@ pub(crate) struct DeviceRow {
     pub last_seen: Option<DateTime<Utc>>,
 }
 
-/// A job with its newest run, newest finished run and newest success (from `job_run_state`),
-/// and what its enabled schedules say (folded in from the schedules query).
+/// A job with its newest run, newest finished run and newest success, and what its enabled
+/// schedules say: all from `job_run_state` (kept by triggers, migrations 008 and 013).
 #[derive(Debug)]
 pub(crate) struct JobStateRow {
     pub id: Uuid,
@@ -48,7 +48,7 @@ pub(crate) struct JobStateRow {
     pub min_interval: Option<i32>,
 }
 
-// Decoded by position, not by name: 13 columns of 50,000 rows. The schedule facts start empty.
+// Decoded by position, not by name: 16 columns of 50,000 rows.
 impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for JobStateRow {
     fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
         use sqlx::Row;
@@ -66,9 +66,11 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for JobStateRow {
             last_finished_metadata: row.try_get(10)?,
             last_success_start: row.try_get(11)?,
             last_success_end: row.try_get(12)?,
-            next_run_at: None,
-            crons: Vec::new(),
-            min_interval: None,
+            next_run_at: row.try_get(13)?,
+            crons: row
+                .try_get::<Option<Vec<String>>, _>(14)?
+                .unwrap_or_default(),
+            min_interval: row.try_get(15)?,
         })
     }
 }
@@ -88,10 +90,6 @@ pub(crate) struct FleetSnapshot {
     pub device_settings: HashMap<String, Vec<(String, String)>>,
 }
 
-/// An enabled schedule as `status` needs it: job, cron expression (of a cron schedule),
-/// positive interval (of an interval schedule), next run.
-type ScheduleFacts = (Uuid, Option<String>, Option<i32>, Option<DateTime<Utc>>);
-
 /// The last finished run's metadata, sent only when the verdict reads something in it (a
 /// non-empty `warnings` or `missing_paths` array, see `status::run_warnings`): parsing 50,000
 /// metadata documents that say nothing was most of the client's work.
@@ -104,7 +102,7 @@ const WARNING_METADATA: &str = "CASE WHEN \
         ELSE false END \
    THEN s.last_finished_metadata END AS last_finished_metadata";
 
-/// Reads everything `status` needs in one transaction: the same seven statements whatever the
+/// Reads everything `status` needs in one transaction: the same six statements whatever the
 /// fleet's size, each served by an index or a small table.
 ///
 /// Nothing is sorted by the server: sorting 50,000 jobs by two text columns under the
@@ -135,25 +133,11 @@ pub(crate) async fn status_snapshot(
         "SELECT j.id, j.device_id, j.name, j.enabled, \
                 s.last_run_id, s.last_run_status, s.last_run_start, \
                 s.last_finished_run_id, s.last_finished_status, s.last_finished_error, \
-                {WARNING_METADATA}, s.last_success_start, s.last_success_end \
+                {WARNING_METADATA}, s.last_success_start, s.last_success_end, \
+                s.next_run_at, s.cron_expressions, s.min_interval_seconds \
          FROM backup_jobs j LEFT JOIN job_run_state s ON s.job_id = j.id \
          WHERE ($1::text IS NULL OR j.device_id = $1)"
     ))
-    .bind(device)
-    .fetch_all(&mut *tx)
-    .await?;
-    // Only the columns the verdict needs, in no particular order, folded into the job rows
-    // below. (Aggregating them in SQL costs PostgreSQL more than it saves here.)
-    let schedules: Vec<ScheduleFacts> = sqlx::query_as(
-        "SELECT job_id, \
-                CASE WHEN schedule_type = 'cron' THEN cron_expression END, \
-                CASE WHEN schedule_type = 'interval' AND interval_seconds > 0 \
-                  THEN interval_seconds END, \
-                next_run_at \
-             FROM schedules \
-             WHERE enabled AND ($1::text IS NULL OR job_id IN \
-               (SELECT id FROM backup_jobs WHERE device_id = $1))",
-    )
     .bind(device)
     .fetch_all(&mut *tx)
     .await?;
@@ -180,24 +164,6 @@ pub(crate) async fn status_snapshot(
 
     devices.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     jobs.sort_unstable_by(|a, b| (&a.device_id, &a.name).cmp(&(&b.device_id, &b.name)));
-    let index: HashMap<Uuid, usize> = jobs.iter().enumerate().map(|(i, j)| (j.id, i)).collect();
-    for (job_id, cron, interval, next) in schedules {
-        let Some(j) = index.get(&job_id).and_then(|i| jobs.get_mut(*i)) else {
-            continue;
-        };
-        j.next_run_at = match (j.next_run_at, next) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        if let Some(expr) = cron
-            && let Err(at) = j.crons.binary_search(&expr)
-        {
-            j.crons.insert(at, expr);
-        }
-        if let Some(s) = interval {
-            j.min_interval = Some(j.min_interval.map_or(s, |m| m.min(s)));
-        }
-    }
     let mut global_settings = Vec::new();
     let mut device_settings: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for (device_id, key, value) in settings {
