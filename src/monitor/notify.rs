@@ -400,4 +400,31 @@ mod tests {
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         assert_eq!(base64(b"fo"), "Zm8=");
     }
+
+    #[test]
+    fn ntfy_text_shows_device_written_text_escaped() {
+        let evil = "x\x1b]52;c;cHduZWQ=\x07\r\u{9b}2J\u{202e}\nforged: line";
+        let n = Notification {
+            event: "problem",
+            kind: "job",
+            job: Some("Büro ☃".into()),
+            job_id: Some(Uuid::nil()),
+            device: "d1".into(),
+            verdict: "failing".into(),
+            previous_verdict: None,
+            reason: format!("the last run (#1) failed: {evil}"),
+            last_success_at: None,
+            run_id: Some(1),
+            last_seen: None,
+            generated_at: Utc::now(),
+        };
+        let (headers, body) = ntfy_message(&n);
+        assert_eq!(
+            body,
+            "the last run (#1) failed: x\\x1b]52;c;cHduZWQ=\\x07\\r\\u{9b}2J\\u{202e}\\nforged: \
+             line\njob id: 00000000-0000-0000-0000-000000000000"
+        );
+        let title = &headers.iter().find(|(h, _)| *h == "Title").unwrap().1;
+        assert_eq!(title, &header_text("backup Büro ☃ on d1 is failing"));
+    }
 }
