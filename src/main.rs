@@ -35,13 +35,15 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = exit::code_of(&err);
             // i14: a skip is not an error ("skipped: not due, next run at ...")
-            if code == exit::SKIPPED {
-                eprintln!("{err}");
+            let text = if code == exit::SKIPPED {
+                err.to_string()
             } else if err.downcast_ref::<exit::Failure>().is_some() {
-                eprintln!("error: {err}");
+                format!("error: {err}")
             } else {
-                eprintln!("error: {err:#}");
-            }
+                format!("error: {err:#}")
+            };
+            // An error may quote restic, a hook or the database: no raw escape sequences.
+            eprintln!("{}", admin::output::printable_lines(&text));
             ExitCode::from(code)
         }
     }
@@ -76,7 +78,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Init(args) => {
             let report = init::init(&config_path, &args).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                admin::output::print_json(&report)?;
             } else {
                 println!(
                     "{} device {:?} ({}, {}); config written to {}",

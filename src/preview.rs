@@ -121,7 +121,7 @@ pub fn parse_cron(expr: &str) -> anyhow::Result<CronExpr> {
 
 pub fn print(p: &Preview, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(p)?);
+        crate::admin::output::print_json(p)?;
         return Ok(());
     }
     println!(

@@ -344,9 +344,10 @@ pub async fn run(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result
     report.enrolment = enrolment;
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::admin::output::print_json(&report)?;
     } else {
-        print!("{}", human(&report));
+        // The Relica file names devices and jobs: shown escaped, like the database's text.
+        print!("{}", crate::admin::output::printable_lines(&human(&report)));
     }
     Ok(exit::SUCCESS)
 }

@@ -186,19 +186,21 @@ async fn list(config_path: &Path, args: SnapshotsArgs) -> anyhow::Result<u8> {
     }
     let mut t = output::table(&["snapshot", "time", "device", "job", "paths"]);
     for r in &rows {
-        t.add_row(vec![
-            r.short_id.clone(),
-            r.time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        t.add_row([
+            r.short_id.clone().into(),
+            r.time.format("%Y-%m-%d %H:%M:%S UTC").to_string().into(),
             match &r.device_name {
                 Some(n) if *n != r.hostname => format!("{} ({n})", r.hostname),
                 _ => r.hostname.clone(),
-            },
+            }
+            .into(),
             match (&r.job_name, r.job_id) {
                 (Some(n), _) => n.clone(),
                 (None, Some(id)) => format!("{id} (no such job)"),
                 (None, None) => "-".into(),
-            },
-            r.paths.join("\n"),
+            }
+            .into(),
+            output::lines(&r.paths),
         ]);
     }
     println!("{}", output::render(&t));
@@ -342,11 +344,11 @@ async fn restore_inner(config_path: &Path, args: RestoreArgs) -> anyhow::Result<
             } else {
                 "restored"
             },
-            crate::util::truncate_str(&snap.id, 8),
+            output::printable(crate::util::truncate_str(&snap.id, 8)),
             job.name,
             job.device_id,
             snap.time.to_rfc3339(),
-            snap.paths.join(", "),
+            output::printable(&snap.paths.join(", ")),
             if args.includes.is_empty() {
                 String::new()
             } else {

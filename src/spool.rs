@@ -17,6 +17,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::admin::output::printable;
 use crate::exit;
 use crate::run::record::{self, RunRecord};
 use crate::state::{self, StateDir};
@@ -305,7 +306,7 @@ pub async fn run(config_path: &Path, cmd: SpoolCommand) -> anyhow::Result<u8> {
                 })
                 .collect();
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
+                crate::admin::output::print_json(&entries)?;
             } else if entries.is_empty() {
                 println!(
                     "the spool in {} is empty: every run is in the database",
@@ -322,16 +323,21 @@ pub async fn run(config_path: &Path, cmd: SpoolCommand) -> anyhow::Result<u8> {
                         None => println!(
                             "  {}  {:<9} job {} ({:?}) started {}{}",
                             e.client_run_id.map(|u| u.to_string()).unwrap_or_default(),
-                            e.status.as_deref().unwrap_or("?"),
+                            printable(e.status.as_deref().unwrap_or("?")),
                             e.job_id.map(|u| u.to_string()).unwrap_or_default(),
                             e.job_name.as_deref().unwrap_or(""),
                             e.start_time.map(|t| t.to_rfc3339()).unwrap_or_default(),
                             e.snapshot_id
                                 .as_deref()
-                                .map(|s| format!(", snapshot {}", crate::util::truncate_str(s, 8)))
+                                .map(|s| format!(
+                                    ", snapshot {}",
+                                    printable(crate::util::truncate_str(s, 8))
+                                ))
                                 .unwrap_or_default()
                         ),
-                        Some(err) => println!("  {}: unreadable ({err})", e.file),
+                        Some(err) => {
+                            println!("  {}: unreadable ({})", printable(&e.file), printable(err))
+                        }
                     }
                 }
                 println!("deliver them with `restic-fleet spool deliver` (run and sync also do)");
@@ -346,7 +352,7 @@ pub async fn run(config_path: &Path, cmd: SpoolCommand) -> anyhow::Result<u8> {
             // Behind PgBouncer: commits what the delivery left open.
             crate::db::release_pinned(&mut conn).await?;
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                crate::admin::output::print_json(&report)?;
             } else {
                 println!(
                     "{} record(s) delivered, {} kept in the spool",
@@ -354,7 +360,7 @@ pub async fn run(config_path: &Path, cmd: SpoolCommand) -> anyhow::Result<u8> {
                     report.kept.len()
                 );
                 for k in &report.kept {
-                    println!("  kept {}: {}", k.file, k.error);
+                    println!("  kept {}: {}", printable(&k.file), printable(&k.error));
                 }
             }
             Ok(if report.kept.is_empty() {

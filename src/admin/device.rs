@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
 
-use super::output::{self, print_json};
+use super::output::{self, print_json, printable};
 use super::{Conn, confirm, explain};
 use crate::exit;
 use crate::usage_err;
@@ -213,13 +213,16 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     }
     let now = Utc::now();
     let d = &device;
-    println!("id:          {}", d.id);
-    println!("name:        {}", d.name);
+    println!("id:          {}", printable(&d.id));
+    println!("name:        {}", printable(&d.name));
     if let Some(desc) = &d.description {
-        println!("description: {desc}");
+        println!("description: {}", printable(desc));
     }
-    println!("platform:    {}", d.platform);
-    println!("hostname:    {}", d.hostname.as_deref().unwrap_or("-"));
+    println!("platform:    {}", printable(&d.platform));
+    println!(
+        "hostname:    {}",
+        printable(d.hostname.as_deref().unwrap_or("-"))
+    );
     println!("enabled:     {}", output::yes_no(d.enabled));
     println!(
         "last seen:   {} ({})",
@@ -233,7 +236,7 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         .and_then(|m| m.get("client_version"))
         .and_then(|v| v.as_str())
     {
-        println!("client:      restic-fleet {v}");
+        println!("client:      restic-fleet {}", printable(v));
     }
     if jobs.is_empty() {
         println!("jobs:        none");
@@ -241,11 +244,11 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         let mut t = output::table(&["job id", "name", "enabled", "paths"]);
         output::keep_whole(&mut t, 0);
         for j in &jobs {
-            t.add_row(vec![
-                j.id.to_string(),
-                j.name.clone(),
-                output::yes_no(j.enabled).to_string(),
-                j.source_paths.join("\n"),
+            t.add_row([
+                j.id.to_string().into(),
+                j.name.clone().into(),
+                output::yes_no(j.enabled).into(),
+                output::lines(&j.source_paths),
             ]);
         }
         println!("jobs:\n{}", output::render(&t));

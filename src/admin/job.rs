@@ -9,7 +9,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::output::{self, print_json};
+use super::output::{self, print_json, printable};
 use super::{Conn, confirm, explain, require_device};
 use crate::exit;
 use crate::jobs::{self, JOB_COLUMNS, Job};
@@ -585,20 +585,16 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     let mut t = output::table(&["job id", "device", "name", "on", "paths", "schedules"]);
     output::keep_whole(&mut t, 0);
     for d in &details {
-        t.add_row(vec![
-            d.job.id.to_string(),
-            d.job.device_id.clone(),
-            d.job.name.clone(),
-            output::yes_no(d.job.enabled).to_string(),
-            d.job.source_paths.join("\n"),
+        t.add_row([
+            d.job.id.to_string().into(),
+            d.job.device_id.clone().into(),
+            d.job.name.clone().into(),
+            output::yes_no(d.job.enabled).into(),
+            output::lines(&d.job.source_paths),
             if d.schedules.is_empty() {
-                "-".to_string()
+                "-".into()
             } else {
-                d.schedules
-                    .iter()
-                    .map(describe_schedule)
-                    .collect::<Vec<_>>()
-                    .join("\n")
+                output::lines(d.schedules.iter().map(describe_schedule))
             },
         ]);
     }
@@ -629,39 +625,39 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     }
     let j = &job;
     println!("id:          {}", j.id);
-    println!("device:      {}", j.device_id);
-    println!("name:        {}", j.name);
+    println!("device:      {}", printable(&j.device_id));
+    println!("name:        {}", printable(&j.name));
     if let Some(d) = &j.description {
-        println!("description: {d}");
+        println!("description: {}", printable(d));
     }
     println!("enabled:     {}", output::yes_no(j.enabled));
-    println!("paths:       {}", j.source_paths.join(", "));
+    println!("paths:       {}", printable(&j.source_paths.join(", ")));
     let ex = j.exclude_patterns.clone().unwrap_or_default();
     println!(
         "excludes:    {}",
         if ex.is_empty() {
             "-".into()
         } else {
-            ex.join(", ")
+            printable(&ex.join(", ")).into_owned()
         }
     );
     let args = jobs::restic_args(j.restic_args.as_ref()).unwrap_or_default();
     if !args.is_empty() {
-        println!("restic args: {}", args.join(" "));
+        println!("restic args: {}", printable(&args.join(" ")));
     }
     if let Some(o) = &j.origin_name {
-        println!("origin:      {o}");
+        println!("origin:      {}", printable(o));
     }
     if let Some(acc) = &j.account_id {
         println!("account:     {acc}");
     }
     for line in super::job_monitor::describe(j) {
-        println!("{line}"); // i12
+        println!("{}", printable(&line)); // i12
     }
     // i11: retention
     println!(
         "retention:   {}{}",
-        retention.description,
+        printable(&retention.description),
         if retention.source == "default" {
             " (the retention_default setting)"
         } else {
@@ -690,11 +686,11 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         Some(r) => println!(
             "last run:    #{} {} at {}{}",
             r.id,
-            r.status,
+            printable(&r.status),
             output::time(Some(r.start_time)),
             r.error_message
                 .as_deref()
-                .map(|m| format!(": {m}"))
+                .map(|m| format!(": {}", printable(m)))
                 .unwrap_or_default()
         ),
     }

@@ -1,9 +1,22 @@
-//! Shared output helpers: tables that fit 100 columns, JSON, times and ages, secret masking.
+//! Shared output helpers: tables that fit 100 columns, JSON, times and ages, secret masking,
+//! and [`printable`], which keeps text from devices and repositories from driving the terminal.
+//!
+//! Much of what human output shows was written by a device (run messages and restic output,
+//! hostnames, device names, spool files, snapshot paths), and a compromised device can write
+//! escape sequences there: clearing the screen, rewriting earlier lines, setting the clipboard
+//! (OSC 52), or reordering text with bidi overrides. Every table cell goes through
+//! [`printable`] in [`Table::add_row`]; lines printed outside tables wrap such text in
+//! [`printable`] (one value) or [`printable_lines`] (multi-line output such as restic's).
+//! `--json` output ([`print_json`]) carries the data unchanged but still cannot drive a terminal
+//! it is read on: serde_json writes C0 controls as `\uXXXX` escapes, and [`print_json`] does
+//! the same for DEL, C1 controls and the bidi characters (xterm and VTE act on a C1 CSI even
+//! when it arrives UTF-8 encoded). A JSON parser reads back the very same string.
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 
 use chrono::{DateTime, Duration, Utc};
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::ContentArrangement;
 use serde::Serialize;
 
 use crate::usage_err;
@@ -14,40 +27,225 @@ pub const WIDTH: u16 = 100;
 /// What a secret value looks like in output unless `--show-secrets` is given.
 pub const MASK: &str = "***";
 
+/// A human table. Cells go in only through [`Table::add_row`], which passes each through
+/// [`printable`], so no command can put raw database text into a table.
+pub struct Table(comfy_table::Table);
+
+/// One table cell: a single value (a newline in it is shown as `\n`), or several values
+/// shown one a line ([`lines`]).
+pub enum Cell {
+    Value(String),
+    Lines(Vec<String>),
+}
+
+impl From<String> for Cell {
+    fn from(s: String) -> Self {
+        Cell::Value(s)
+    }
+}
+
+impl From<&str> for Cell {
+    fn from(s: &str) -> Self {
+        Cell::Value(s.to_string())
+    }
+}
+
+/// A cell showing `items` one a line (paths of a job, schedules); a newline inside an item is
+/// escaped, so an item cannot pose as two.
+pub fn lines<I, S>(items: I) -> Cell
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    Cell::Lines(items.into_iter().map(Into::into).collect())
+}
+
+impl Table {
+    /// Adds a row; every cell is made [`printable`].
+    pub fn add_row<C: Into<Cell>>(&mut self, cells: impl IntoIterator<Item = C>) {
+        let row: Vec<String> = cells
+            .into_iter()
+            .map(|c| match c.into() {
+                Cell::Value(v) => printable_owned(v),
+                Cell::Lines(items) => items
+                    .into_iter()
+                    .map(printable_owned)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            })
+            .collect();
+        self.0.add_row(row);
+    }
+}
+
 /// A borderless table with upper-case headers, wrapped to [`WIDTH`] columns.
 pub fn table(headers: &[&str]) -> Table {
-    let mut t = Table::new();
+    let mut t = comfy_table::Table::new();
     t.load_preset(comfy_table::presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_width(WIDTH)
         .set_header(headers.iter().map(|h| h.to_ascii_uppercase()));
-    t
+    Table(t)
 }
 
 /// Never wraps column `col` (ids that must stay copyable, like job UUIDs).
 pub fn keep_whole(t: &mut Table, col: usize) {
-    if let Some(c) = t.column_mut(col) {
+    if let Some(c) = t.0.column_mut(col) {
         c.set_constraint(comfy_table::ColumnConstraint::ContentWidth);
     }
 }
 
 /// The rendered table, trailing spaces removed.
 pub fn render(t: &Table) -> String {
-    t.lines()
+    t.0.lines()
         .map(|l| l.trim_end().to_string())
         .collect::<Vec<_>>()
         .join("\n")
 }
 
+/// `s` as it may be shown on a terminal: every control character (Unicode Cc: C0, DEL, C1)
+/// and every bidi embedding, override and isolate (U+202A–U+202E, U+2066–U+2069) is replaced
+/// by a visible escape (`\x1b`, `\r`, `\n`, `\t`, `\u{9b}`, `\u{202e}`), so text from the
+/// database or a repository can neither send escape sequences (colours, cursor moves, OSC 52
+/// clipboard writes), overwrite what is already shown (`\r`, backspace) nor reorder a line.
+/// Everything else is untouched, non-ASCII letters and emoji included, and so is `\` (Windows
+/// paths stay readable; a literal `\x1b` in the text therefore looks like an escaped one,
+/// which is harmless). A newline is escaped too: one value is one line (a table cell, a
+/// `name:` line), and a newline in it would forge the next one; multi-line text goes through
+/// [`printable_lines`]. Borrows when nothing needs escaping, the usual case.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    escape(s, false)
+}
+
+/// [`printable`] for multi-line text such as restic's output or a hook's: newlines stay (a
+/// `\r\n` line end becomes `\n`), every other control character is escaped.
+pub fn printable_lines(s: &str) -> Cow<'_, str> {
+    escape(s, true)
+}
+
+/// [`printable`] of an owned string, without a copy when nothing changes.
+fn printable_owned(s: String) -> String {
+    match escape(&s, false) {
+        Cow::Borrowed(_) => None,
+        Cow::Owned(o) => Some(o),
+    }
+    .unwrap_or(s)
+}
+
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn escape(s: &str, keep_newlines: bool) -> Cow<'_, str> {
+    // Fast path: every character to escape is a byte below 0x20, DEL, or starts with 0xC2
+    // (C1) or 0xE2 (the bidi characters); most text has none of these bytes.
+    let suspect = |b: &u8| *b < 0x20 || *b == 0x7f || *b == 0xc2 || *b == 0xe2;
+    if !s.as_bytes().iter().any(suspect) {
+        return Cow::Borrowed(s);
+    }
+    let keep = |c: char| keep_newlines && c == '\n';
+    if !s.chars().any(|c| unsafe_char(c) && !keep(c)) {
+        return Cow::Borrowed(s);
+    }
+    use std::fmt::Write;
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\n' if keep_newlines => out.push('\n'),
+            '\r' if keep_newlines && chars.peek() == Some(&'\n') => {}
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x80 && c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c if unsafe_char(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Writes `value` as pretty JSON to stdout, the one way `--json` output is printed.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     // i13: streamed, not built as one string first (a whole fleet's status is tens of MB), in
     // writes the size of a pipe's buffer rather than 8 KiB ones.
     use std::io::Write;
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut out, value)?;
+    write_json(&mut out, value)?;
     writeln!(out)?;
     out.flush()?;
     Ok(())
+}
+
+/// serde_json's pretty output with DEL, C1 controls and bidi characters as `\uXXXX` (see the
+/// module doc).
+fn write_json<W: std::io::Write, T: Serialize + ?Sized>(out: W, value: &T) -> anyhow::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(
+        out,
+        TerminalSafeJson(serde_json::ser::PrettyFormatter::new()),
+    );
+    value.serialize(&mut ser)?;
+    Ok(())
+}
+
+/// A [`serde_json::ser::PrettyFormatter`] that escapes what [`printable`] escapes and serde_json
+/// leaves raw. Only string fragments are touched; the layout methods are passed through.
+struct TerminalSafeJson<'a>(serde_json::ser::PrettyFormatter<'a>);
+
+macro_rules! pass_through {
+    ($($name:ident($($arg:ident: $ty:ty),*);)*) => {$(
+        #[inline]
+        fn $name<W: ?Sized + std::io::Write>(
+            &mut self,
+            writer: &mut W,
+            $($arg: $ty),*
+        ) -> std::io::Result<()> {
+            self.0.$name(writer, $($arg),*)
+        }
+    )*};
+}
+
+impl serde_json::ser::Formatter for TerminalSafeJson<'_> {
+    pass_through! {
+        begin_array();
+        end_array();
+        begin_array_value(first: bool);
+        end_array_value();
+        begin_object();
+        end_object();
+        begin_object_key(first: bool);
+        begin_object_value();
+        end_object_value();
+    }
+
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        // serde_json has escaped C0 already; DEL is 0x7F, C1 starts with 0xC2 and the bidi
+        // characters with 0xE2 in UTF-8.
+        if !fragment
+            .bytes()
+            .any(|b| b == 0x7f || b == 0xc2 || b == 0xe2)
+        {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if unsafe_char(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                // every such character is below U+FFFF: one \uXXXX
+                write!(writer, "\\u{:04x}", c as u32)?;
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
 }
 
 /// The value of setting `key` as it may be shown: a secret (see
@@ -198,5 +396,73 @@ mod tests {
             shown_value("repository_url", "rest:https://u:pw@h/", false, true),
             "rest:https://u:pw@h/"
         );
+    }
+
+    #[test]
+    fn printable_escapes_controls_and_bidi_only() {
+        let evil = "a\x1b]52;c;cHduZWQ=\x07b\x1b[2J\rc\u{9b}31m\u{202e}d\u{2066}\x08\x7f\0\te\nf";
+        let shown = printable(evil);
+        assert_eq!(
+            shown,
+            "a\\x1b]52;c;cHduZWQ=\\x07b\\x1b[2J\\rc\\u{9b}31m\\u{202e}d\\u{2066}\\x08\\x7f\\x00\\te\\nf"
+        );
+        assert!(!shown.chars().any(unsafe_char), "{shown}");
+        // Ordinary text, non-ASCII and Windows paths are borrowed unchanged.
+        for ok in [
+            "Büro ☃",
+            "záloha 🚀",
+            r"C:\Users\jan",
+            "日本語",
+            "\u{2028}x",
+            "€ – …",
+        ] {
+            assert!(matches!(printable(ok), Cow::Borrowed(s) if s == ok), "{ok}");
+        }
+        assert_eq!(printable_owned("Büro".into()), "Büro");
+        assert_eq!(printable_owned("a\u{202d}".into()), "a\\u{202d}");
+    }
+
+    #[test]
+    fn printable_lines_keeps_newlines_only() {
+        assert!(matches!(printable_lines("one\ntwo"), Cow::Borrowed(_)));
+        assert_eq!(
+            printable_lines("one\r\ntwo\rX\x1b[K\n"),
+            "one\ntwo\\rX\\x1b[K\n"
+        );
+        assert_eq!(printable("one\r\ntwo"), "one\\r\\ntwo");
+    }
+
+    #[test]
+    fn table_cells_are_printable() {
+        let mut t = table(&["a", "b"]);
+        t.add_row(vec![
+            Cell::from("x\x1b[2Jy\nz"),
+            lines(["p\u{9b}1", "q\nr", "Büro ☃"]),
+        ]);
+        let r = render(&t);
+        assert!(!r.contains('\x1b') && !r.contains('\u{9b}'), "{r}");
+        assert!(r.contains("x\\x1b[2Jy\\nz"), "{r}");
+        // the lines cell has three lines, its second item's newline escaped
+        assert!(
+            r.contains("p\\u{9b}1") && r.contains("q\\nr") && r.contains("Büro ☃"),
+            "{r}"
+        );
+        assert_eq!(r.lines().count(), 4, "{r}");
+    }
+
+    #[test]
+    fn json_escapes_what_a_terminal_acts_on_and_parses_back_the_same() {
+        let v = serde_json::json!({
+            "m": "a\x1b[2J\u{9b}31m\u{202e}\x7fb\rc",
+            "ok": "Büro ☃ C:\\x"
+        });
+        let mut out = Vec::new();
+        write_json(&mut out, &v).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(!text.chars().any(|c| unsafe_char(c) && c != '\n'), "{text}");
+        assert!(text.contains(r"\u009b31m\u202e\u007fb"), "{text}");
+        assert!(text.contains("Büro ☃"), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, v);
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::output::{self, print_json};
+use super::output::{self, print_json, printable, printable_lines};
 use super::{Conn, explain, require_device};
 use crate::exit;
 use crate::usage_err;
@@ -240,9 +240,9 @@ async fn show(config_path: &Path, a: ShowArgs) -> anyhow::Result<u8> {
     }
     let r = &run.run;
     println!("run:         {}", r.id);
-    println!("job:         {} ({})", r.job_name, r.job_id);
-    println!("device:      {}", r.device_id);
-    println!("status:      {}", r.status);
+    println!("job:         {} ({})", printable(&r.job_name), r.job_id);
+    println!("device:      {}", printable(&r.device_id));
+    println!("status:      {}", printable(&r.status));
     println!("started:     {}", output::time(Some(r.start_time)));
     println!("ended:       {}", output::time(r.end_time));
     if let Some(d) = r.duration_seconds {
@@ -252,10 +252,10 @@ async fn show(config_path: &Path, a: ShowArgs) -> anyhow::Result<u8> {
         println!("exit code:   {c}");
     }
     if let Some(t) = &r.triggered_by {
-        println!("triggered:   {t}");
+        println!("triggered:   {}", printable(t));
     }
     if let Some(s) = &r.snapshot_id {
-        println!("snapshot:    {s}");
+        println!("snapshot:    {}", printable(s));
     }
     if let Some(b) = r.data_added_bytes {
         println!("added:       {}", crate::run::human_bytes(b.max(0) as u64));
@@ -264,18 +264,20 @@ async fn show(config_path: &Path, a: ShowArgs) -> anyhow::Result<u8> {
         println!("files:       {n} new, {c} changed, {u} unmodified");
     }
     if let Some(m) = &r.error_message {
-        println!("message:     {m}");
+        println!("message:     {}", printable(m));
     }
     for line in crate::run_hooks::describe_recorded(run.metadata.as_ref()) {
-        println!("{line}"); // i12: hooks and pings of the run
+        println!("{}", printable(&line)); // i12: hooks and pings of the run
     }
     println!("--- restic output ---");
     println!(
         "{}",
-        run.restic_output
-            .as_deref()
-            .unwrap_or("(none stored)")
-            .trim_end()
+        printable_lines(
+            run.restic_output
+                .as_deref()
+                .unwrap_or("(none stored)")
+                .trim_end()
+        )
     );
     if let Some(e) = run
         .restic_errors
@@ -283,7 +285,7 @@ async fn show(config_path: &Path, a: ShowArgs) -> anyhow::Result<u8> {
         .filter(|e| !e.trim().is_empty())
     {
         println!("--- restic errors ---");
-        println!("{}", e.trim_end());
+        println!("{}", printable_lines(e.trim_end()));
     }
     Ok(exit::SUCCESS)
 }

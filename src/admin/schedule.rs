@@ -254,13 +254,13 @@ async fn list_inner(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     }
     let mut t = output::table(&["id", "device", "job", "schedule", "last run", "next run"]);
     for s in &out {
-        t.add_row(vec![
-            s.row.id.to_string(),
-            s.device_id.clone(),
-            format!("{}\n{}", s.job_name, s.row.job_id),
-            super::job::describe_schedule(&s.row),
-            output::time(s.row.last_run_at),
-            output::time(s.row.next_run_at),
+        t.add_row([
+            s.row.id.to_string().into(),
+            s.device_id.clone().into(),
+            output::lines([s.job_name.clone(), s.row.job_id.to_string()]),
+            super::job::describe_schedule(&s.row).into(),
+            output::time(s.row.last_run_at).into(),
+            output::time(s.row.next_run_at).into(),
         ]);
     }
     println!("{}", output::render(&t));

@@ -673,7 +673,12 @@ fn print_human(r: &StatusReport) {
         .iter()
         .filter(|j| !matches!(j.verdict, Verdict::Ok | Verdict::Disabled))
     {
-        println!("{} {}: {}", j.job_id, j.job_name, j.reason);
+        println!(
+            "{} {}: {}",
+            j.job_id,
+            output::printable(&j.job_name),
+            output::printable(&j.reason)
+        );
     }
     let summary: Vec<String> = r.counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
     println!(

@@ -28,6 +28,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::admin::output::printable;
 use crate::exit::{self, Failure};
 use crate::repository::{LockWait, Repository, ResticOutput, bounded};
 use crate::settings::Settings;
@@ -292,7 +293,7 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
 
     report.ok = report.steps.iter().all(|s| s.status == "success");
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::admin::output::print_json(&report)?;
     } else {
         print_report(&report);
     }
@@ -430,15 +431,18 @@ fn print_report(r: &MaintainReport) {
     for j in &r.jobs {
         match &j.error {
             Some(e) => println!(
-                "  job {} ({:?} on {}): forget FAILED: {e}",
-                j.job_id, j.job_name, j.device_id
+                "  job {} ({:?} on {}): forget FAILED: {}",
+                j.job_id,
+                j.job_name,
+                printable(&j.device_id),
+                printable(e)
             ),
             None => println!(
                 "  job {} ({:?} on {}): {} ({}): {} {}, {} kept",
                 j.job_id,
                 j.job_name,
-                j.device_id,
-                j.policy,
+                printable(&j.device_id),
+                printable(&j.policy),
                 j.policy_source,
                 j.removed.len(),
                 if r.dry_run {
@@ -451,7 +455,10 @@ fn print_report(r: &MaintainReport) {
         }
         if r.dry_run {
             for id in &j.removed {
-                println!("      would remove {}", crate::util::truncate_str(id, 8));
+                println!(
+                    "      would remove {}",
+                    printable(crate::util::truncate_str(id, 8))
+                );
             }
         }
     }
@@ -465,11 +472,11 @@ fn print_report(r: &MaintainReport) {
         println!(
             "  snapshot {} of {} at {} is tagged backup:{} but no such job exists (not removed; \
              `restic forget {}` removes it)",
-            crate::util::truncate_str(&o.snapshot_id, 8),
-            o.hostname,
+            printable(crate::util::truncate_str(&o.snapshot_id, 8)),
+            printable(&o.hostname),
             o.time.to_rfc3339(),
             o.job_id,
-            crate::util::truncate_str(&o.snapshot_id, 8),
+            printable(crate::util::truncate_str(&o.snapshot_id, 8)),
         );
     }
     for s in &r.steps {
@@ -487,7 +494,7 @@ fn print_report(r: &MaintainReport) {
             s.status,
             s.error
                 .as_deref()
-                .map(|e| format!(": {e}"))
+                .map(|e| format!(": {}", printable(e)))
                 .unwrap_or_default()
         );
     }

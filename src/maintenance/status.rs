@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 use super::owner;
 use super::store::{self, StepHistory};
+use crate::admin::output::printable;
 use crate::schedule::Schedule;
 use crate::settings::Settings;
 
@@ -201,7 +202,7 @@ pub fn print_human(s: &MaintenanceStatus) {
     println!(
         "maintenance: {} (owner {}{}; last forget {}, prune {}, check {})",
         s.verdict,
-        s.owner.as_deref().unwrap_or("none"),
+        printable(s.owner.as_deref().unwrap_or("none")),
         s.owner_state
             .map(|st| format!(", {st}"))
             .unwrap_or_default(),
@@ -210,7 +211,7 @@ pub fn print_human(s: &MaintenanceStatus) {
         t(&s.last_check)
     );
     if s.verdict != "ok" {
-        println!("maintenance: {}", s.reason);
+        println!("maintenance: {}", printable(&s.reason));
     }
 }
 

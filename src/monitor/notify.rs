@@ -25,6 +25,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::admin::output::printable;
 use crate::admin::status::{self, StatusReport, Verdict};
 use crate::ping;
 use crate::settings::Settings;
@@ -186,7 +187,7 @@ pub async fn collect_and_notify(
                             "notified {} of {}: {} is {}",
                             target.as_str(),
                             subject.key,
-                            n.job.as_deref().unwrap_or(&n.device),
+                            printable(n.job.as_deref().unwrap_or(&n.device)),
                             n.verdict
                         );
                     }
@@ -318,10 +319,12 @@ async fn deliver(target: Target, url: &str, n: &Notification) -> Result<(), Stri
 }
 
 /// ntfy's plain-text publish: the message as the body, `Title`, `Priority` and `Tags` headers.
+/// Names and the reason are [`printable`]: ntfy shows the text as it is (its CLI subscriber
+/// prints it to a terminal), and a run's message is written by the device.
 fn ntfy_message(n: &Notification) -> (Vec<(&'static str, String)>, String) {
     let what = match &n.job {
-        Some(job) => format!("backup {job} on {}", n.device),
-        None => format!("device {}", n.device),
+        Some(job) => format!("backup {} on {}", printable(job), printable(&n.device)),
+        None => format!("device {}", printable(&n.device)),
     };
     let (title, priority, tags) = match (n.event, n.verdict.as_str()) {
         ("resolved", _) => (
@@ -333,7 +336,7 @@ fn ntfy_message(n: &Notification) -> (Vec<(&'static str, String)>, String) {
         (_, "offline") => (format!("{what} is offline"), "high", "electric_plug"),
         (_, v) => (format!("{what} is {v}"), "default", "warning"),
     };
-    let mut body = n.reason.clone();
+    let mut body = printable(&n.reason).into_owned();
     if let Some(t) = n.last_success_at {
         body.push_str(&format!("\nlast success: {}", t.to_rfc3339()));
     }
@@ -396,5 +399,32 @@ mod tests {
         assert_eq!(header_text("záloha"), "=?UTF-8?B?esOhbG9oYQ==?=");
         assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         assert_eq!(base64(b"fo"), "Zm8=");
+    }
+
+    #[test]
+    fn ntfy_text_shows_device_written_text_escaped() {
+        let evil = "x\x1b]52;c;cHduZWQ=\x07\r\u{9b}2J\u{202e}\nforged: line";
+        let n = Notification {
+            event: "problem",
+            kind: "job",
+            job: Some("Büro ☃".into()),
+            job_id: Some(Uuid::nil()),
+            device: "d1".into(),
+            verdict: "failing".into(),
+            previous_verdict: None,
+            reason: format!("the last run (#1) failed: {evil}"),
+            last_success_at: None,
+            run_id: Some(1),
+            last_seen: None,
+            generated_at: Utc::now(),
+        };
+        let (headers, body) = ntfy_message(&n);
+        assert_eq!(
+            body,
+            "the last run (#1) failed: x\\x1b]52;c;cHduZWQ=\\x07\\r\\u{9b}2J\\u{202e}\\nforged: \
+             line\njob id: 00000000-0000-0000-0000-000000000000"
+        );
+        let title = &headers.iter().find(|(h, _)| *h == "Title").unwrap().1;
+        assert_eq!(title, &header_text("backup Büro ☃ on d1 is failing"));
     }
 }

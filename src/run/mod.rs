@@ -591,7 +591,7 @@ async fn store(
 
 fn print_report(r: &RunReport, json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(r)?);
+        crate::admin::output::print_json(r)?;
         return Ok(());
     }
     let stats = format!(
@@ -619,13 +619,13 @@ fn print_report(r: &RunReport, json: bool) -> anyhow::Result<()> {
                 short_id(r.snapshot_id.as_deref())
             );
             for w in &r.warnings {
-                println!("  warning: {w}");
+                println!("  warning: {}", crate::admin::output::printable(w));
             }
         }
         other => println!(
             "{run}: backup of {:?} {other}: {}",
             r.job_name,
-            r.error_message.as_deref().unwrap_or("")
+            crate::admin::output::printable(r.error_message.as_deref().unwrap_or(""))
         ),
     }
     Ok(())

@@ -19,6 +19,7 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::admin::output::printable;
 use crate::config::Config;
 use crate::exit;
 use crate::jobs::Job;
@@ -226,25 +227,29 @@ impl Report {
                 let job = i
                     .job_name
                     .as_deref()
-                    .map(|n| format!(" ({n})"))
+                    .map(|n| format!(" ({})", printable(n)))
                     .unwrap_or_default();
-                println!("  {label:<9} {}{job}", i.name);
+                println!("  {label:<9} {}{job}", printable(&i.name));
             }
         }
         for m in &self.missed {
             println!(
                 "  missed    {} ({}) slot {}: catch-up {}",
                 m.job_id,
-                m.job_name,
+                printable(&m.job_name),
                 m.slot.to_rfc3339(),
                 m.catch_up
             );
         }
         for f in &self.failed {
-            println!("  FAILED    {}: {}", f.item, f.error);
+            println!(
+                "  FAILED    {}: {}",
+                printable(&f.item),
+                printable(&f.error)
+            );
         }
         for w in &self.warnings {
-            println!("  warning   {w}");
+            println!("  warning   {}", printable(w));
         }
         println!(
             "{} added, {} updated, {} removed, {} unchanged, {} missed, {} failed",
@@ -688,7 +693,7 @@ pub async fn run(
     }
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::admin::output::print_json(&report)?;
     } else {
         report.print();
     }
