@@ -1412,3 +1412,111 @@ async fn ping_urls_reach_only_admins_and_the_job_s_own_device() {
         "{paths:?}"
     );
 }
+
+/// A fleet from before migration 012 (roles granted by that version's `db roles`, a ping URL in
+/// `backup_jobs.ping_url`): the migration moves the URL out of the job row and grants the new
+/// table itself, so devices keep reading and pinging their own URL before anyone runs
+/// `db roles` again, and viewers stop seeing it.
+#[tokio::test]
+async fn migration_012_moves_ping_urls_without_waiting_for_db_roles() {
+    // The cluster's group roles with the shared passwords (on a throwaway database).
+    let scratch = Env::enrolled().await;
+    make_roles(&scratch);
+    let env = Env::empty().await;
+    let http = PingServer::start(&env);
+    // The schema as migration 011 left it: the same files, so the same checksums.
+    let old = env.dir.path().join("migrations-011");
+    std::fs::create_dir_all(&old).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if name.as_str() < "012" {
+            std::fs::copy(dir.join(&name), old.join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&env.pool)
+        .await
+        .unwrap();
+    // What `db roles` granted at that version (DEVICE_GRANTS did not name the new table yet).
+    let mut grants = vec![
+        format!(
+            "GRANT CONNECT ON DATABASE {} TO backup_client, backup_viewer",
+            env.db
+        ),
+        "GRANT USAGE ON SCHEMA public TO backup_client, backup_viewer".to_string(),
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO backup_viewer".to_string(),
+    ];
+    grants.extend(
+        restic_fleet::admin::roles::DEVICE_GRANTS
+            .iter()
+            .filter(|g| !g.contains("job_ping_urls"))
+            .map(|g| g.to_string()),
+    );
+    for g in &grants {
+        sqlx::query(g).execute(&env.pool).await.unwrap();
+    }
+    let out = Command::new("restic")
+        .args(["init", "--quiet"])
+        .env("RESTIC_REPOSITORY", env.repo())
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    env.set_setting("repository_url", env.repo().to_str().unwrap())
+        .await;
+    env.set_setting("repository_password", PASSWORD).await;
+    env.set_setting(
+        "repository_cache_dir",
+        env.dir.path().join("cache").to_str().unwrap(),
+    )
+    .await;
+    let id = unique("upg");
+    let src = env.make_source("src", 1);
+    sqlx::query("INSERT INTO devices (id, name, platform) VALUES ($1, $1, 'linux')")
+        .bind(&id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let url = http.url("/ping/upgrade-token-5d2f");
+    let job: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO backup_jobs (device_id, name, source_paths, ping_url) \
+         VALUES ($1, 'home', $2, $3) RETURNING id",
+    )
+    .bind(&id)
+    .bind(vec![src.to_string_lossy().into_owned()])
+    .bind(&url)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+
+    // The first current client to connect applies 012 (here: enrolling the device).
+    let dev = enroll(&env, &env.url, &id);
+    let moved: (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT ping_url FROM job_ping_urls WHERE job_id = $1), \
+                (SELECT ping_url FROM backup_jobs WHERE id = $1)",
+    )
+    .bind(job)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(moved, (Some(url.clone()), None));
+    let out = as_device(&env, &dev)
+        .args(["run", &job.to_string()])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let paths = http.paths();
+    assert!(
+        paths.contains(&"POST /ping/upgrade-token-5d2f/start".to_string()),
+        "{paths:?}"
+    );
+    let viewer = url_with_user(&env.db, "backup_viewer", VIEWER_PW);
+    let out = with_url(&env, &viewer, &["job", "list", "--json"]);
+    assert_ok(&out);
+    assert!(!stdout(&out).contains("upgrade-token"), "{}", stdout(&out));
+    let (ok, text) = psql(&viewer, "SELECT * FROM backup_jobs");
+    assert!(ok && !text.contains("upgrade-token"), "{text}");
+}
