@@ -450,11 +450,25 @@ async fn migrate_on(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
                     .map(|v| v.to_string())
                     .collect();
                 let current = applied.last().copied().unwrap_or(0);
+                // Migrations alter the existing tables, which only their owner (or a superuser)
+                // may do: backup_admin's grants are not enough unless it owns them.
+                let owner: Option<String> = sqlx::query_scalar(
+                    "SELECT tableowner::text FROM pg_tables \
+                     WHERE schemaname = 'public' AND tablename = 'backup_jobs'",
+                )
+                .fetch_optional(&mut *conn)
+                .await
+                .ok()
+                .flatten();
+                let who = match owner {
+                    Some(o) => format!("the role that owns the tables, {o:?}, or a superuser"),
+                    None => "the role that owns the tables, or a superuser".to_string(),
+                };
                 Err(Failure::failed(format!(
                     "the database schema is at version {current} with migration(s) {} missing, but \
                      this client needs version {}, and this database role may not change the \
-                     schema; an admin applies it with `restic-fleet db migrate` (connected as the \
-                     schema owner, e.g. backup_admin)",
+                     schema; apply it with `restic-fleet db migrate --database-url URL` connected \
+                     as {who}",
                     missing.join(", "),
                     latest_version()
                 ))

@@ -26,6 +26,7 @@ pub struct Job {
     pub origin_id: Option<Uuid>,
     pub account_id: Option<Uuid>,
     // i12: what the device pings and executes around a run (migration 010; admins write them).
+    /// From `job_ping_urls`: `None` also when this role may not read it (see [`JOB_COLUMNS`]).
     pub ping_url: Option<String>,
     pub hook_before: Option<String>,
     pub hook_after: Option<String>,
@@ -41,9 +42,14 @@ fn default_hook_before_on_error() -> String {
     "stop".to_string()
 }
 
+/// The columns of [`Job`], for `SELECT {JOB_COLUMNS} FROM backup_jobs` (the table unaliased).
+/// The ping URL comes from `job_ping_urls` (migration 012), whose policy shows it only to admins
+/// and to the job's own device: for everyone else (viewers, the maintenance owner reading
+/// another device's job) it reads as NULL, as if the job had none.
 pub const JOB_COLUMNS: &str = "id, device_id, name, description, source_paths, exclude_patterns, \
      tags, restic_args, enabled, created_at, updated_at, metadata, origin_name, origin_id, account_id, \
-     ping_url, hook_before, hook_after, hook_failure, hook_finally, hook_before_on_error";
+     (SELECT p.ping_url FROM job_ping_urls p WHERE p.job_id = backup_jobs.id) AS ping_url, \
+     hook_before, hook_after, hook_failure, hook_finally, hook_before_on_error";
 
 /// Finds the job a user named on the command line: its UUID, `DEVICE/NAME`, or a `NAME`.
 /// A bare name means the job of that name on `local_device` (this machine's device, when it

@@ -266,7 +266,15 @@ async fn ping_urls_and_hooks_are_validated_when_written() {
     );
     assert_eq!(out.status.code(), Some(2));
     // The database refuses what the CLI would (someone writing SQL by hand).
-    let res = sqlx::query("UPDATE backup_jobs SET ping_url = 'file:///etc/passwd' WHERE id = $1")
+    let res = sqlx::query(
+        "INSERT INTO job_ping_urls (job_id, ping_url) VALUES ($1, 'file:///etc/passwd')",
+    )
+    .bind(job)
+    .execute(&env.pool)
+    .await;
+    assert!(res.is_err());
+    // The old column (migration 010) stays empty: every reader of the job row would see it.
+    let res = sqlx::query("UPDATE backup_jobs SET ping_url = 'https://h/x' WHERE id = $1")
         .bind(job)
         .execute(&env.pool)
         .await;
@@ -296,6 +304,18 @@ async fn ping_urls_and_hooks_are_validated_when_written() {
         "{text}"
     );
     assert!(text.contains("echo done"), "{text}");
+    let stored: (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT ping_url FROM job_ping_urls WHERE job_id = $1), \
+                (SELECT ping_url FROM backup_jobs WHERE id = $1)",
+    )
+    .bind(job)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        stored,
+        (Some("https://hc-ping.com/secret-uuid".to_string()), None)
+    );
     assert_ok(&admin(
         &env,
         &[
@@ -306,12 +326,14 @@ async fn ping_urls_and_hooks_are_validated_when_written() {
             "--no-hook-after",
         ],
     ));
-    let (url, after): (Option<String>, Option<String>) =
-        sqlx::query_as("SELECT ping_url, hook_after FROM backup_jobs WHERE id = $1")
-            .bind(job)
-            .fetch_one(&env.pool)
-            .await
-            .unwrap();
+    let (url, after): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT ping_url FROM job_ping_urls WHERE job_id = $1), hook_after \
+             FROM backup_jobs WHERE id = $1",
+    )
+    .bind(job)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
     assert_eq!((url, after), (None, None));
 }
 

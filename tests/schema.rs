@@ -217,6 +217,19 @@ async fn a_client_role_works_on_a_current_schema_and_explains_an_old_one() {
             && err.contains("restic-fleet db migrate"),
         "{err}"
     );
+    // It names who may apply it: the tables' owner (not backup_admin, which may not alter them).
+    let owner: String = sqlx::query_scalar(
+        "SELECT tableowner::text FROM pg_tables WHERE tablename = 'backup_jobs'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert!(
+        err.contains(&format!(
+            "the role that owns the tables, {owner:?}, or a superuser"
+        )) && !err.contains("backup_admin"),
+        "{err}"
+    );
     // The admin applies it.
     let out = env
         .cmd()

@@ -274,6 +274,11 @@ async fn a_device_role_reaches_only_its_own_rows() {
             Some("1".into()),
         ),
         (
+            "SELECT count(*) FROM settings WHERE device_id IS NULL AND key = 'repository_url' \
+             AND value <> ''",
+            Some("1".into()),
+        ),
+        (
             "SELECT count(*) FROM settings WHERE device_id IS NOT NULL",
             Some("1".into()),
         ),
@@ -624,6 +629,9 @@ async fn viewers_read_everything_but_secrets() {
         "AWS_SECRET_ACCESS_KEY=hunter2\n",
     );
     assert_ok(&out);
+    // A credential inside the repository URL is a secret too (migration 012).
+    env.set_setting("repository_url", "rest:https://user:s3cret@host/repo")
+        .await;
 
     let out = with_url(
         &env,
@@ -644,20 +652,46 @@ async fn viewers_read_everything_but_secrets() {
     assert_ok(&out);
     let text = stdout(&out);
     assert!(
-        !text.contains(PASSWORD) && !text.contains("hunter2"),
+        !text.contains(PASSWORD) && !text.contains("hunter2") && !text.contains("s3cret"),
         "{text}"
     );
     assert!(text.contains("sync_interval_seconds"), "{text}");
-    let (ok, text) = psql(
-        &viewer,
-        "SELECT count(*) FROM settings WHERE key IN ('repository_password', 'repository_environment')",
-    );
-    assert!(ok && text.trim() == "0", "{text}");
-    let (ok, text) = psql(&viewer, "SELECT string_agg(value, ',') FROM settings");
+    // The table says what is hidden rather than leaving it out.
+    let out = with_url(&env, &viewer, &["settings", "list", "--show-secrets"]);
+    assert_ok(&out);
+    let text = stdout(&out);
     assert!(
-        ok && !text.contains(PASSWORD) && !text.contains("hunter2"),
+        !text.contains("s3cret") && !text.contains(PASSWORD),
         "{text}"
     );
+    let line = text
+        .lines()
+        .find(|l| l.contains("repository_url"))
+        .unwrap_or_else(|| panic!("no repository_url line: {text}"));
+    assert!(line.contains("(hidden)"), "{text}");
+    let out = with_url(&env, &viewer, &["settings", "get", "repository_url"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("may not read secret settings"),
+        "{}",
+        stderr(&out)
+    );
+    let (ok, text) = psql(
+        &viewer,
+        "SELECT count(*) FROM settings WHERE key IN ('repository_password', \
+         'repository_environment', 'repository_url')",
+    );
+    assert!(ok && text.trim() == "0", "{text}");
+    for sql in [
+        "SELECT string_agg(value, ',') FROM settings",
+        "SELECT string_agg(row_to_json(s)::text, ',') FROM settings s",
+    ] {
+        let (ok, text) = psql(&viewer, sql);
+        assert!(
+            ok && !text.contains(PASSWORD) && !text.contains("hunter2") && !text.contains("s3cret"),
+            "{sql}: {text}"
+        );
+    }
     // Viewers still read everything else, and write nothing.
     let (ok, text) = psql(&viewer, "SELECT count(*) FROM devices");
     assert!(ok && text.trim() == "1", "{text}");
@@ -679,6 +713,44 @@ async fn viewers_read_everything_but_secrets() {
     let out = with_url(&env, &admin, &["settings", "get", "repository_environment"]);
     assert_ok(&out);
     assert_eq!(stdout(&out).trim(), "***");
+    let (ok, text) = psql(
+        &admin,
+        "SELECT value FROM settings WHERE key = 'repository_url' AND device_id IS NULL",
+    );
+    assert!(
+        ok && text.trim() == "rest:https://user:s3cret@host/repo",
+        "{text}"
+    );
+    let out = with_url(&env, &admin, &["settings", "get", "repository_url"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out).trim(), "rest:https://user:***@host/repo");
+    // A URL with a password stays off the command line; one without may be given there.
+    let out = with_url(
+        &env,
+        &admin,
+        &[
+            "settings",
+            "set",
+            "repository_url",
+            "rest:https://u:typed@h/",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("holds a password") && !stderr(&out).contains("typed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_ok(&with_url(
+        &env,
+        &admin,
+        &[
+            "settings",
+            "set",
+            "repository_url",
+            "sftp:backup@host:/srv/restic",
+        ],
+    ));
 
     // One list of secret keys, read by the client from the database.
     let keys: Vec<String> = sqlx::query_scalar("SELECT unnest(fleet_secret_setting_keys())")
@@ -691,7 +763,8 @@ async fn viewers_read_everything_but_secrets() {
             "repository_password",
             "repository_environment",
             "notify_webhook_url",
-            "notify_ntfy_url"
+            "notify_ntfy_url",
+            "repository_url"
         ]
     );
 }
@@ -1172,4 +1245,337 @@ async fn enrolment_sends_postgresql_a_verifier_never_the_password() {
             "the password reached the server log"
         );
     }
+}
+
+/// `tests/oracle/http_recorder.py` on 127.0.0.1: records every request; killed when dropped.
+struct PingServer {
+    child: std::process::Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl PingServer {
+    fn start(env: &Env) -> PingServer {
+        let dir = env.dir.path().join("http");
+        std::fs::create_dir_all(&dir).unwrap();
+        let port_file = dir.join("port");
+        let log = dir.join("requests.jsonl");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/http_recorder.py");
+        let child = Command::new("python3")
+            .arg(script)
+            .arg(&port_file)
+            .arg(&log)
+            .spawn()
+            .expect("python3");
+        let start = std::time::Instant::now();
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p.trim().parse().unwrap();
+            }
+            assert!(start.elapsed().as_secs() < 20, "recorder did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        PingServer { child, port, log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `METHOD PATH` of every request so far.
+    fn paths(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                let r: Value = serde_json::from_str(l).unwrap();
+                format!(
+                    "{} {}",
+                    r["method"].as_str().unwrap(),
+                    r["path"].as_str().unwrap()
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for PingServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A ping URL is a bearer secret (whoever knows it can report a failing backup as healthy, or
+/// a healthy one as failed): admins and the job's own device read it; viewers, and the
+/// maintenance owner reading the other devices' jobs, never do, through the CLI or any SQL;
+/// nobody but an admin writes one. Each device still pings its own, under its own role, live
+/// and from the local copy.
+#[tokio::test]
+async fn ping_urls_reach_only_admins_and_the_job_s_own_device() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let http = PingServer::start(&env);
+    let owner = enroll(&env, &env.url, &unique("pown"));
+    let other = enroll(&env, &env.url, &unique("poth"));
+    let src_o = env.make_source("src-o", 1);
+    let src_x = env.make_source("src-x", 1);
+    let job_o = add_job_for(&env, &owner.id, "home", &src_o).await;
+    let job_x = add_job_for(&env, &other.id, "home", &src_x).await;
+    env.set_setting("maintenance_device", &owner.id).await;
+    let admin = url_with_user(&env.db, "backup_admin", ADMIN_PW);
+    let viewer = url_with_user(&env.db, "backup_viewer", VIEWER_PW);
+    let (tok_o, tok_x) = ("owner-token-7c1e", "other-token-93ab");
+    for (job, tok) in [(job_o, tok_o), (job_x, tok_x)] {
+        let url = http.url(&format!("/ping/{tok}"));
+        assert_ok(&with_url(
+            &env,
+            &admin,
+            &["job", "edit", &job.to_string(), "--ping-url", &url],
+        ));
+    }
+    sqlx::query("ANALYZE").execute(&env.pool).await.unwrap();
+
+    // The admin reads both.
+    let out = with_url(&env, &admin, &["job", "list", "--json"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(text.contains(tok_o) && text.contains(tok_x), "{text}");
+    let (ok, text) = psql(
+        &admin,
+        "SELECT string_agg(ping_url, ',') FROM job_ping_urls",
+    );
+    assert!(ok && text.contains(tok_o) && text.contains(tok_x), "{text}");
+
+    // Nobody else reads another job's URL.
+    let probes = [
+        "SELECT ping_url FROM backup_jobs",
+        "SELECT * FROM backup_jobs",
+        "SELECT row_to_json(j) FROM backup_jobs j",
+        "SELECT * FROM job_ping_urls",
+        "SELECT * FROM job_summary",
+        "SELECT * FROM latest_runs",
+        "SELECT * FROM job_run_state",
+        "SELECT * FROM job_retention",
+        "SELECT * FROM runs",
+        "SELECT * FROM pg_stats WHERE tablename IN ('backup_jobs', 'job_ping_urls')",
+    ];
+    let (x, o) = (job_x.to_string(), job_o.to_string());
+    let readers: [(&str, &str, Vec<&str>); 3] = [
+        ("a viewer", &viewer, vec![tok_o, tok_x]),
+        ("the maintenance owner", &owner.url, vec![tok_x]),
+        ("another device", &other.url, vec![tok_o]),
+    ];
+    for (who, url, foreign) in &readers {
+        for sql in probes {
+            let (_, text) = psql(url, sql);
+            for tok in foreign {
+                assert!(
+                    !text.contains(tok),
+                    "{who} read a ping URL with {sql}: {text}"
+                );
+            }
+        }
+        for args in [
+            vec!["job", "list", "--json"],
+            vec!["job", "show", &x, "--json"],
+            vec!["job", "show", &o, "--json"],
+            vec!["status", "--json"],
+        ] {
+            let out = with_url(&env, url, &args);
+            let said = format!("{}{}", stdout(&out), stderr(&out));
+            for tok in foreign {
+                assert!(
+                    !said.contains(tok),
+                    "{who} read a ping URL with {args:?}: {said}"
+                );
+            }
+        }
+    }
+    // The maintenance owner does see the other device's job, just not its URL.
+    let out = with_url(&env, &owner.url, &["job", "show", &x, "--json"]);
+    assert_ok(&out);
+    let shown: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(shown["ping_url"].is_null(), "{shown}");
+    // A device reads its own job's URL.
+    let (ok, text) = psql(
+        &owner.url,
+        "SELECT string_agg(ping_url, ',') FROM job_ping_urls",
+    );
+    assert!(ok && text.contains(tok_o), "{text}");
+
+    // Nobody but an admin writes one.
+    for (who, url, _) in &readers {
+        for sql in [
+            format!(
+                "INSERT INTO job_ping_urls (job_id, ping_url) VALUES ('{o}', 'https://evil/x')"
+            ),
+            "UPDATE job_ping_urls SET ping_url = 'https://evil/x'".to_string(),
+            "DELETE FROM job_ping_urls".to_string(),
+            format!("UPDATE backup_jobs SET ping_url = 'https://evil/x' WHERE id = '{o}'"),
+        ] {
+            let (ok, text) = psql(url, &sql);
+            assert!(!ok || text.trim().is_empty(), "{who}: {sql}: {text}");
+        }
+        let out = with_url(&env, url, &["job", "edit", &o, "--no-ping-url"]);
+        assert_ne!(out.status.code(), Some(0), "{who}: {}", stdout(&out));
+    }
+    let urls: Vec<String> =
+        sqlx::query_scalar("SELECT ping_url FROM job_ping_urls ORDER BY ping_url")
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        urls,
+        // "other-..." sorts before "owner-..."
+        [
+            http.url(&format!("/ping/{tok_x}")),
+            http.url(&format!("/ping/{tok_o}"))
+        ]
+    );
+
+    // Each device pings its own URL under its own role, the maintenance owner too.
+    for (dev, job, tok) in [(&other, job_x, tok_x), (&owner, job_o, tok_o)] {
+        let out = as_device(&env, dev)
+            .args(["run", &job.to_string()])
+            .output()
+            .unwrap();
+        assert_ok(&out);
+        let paths = http.paths();
+        for want in [
+            format!("POST /ping/{tok}/start"),
+            format!("POST /ping/{tok}"),
+        ] {
+            assert!(paths.contains(&want), "{want} not in {paths:?}");
+        }
+    }
+    // And from the local copy that sync writes (as the device), with the database away.
+    let bin = fake_systemctl(&env);
+    let out = as_device(&env, &owner)
+        .env("PATH", path_with(&bin))
+        .args(["sync", "--unit-dir"])
+        .arg(env.dir.path().join("units-ping"))
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let before = http.paths().len();
+    let out = as_device(&env, &owner)
+        .env("DATABASE_URL", "postgres://nobody:x@127.0.0.1:1/none")
+        .args(["run", &o])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let paths = http.paths();
+    assert!(
+        paths[before..].contains(&format!("POST /ping/{tok_o}/start")),
+        "{paths:?}"
+    );
+}
+
+/// A fleet from before migration 012 (roles granted by that version's `db roles`, a ping URL in
+/// `backup_jobs.ping_url`): the migration moves the URL out of the job row and grants the new
+/// table itself, so devices keep reading and pinging their own URL before anyone runs
+/// `db roles` again, and viewers stop seeing it.
+#[tokio::test]
+async fn migration_012_moves_ping_urls_without_waiting_for_db_roles() {
+    // The cluster's group roles with the shared passwords (on a throwaway database).
+    let scratch = Env::enrolled().await;
+    make_roles(&scratch);
+    let env = Env::empty().await;
+    let http = PingServer::start(&env);
+    // The schema as migration 011 left it: the same files, so the same checksums.
+    let old = env.dir.path().join("migrations-011");
+    std::fs::create_dir_all(&old).unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        if name.as_str() < "012" {
+            std::fs::copy(dir.join(&name), old.join(&name)).unwrap();
+        }
+    }
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&env.pool)
+        .await
+        .unwrap();
+    // What `db roles` granted at that version (DEVICE_GRANTS did not name the new table yet).
+    let mut grants = vec![
+        format!(
+            "GRANT CONNECT ON DATABASE {} TO backup_client, backup_viewer",
+            env.db
+        ),
+        "GRANT USAGE ON SCHEMA public TO backup_client, backup_viewer".to_string(),
+        "GRANT SELECT ON ALL TABLES IN SCHEMA public TO backup_viewer".to_string(),
+    ];
+    grants.extend(
+        restic_fleet::admin::roles::DEVICE_GRANTS
+            .iter()
+            .filter(|g| !g.contains("job_ping_urls"))
+            .map(|g| g.to_string()),
+    );
+    for g in &grants {
+        sqlx::query(g).execute(&env.pool).await.unwrap();
+    }
+    let out = Command::new("restic")
+        .args(["init", "--quiet"])
+        .env("RESTIC_REPOSITORY", env.repo())
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    env.set_setting("repository_url", env.repo().to_str().unwrap())
+        .await;
+    env.set_setting("repository_password", PASSWORD).await;
+    env.set_setting(
+        "repository_cache_dir",
+        env.dir.path().join("cache").to_str().unwrap(),
+    )
+    .await;
+    let id = unique("upg");
+    let src = env.make_source("src", 1);
+    sqlx::query("INSERT INTO devices (id, name, platform) VALUES ($1, $1, 'linux')")
+        .bind(&id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let url = http.url("/ping/upgrade-token-5d2f");
+    let job: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO backup_jobs (device_id, name, source_paths, ping_url) \
+         VALUES ($1, 'home', $2, $3) RETURNING id",
+    )
+    .bind(&id)
+    .bind(vec![src.to_string_lossy().into_owned()])
+    .bind(&url)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+
+    // The first current client to connect applies 012 (here: enrolling the device).
+    let dev = enroll(&env, &env.url, &id);
+    let moved: (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT (SELECT ping_url FROM job_ping_urls WHERE job_id = $1), \
+                (SELECT ping_url FROM backup_jobs WHERE id = $1)",
+    )
+    .bind(job)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(moved, (Some(url.clone()), None));
+    let out = as_device(&env, &dev)
+        .args(["run", &job.to_string()])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let paths = http.paths();
+    assert!(
+        paths.contains(&"POST /ping/upgrade-token-5d2f/start".to_string()),
+        "{paths:?}"
+    );
+    let viewer = url_with_user(&env.db, "backup_viewer", VIEWER_PW);
+    let out = with_url(&env, &viewer, &["job", "list", "--json"]);
+    assert_ok(&out);
+    assert!(!stdout(&out).contains("upgrade-token"), "{}", stdout(&out));
+    let (ok, text) = psql(&viewer, "SELECT * FROM backup_jobs");
+    assert!(ok && !text.contains("upgrade-token"), "{text}");
 }

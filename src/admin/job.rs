@@ -153,8 +153,8 @@ pub struct Added {
 /// `job show --json`: every column of `backup_jobs` (`id`, `device_id`, `name`,
 /// `description`, `source_paths`, `exclude_patterns`, `tags`, `restic_args`, `enabled`,
 /// `created_at`, `updated_at`, `metadata`, `origin_name`, `origin_id`, `account_id`,
-/// `ping_url`, `hook_before`, `hook_after`, `hook_failure`, `hook_finally`,
-/// `hook_before_on_error`), plus
+/// `ping_url` (from `job_ping_urls`; null where the role may not read it), `hook_before`,
+/// `hook_after`, `hook_failure`, `hook_finally`, `hook_before_on_error`), plus
 /// `schedules` (as in `schedule list --json`) and `last_run` (`id`, `status`, `start_time`,
 /// `end_time`, `error_message`, `snapshot_id`, or null), and `retention` (i11: see
 /// [`crate::maintenance::policy::RetentionView`]). `job list --json` is an array of the

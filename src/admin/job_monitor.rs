@@ -1,7 +1,8 @@
 //! The `job add|edit` options that set what a device pings and executes around a run:
 //! `--ping-url`, `--hook-before|after|failure|finally` (each with a `--no-...` to clear it) and
 //! `--hook-before-on-error`. Validated here before anything is written (and again by `run`
-//! before use, see [`crate::run_hooks`]); only admins may write these columns.
+//! before use, see [`crate::run_hooks`]); only admins may write them. The ping URL is kept in
+//! `job_ping_urls`, apart from the job row that viewers and the maintenance owner read.
 
 use clap::Args;
 use sqlx::PgPool;
@@ -113,26 +114,26 @@ impl MonitorArgs {
     }
 }
 
-/// Writes the changes to the job.
+/// Writes the changes to the job, in one transaction. The ping URL lives in `job_ping_urls`
+/// (migration 012: readable only by admins and the job's own device); the hooks are columns of
+/// `backup_jobs`, whose `updated_at` moves for either.
 pub async fn apply(pool: &PgPool, job: Uuid, c: &MonitorChanges) -> anyhow::Result<()> {
     if c.is_empty() {
         return Ok(());
     }
+    let mut tx = pool.begin().await?;
     let h = &c.hooks;
     sqlx::query(
         "UPDATE backup_jobs SET \
-           ping_url = CASE WHEN $2 THEN $3 ELSE ping_url END, \
-           hook_before = CASE WHEN $4 THEN $5 ELSE hook_before END, \
-           hook_after = CASE WHEN $6 THEN $7 ELSE hook_after END, \
-           hook_failure = CASE WHEN $8 THEN $9 ELSE hook_failure END, \
-           hook_finally = CASE WHEN $10 THEN $11 ELSE hook_finally END, \
-           hook_before_on_error = COALESCE($12, hook_before_on_error), \
+           hook_before = CASE WHEN $2 THEN $3 ELSE hook_before END, \
+           hook_after = CASE WHEN $4 THEN $5 ELSE hook_after END, \
+           hook_failure = CASE WHEN $6 THEN $7 ELSE hook_failure END, \
+           hook_finally = CASE WHEN $8 THEN $9 ELSE hook_finally END, \
+           hook_before_on_error = COALESCE($10, hook_before_on_error), \
            updated_at = NOW() \
          WHERE id = $1",
     )
     .bind(job)
-    .bind(c.ping_url.is_some())
-    .bind(c.ping_url.clone().flatten())
     .bind(h[0].is_some())
     .bind(h[0].clone().flatten())
     .bind(h[1].is_some())
@@ -142,8 +143,28 @@ pub async fn apply(pool: &PgPool, job: Uuid, c: &MonitorChanges) -> anyhow::Resu
     .bind(h[3].is_some())
     .bind(h[3].clone().flatten())
     .bind(c.on_error.map(OnError::as_str))
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    match &c.ping_url {
+        None => {}
+        Some(Some(url)) => {
+            sqlx::query(
+                "INSERT INTO job_ping_urls (job_id, ping_url) VALUES ($1, $2) \
+                 ON CONFLICT (job_id) DO UPDATE SET ping_url = EXCLUDED.ping_url, updated_at = NOW()",
+            )
+            .bind(job)
+            .bind(url)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Some(None) => {
+            sqlx::query("DELETE FROM job_ping_urls WHERE job_id = $1")
+                .bind(job)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -76,7 +76,8 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
          enabled, created_at, updated_at, metadata, origin_name, origin_id, account_id, \
          schedules (as schedule list --json); show and edit add last_run ({id, status, \
          start_time, end_time, error_message, snapshot_id} or null; null after edit), \
-         ping_url, hook_before, hook_after, hook_failure, hook_finally, hook_before_on_error \
+         ping_url (null also where the role may not read it: viewers, other devices' jobs), \
+         hook_before, hook_after, hook_failure, hook_finally, hook_before_on_error \
          (stop, continue); show adds retention ({keep_last, keep_hourly, keep_daily, \
          keep_weekly, keep_monthly, keep_yearly, keep_within, source (job, default, none), \
          description}).",

@@ -250,14 +250,15 @@ impl serde_json::ser::Formatter for TerminalSafeJson<'_> {
 
 /// The value of setting `key` as it may be shown: a secret (see
 /// [`crate::settings::secret_keys`]) becomes `***` (empty stays empty, so "not set" shows),
-/// and a credential inside `repository_url` is masked as `run` and `status` print it.
+/// except `repository_url` (a secret for viewers since migration 012, who never get the row),
+/// of which only a credential inside is masked, as `run` and `status` print it.
 pub fn shown_value(key: &str, value: &str, secret: bool, show_secrets: bool) -> String {
     if show_secrets {
         value.to_string()
-    } else if secret && !value.is_empty() {
-        MASK.to_string()
     } else if key == "repository_url" {
         crate::util::mask_url(value)
+    } else if secret && !value.is_empty() {
+        MASK.to_string()
     } else {
         value.to_string()
     }
@@ -395,6 +396,10 @@ mod tests {
         assert_eq!(
             shown_value("repository_url", "rest:https://u:pw@h/", false, true),
             "rest:https://u:pw@h/"
+        );
+        assert_eq!(
+            shown_value("repository_url", "rest:https://u:pw@h/", true, false),
+            "rest:https://u:***@h/"
         );
     }
 

@@ -8,7 +8,7 @@
 //!   all, and the row-level security policies of migration 006 restrict it to its own rows.
 //!   A `backup_client` login from before per-device roles loses its login and password here.
 //! - `backup_viewer`: SELECT only (`status`, `runs list`, dashboards); the policies hide secret
-//!   settings from it.
+//!   settings (`repository_url` among them) and ping URLs from it.
 //!
 //! Passwords come from `--admin-password-file` etc. or a prompt (no echo; one line per role
 //! from standard input when it is not a terminal), never from an argument, and never appear
@@ -228,6 +228,9 @@ pub const DEVICE_GRANTS: &[&str] = &[
     // Maintenance (migration 009): policies let only the maintenance owner read every job's
     // retention, and a device write only its own maintenance steps.
     "GRANT SELECT ON job_retention TO backup_client",
+    // Ping URLs (migration 012): every job read looks the URL up, and the policy shows a device
+    // only its own jobs' URLs, the maintenance owner included.
+    "GRANT SELECT ON job_ping_urls TO backup_client",
     "GRANT SELECT, INSERT (device_id, step, start_time, end_time, status, exit_code, \
      snapshots_removed, bytes_freed, error_message, output, errors, metadata), \
      UPDATE (end_time, status, exit_code, snapshots_removed, bytes_freed, error_message, \

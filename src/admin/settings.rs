@@ -265,6 +265,17 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
             r.description.clone().unwrap_or_default(),
         ]);
     }
+    // Row-level security hides secret rows from viewers: say so instead of leaving them out.
+    for key in hidden_secrets(&pool).await? {
+        if !rows.iter().any(|r| r.key == key) {
+            t.add_row(vec![
+                key,
+                "(hidden)".into(),
+                "-".into(),
+                "secret: backup_viewer may not read it; connect as backup_admin".into(),
+            ]);
+        }
+    }
     println!("{}", output::render(&t));
     Ok(exit::SUCCESS)
 }
@@ -296,6 +307,16 @@ async fn get(config_path: &Path, a: GetArgs) -> anyhow::Result<u8> {
         println!("{}", row.value);
     }
     Ok(exit::SUCCESS)
+}
+
+/// The secret keys whose rows row-level security hides from this role: all of them for a
+/// viewer (that is not also an admin), none otherwise.
+async fn hidden_secrets(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT unnest(fleet_secret_setting_keys()) WHERE fleet_is_viewer() AND NOT fleet_is_admin()",
+    )
+    .fetch_all(pool)
+    .await?)
 }
 
 /// A secret setting that this role cannot see is not "not set": row-level security hides
@@ -342,12 +363,19 @@ async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
     let pool = super::connect(config_path, &a.conn).await?;
     let secrets = crate::settings::secret_keys(&pool).await?;
     let secret = secrets.contains(&a.key);
-    if secret && !from_stdin {
+    // repository_url is a secret for what it may hold (viewers never read it): a URL without a
+    // password may be given as an argument, one with a password may not.
+    let url_credential = a.key == "repository_url" && crate::util::mask_url(&value) != value;
+    if secret && !from_stdin && (a.key != "repository_url" || url_credential) {
         // An argument lands in shell history and in every process listing.
+        let what = if url_credential {
+            format!("{} holds a password, which", a.key)
+        } else {
+            format!("{} is a secret and", a.key)
+        };
         return Err(usage_err!(
-            "{} is a secret and is not taken from the command line; give it on standard input \
-             with VALUE `-`, e.g. `restic-fleet settings set {} - < FILE`",
-            a.key,
+            "{what} is not taken from the command line; give it on standard input with VALUE \
+             `-`, e.g. `restic-fleet settings set {} - < FILE`",
             a.key
         ));
     }
