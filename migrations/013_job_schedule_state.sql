@@ -90,8 +90,8 @@ CREATE TRIGGER schedules_job_state_update
 EXECUTE FUNCTION schedules_refresh_job_state();
 
 -- The rebuild (bulk loads that disabled the triggers, or an admin who doubts the state) now
--- recomputes the schedule facts too: migration 008's statement for the run columns, then one
--- grouped pass over the enabled schedules.
+-- computes the schedule facts too, in the same single pass: migration 008's probes for the run
+-- columns, joined with one grouped read of the enabled schedules (one row version per job).
 CREATE OR REPLACE FUNCTION rebuild_job_run_state() RETURNS void
     LANGUAGE sql
     SECURITY DEFINER
@@ -102,10 +102,12 @@ DELETE FROM public.job_run_state;
 INSERT INTO public.job_run_state (job_id, last_run_id, last_run_status, last_run_start,
                            last_finished_run_id, last_finished_status, last_finished_start,
                            last_finished_end, last_finished_error, last_finished_metadata,
-                           last_success_run_id, last_success_start, last_success_end)
+                           last_success_run_id, last_success_start, last_success_end,
+                           next_run_at, cron_expressions, min_interval_seconds)
 SELECT j.id, n.id, n.status, n.start_time,
        f.id, f.status, f.start_time, f.end_time, f.error_message, f.metadata,
-       s.id, s.start_time, s.done
+       s.id, s.start_time, s.done,
+       sc.next_run_at, sc.cron_expressions, sc.min_interval_seconds
 FROM public.backup_jobs j
          LEFT JOIN LATERAL (SELECT id, status, start_time
                             FROM public.runs
@@ -124,20 +126,18 @@ FROM public.backup_jobs j
                               AND status = 'success'
                             ORDER BY COALESCE(end_time, start_time) DESC, id DESC
                             LIMIT 1) s ON true
-WHERE n.id IS NOT NULL;
-INSERT INTO public.job_run_state (job_id, next_run_at, cron_expressions, min_interval_seconds)
-SELECT job_id,
-       min(next_run_at),
-       array_agg(DISTINCT cron_expression ORDER BY cron_expression)
-       FILTER (WHERE schedule_type = 'cron'),
-       min(interval_seconds) FILTER (WHERE schedule_type = 'interval' AND interval_seconds > 0)
-FROM public.schedules
-WHERE enabled
-GROUP BY job_id
-ON CONFLICT (job_id) DO UPDATE
-    SET next_run_at          = EXCLUDED.next_run_at,
-        cron_expressions     = EXCLUDED.cron_expressions,
-        min_interval_seconds = EXCLUDED.min_interval_seconds;
+         LEFT JOIN (SELECT job_id,
+                           min(next_run_at) AS next_run_at,
+                           array_agg(DISTINCT cron_expression ORDER BY cron_expression)
+                           FILTER (WHERE schedule_type = 'cron') AS cron_expressions,
+                           min(interval_seconds)
+                           FILTER (WHERE schedule_type = 'interval' AND interval_seconds > 0)
+                               AS min_interval_seconds
+                    FROM public.schedules
+                    WHERE enabled
+                    GROUP BY job_id) sc ON sc.job_id = j.id
+WHERE n.id IS NOT NULL
+   OR sc.job_id IS NOT NULL;
 $$;
 
 SELECT rebuild_job_run_state();
