@@ -58,5 +58,9 @@ if ! psql -qX -v ON_ERROR_STOP=1 "$url" -v devices="$devices" -v jobs_per_device
   exit 1
 fi
 echo "fleet generated in $(( $(date +%s) - start )) s; runs table $(psql -qAtX "$url" -c "SELECT pg_size_pretty(pg_total_relation_size('runs'))")"
+# Measure a settled machine, not the write-back of the gigabytes just generated: until the
+# kernel has written them, every fsync (sync's unit files and local copy) waits behind them.
+psql -qX "$url" -c "CHECKPOINT" >/dev/null
+sync
 python3 scripts/bench.py --bin "$bin" --url "$url" --pgb-url "$pgb" --server-log "$dir/pg/server.log" \
   --repeat "$repeat" --syncs "$syncs" --sync-seconds "$sync_seconds" --runs-per-job "$runs"
