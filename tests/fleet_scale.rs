@@ -847,3 +847,61 @@ async fn one_repository_open_per_run_and_short_ids_resolved_by_one_call_at_sync(
     assert_ok(&sync(&env));
     assert_eq!(restic_calls(&log).len(), n_calls);
 }
+
+/// Migration 013's trigger makes a schedule update lock the job's state row too. A run's
+/// delivery writes the run (locking the state row) and then moves the job's schedules on, while
+/// `sync` updates a schedule (locking it) and then, through the trigger, the state row: in
+/// opposite orders, they deadlock. Delivery therefore locks the job's schedules first. Here
+/// deliveries race a "sync" moving the same schedule, statement after statement; PostgreSQL
+/// reports a deadlock (40P01) when the order is wrong.
+#[tokio::test]
+async fn a_delivery_racing_sync_over_the_same_schedules_never_deadlocks() {
+    use restic_fleet::run::{TriggeredBy, record};
+    let env = Env::enrolled().await;
+    let job = add_job(&env, "test-device", "busy").await;
+    let mut schedules = Vec::new();
+    for expr in ["*/5 * * * *", "0 3 * * *"] {
+        schedules.push(add_cron(&env, job, expr).await);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut movers = Vec::new();
+    for (k, id) in schedules.iter().copied().enumerate() {
+        let (pool, stop) = (env.pool.clone(), stop.clone());
+        movers.push(tokio::spawn(async move {
+            let mut n = 0i32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                sqlx::query(
+                    "UPDATE schedules SET next_run_at = NOW() + make_interval(secs => $1) \
+                     WHERE id = $2",
+                )
+                .bind(n * 2 + k as i32)
+                .bind(id)
+                .execute(&pool)
+                .await
+                .expect("the sync-like update");
+                n += 1;
+            }
+            n
+        }));
+    }
+    for i in 0..150 {
+        let mut conn = env.pool.acquire().await.unwrap();
+        let mut r = record::RunRecord::starting(job, "busy", "test-device", TriggeredBy::Manual);
+        r.status = "success".into();
+        r.end_time = Some(Utc::now());
+        if let Err(e) = record::deliver(&mut conn, &r).await {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            panic!("delivery {i} failed: {e:#}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for m in movers {
+        assert!(m.await.unwrap() > 0, "the schedules were moved meanwhile");
+    }
+    let delivered: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE job_id = $1")
+        .bind(job)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(delivered, 150);
+}

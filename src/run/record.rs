@@ -184,6 +184,14 @@ pub struct Delivery {
 /// been recorded live when it ended. One transaction: all of it or nothing.
 pub async fn deliver(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<Delivery> {
     let mut tx = conn.begin().await?;
+    // Lock order: the job's schedules, then (through the triggers on runs) its job_run_state row.
+    // `sync` moving a schedule takes the schedule and then, through migration 013's trigger,
+    // the same state row; writing the run first would take them in the opposite order and
+    // deadlock with it.
+    sqlx::query("SELECT id FROM schedules WHERE job_id = $1 ORDER BY id FOR UPDATE")
+        .bind(r.job_id)
+        .execute(&mut *tx)
+        .await?;
     let offline = r.recorded_offline();
     // Keys a stale close or a reconciliation wrote are dropped: this record is the real one.
     let updated: Option<i32> = sqlx::query_scalar(
