@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::run::TriggeredBy;
+use crate::commands::run::TriggeredBy;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,10 +46,10 @@ pub enum Command {
     /// Run one backup job now and record it.
     Run(RunArgs),
     /// Install this device's schedules as timers/tasks, heartbeat, and catch up missed runs.
-    Sync(crate::sync::SyncArgs),
+    Sync(crate::commands::sync::SyncArgs),
     /// Run records kept on this device while the database was away.
     #[command(subcommand)]
-    Spool(crate::spool::SpoolCommand),
+    Spool(crate::local::spool::SpoolCommand),
     /// Database administration.
     #[command(subcommand)]
     Db(DbCommand),
@@ -58,53 +58,53 @@ pub enum Command {
     Schedule(ScheduleCommand),
     /// Import a Relica Backup configuration (devices, jobs with their UUIDs, schedules, and
     /// optionally run history) from a Relica client cache file.
-    RelicaMigrate(crate::relica_migrate::RelicaMigrateArgs),
+    RelicaMigrate(crate::commands::relica_migrate::RelicaMigrateArgs),
     /// Devices of the fleet.
     #[command(subcommand)]
-    Device(crate::admin::device::DeviceCommand),
+    Device(crate::commands::device::DeviceCommand),
     /// Backup jobs.
     #[command(subcommand)]
-    Job(crate::admin::job::JobCommand),
+    Job(crate::commands::job::JobCommand),
     /// Global and per-device settings.
     #[command(subcommand)]
-    Settings(crate::admin::settings::SettingsCommand),
+    Settings(crate::commands::settings::SettingsCommand),
     /// Recorded backup runs.
     #[command(subcommand)]
-    Runs(crate::admin::runs::RunsCommand),
+    Runs(crate::commands::runs::RunsCommand),
     /// Is everything backed up? Exit code 0 only when every enabled job is ok and maintenance
     /// is neither overdue nor failing, else 1.
-    Status(crate::admin::status::StatusArgs),
+    Status(crate::commands::status::StatusArgs),
     /// Print the fleet's state as Prometheus metrics (for node_exporter's textfile collector).
-    Metrics(crate::monitor::metrics::MetricsArgs), // i12
+    Metrics(crate::commands::metrics::MetricsArgs), // i12
     /// Forget (per job retention), prune and check the shared repository; only on the
     /// maintenance_device (exit 4 elsewhere unless --force).
-    Maintain(crate::maintenance::MaintainArgs), // i11
+    Maintain(crate::commands::maintain::MaintainArgs), // i11
     /// List the repository's snapshots with their job and device names.
-    Snapshots(crate::snapshots::SnapshotsArgs), // i11
+    Snapshots(crate::commands::snapshots::SnapshotsArgs), // i11
     /// Restore a job's snapshot (latest by default) into a directory.
-    Restore(crate::snapshots::RestoreArgs), // i11
+    Restore(crate::commands::snapshots::RestoreArgs), // i11
     /// Delete finished runs older than the setting run_retention_days.
-    Cleanup(crate::admin::cleanup::CleanupArgs),
+    Cleanup(crate::commands::cleanup::CleanupArgs),
     /// Print shell completions.
-    Completions(crate::admin::docs::CompletionsArgs),
+    Completions(crate::commands::docs::CompletionsArgs),
     /// Print the man page (generated from these definitions).
-    Man(crate::admin::docs::ManArgs),
+    Man(crate::commands::docs::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
 pub enum ScheduleCommand {
     /// Print the next fire times of a schedule and the systemd OnCalendar= lines for it.
-    Preview(crate::preview::PreviewArgs),
+    Preview(crate::commands::schedule_preview::PreviewArgs),
     /// Add a schedule to a job (--cron EXPR or --interval SECONDS).
-    Add(crate::admin::schedule::AddArgs),
+    Add(crate::commands::schedule::AddArgs),
     /// List schedules.
-    List(crate::admin::schedule::ListArgs),
+    List(crate::commands::schedule::ListArgs),
     /// Remove a schedule.
-    Rm(crate::admin::schedule::RmArgs),
+    Rm(crate::commands::schedule::RmArgs),
     /// Enable a schedule (its next run is computed again).
-    Enable(crate::admin::schedule::IdArgs),
+    Enable(crate::commands::schedule::IdArgs),
     /// Disable a schedule.
-    Disable(crate::admin::schedule::IdArgs),
+    Disable(crate::commands::schedule::IdArgs),
 }
 
 #[derive(Debug, Args)]
@@ -149,5 +149,94 @@ pub enum DbCommand {
     },
     /// Create or update the roles backup_admin, backup_client and backup_viewer with their
     /// grants (passwords from a prompt or --*-password-file; safe to run again).
-    Roles(crate::admin::roles::RolesArgs),
+    Roles(crate::commands::db::RolesArgs),
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    let config_path = crate::local::config::resolve_path(cli.config.as_deref());
+    match cli.command {
+        Command::Init(args) => {
+            let report = crate::commands::init::init(&config_path, &args).await?;
+            if args.json {
+                crate::output::print_json(&report)?;
+            } else {
+                println!(
+                    "{} device {:?} ({}, {}); config written to {}",
+                    if report.created {
+                        "registered"
+                    } else {
+                        "updated"
+                    },
+                    report.device_id,
+                    report.device_name,
+                    report.platform,
+                    report.config_path
+                );
+                println!("next: `restic-fleet sync` installs this device's schedules");
+            }
+            Ok(crate::domain::exit::SUCCESS)
+        }
+        Command::Run(args) => {
+            let cfg = crate::local::config::load(&config_path)?;
+            let opts = crate::commands::run::RunOptions {
+                job: args.job,
+                triggered_by: args.triggered_by,
+                force: args.force,
+                json: args.json,
+                progress: crate::commands::run::want_progress(args.json),
+                config_path: config_path.clone(),
+            };
+            crate::commands::run::run(&cfg, opts).await
+        }
+        Command::Sync(args) => {
+            let cfg = crate::local::config::load(&config_path)?;
+            crate::commands::sync::run(&cfg, &config_path, &args).await
+        }
+        Command::Spool(c) => crate::local::spool::run(&config_path, c).await,
+        Command::Db(DbCommand::Migrate { database_url }) => {
+            let url = crate::commands::database_url(&config_path, database_url.as_deref())?;
+            let pool = crate::store::db::connect_no_migrate(&url).await?;
+            crate::store::db::migrate(&pool).await?;
+            println!(
+                "database schema is at version {}",
+                crate::store::db::latest_version()
+            );
+            Ok(crate::domain::exit::SUCCESS)
+        }
+        Command::Db(DbCommand::Roles(a)) => crate::commands::db::run(&config_path, a).await,
+        Command::Device(c) => crate::commands::device::run(&config_path, c).await,
+        Command::Job(c) => crate::commands::job::run(&config_path, c).await,
+        Command::Settings(c) => crate::commands::settings::run(&config_path, c).await,
+        Command::Runs(c) => crate::commands::runs::run(&config_path, c).await,
+        Command::Status(a) => crate::commands::status::run(&config_path, a).await,
+        Command::Metrics(a) => crate::commands::metrics::run(&config_path, a).await, // i12
+        Command::Cleanup(a) => crate::commands::cleanup::run(&config_path, a).await,
+        // i11: maintenance, snapshots, restore
+        Command::Maintain(a) => crate::commands::maintain::run(&config_path, &a).await,
+        Command::Snapshots(a) => crate::commands::snapshots::snapshots(&config_path, a).await,
+        Command::Restore(a) => crate::commands::snapshots::restore(&config_path, a).await,
+        Command::Completions(a) => crate::commands::docs::completions(a),
+        Command::Man(a) => crate::commands::docs::man(a),
+        Command::Schedule(ScheduleCommand::Add(a)) => {
+            crate::commands::schedule::add(&config_path, a).await
+        }
+        Command::Schedule(ScheduleCommand::List(a)) => {
+            crate::commands::schedule::list(&config_path, a).await
+        }
+        Command::Schedule(ScheduleCommand::Rm(a)) => {
+            crate::commands::schedule::rm(&config_path, a).await
+        }
+        Command::Schedule(ScheduleCommand::Enable(a)) => {
+            crate::commands::schedule::enable(&config_path, a).await
+        }
+        Command::Schedule(ScheduleCommand::Disable(a)) => {
+            crate::commands::schedule::disable(&config_path, a).await
+        }
+        Command::Schedule(ScheduleCommand::Preview(args)) => {
+            crate::commands::schedule_preview::run(&config_path, &args).await
+        }
+        Command::RelicaMigrate(args) => {
+            crate::commands::relica_migrate::run(&config_path, &args).await
+        }
+    }
 }

@@ -16,9 +16,9 @@ use std::process::{Command, Stdio};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use chrono_tz::Tz;
-use restic_fleet::schedule::CronExpr;
-use restic_fleet::schedule::cron::SEARCH_DAYS;
-use restic_fleet::schedule::systemd::on_calendar_plan;
+use restic_fleet::domain::calendar::CronExpr;
+use restic_fleet::domain::calendar::cron::SEARCH_DAYS;
+use restic_fleet::domain::calendar::systemd::on_calendar_plan;
 use serde_json::{Value, json};
 
 const N: usize = 15;

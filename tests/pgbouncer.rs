@@ -80,7 +80,7 @@ async fn init_run_sync_status_and_admin_commands_through_pgbouncer() {
             .unwrap();
     assert_eq!(
         versions.last().copied(),
-        Some(restic_fleet::db::latest_version())
+        Some(restic_fleet::store::db::latest_version())
     );
     let devices: i64 = sqlx::query_scalar("SELECT count(*) FROM devices")
         .fetch_one(&env.pool)

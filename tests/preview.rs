@@ -5,7 +5,7 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use common::*;
-use restic_fleet::schedule::CronExpr;
+use restic_fleet::domain::calendar::CronExpr;
 use serde_json::Value;
 
 fn preview(args: &[&str]) -> std::process::Output {
@@ -53,7 +53,8 @@ fn preview_json_matches_the_engine_and_the_systemd_lines() {
                 "RFC 3339 with offset: {t}"
             );
         }
-        let lines = restic_fleet::schedule::systemd::on_calendar_lines(&cron, &tz, from_utc, 400);
+        let lines =
+            restic_fleet::domain::calendar::systemd::on_calendar_lines(&cron, &tz, from_utc, 400);
         let got_lines: Vec<String> = v["on_calendar"]
             .as_array()
             .unwrap()

@@ -36,7 +36,7 @@ async fn twenty_clients_at_once_migrate_an_empty_database_once() {
             .fetch_all(&env.pool)
             .await
             .unwrap();
-    let want: Vec<i64> = restic_fleet::db::MIGRATOR
+    let want: Vec<i64> = restic_fleet::store::db::MIGRATOR
         .iter()
         .map(|m| m.version)
         .collect();
@@ -212,7 +212,7 @@ async fn a_client_role_works_on_a_current_schema_and_explains_an_old_one() {
         err.contains("migration(s) 4 missing")
             && err.contains(&format!(
                 "needs version {}",
-                restic_fleet::db::latest_version()
+                restic_fleet::store::db::latest_version()
             ))
             && err.contains("restic-fleet db migrate"),
         "{err}"

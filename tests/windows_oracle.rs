@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use chrono::{DateTime, Duration, Utc};
-use restic_fleet::schedule::{CronExpr, windows};
+use restic_fleet::domain::calendar::{CronExpr, task_scheduler as windows};
 use serde_json::{Value, json};
 
 fn corpus() -> Vec<String> {

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use chrono::{DateTime, Duration, Utc};
 use common::*;
-use restic_fleet::schedule::CronExpr;
+use restic_fleet::domain::calendar::CronExpr;
 use serde_json::{Value, json};
 use uuid::Uuid;
 

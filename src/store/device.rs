@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::jobs::{JOB_COLUMNS, Job};
-use crate::schedules::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::domain::job::{JOB_COLUMNS, Job};
+use crate::domain::schedule::{SCHEDULE_COLUMNS, ScheduleRow};
 
 /// The device's jobs (only the enabled ones with `enabled_jobs_only`) and the enabled
 /// schedules of those jobs.

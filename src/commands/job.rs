@@ -1,0 +1,786 @@
+//! `restic-fleet job add|edit|list|show|enable|disable|rm`.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::commands::{Conn, confirm, explain, require_device};
+use crate::domain::exit;
+use crate::domain::job::{JOB_COLUMNS, Job};
+use crate::domain::schedule::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::output::{self, print_json, printable};
+use crate::usage_err;
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Add a backup job to a device; prints the new job's UUID.
+    Add(AddArgs),
+    /// Change a job (only the options given change).
+    Edit(EditArgs),
+    /// List jobs.
+    List(ListArgs),
+    /// Show one job with its schedules and last run.
+    Show(IdArgs),
+    /// Enable a job.
+    Enable(IdArgs),
+    /// Disable a job: it no longer runs, and status reports it as disabled.
+    Disable(IdArgs),
+    /// Remove a job with its schedules and recorded runs.
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// Device the job belongs to.
+    #[arg(long, value_name = "ID")]
+    pub device: String,
+    /// Job name, unique per device (may include an origin prefix like "blade/home").
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+    /// A path to back up (absolute; repeat for several).
+    #[arg(long = "path", value_name = "P", required = true)]
+    pub paths: Vec<String>,
+    /// A restic --exclude pattern (repeat for several).
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// Extra restic arguments as a JSON array of strings, e.g. '["--one-file-system"]'.
+    #[arg(long, value_name = "JSON")]
+    pub restic_args: Option<String>,
+    /// Free-text description.
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Use this UUID for the job (e.g. to keep a Relica backup id); default: a new one.
+    #[arg(long, value_name = "UUID")]
+    pub id: Option<String>,
+    /// Origin name, added as the tag origin:NAME.
+    #[arg(long, value_name = "NAME")]
+    pub origin_name: Option<String>,
+    /// Account UUID, added as the tag account:UUID.
+    #[arg(long, value_name = "UUID")]
+    pub account_id: Option<String>,
+    /// Create the job disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
+pub struct EditArgs {
+    /// The job: its UUID, its name on this device, or DEVICE/NAME.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    /// New name (unique per device).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Move the job to another device.
+    #[arg(long, value_name = "ID")]
+    pub device: Option<String>,
+    /// Replace the paths (repeat for several).
+    #[arg(long = "path", value_name = "P")]
+    pub paths: Vec<String>,
+    /// Replace the exclude patterns (repeat for several).
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    pub excludes: Vec<String>,
+    /// Remove every exclude pattern.
+    #[arg(long, conflicts_with = "excludes")]
+    pub no_excludes: bool,
+    /// Replace the extra restic arguments (a JSON array of strings; '[]' clears them).
+    #[arg(long, value_name = "JSON")]
+    pub restic_args: Option<String>,
+    /// New description ('' clears it).
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// New origin name ('' clears it).
+    #[arg(long, value_name = "NAME")]
+    pub origin_name: Option<String>,
+    /// New account UUID ('' clears it).
+    #[arg(long, value_name = "UUID")]
+    pub account_id: Option<String>,
+    // i12: ping URL and hooks.
+    #[command(flatten)]
+    pub monitor: Box<crate::commands::job_monitor::MonitorArgs>,
+    // i11: retention flags (--keep-* / --no-retention)
+    #[command(flatten)]
+    pub retention: Box<crate::domain::retention::RetentionArgs>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only the jobs of this device.
+    #[arg(long, value_name = "ID")]
+    pub device: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// The job: its UUID, its name on this device, or DEVICE/NAME.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The job: its UUID, its name on this device, or DEVICE/NAME.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// `job add --json`: `{"id": UUID, "device_id": ..., "name": ...}`.
+#[derive(Debug, Serialize)]
+pub struct Added {
+    pub id: Uuid,
+    pub device_id: String,
+    pub name: String,
+}
+
+/// `job show --json`: every column of `backup_jobs` (`id`, `device_id`, `name`,
+/// `description`, `source_paths`, `exclude_patterns`, `tags`, `restic_args`, `enabled`,
+/// `created_at`, `updated_at`, `metadata`, `origin_name`, `origin_id`, `account_id`,
+/// `ping_url` (from `job_ping_urls`; null where the role may not read it), `hook_before`,
+/// `hook_after`, `hook_failure`, `hook_finally`, `hook_before_on_error`), plus
+/// `schedules` (as in `schedule list --json`) and `last_run` (`id`, `status`, `start_time`,
+/// `end_time`, `error_message`, `snapshot_id`, or null), and `retention` (i11: see
+/// [`crate::domain::retention::RetentionView`]). `job list --json` is an array of the
+/// same objects without `last_run` and `retention`.
+#[derive(Debug, Serialize)]
+pub struct JobDetail {
+    #[serde(flatten)]
+    pub job: Job,
+    pub schedules: Vec<ScheduleRow>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<Option<LastRun>>,
+    // i11: the job's retention policy
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<crate::domain::retention::RetentionView>,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct LastRun {
+    pub id: i32,
+    pub status: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub error_message: Option<String>,
+    pub snapshot_id: Option<String>,
+}
+
+pub async fn run(config_path: &Path, cmd: JobCommand) -> anyhow::Result<u8> {
+    explain(dispatch(config_path, cmd).await)
+}
+
+async fn dispatch(config_path: &Path, cmd: JobCommand) -> anyhow::Result<u8> {
+    match cmd {
+        JobCommand::Add(a) => add(config_path, a).await,
+        JobCommand::Edit(a) => edit(config_path, a).await,
+        JobCommand::List(a) => list(config_path, a).await,
+        JobCommand::Show(a) => show(config_path, a).await,
+        JobCommand::Enable(a) => set_enabled(config_path, a, true).await,
+        JobCommand::Disable(a) => set_enabled(config_path, a, false).await,
+        JobCommand::Rm(a) => rm(config_path, a).await,
+    }
+}
+
+/// A job name: 1 to 255 characters, no control characters.
+pub fn validate_name(name: &str) -> anyhow::Result<String> {
+    let n = name.trim();
+    if n.is_empty() || n.len() > 255 || n.chars().any(|c| c.is_control()) {
+        return Err(usage_err!(
+            "job name {name:?} must be 1 to 255 characters without control characters"
+        ));
+    }
+    Ok(n.to_string())
+}
+
+/// Is `p` an absolute path on `platform` (`linux`: `/...`; `windows`: `C:\...`, `C:/...` or
+/// `\\server\share`)?
+pub fn is_absolute(p: &str, platform: &str) -> bool {
+    if platform == "windows" {
+        let b = p.as_bytes();
+        (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && (b[2] == b'\\' || b[2] == b'/'))
+            || p.starts_with("\\\\")
+    } else {
+        p.starts_with('/')
+    }
+}
+
+/// Source paths: at least one, each non-empty and absolute for the device's platform.
+pub fn validate_paths(paths: &[String], platform: &str) -> anyhow::Result<Vec<String>> {
+    if paths.is_empty() {
+        return Err(usage_err!(
+            "a job needs at least one path to back up; give it with --path P"
+        ));
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.trim().is_empty() || p.contains('\0') {
+            return Err(usage_err!(
+                "--path {p:?} is empty; give the full path of a folder or file to back up"
+            ));
+        }
+        if !is_absolute(p, platform) {
+            return Err(usage_err!(
+                "--path {p:?} is not an absolute {platform} path; a backup runs as a service from \
+                 an unknown working directory, so give the full path (like {})",
+                if platform == "windows" {
+                    "C:\\Users\\alice"
+                } else {
+                    "/home/alice"
+                }
+            ));
+        }
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Exclude patterns: each non-empty.
+pub fn validate_excludes(patterns: &[String]) -> anyhow::Result<Vec<String>> {
+    for p in patterns {
+        if p.trim().is_empty() || p.contains('\0') {
+            return Err(usage_err!(
+                "--exclude {p:?} is empty; give a restic exclude pattern like '*.tmp'"
+            ));
+        }
+    }
+    Ok(patterns.to_vec())
+}
+
+/// `--restic-args`: a JSON array of strings on the allow-list of [`crate::domain::restic::args`].
+pub fn parse_restic_args(text: &str) -> anyhow::Result<Value> {
+    let v: Value = serde_json::from_str(text).map_err(|e| {
+        usage_err!(
+            "--restic-args {text:?} is not valid JSON ({e}); give a JSON array of strings like \
+             '[\"--one-file-system\"]'"
+        )
+    })?;
+    if !v.is_array() {
+        return Err(usage_err!(
+            "--restic-args must be a JSON array of strings like '[\"--one-file-system\"]', not \
+             {text:?}"
+        ));
+    }
+    crate::domain::restic::args::validated(Some(&v))
+        .map_err(|e| usage_err!("--restic-args: {e}"))?;
+    Ok(v)
+}
+
+fn parse_uuid(flag: &str, text: &str) -> anyhow::Result<Uuid> {
+    Uuid::parse_str(text.trim())
+        .map_err(|_| usage_err!("{flag} {text:?} is not a UUID (like 3f2b6c1e-0b1d-4c9e-8f3a-...)"))
+}
+
+async fn device_platform(pool: &PgPool, device: &str) -> anyhow::Result<String> {
+    require_device(pool, device).await?;
+    Ok(
+        sqlx::query_scalar("SELECT platform FROM devices WHERE id = $1")
+            .bind(device)
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+async fn name_taken(
+    pool: &PgPool,
+    device: &str,
+    name: &str,
+    except: Option<Uuid>,
+) -> anyhow::Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM backup_jobs WHERE device_id = $1 AND name = $2 AND ($3::uuid IS NULL OR id <> $3)",
+    )
+    .bind(device)
+    .bind(name)
+    .bind(except)
+    .fetch_optional(pool)
+    .await?)
+}
+
+fn name_taken_err(device: &str, name: &str, other: Uuid) -> anyhow::Error {
+    usage_err!(
+        "device {device:?} already has a job named {name:?} ({other}); job names are unique per \
+         device, so choose another --name"
+    )
+}
+
+async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
+    // Everything that needs no database first.
+    let name = validate_name(&a.name)?;
+    let excludes = validate_excludes(&a.excludes)?;
+    let restic_args = match &a.restic_args {
+        Some(t) => parse_restic_args(t)?,
+        None => Value::Array(vec![]),
+    };
+    let id = match &a.id {
+        Some(t) => Some(parse_uuid("--id", t)?),
+        None => None,
+    };
+    let account = match &a.account_id {
+        Some(t) => Some(parse_uuid("--account-id", t)?),
+        None => None,
+    };
+    if a.paths.is_empty() {
+        validate_paths(&a.paths, "linux")?;
+    }
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    let platform = device_platform(&pool, &a.device).await?;
+    let paths = validate_paths(&a.paths, &platform)?;
+    if let Some(other) = name_taken(&pool, &a.device, &name, None).await? {
+        return Err(name_taken_err(&a.device, &name, other));
+    }
+    if let Some(id) = id
+        && crate::domain::job::find(&pool, id).await?.is_some()
+    {
+        return Err(usage_err!(
+            "a job with id {id} already exists; show it with `restic-fleet job show {id}`"
+        ));
+    }
+    let res: Result<Uuid, sqlx::Error> = sqlx::query_scalar(
+        "INSERT INTO backup_jobs (id, device_id, name, description, source_paths, exclude_patterns, \
+         restic_args, enabled, origin_name, account_id) \
+         VALUES (COALESCE($1, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+    )
+    .bind(id)
+    .bind(&a.device)
+    .bind(&name)
+    .bind(a.description.as_deref())
+    .bind(&paths)
+    .bind(if excludes.is_empty() {
+        None
+    } else {
+        Some(excludes)
+    })
+    .bind(&restic_args)
+    .bind(!a.disabled)
+    .bind(a.origin_name.as_deref().filter(|s| !s.is_empty()))
+    .bind(account)
+    .fetch_one(&pool)
+    .await;
+    let new_id = match res {
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
+            return Err(usage_err!(
+                "device {:?} already has a job named {name:?} (or the id is taken); choose another \
+                 --name",
+                a.device
+            ));
+        }
+        other => other?,
+    };
+    if a.conn.json {
+        print_json(&Added {
+            id: new_id,
+            device_id: a.device.clone(),
+            name,
+        })?;
+    } else {
+        println!("{new_id}");
+    }
+    Ok(exit::SUCCESS)
+}
+
+async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
+    let name = a.name.as_deref().map(validate_name).transpose()?;
+    let excludes = validate_excludes(&a.excludes)?;
+    let restic_args = a
+        .restic_args
+        .as_deref()
+        .map(parse_restic_args)
+        .transpose()?;
+    let account = match a.account_id.as_deref() {
+        Some("") => Some(None),
+        Some(t) => Some(Some(parse_uuid("--account-id", t)?)),
+        None => None,
+    };
+    let monitor = a.monitor.validate()?; // i12
+    let retention = a.retention.requested()?; // i11: retention flags
+    let nothing = monitor.is_empty()
+        && !retention
+        && name.is_none()
+        && a.device.is_none()
+        && a.paths.is_empty()
+        && excludes.is_empty()
+        && !a.no_excludes
+        && restic_args.is_none()
+        && a.description.is_none()
+        && a.origin_name.is_none()
+        && account.is_none();
+    if nothing {
+        return Err(usage_err!(
+            "nothing to change; give at least one option such as --name, --path or --restic-args \
+             (see `restic-fleet job edit --help`)"
+        ));
+    }
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    // i14: a job name works wherever a UUID does
+    let job = crate::commands::resolve_job(config_path, &pool, &a.job).await?;
+    let job_id = job.id;
+    let device = a.device.clone().unwrap_or_else(|| job.device_id.clone());
+    let platform = device_platform(&pool, &device).await?;
+    let paths = if a.paths.is_empty() {
+        if device != job.device_id
+            && let Some(p) = job.source_paths.iter().find(|p| !is_absolute(p, &platform))
+        {
+            return Err(usage_err!(
+                "job {job_id} cannot move to {platform} device {device:?} as it is: its path \
+                 {p:?} is not an absolute {platform} path; give its new paths with --path"
+            ));
+        }
+        None
+    } else {
+        Some(validate_paths(&a.paths, &platform)?)
+    };
+    let new_name = name.clone().unwrap_or_else(|| job.name.clone());
+    if let Some(other) = name_taken(&pool, &device, &new_name, Some(job_id)).await? {
+        return Err(name_taken_err(&device, &new_name, other));
+    }
+    let excl: Option<Option<Vec<String>>> = if a.no_excludes {
+        Some(None)
+    } else if !excludes.is_empty() {
+        Some(Some(excludes))
+    } else {
+        None
+    };
+    let res = sqlx::query(
+        "UPDATE backup_jobs SET \
+           name = $2, device_id = $3, \
+           source_paths = COALESCE($4, source_paths), \
+           exclude_patterns = CASE WHEN $5 THEN $6 ELSE exclude_patterns END, \
+           restic_args = COALESCE($7, restic_args), \
+           description = CASE WHEN $8::text IS NULL THEN description ELSE NULLIF($8, '') END, \
+           origin_name = CASE WHEN $9::text IS NULL THEN origin_name ELSE NULLIF($9, '') END, \
+           account_id = CASE WHEN $10 THEN $11 ELSE account_id END, \
+           updated_at = NOW() \
+         WHERE id = $1",
+    )
+    .bind(job_id)
+    .bind(&new_name)
+    .bind(&device)
+    .bind(paths)
+    .bind(excl.is_some())
+    .bind(excl.flatten())
+    .bind(restic_args)
+    .bind(a.description.as_deref())
+    .bind(a.origin_name.as_deref())
+    .bind(account.is_some())
+    .bind(account.flatten())
+    .execute(&pool)
+    .await;
+    if let Err(sqlx::Error::Database(db)) = &res
+        && db.code().as_deref() == Some("23505")
+    {
+        return Err(usage_err!(
+            "device {device:?} already has a job named {new_name:?}; choose another --name"
+        ));
+    }
+    res?;
+    crate::commands::job_monitor::apply(&pool, job_id, &monitor).await?; // i12
+    if retention {
+        a.retention.apply(&pool, job_id).await?; // i11: retention flags
+    }
+    let job = crate::domain::job::find(&pool, job_id)
+        .await?
+        .ok_or_else(|| {
+            anyhow::anyhow!("job {job_id} was deleted by someone else while it was being edited")
+        })?;
+    if a.conn.json {
+        let schedules = schedules_of(&pool, job_id).await?;
+        let retention = Some(retention_view(&pool, &job).await?); // i11
+        print_json(&JobDetail {
+            job,
+            schedules,
+            last_run: None,
+            retention,
+        })?;
+    } else {
+        println!(
+            "updated job {job_id} ({:?} on device {:?})",
+            job.name, job.device_id
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+pub async fn schedules_of(pool: &PgPool, job: Uuid) -> anyhow::Result<Vec<ScheduleRow>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 ORDER BY id"
+    ))
+    .bind(job)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// A schedule in one short phrase: `cron 0 2 * * *` or `every 3600s`.
+pub fn describe_schedule(s: &ScheduleRow) -> String {
+    let what = match (
+        s.schedule_type.as_str(),
+        &s.cron_expression,
+        s.interval_seconds,
+    ) {
+        ("cron", Some(c), _) => format!("cron {c}"),
+        (_, _, Some(i)) => format!("every {i}s"),
+        (t, _, _) => t.to_string(),
+    };
+    if s.enabled {
+        what
+    } else {
+        format!("{what} (disabled)")
+    }
+}
+
+async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    if let Some(d) = &a.device {
+        require_device(&pool, d).await?;
+    }
+    let jobs: Vec<Job> = sqlx::query_as(&format!(
+        "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE ($1::text IS NULL OR device_id = $1) \
+         ORDER BY device_id, name"
+    ))
+    .bind(a.device.as_deref())
+    .fetch_all(&pool)
+    .await?;
+    let all: Vec<ScheduleRow> = sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY id"
+    ))
+    .fetch_all(&pool)
+    .await?;
+    let details: Vec<JobDetail> = jobs
+        .into_iter()
+        .map(|job| {
+            let schedules = all.iter().filter(|s| s.job_id == job.id).cloned().collect();
+            JobDetail {
+                job,
+                schedules,
+                last_run: None,
+                retention: None,
+            }
+        })
+        .collect();
+    if a.conn.json {
+        print_json(&details)?;
+        return Ok(exit::SUCCESS);
+    }
+    if details.is_empty() {
+        println!("no jobs; add one with `restic-fleet job add --device ID --name NAME --path P`");
+        return Ok(exit::SUCCESS);
+    }
+    let mut t = output::table(&["job id", "device", "name", "on", "paths", "schedules"]);
+    output::keep_whole(&mut t, 0);
+    for d in &details {
+        t.add_row([
+            d.job.id.to_string().into(),
+            d.job.device_id.clone().into(),
+            d.job.name.clone().into(),
+            output::yes_no(d.job.enabled).into(),
+            output::lines(&d.job.source_paths),
+            if d.schedules.is_empty() {
+                "-".into()
+            } else {
+                output::lines(d.schedules.iter().map(describe_schedule))
+            },
+        ]);
+    }
+    println!("{}", output::render(&t));
+    Ok(exit::SUCCESS)
+}
+
+async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    let job = crate::commands::resolve_job(config_path, &pool, &a.job).await?;
+    let schedules = schedules_of(&pool, job.id).await?;
+    let last: Option<LastRun> = sqlx::query_as(
+        "SELECT id, status, start_time, end_time, error_message, snapshot_id FROM runs \
+         WHERE job_id = $1 ORDER BY start_time DESC, id DESC LIMIT 1",
+    )
+    .bind(job.id)
+    .fetch_optional(&pool)
+    .await?;
+    let retention = retention_view(&pool, &job).await?; // i11
+    if a.conn.json {
+        print_json(&JobDetail {
+            job,
+            schedules,
+            last_run: Some(last),
+            retention: Some(retention),
+        })?;
+        return Ok(exit::SUCCESS);
+    }
+    let j = &job;
+    println!("id:          {}", j.id);
+    println!("device:      {}", printable(&j.device_id));
+    println!("name:        {}", printable(&j.name));
+    if let Some(d) = &j.description {
+        println!("description: {}", printable(d));
+    }
+    println!("enabled:     {}", output::yes_no(j.enabled));
+    println!("paths:       {}", printable(&j.source_paths.join(", ")));
+    let ex = j.exclude_patterns.clone().unwrap_or_default();
+    println!(
+        "excludes:    {}",
+        if ex.is_empty() {
+            "-".into()
+        } else {
+            printable(&ex.join(", ")).into_owned()
+        }
+    );
+    let args = crate::domain::job::restic_args(j.restic_args.as_ref()).unwrap_or_default();
+    if !args.is_empty() {
+        println!("restic args: {}", printable(&args.join(" ")));
+    }
+    if let Some(o) = &j.origin_name {
+        println!("origin:      {}", printable(o));
+    }
+    if let Some(acc) = &j.account_id {
+        println!("account:     {acc}");
+    }
+    for line in crate::commands::job_monitor::describe(j) {
+        println!("{}", printable(&line)); // i12
+    }
+    // i11: retention
+    println!(
+        "retention:   {}{}",
+        printable(&retention.description),
+        if retention.source == "default" {
+            " (the retention_default setting)"
+        } else {
+            ""
+        }
+    );
+    if schedules.is_empty() {
+        println!(
+            "schedules:   none (add one with `restic-fleet schedule add {} --cron EXPR`)",
+            j.id
+        );
+    } else {
+        let mut t = output::table(&["id", "schedule", "last run", "next run"]);
+        for s in &schedules {
+            t.add_row(vec![
+                s.id.to_string(),
+                describe_schedule(s),
+                output::time(s.last_run_at),
+                output::time(s.next_run_at),
+            ]);
+        }
+        println!("schedules:\n{}", output::render(&t));
+    }
+    match &last {
+        None => println!("last run:    never"),
+        Some(r) => println!(
+            "last run:    #{} {} at {}{}",
+            r.id,
+            printable(&r.status),
+            output::time(Some(r.start_time)),
+            r.error_message
+                .as_deref()
+                .map(|m| format!(": {}", printable(m)))
+                .unwrap_or_default()
+        ),
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// i11: the job's effective retention policy, with the settings of its device.
+async fn retention_view(
+    pool: &PgPool,
+    job: &Job,
+) -> anyhow::Result<crate::domain::retention::RetentionView> {
+    let settings = crate::domain::settings::Settings::load(pool, &job.device_id).await?;
+    crate::domain::retention::view(pool, job.id, &settings).await
+}
+
+async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Result<u8> {
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    let job_id = crate::commands::resolve_job(config_path, &pool, &a.job)
+        .await?
+        .id;
+    let n = sqlx::query("UPDATE backup_jobs SET enabled = $2, updated_at = NOW() WHERE id = $1")
+        .bind(job_id)
+        .bind(enabled)
+        .execute(&pool)
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(usage_err!(
+            "no backup job with id {job_id} exists; list jobs with `restic-fleet job list`"
+        ));
+    }
+    if a.conn.json {
+        print_json(&serde_json::json!({"id": job_id, "enabled": enabled}))?;
+    } else {
+        println!(
+            "job {job_id} {}",
+            if enabled { "enabled" } else { "disabled" }
+        );
+    }
+    Ok(exit::SUCCESS)
+}
+
+async fn rm(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    let job = crate::commands::resolve_job(config_path, &pool, &a.job).await?;
+    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE job_id = $1")
+        .bind(job.id)
+        .fetch_one(&pool)
+        .await?;
+    confirm(
+        &format!(
+            "remove job {} ({:?} on device {:?}) with its schedules and {runs} recorded run(s)",
+            job.id, job.name, job.device_id
+        ),
+        a.yes,
+    )?;
+    sqlx::query("DELETE FROM backup_jobs WHERE id = $1")
+        .bind(job.id)
+        .execute(&pool)
+        .await?;
+    if a.conn.json {
+        print_json(&serde_json::json!({"id": job.id, "removed": true}))?;
+    } else {
+        println!("removed job {} ({:?})", job.id, job.name);
+    }
+    Ok(exit::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert!(validate_paths(&["/home".into()], "linux").is_ok());
+        assert!(validate_paths(&["home".into()], "linux").is_err());
+        assert!(validate_paths(&[], "linux").is_err());
+        assert!(validate_paths(&["".into()], "linux").is_err());
+        assert!(validate_paths(&["C:\\Users".into()], "windows").is_ok());
+        assert!(validate_paths(&["\\\\nas\\share".into()], "windows").is_ok());
+        assert!(validate_paths(&["/home".into()], "windows").is_err());
+    }
+
+    #[test]
+    fn restic_args_json() {
+        assert!(parse_restic_args("[\"--one-file-system\"]").is_ok());
+        assert!(parse_restic_args("[1]").is_err());
+        assert!(parse_restic_args("--x").is_err());
+    }
+}

@@ -1,0 +1,193 @@
+//! The `job add|edit` options that set what a device pings and executes around a run:
+//! `--ping-url`, `--hook-before|after|failure|finally` (each with a `--no-...` to clear it) and
+//! `--hook-before-on-error`. Validated here before anything is written (and again by `run`
+//! before use, see [`crate::platform::hooks`]); only admins may write them. The ping URL is kept in
+//! `job_ping_urls`, apart from the job row that viewers and the maintenance owner read.
+
+use clap::Args;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::platform::hooks::OnError;
+use crate::platform::ping;
+use crate::usage_err;
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct MonitorArgs {
+    /// healthchecks.io-style ping URL: the run POSTs URL/start, then URL on success or URL/fail
+    /// on failure (and on warnings unless the setting ping_warning_as_success is true).
+    #[arg(long, value_name = "URL")]
+    pub ping_url: Option<String>,
+    /// Remove the ping URL.
+    #[arg(long, conflicts_with = "ping_url")]
+    pub no_ping_url: bool,
+    /// Shell command run before the backup (sh -c on Linux, cmd /C on Windows).
+    #[arg(long, value_name = "CMD")]
+    pub hook_before: Option<String>,
+    /// Remove the before hook.
+    #[arg(long, conflicts_with = "hook_before")]
+    pub no_hook_before: bool,
+    /// Shell command run after a successful backup (warnings included).
+    #[arg(long, value_name = "CMD")]
+    pub hook_after: Option<String>,
+    /// Remove the after hook.
+    #[arg(long, conflicts_with = "hook_after")]
+    pub no_hook_after: bool,
+    /// Shell command run after a failed or cancelled backup.
+    #[arg(long, value_name = "CMD")]
+    pub hook_failure: Option<String>,
+    /// Remove the failure hook.
+    #[arg(long, conflicts_with = "hook_failure")]
+    pub no_hook_failure: bool,
+    /// Shell command run after every backup, last.
+    #[arg(long, value_name = "CMD")]
+    pub hook_finally: Option<String>,
+    /// Remove the finally hook.
+    #[arg(long, conflicts_with = "hook_finally")]
+    pub no_hook_finally: bool,
+    /// When the before hook fails: stop (the run fails, nothing is backed up; the default) or
+    /// continue (back up anyway, with a warning).
+    #[arg(long, value_enum, value_name = "RULE")]
+    pub hook_before_on_error: Option<OnError>,
+}
+
+/// A column change: `None` leaves the column alone, `Some(None)` clears it.
+type Change = Option<Option<String>>;
+
+/// The validated changes.
+#[derive(Debug, Default)]
+pub struct MonitorChanges {
+    ping_url: Change,
+    hooks: [Change; 4],
+    on_error: Option<OnError>,
+}
+
+impl MonitorChanges {
+    pub fn is_empty(&self) -> bool {
+        self.ping_url.is_none() && self.hooks.iter().all(Option::is_none) && self.on_error.is_none()
+    }
+}
+
+const HOOKS: [&str; 4] = ["before", "after", "failure", "finally"];
+
+impl MonitorArgs {
+    /// Checks every value; the error is one sentence naming the option.
+    pub fn validate(&self) -> anyhow::Result<MonitorChanges> {
+        let ping_url = match (&self.ping_url, self.no_ping_url) {
+            (_, true) => Some(None),
+            (Some(u), false) => {
+                let u = u.trim();
+                ping::validate_url(u).map_err(|e| {
+                    usage_err!(
+                        "--ping-url {:?} is not usable: {e}; give a URL like \
+                         https://hc-ping.com/UUID",
+                        ping::display_url(u)
+                    )
+                })?;
+                Some(Some(u.to_string()))
+            }
+            (None, false) => None,
+        };
+        let given = [
+            (&self.hook_before, self.no_hook_before),
+            (&self.hook_after, self.no_hook_after),
+            (&self.hook_failure, self.no_hook_failure),
+            (&self.hook_finally, self.no_hook_finally),
+        ];
+        let mut hooks: [Change; 4] = Default::default();
+        for (i, (cmd, clear)) in given.into_iter().enumerate() {
+            hooks[i] = match (cmd, clear) {
+                (_, true) => Some(None),
+                (Some(c), false) => {
+                    crate::platform::hooks::validate_command(c)
+                        .map_err(|e| usage_err!("--hook-{} {e}", HOOKS[i]))?;
+                    Some(Some(c.clone()))
+                }
+                (None, false) => None,
+            };
+        }
+        Ok(MonitorChanges {
+            ping_url,
+            hooks,
+            on_error: self.hook_before_on_error,
+        })
+    }
+}
+
+/// Writes the changes to the job, in one transaction. The ping URL lives in `job_ping_urls`
+/// (migration 012: readable only by admins and the job's own device); the hooks are columns of
+/// `backup_jobs`, whose `updated_at` moves for either.
+pub async fn apply(pool: &PgPool, job: Uuid, c: &MonitorChanges) -> anyhow::Result<()> {
+    if c.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await?;
+    let h = &c.hooks;
+    sqlx::query(
+        "UPDATE backup_jobs SET \
+           hook_before = CASE WHEN $2 THEN $3 ELSE hook_before END, \
+           hook_after = CASE WHEN $4 THEN $5 ELSE hook_after END, \
+           hook_failure = CASE WHEN $6 THEN $7 ELSE hook_failure END, \
+           hook_finally = CASE WHEN $8 THEN $9 ELSE hook_finally END, \
+           hook_before_on_error = COALESCE($10, hook_before_on_error), \
+           updated_at = NOW() \
+         WHERE id = $1",
+    )
+    .bind(job)
+    .bind(h[0].is_some())
+    .bind(h[0].clone().flatten())
+    .bind(h[1].is_some())
+    .bind(h[1].clone().flatten())
+    .bind(h[2].is_some())
+    .bind(h[2].clone().flatten())
+    .bind(h[3].is_some())
+    .bind(h[3].clone().flatten())
+    .bind(c.on_error.map(OnError::as_str))
+    .execute(&mut *tx)
+    .await?;
+    match &c.ping_url {
+        None => {}
+        Some(Some(url)) => {
+            sqlx::query(
+                "INSERT INTO job_ping_urls (job_id, ping_url) VALUES ($1, $2) \
+                 ON CONFLICT (job_id) DO UPDATE SET ping_url = EXCLUDED.ping_url, updated_at = NOW()",
+            )
+            .bind(job)
+            .bind(url)
+            .execute(&mut *tx)
+            .await?;
+        }
+        Some(None) => {
+            sqlx::query("DELETE FROM job_ping_urls WHERE job_id = $1")
+                .bind(job)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The lines `job show` adds: the ping URL (host only: its path is the secret) and the hooks.
+pub fn describe(job: &crate::domain::job::Job) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(u) = &job.ping_url {
+        out.push(format!("ping url:    {}", ping::display_url(u)));
+    }
+    for (name, cmd) in [
+        ("before", &job.hook_before),
+        ("after", &job.hook_after),
+        ("failure", &job.hook_failure),
+        ("finally", &job.hook_finally),
+    ] {
+        if let Some(c) = cmd {
+            let rule = if name == "before" {
+                format!(" (on error: {})", job.hook_before_on_error)
+            } else {
+                String::new()
+            };
+            out.push(format!("hook {name:<7} {c}{rule}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,511 @@
+//! Retention and maintenance of the shared repository by one owner device.
+//!
+//! `restic-fleet maintain [--dry-run] [--json] [--force]` runs on the device named by the
+//! setting `maintenance_device` (elsewhere it exits 4 naming the owner, unless `--force`):
+//!
+//! 1. `unlock`: removes stale locks by restic's own rules (never `--remove-all`);
+//! 2. `forget`: for each job with a retention policy, exactly that job's snapshots
+//!    (see [`forget`]);
+//! 3. `prune` (setting `prune_max_unused`);
+//! 4. `check` (setting `check_read_data_subset`; empty = structure only).
+//!
+//! Each step is one row of `maintenance_runs` (see [`store`]). Every step waits and retries
+//! while backups hold the repository lock ([`crate::platform::repository::LockWait`]). `--dry-run` runs
+//! only `forget --dry-run` and records nothing. [`status`] turns the rows into the
+//! `maintenance` object of `restic-fleet status`.
+
+use std::path::Path;
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::exit::{self, Failure};
+use crate::domain::retention::RetentionPolicy;
+use crate::domain::settings::Settings;
+use crate::output::printable;
+use crate::platform::repository::{LockWait, Repository, ResticOutput, bounded};
+use crate::store::maintenance::{JobRef, StepEnd};
+use crate::usage_err;
+
+#[derive(Debug, clap::Args)]
+pub struct MaintainArgs {
+    /// Print what forget would remove per job (and snapshots of unknown jobs); change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Maintain even though this device is not the maintenance_device.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One job's forget in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobForget {
+    pub job_id: Uuid,
+    pub job_name: String,
+    pub device_id: String,
+    /// The policy applied (`keep-last=2 ...`) and where it came from (`job`, `default`).
+    pub policy: String,
+    pub policy_source: &'static str,
+    /// Snapshot ids kept and removed (with `--dry-run`: that would be removed).
+    pub kept: Vec<String>,
+    pub removed: Vec<String>,
+    pub error: Option<String>,
+}
+
+/// One step in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub step: &'static str,
+    /// `success` or `failed`.
+    pub status: &'static str,
+    pub exit_code: Option<i32>,
+    pub snapshots_removed: Option<i32>,
+    pub bytes_freed: Option<i64>,
+    pub error: Option<String>,
+    /// The `maintenance_runs` row (null with `--dry-run`).
+    pub record_id: Option<i32>,
+}
+
+/// `maintain --json`: `device_id`, `owner`, `dry_run`, `ok`, `steps` (`step`, `status`,
+/// `exit_code`, `snapshots_removed`, `bytes_freed`, `error`, `record_id`), `jobs` (per job with
+/// a policy: `job_id`, `job_name`, `device_id`, `policy`, `policy_source`, `kept`, `removed`,
+/// `error`), `jobs_without_policy` (count; they keep everything), `unknown_job_snapshots`
+/// (`snapshot_id`, `time`, `hostname`, `paths`, `job_id`: tagged `backup:<uuid>` with no such
+/// job; reported, never removed).
+#[derive(Debug, Default, Serialize)]
+pub struct MaintainReport {
+    pub device_id: String,
+    pub owner: Option<String>,
+    pub dry_run: bool,
+    pub ok: bool,
+    pub steps: Vec<StepReport>,
+    pub jobs: Vec<JobForget>,
+    pub jobs_without_policy: usize,
+    pub unknown_job_snapshots: Vec<crate::ops::forget::Orphan>,
+}
+
+/// Runs `maintain`. Exit code 0 when every step succeeded, 1 otherwise.
+pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> {
+    let (cfg, pool) = crate::commands::open(config_path).await?;
+    let settings = Settings::load(&pool, &cfg.device_id).await?;
+    let owner = crate::domain::maintenance::global_owner(&pool).await?;
+    match &owner {
+        Some(o) if *o == cfg.device_id => {}
+        _ if args.force => {
+            tracing::warn!(
+                "maintaining from {:?} although the maintenance_device is {}",
+                cfg.device_id,
+                owner.as_deref().unwrap_or("not set")
+            );
+        }
+        Some(o) => {
+            return Err(Failure::skipped(format!(
+                "skipped: the repository is maintained by device {o:?}, not by this device {:?}; \
+                 run maintain there, pass --force, or make this device the owner with \
+                 `restic-fleet settings set maintenance_device {}`",
+                cfg.device_id, cfg.device_id
+            ))
+            .into());
+        }
+        None => {
+            return Err(usage_err!(
+                "no maintenance owner is set; name the one device that maintains the repository \
+                 with `restic-fleet settings set maintenance_device {}` (or pass --force)",
+                cfg.device_id
+            ));
+        }
+    }
+    // One maintain at a time on this device (the timer and a hand run): an OS file lock, which
+    // the kernel releases if the process dies, so the steps a dead maintain left `running` can
+    // be closed safely under it.
+    let _lock = match lock_maintenance(config_path)? {
+        Some(lock) => lock,
+        None => {
+            return Err(Failure::skipped(
+                "skipped: maintenance is already running on this device".to_string(),
+            )
+            .into());
+        }
+    };
+    let repo = Repository::from_settings(&settings)?;
+    // Validated before anything runs: a bad setting stops maintenance at once.
+    let prune_args = crate::domain::maintenance::prune_args(&settings)?;
+    let check_args = crate::domain::maintenance::check_args(&settings)?;
+    let default = crate::domain::retention::default_policy(&settings)?;
+    let lock_wait = || LockWait::from_settings(&settings);
+    lock_wait()?;
+
+    let mut report = MaintainReport {
+        device_id: cfg.device_id.clone(),
+        owner,
+        dry_run: args.dry_run,
+        ..Default::default()
+    };
+    if !args.dry_run {
+        let closed = crate::store::maintenance::close_stale_steps(&pool, &cfg.device_id).await?;
+        if closed > 0 {
+            tracing::warn!("closed {closed} maintenance step(s) left running by a dead process");
+        }
+        let mut wait = lock_wait()?;
+        let step = Step::start(&pool, &cfg.device_id, "unlock").await?;
+        let out = repo.run_waiting(&["unlock".to_string()], &mut wait).await;
+        let end = step_end(&out, &repo, json!({}));
+        report.steps.push(step.finish(&pool, end).await?);
+    }
+
+    // Forget, job by job.
+    let jobs = crate::store::maintenance::all_jobs(&pool).await?;
+    let own = crate::domain::retention::load_all(&pool).await?;
+    let step = if args.dry_run {
+        None
+    } else {
+        Some(Step::start(&pool, &cfg.device_id, "forget").await?)
+    };
+    let mut forget_out = String::new();
+    let mut forget_err = String::new();
+    let mut removed_total = 0usize;
+    let mut last_code = Some(0);
+    for job in &jobs {
+        let view =
+            crate::domain::retention::RetentionView::effective(own.get(&job.id).cloned(), &default);
+        if view.policy.is_empty() {
+            report.jobs_without_policy += 1;
+            continue;
+        }
+        let mut entry = JobForget {
+            job_id: job.id,
+            job_name: job.name.clone(),
+            device_id: job.device_id.clone(),
+            policy: view.description.clone(),
+            policy_source: view.source,
+            kept: vec![],
+            removed: vec![],
+            error: None,
+        };
+        match forget_job(&repo, job, &view.policy, args.dry_run, &mut lock_wait()?).await {
+            Ok((result, out)) => {
+                removed_total += result.removed.len();
+                entry.kept = result.kept;
+                entry.removed = result.removed;
+                forget_out.push_str(&format!("job {} ({:?}):\n{}", job.id, job.name, out.stdout));
+                forget_err.push_str(&out.stderr);
+            }
+            Err((message, out)) => {
+                tracing::error!("forget of job {} ({:?}): {message}", job.id, job.name);
+                last_code = out.code;
+                forget_err.push_str(&out.stderr);
+                entry.error = Some(message);
+            }
+        }
+        report.jobs.push(entry);
+    }
+    // Snapshots of jobs that no longer exist: reported for a human to decide. Only a session
+    // that sees every job can tell: under row-level security a non-owner (`--force`) sees its
+    // own jobs only and would take every other device's snapshots for orphans.
+    if crate::store::maintenance::sees_every_job(&pool).await? {
+        match repo.snapshots(None, &[]).await {
+            Ok(all) => report.unknown_job_snapshots = crate::ops::forget::orphans(&all, &jobs),
+            Err(e) => tracing::warn!("could not look for snapshots of unknown jobs: {e:#}"),
+        }
+    } else {
+        tracing::warn!(
+            "not looking for snapshots of unknown jobs: device {:?} is not the maintenance owner \
+             and sees only its own jobs; run maintain on the owner to find them",
+            cfg.device_id
+        );
+    }
+    let failures: Vec<String> = report
+        .jobs
+        .iter()
+        .filter_map(|j| {
+            j.error
+                .as_ref()
+                .map(|e| format!("job {} ({:?}): {e}", j.job_id, j.job_name))
+        })
+        .collect();
+    let forget_end = StepEnd {
+        success: failures.is_empty(),
+        exit_code: if failures.is_empty() {
+            Some(0)
+        } else {
+            last_code
+        },
+        snapshots_removed: Some(i32::try_from(removed_total).unwrap_or(i32::MAX)),
+        bytes_freed: None,
+        error_message: (!failures.is_empty()).then(|| failures.join("; ")),
+        output: bounded(&forget_out),
+        errors: bounded(&forget_err),
+        metadata: json!({
+            "jobs": report.jobs.iter().map(|j| json!({
+                "job_id": j.job_id, "policy": j.policy, "removed": j.removed.len(),
+                "kept": j.kept.len(), "error": j.error,
+            })).collect::<Vec<_>>(),
+            "jobs_without_policy": report.jobs_without_policy,
+            "unknown_job_snapshots": report.unknown_job_snapshots.len(),
+        }),
+    };
+    match step {
+        Some(step) => report.steps.push(step.finish(&pool, forget_end).await?),
+        None => report.steps.push(StepReport {
+            step: "forget",
+            status: if forget_end.success {
+                "success"
+            } else {
+                "failed"
+            },
+            exit_code: forget_end.exit_code,
+            snapshots_removed: forget_end.snapshots_removed,
+            bytes_freed: None,
+            error: forget_end.error_message,
+            record_id: None,
+        }),
+    }
+
+    if !args.dry_run {
+        let mut wait = lock_wait()?;
+        let step = Step::start(&pool, &cfg.device_id, "prune").await?;
+        let mut argv = vec!["prune".to_string()];
+        argv.extend(prune_args);
+        let out = repo.run_waiting(&argv, &mut wait).await;
+        let mut end = step_end(&out, &repo, json!({}));
+        end.bytes_freed = prune_freed_bytes(&out.stdout);
+        report.steps.push(step.finish(&pool, end).await?);
+
+        let mut wait = lock_wait()?;
+        let step = Step::start(&pool, &cfg.device_id, "check").await?;
+        let mut argv = vec!["check".to_string()];
+        argv.extend(check_args.clone());
+        let out = repo.run_waiting(&argv, &mut wait).await;
+        let end = step_end(&out, &repo, json!({ "args": check_args }));
+        report.steps.push(step.finish(&pool, end).await?);
+    }
+
+    report.ok = report.steps.iter().all(|s| s.status == "success");
+    if args.json {
+        crate::output::print_json(&report)?;
+    } else {
+        print_report(&report);
+    }
+    Ok(if report.ok {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
+    })
+}
+
+/// The lock file beside the config file (`maintain.lock`). `None` when another process holds it.
+fn lock_maintenance(config_path: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    let dir = config_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let path = dir.join("maintain.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| {
+            usage_err!(
+                "cannot open the maintenance lock file {}: {e}; run maintain as the user that \
+                 owns the config file",
+                path.display()
+            )
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::anyhow!("cannot lock {}: {e}", path.display()))
+        }
+    }
+}
+
+type ForgetOutcome =
+    Result<(crate::ops::forget::ForgetResult, ResticOutput), (String, ResticOutput)>;
+
+async fn forget_job(
+    repo: &Repository,
+    job: &JobRef,
+    policy: &RetentionPolicy,
+    dry_run: bool,
+    wait: &mut LockWait,
+) -> ForgetOutcome {
+    let mut argv = match crate::ops::forget::forget_args(job, policy) {
+        Ok(a) => a,
+        Err(e) => return Err((e, ResticOutput::default())),
+    };
+    if dry_run {
+        argv.push("--dry-run".to_string());
+    }
+    let out = repo.run_waiting(&argv, wait).await;
+    if !out.success() {
+        return Err((out.reason(&repo.url), out));
+    }
+    match crate::ops::forget::parse_forget(&out.stdout) {
+        Ok(r) => Ok((r, out)),
+        Err(e) => Err((e, out)),
+    }
+}
+
+fn step_end(out: &ResticOutput, repo: &Repository, metadata: serde_json::Value) -> StepEnd {
+    StepEnd {
+        success: out.success(),
+        exit_code: out.code,
+        error_message: (!out.success()).then(|| out.reason(&repo.url)),
+        output: bounded(&out.stdout),
+        errors: bounded(&out.stderr),
+        metadata,
+        ..Default::default()
+    }
+}
+
+/// A step being recorded.
+struct Step {
+    id: i32,
+    name: &'static str,
+}
+
+impl Step {
+    async fn start(pool: &PgPool, device: &str, name: &'static str) -> anyhow::Result<Step> {
+        tracing::info!("maintenance: {name}");
+        Ok(Step {
+            id: crate::store::maintenance::start_step(pool, device, name).await?,
+            name,
+        })
+    }
+
+    async fn finish(self, pool: &PgPool, end: StepEnd) -> anyhow::Result<StepReport> {
+        crate::store::maintenance::finish_step(pool, self.id, &end).await?;
+        if let Some(e) = &end.error_message {
+            tracing::error!("maintenance: {} failed: {e}", self.name);
+        }
+        Ok(StepReport {
+            step: self.name,
+            status: if end.success { "success" } else { "failed" },
+            exit_code: end.exit_code,
+            snapshots_removed: end.snapshots_removed,
+            bytes_freed: end.bytes_freed,
+            error: end.error_message,
+            record_id: Some(self.id),
+        })
+    }
+}
+
+/// The bytes prune removed, from its `total prune:  N blobs / 1.234 MiB` line (restic 0.14
+/// prints no JSON for prune). `None` when the line is absent.
+pub fn prune_freed_bytes(stdout: &str) -> Option<i64> {
+    let line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("total prune:"))?;
+    let size = line.rsplit('/').next()?.trim();
+    let (num, unit) = size.split_once(' ')?;
+    let n: f64 = num.trim().parse().ok()?;
+    let mult: f64 = match unit.trim() {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        "TiB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * mult).round() as i64)
+}
+
+fn print_report(r: &MaintainReport) {
+    println!(
+        "maintenance{} of the repository by device {:?}:",
+        if r.dry_run { " (dry run)" } else { "" },
+        r.device_id
+    );
+    for j in &r.jobs {
+        match &j.error {
+            Some(e) => println!(
+                "  job {} ({:?} on {}): forget FAILED: {}",
+                j.job_id,
+                j.job_name,
+                printable(&j.device_id),
+                printable(e)
+            ),
+            None => println!(
+                "  job {} ({:?} on {}): {} ({}): {} {}, {} kept",
+                j.job_id,
+                j.job_name,
+                printable(&j.device_id),
+                printable(&j.policy),
+                j.policy_source,
+                j.removed.len(),
+                if r.dry_run {
+                    "would be removed"
+                } else {
+                    "removed"
+                },
+                j.kept.len()
+            ),
+        }
+        if r.dry_run {
+            for id in &j.removed {
+                println!(
+                    "      would remove {}",
+                    printable(crate::domain::text::truncate_str(id, 8))
+                );
+            }
+        }
+    }
+    if r.jobs_without_policy > 0 {
+        println!(
+            "  {} job(s) without a retention policy keep every snapshot",
+            r.jobs_without_policy
+        );
+    }
+    for o in &r.unknown_job_snapshots {
+        println!(
+            "  snapshot {} of {} at {} is tagged backup:{} but no such job exists (not removed; \
+             `restic forget {}` removes it)",
+            printable(crate::domain::text::truncate_str(&o.snapshot_id, 8)),
+            printable(&o.hostname),
+            o.time.to_rfc3339(),
+            o.job_id,
+            printable(crate::domain::text::truncate_str(&o.snapshot_id, 8)),
+        );
+    }
+    for s in &r.steps {
+        let extra = match (s.snapshots_removed, s.bytes_freed) {
+            (Some(n), _) if s.step == "forget" && r.dry_run => {
+                format!(", {n} snapshot(s) would be removed")
+            }
+            (Some(n), _) if s.step == "forget" => format!(", {n} snapshot(s) removed"),
+            (_, Some(b)) => format!(", {} freed", crate::output::human_bytes(b.max(0) as u64)),
+            _ => String::new(),
+        };
+        println!(
+            "  {:<7} {}{extra}{}",
+            s.step,
+            s.status,
+            s.error
+                .as_deref()
+                .map(|e| format!(": {}", printable(e)))
+                .unwrap_or_default()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prune_summary_gives_the_freed_bytes() {
+        let out = "to repack: 0 blobs / 0 B\nthis removes: 2 blobs / 1.5 KiB\n\
+                   to delete:  3 blobs / 2.000 MiB\ntotal prune:           5 blobs / 2.002 MiB\n\
+                   remaining: 6 blobs / 1.056 KiB\n";
+        assert_eq!(prune_freed_bytes(out), Some(2_099_249));
+        assert_eq!(prune_freed_bytes("total prune: 0 blobs / 0 B"), Some(0));
+        assert_eq!(prune_freed_bytes("nothing"), None);
+    }
+}

@@ -1,0 +1,436 @@
+//! `restic-fleet metrics`: the fleet's state in the Prometheus text exposition format
+//! (version 0.0.4), for node_exporter's textfile collector or any scraper that runs a command.
+//!
+//! Verdicts and device states come from `status` ([`crate::commands::status::collect`]); the
+//! figures of each job's newest finished run come from one query here, through
+//! `job_run_state` (one row per job), never a scan of the run history. A series whose value
+//! is unknown (a job that never succeeded has no last-success time) is left out rather than
+//! given a made-up value; `restic_fleet_job_verdict{verdict="never_run"}` covers those jobs.
+//!
+//! The format is written by hand: it is small and fixed, and the escaping rules (label values:
+//! `\\`, `\"`, `\n`; HELP text: `\\`, `\n`) are applied in one place, [`label_value`]. The tests
+//! parse the output with the Python `prometheus_client` parser.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use clap::Args;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::commands::status::{self, StatusReport};
+use crate::commands::{Conn, explain, require_device};
+use crate::domain::exit;
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write the metrics to FILE atomically (a temp file in the same directory, then a rename),
+    /// as node_exporter's textfile collector needs; default: standard output.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Only this device and its jobs.
+    #[arg(long, value_name = "ID")]
+    pub device: Option<String>,
+    /// Database URL (default: the DATABASE_URL variable, else database_url from the config
+    /// file).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+}
+
+/// The figures of a job's newest finished run (`success` or `failed`, as for the verdict).
+#[derive(Debug, sqlx::FromRow)]
+struct LastRun {
+    job_id: Uuid,
+    status: String,
+    start_time: DateTime<Utc>,
+    end_time: Option<DateTime<Utc>>,
+    duration_seconds: Option<i32>,
+    data_added_bytes: Option<i64>,
+    files_new: Option<i32>,
+}
+
+pub async fn run(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
+    explain(metrics(config_path, args).await)
+}
+
+async fn metrics(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
+    let conn = Conn {
+        database_url: args.database_url.clone(),
+        json: false,
+    };
+    let pool = crate::commands::connect(config_path, &conn).await?;
+    if let Some(d) = &args.device {
+        require_device(&pool, d).await?;
+    }
+    let report = status::collect(&pool, args.device.as_deref(), Utc::now()).await?;
+    let runs = last_runs(&pool, args.device.as_deref()).await?;
+    let maintenance = crate::ops::maintenance_status::collect(&pool, report.generated_at).await?;
+    let mut text = render(&report, &runs);
+    render_maintenance(&mut text, &maintenance);
+    match &args.output {
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+        }
+        Some(path) => write_atomically(path, &text)?,
+    }
+    Ok(exit::SUCCESS)
+}
+
+async fn last_runs(pool: &PgPool, device: Option<&str>) -> anyhow::Result<HashMap<Uuid, LastRun>> {
+    // job_run_state (migration 008, kept by triggers) names each job's newest finished run;
+    // its figures come from runs by primary key, so this costs O(jobs) like `status` instead of
+    // scanning the run history.
+    let rows: Vec<LastRun> = sqlx::query_as(
+        "SELECT j.id AS job_id, r.status, r.start_time, r.end_time, \
+                r.duration_seconds, r.data_added_bytes, r.files_new \
+         FROM backup_jobs j \
+         JOIN job_run_state s ON s.job_id = j.id \
+         JOIN runs r ON r.id = s.last_finished_run_id \
+         WHERE $1::text IS NULL OR j.device_id = $1",
+    )
+    .bind(device)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.job_id, r)).collect())
+}
+
+/// Writes `text` to `path` so that a reader sees the old file or the new one, never half of
+/// one: a temp file in the same directory, flushed to disk, renamed over `path`. The file is
+/// world-readable (0644) because node_exporter usually runs as another user.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".restic-fleet-metrics")
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| {
+            crate::usage_err!(
+                "cannot write the metrics next to {}: {e}; give --output a file in an existing, \
+                 writable directory",
+                path.display()
+            )
+        })?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing the metrics to {}", tmp.path().display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming the metrics file to {}", path.display()))?;
+    Ok(())
+}
+
+/// Escapes a label value as the text format requires.
+pub fn label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn seconds(t: DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+/// One metric family being written: HELP and TYPE once, then its samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl<'a> Family<'a> {
+    fn new(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", label_value(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {}", number(value));
+    }
+}
+
+/// A sample value: integers without a fraction, special values as the format spells them.
+fn number(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+const VERDICTS: [status::Verdict; 6] = [
+    status::Verdict::Ok,
+    status::Verdict::Warning,
+    status::Verdict::Failing,
+    status::Verdict::Overdue,
+    status::Verdict::NeverRun,
+    status::Verdict::Disabled,
+];
+
+const DEVICE_STATES: [&str; 3] = ["online", "offline", "never_seen"];
+
+/// The exposition text of a status report and the jobs' newest finished runs.
+fn render(report: &StatusReport, runs: &HashMap<Uuid, LastRun>) -> String {
+    let mut out = String::new();
+    let job_labels = |j: &status::JobStatus| {
+        (
+            j.device_id.clone(),
+            j.job_name.clone(),
+            j.job_id.to_string(),
+        )
+    };
+    macro_rules! job_family {
+        ($name:literal, $kind:literal, $help:literal, $value:expr) => {{
+            let mut f = Family::new(&mut out, $name, $kind, $help);
+            for j in &report.jobs {
+                let (d, n, id) = job_labels(j);
+                let value: Option<f64> = $value(j);
+                if let Some(v) = value {
+                    f.sample($name, &[("device", &d), ("job", &n), ("job_id", &id)], v);
+                }
+            }
+        }};
+    }
+    job_family!(
+        "restic_fleet_job_last_success_timestamp_seconds",
+        "gauge",
+        "When the job's newest successful backup ended (Unix time); absent when it never succeeded.",
+        |j: &status::JobStatus| j.last_success_at.map(seconds)
+    );
+    {
+        let name = "restic_fleet_job_last_run_timestamp_seconds";
+        let mut f = Family::new(
+            &mut out,
+            name,
+            "gauge",
+            "When the job's newest finished run ended (Unix time), with its status.",
+        );
+        for j in &report.jobs {
+            let (d, n, id) = job_labels(j);
+            if let Some(r) = runs.get(&j.job_id) {
+                let t = r.end_time.unwrap_or(r.start_time);
+                f.sample(
+                    name,
+                    &[
+                        ("device", &d),
+                        ("job", &n),
+                        ("job_id", &id),
+                        ("status", &r.status),
+                    ],
+                    seconds(t),
+                );
+            }
+        }
+    }
+    job_family!(
+        "restic_fleet_job_last_run_duration_seconds",
+        "gauge",
+        "How long the job's newest finished run took.",
+        |j: &status::JobStatus| runs.get(&j.job_id).and_then(|r| r
+            .duration_seconds
+            .map(f64::from)
+            .or_else(|| {
+                r.end_time
+                    .map(|e| (e - r.start_time).num_milliseconds() as f64 / 1000.0)
+            }))
+    );
+    job_family!(
+        "restic_fleet_job_last_run_added_bytes",
+        "gauge",
+        "Bytes the job's newest finished run added to the repository.",
+        |j: &status::JobStatus| runs
+            .get(&j.job_id)
+            .and_then(|r| r.data_added_bytes)
+            .map(|b| b as f64)
+    );
+    job_family!(
+        "restic_fleet_job_last_run_files_new",
+        "gauge",
+        "New files the job's newest finished run backed up.",
+        |j: &status::JobStatus| runs.get(&j.job_id).and_then(|r| r.files_new).map(f64::from)
+    );
+    job_family!(
+        "restic_fleet_job_running",
+        "gauge",
+        "1 while a run of the job is in progress.",
+        |j: &status::JobStatus| Some(if j.running { 1.0 } else { 0.0 })
+    );
+    job_family!(
+        "restic_fleet_job_expected_period_seconds",
+        "gauge",
+        "The time expected between the job's successful runs (from its schedules); absent without schedules.",
+        |j: &status::JobStatus| j.expected_period_seconds.map(|p| p as f64)
+    );
+    {
+        let name = "restic_fleet_job_verdict";
+        let mut f = Family::new(
+            &mut out,
+            name,
+            "gauge",
+            "1 for the job's current verdict as `restic-fleet status` decides it, 0 for the others.",
+        );
+        for j in &report.jobs {
+            let (d, n, id) = job_labels(j);
+            for v in VERDICTS {
+                f.sample(
+                    name,
+                    &[
+                        ("device", &d),
+                        ("job", &n),
+                        ("job_id", &id),
+                        ("verdict", v.as_str()),
+                    ],
+                    if j.verdict == v { 1.0 } else { 0.0 },
+                );
+            }
+        }
+    }
+    {
+        let name = "restic_fleet_device_last_seen_timestamp_seconds";
+        let mut f = Family::new(
+            &mut out,
+            name,
+            "gauge",
+            "When the device last synced (Unix time); absent when it never did.",
+        );
+        for d in &report.devices {
+            if let Some(t) = d.last_seen {
+                f.sample(name, &[("device", &d.device_id)], seconds(t));
+            }
+        }
+    }
+    {
+        let name = "restic_fleet_device_state";
+        let mut f = Family::new(
+            &mut out,
+            name,
+            "gauge",
+            "1 for the device's state (online; offline after three sync intervals unseen; never_seen), 0 for the others.",
+        );
+        for d in &report.devices {
+            for s in DEVICE_STATES {
+                f.sample(
+                    name,
+                    &[("device", &d.device_id), ("state", s)],
+                    if d.state == s { 1.0 } else { 0.0 },
+                );
+            }
+        }
+    }
+    {
+        let name = "restic_fleet_device_enabled";
+        let mut f = Family::new(&mut out, name, "gauge", "1 when the device is enabled.");
+        for d in &report.devices {
+            f.sample(
+                name,
+                &[("device", &d.device_id)],
+                if d.enabled { 1.0 } else { 0.0 },
+            );
+        }
+    }
+    {
+        let name = "restic_fleet_metrics_generated_timestamp_seconds";
+        let mut f = Family::new(
+            &mut out,
+            name,
+            "gauge",
+            "When these metrics were read from the database (Unix time).",
+        );
+        f.sample(name, &[], seconds(report.generated_at));
+    }
+    out
+}
+
+/// The maintenance verdicts `restic_fleet_maintenance_verdict` has a series for.
+const MAINTENANCE_VERDICTS: [&str; 5] = ["ok", "overdue", "failing", "never_run", "not_configured"];
+
+/// The repository's maintenance (issue 12): when forget, prune and check last succeeded and the
+/// verdict `status` gives it, from [`crate::ops::maintenance_status::collect`]. Repository-wide, so
+/// without job or device labels (and written with `--device` too).
+fn render_maintenance(out: &mut String, m: &crate::ops::maintenance_status::MaintenanceStatus) {
+    {
+        let name = "restic_fleet_maintenance_last_success_timestamp_seconds";
+        let mut f = Family::new(
+            out,
+            name,
+            "gauge",
+            "When the step (forget, prune, check) of the repository's maintenance last succeeded (Unix time); absent when it never did.",
+        );
+        for (step, h) in [
+            ("forget", &m.last_forget),
+            ("prune", &m.last_prune),
+            ("check", &m.last_check),
+        ] {
+            if let Some(t) = h.last_success_at {
+                f.sample(name, &[("step", step)], seconds(t));
+            }
+        }
+    }
+    {
+        let name = "restic_fleet_maintenance_verdict";
+        let mut f = Family::new(
+            out,
+            name,
+            "gauge",
+            "1 for the maintenance verdict as `restic-fleet status` decides it, 0 for the others.",
+        );
+        for v in MAINTENANCE_VERDICTS {
+            f.sample(
+                name,
+                &[("verdict", v)],
+                if m.verdict == v { 1.0 } else { 0.0 },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label_value(r#"a"b\c"#), r#"a\"b\\c"#);
+        assert_eq!(label_value("x\ny"), "x\\ny");
+        assert_eq!(number(1.5), "1.5");
+        assert_eq!(number(1732860000.0), "1732860000");
+        assert_eq!(number(f64::NAN), "NaN");
+    }
+}

@@ -1,0 +1,159 @@
+//! Fleet management from the command line: devices, jobs, schedules, settings, runs, the
+//! fleet's status, run-history cleanup, database roles, shell completions and the man page.
+//!
+//! Every command validates its input completely before it writes anything, so a rejected
+//! command leaves the database as it was (exit code 2, one sentence naming the problem).
+//! Every read command has `--json`; the field names are documented on the `Serialize` structs
+//! of each submodule and are a stable interface.
+
+pub mod cleanup;
+pub mod db;
+pub mod device;
+pub mod docs;
+pub mod init;
+pub mod job;
+pub mod job_monitor;
+pub mod maintain;
+pub mod metrics;
+pub mod relica_migrate;
+pub mod run;
+pub mod runs;
+pub mod schedule;
+pub mod schedule_preview;
+pub mod settings;
+pub mod snapshots;
+pub mod status;
+pub mod sync;
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use crate::local::config::{self as config_file, Config};
+
+use clap::Args;
+use sqlx::PgPool;
+
+use crate::domain::exit::Failure;
+use crate::usage_err;
+
+/// Options shared by the fleet-management commands.
+#[derive(Debug, Clone, Args)]
+pub struct Conn {
+    /// Database URL (default: the DATABASE_URL variable, else database_url from the config
+    /// file).
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Print JSON instead of a table or a sentence.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The database URL in force: `--database-url`, then `DATABASE_URL`, then the config file.
+/// An admin machine needs no enrolled device: a URL alone is enough.
+pub fn database_url(config_path: &Path, flag: Option<&str>) -> anyhow::Result<String> {
+    if let Some(u) = flag.filter(|u| !u.trim().is_empty()) {
+        return Ok(u.to_string());
+    }
+    if let Ok(u) = std::env::var(crate::local::config::ENV_DATABASE_URL)
+        && !u.trim().is_empty()
+    {
+        return Ok(u);
+    }
+    match crate::local::config::load(config_path) {
+        Ok(cfg) => Ok(cfg.database_url),
+        Err(e) => Err(usage_err!(
+            "no database to manage: {e}; or pass --database-url URL (or set DATABASE_URL)"
+        )),
+    }
+}
+
+/// i14: the job a management command names (UUID, `DEVICE/NAME`, or a name on this machine's
+/// device when it is enrolled); see [`crate::domain::job::resolve`].
+pub async fn resolve_job(
+    config_path: &Path,
+    pool: &PgPool,
+    text: &str,
+) -> anyhow::Result<crate::domain::job::Job> {
+    let local = crate::local::config::load(config_path)
+        .ok()
+        .map(|c| c.device_id);
+    let mut conn = pool.acquire().await?;
+    crate::domain::job::resolve(&mut conn, text, local.as_deref()).await
+}
+
+/// Connects for a management command (applying missing migrations when the role may).
+pub async fn connect(config_path: &Path, conn: &Conn) -> anyhow::Result<PgPool> {
+    let url = database_url(config_path, conn.database_url.as_deref())?;
+    crate::store::db::connect(&url).await
+}
+
+/// Turns database errors a user can cause into one clear sentence: a missing privilege names
+/// the role to use instead.
+pub fn explain(result: anyhow::Result<u8>) -> anyhow::Result<u8> {
+    let err = match result {
+        Ok(c) => return Ok(c),
+        Err(e) => e,
+    };
+    let db = err
+        .chain()
+        .find_map(|c| match c.downcast_ref::<sqlx::Error>() {
+            Some(sqlx::Error::Database(db)) => Some(db),
+            _ => None,
+        });
+    if let Some(db) = db
+        && db.code().as_deref() == Some("42501")
+    {
+        return Err(Failure::failed(format!(
+            "permission denied: {}; the database role in use may not do this (a device's role \
+             may only record its own runs and heartbeat, backup_viewer may only read); connect \
+             as backup_admin with --database-url or DATABASE_URL",
+            db.message()
+        ))
+        .into());
+    }
+    Err(err)
+}
+
+/// Asks before a destructive change. `-y` answers yes; without a terminal and without `-y`
+/// the command refuses (exit code 2) so that scripts never delete by accident.
+pub fn confirm(what: &str, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(usage_err!(
+            "refusing to {what} without confirmation because standard input is not a terminal; \
+             pass -y to confirm"
+        ));
+    }
+    eprint!("{what}? [y/N] ");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    match line.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(Failure::failed("cancelled; nothing was changed").into()),
+    }
+}
+
+/// Checks that a device exists; the error names it and the command that lists devices.
+pub async fn require_device(pool: &PgPool, id: &str) -> anyhow::Result<()> {
+    let found: Option<String> = sqlx::query_scalar("SELECT id FROM devices WHERE id = $1")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    if found.is_none() {
+        return Err(usage_err!(
+            "no device with id {id:?} exists; list devices with `restic-fleet device list` or add \
+             one with `restic-fleet device add {} --name NAME --platform linux`",
+            crate::domain::quote::posix(id)
+        ));
+    }
+    Ok(())
+}
+
+/// Loads the config at `config_path` (with env overrides) and connects, migrating if needed.
+pub async fn open(config_path: &Path) -> anyhow::Result<(Config, PgPool)> {
+    let cfg = config_file::load(config_path)?;
+    let pool = crate::store::db::connect(&cfg.database_url).await?;
+    Ok((cfg, pool))
+}

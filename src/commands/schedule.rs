@@ -1,0 +1,330 @@
+//! `restic-fleet schedule add|list|rm|enable|disable` (`schedule preview` lives in
+//! [`crate::commands::schedule_preview`]).
+
+use std::path::Path;
+
+use chrono::Utc;
+use clap::Args;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::commands::{Conn, confirm, explain, require_device};
+use crate::domain::calendar::Schedule;
+use crate::domain::exit;
+use crate::domain::schedule::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::domain::settings::Settings;
+use crate::output::{self, print_json};
+use crate::usage_err;
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("when").required(true).args(["cron", "interval"])))]
+pub struct AddArgs {
+    /// The job: its UUID, its name on this device, or DEVICE/NAME.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    /// A 5-field cron expression or a macro like @daily, in the device's time zone.
+    #[arg(long, value_name = "EXPR")]
+    pub cron: Option<String>,
+    /// Run every SECONDS seconds (counted from the previous run).
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub interval: Option<i64>,
+    /// Create the schedule disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only the schedules of this job.
+    #[arg(long, value_name = "JOB")]
+    pub job: Option<String>,
+    /// Only the schedules of this device's jobs.
+    #[arg(long, value_name = "ID")]
+    pub device: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
+pub struct IdArgs {
+    /// Schedule id (a number, see `schedule list`).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Schedule id (a number, see `schedule list`).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Do not ask for confirmation.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+/// A schedule as printed by `schedule list --json` (an array) and `schedule add|enable|disable
+/// --json`: `id`, `job_id`, `job_name`, `device_id`, `schedule_type` (`cron`/`interval`),
+/// `cron_expression`, `interval_seconds`, `enabled`, `last_run_at`, `next_run_at` (RFC 3339 or
+/// null).
+#[derive(Debug, Serialize)]
+pub struct ScheduleOut {
+    #[serde(flatten)]
+    pub row: ScheduleRow,
+    pub job_name: String,
+    pub device_id: String,
+}
+
+pub async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
+    explain(add_inner(config_path, a).await)
+}
+pub async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
+    explain(list_inner(config_path, a).await)
+}
+pub async fn rm(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
+    explain(rm_inner(config_path, a).await)
+}
+pub async fn enable(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
+    explain(set_enabled(config_path, a, true).await)
+}
+pub async fn disable(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
+    explain(set_enabled(config_path, a, false).await)
+}
+
+/// Validates `--cron`/`--interval` into a schedule.
+pub fn parse_schedule(cron: Option<&str>, interval: Option<i64>) -> anyhow::Result<Schedule> {
+    match (cron, interval) {
+        // i14: refuse what can never fire or does not fit the column
+        (Some(expr), None) => crate::domain::calendar::storable_cron(expr)
+            .map(Schedule::Cron)
+            .map_err(|e| usage_err!("{e}")),
+        (None, Some(s)) if s > 0 && s <= i64::from(i32::MAX) => {
+            Ok(Schedule::Interval { seconds: s as u64 })
+        }
+        (None, Some(s)) => Err(usage_err!(
+            "--interval {s} must be a positive number of seconds (at most {}), e.g. 3600 for hourly",
+            i32::MAX
+        )),
+        _ => Err(usage_err!(
+            "give exactly one of --cron EXPR or --interval SECONDS"
+        )),
+    }
+}
+
+fn parse_id(text: &str) -> anyhow::Result<i32> {
+    text.trim().parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        usage_err!("{text:?} is not a schedule id (a number); list them with `restic-fleet schedule list`")
+    })
+}
+
+async fn load(pool: &PgPool, id: i32) -> anyhow::Result<ScheduleOut> {
+    let row: Option<ScheduleRow> = sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    let row = row.ok_or_else(|| {
+        usage_err!("no schedule with id {id} exists; list them with `restic-fleet schedule list`")
+    })?;
+    let (job_name, device_id): (String, String) =
+        sqlx::query_as("SELECT name, device_id FROM backup_jobs WHERE id = $1")
+            .bind(row.job_id)
+            .fetch_one(pool)
+            .await?;
+    Ok(ScheduleOut {
+        row,
+        job_name,
+        device_id,
+    })
+}
+
+/// Recomputes `next_run_at` of one schedule with the device's time zone.
+async fn refresh_next(pool: &PgPool, s: &ScheduleOut) -> anyhow::Result<()> {
+    let tz = Settings::load(pool, &s.device_id).await?.timezone()?;
+    let next = match s.row.schedule() {
+        Ok(sched) => crate::domain::schedule::next_run(&sched, s.row.last_run_at, Utc::now(), &tz),
+        Err(_) => None,
+    };
+    sqlx::query("UPDATE schedules SET next_run_at = $2, updated_at = NOW() WHERE id = $1")
+        .bind(s.row.id)
+        .bind(next)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+fn print_one(s: &ScheduleOut, json: bool, verb: &str) -> anyhow::Result<()> {
+    if json {
+        return print_json(s);
+    }
+    println!(
+        "{verb} schedule {} ({}) of job {} ({:?} on device {:?}); next run: {}",
+        s.row.id,
+        crate::commands::job::describe_schedule(&s.row),
+        s.row.job_id,
+        s.job_name,
+        s.device_id,
+        output::time(s.row.next_run_at)
+    );
+    Ok(())
+}
+
+async fn add_inner(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
+    let sched = parse_schedule(a.cron.as_deref(), a.interval)?;
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    // i14: a job name works wherever a UUID does
+    let job = crate::commands::resolve_job(config_path, &pool, &a.job).await?;
+    let job_id = job.id;
+    // The time zone is checked before anything is written: a broken setting is reported here.
+    let tz = Settings::load(&pool, &job.device_id).await?.timezone()?;
+    let next = if a.disabled {
+        None
+    } else {
+        crate::domain::schedule::next_run(&sched, None, Utc::now(), &tz)
+    };
+    let (kind, cron, interval) = match &sched {
+        Schedule::Cron(c) => ("cron", Some(c.as_str().to_string()), None),
+        Schedule::Interval { seconds } => ("interval", None, Some(*seconds as i32)),
+    };
+    let id: i32 = sqlx::query_scalar(
+        "INSERT INTO schedules (job_id, schedule_type, cron_expression, interval_seconds, enabled, \
+         next_run_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(job_id)
+    .bind(kind)
+    .bind(cron)
+    .bind(interval)
+    .bind(!a.disabled)
+    .bind(next)
+    .fetch_one(&pool)
+    .await?;
+    let s = load(&pool, id).await?;
+    print_one(&s, a.conn.json, "added")?;
+    Ok(exit::SUCCESS)
+}
+
+async fn list_inner(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    if let Some(d) = &a.device {
+        require_device(&pool, d).await?;
+    }
+    // i14: a job name works wherever a UUID does
+    let job: Option<Uuid> = match a.job.as_deref() {
+        Some(t) => Some(
+            crate::commands::resolve_job(config_path, &pool, t)
+                .await?
+                .id,
+        ),
+        None => None,
+    };
+    let rows: Vec<(i32, String, String)> = sqlx::query_as(
+        "SELECT s.id, j.name, j.device_id FROM schedules s JOIN backup_jobs j ON j.id = s.job_id \
+         WHERE ($1::uuid IS NULL OR s.job_id = $1) AND ($2::text IS NULL OR j.device_id = $2) \
+         ORDER BY j.device_id, j.name, s.id",
+    )
+    .bind(job)
+    .bind(a.device.as_deref())
+    .fetch_all(&pool)
+    .await?;
+    let all: Vec<ScheduleRow> = sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY id"
+    ))
+    .fetch_all(&pool)
+    .await?;
+    let out: Vec<ScheduleOut> = rows
+        .into_iter()
+        .filter_map(|(id, job_name, device_id)| {
+            all.iter().find(|r| r.id == id).map(|row| ScheduleOut {
+                row: row.clone(),
+                job_name,
+                device_id,
+            })
+        })
+        .collect();
+    if a.conn.json {
+        print_json(&out)?;
+        return Ok(exit::SUCCESS);
+    }
+    if out.is_empty() {
+        println!("no schedules; add one with `restic-fleet schedule add JOB --cron EXPR`");
+        return Ok(exit::SUCCESS);
+    }
+    let mut t = output::table(&["id", "device", "job", "schedule", "last run", "next run"]);
+    for s in &out {
+        t.add_row([
+            s.row.id.to_string().into(),
+            s.device_id.clone().into(),
+            output::lines([s.job_name.clone(), s.row.job_id.to_string()]),
+            crate::commands::job::describe_schedule(&s.row).into(),
+            output::time(s.row.last_run_at).into(),
+            output::time(s.row.next_run_at).into(),
+        ]);
+    }
+    println!("{}", output::render(&t));
+    Ok(exit::SUCCESS)
+}
+
+async fn rm_inner(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
+    let id = parse_id(&a.id)?;
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    let s = load(&pool, id).await?;
+    confirm(
+        &format!(
+            "remove schedule {id} ({}) of job {:?} on device {:?}",
+            crate::commands::job::describe_schedule(&s.row),
+            s.job_name,
+            s.device_id
+        ),
+        a.yes,
+    )?;
+    sqlx::query("DELETE FROM schedules WHERE id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await?;
+    if a.conn.json {
+        print_json(&serde_json::json!({"id": id, "removed": true}))?;
+    } else {
+        println!("removed schedule {id}");
+    }
+    Ok(exit::SUCCESS)
+}
+
+async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Result<u8> {
+    let id = parse_id(&a.id)?;
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    let s = load(&pool, id).await?;
+    if enabled {
+        // Check the stored expression and the time zone before changing anything.
+        s.row.schedule().map_err(|e| {
+            usage_err!("{e}; remove it with `restic-fleet schedule rm {id}` and add a valid one")
+        })?;
+        Settings::load(&pool, &s.device_id).await?.timezone()?;
+    }
+    sqlx::query(
+        "UPDATE schedules SET enabled = $2, \
+         next_run_at = CASE WHEN $2 THEN next_run_at ELSE NULL END, updated_at = NOW() \
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(enabled)
+    .execute(&pool)
+    .await?;
+    let mut s = load(&pool, id).await?;
+    if enabled {
+        refresh_next(&pool, &s).await?;
+        s = load(&pool, id).await?;
+    }
+    print_one(
+        &s,
+        a.conn.json,
+        if enabled { "enabled" } else { "disabled" },
+    )?;
+    Ok(exit::SUCCESS)
+}

@@ -1,0 +1,218 @@
+//! Who maintains the shared repository and when: the settings `maintenance_device` and
+//! `maintenance_schedule`, read by `maintain`, `sync` (the owner's timer/task) and `status`,
+//! and the checks `settings set` applies to the maintenance settings.
+//!
+//! Exactly one device runs forget and prune: restic's forget and prune take an exclusive lock,
+//! so a fleet where every host prunes after its backup makes the other hosts' backups fail, and
+//! nobody would notice when the machine that pruned is gone. Naming one owner makes both
+//! visible (`status` reports an offline owner and overdue maintenance).
+
+use crate::domain::calendar::CronExpr;
+use crate::domain::settings::Settings;
+use crate::usage_err;
+
+/// `maintenance_schedule` when the setting is empty.
+pub const DEFAULT_SCHEDULE: &str = "@weekly";
+
+/// The owner, named by the GLOBAL setting only: a per-device row `maintenance_device` would
+/// otherwise let a device believe it is the owner while the rest of the fleet follows another.
+pub async fn global_owner<'e>(pool: impl sqlx::PgExecutor<'e>) -> anyhow::Result<Option<String>> {
+    let value: Option<String> = sqlx::query_scalar(
+        "SELECT value FROM settings WHERE device_id IS NULL AND key = 'maintenance_device'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty()))
+}
+
+/// What `sync` installs on `device_id`: the maintenance schedule when it is the global owner.
+pub async fn timer_schedule<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
+    settings: &Settings,
+    device_id: &str,
+) -> anyhow::Result<Option<CronExpr>> {
+    schedule_for(settings, global_owner(pool).await?.as_deref(), device_id)
+}
+
+/// The maintenance schedule; an invalid stored value is a configuration error naming the fix.
+pub fn schedule(settings: &Settings) -> anyhow::Result<CronExpr> {
+    let text = settings
+        .get("maintenance_schedule")
+        .unwrap_or(DEFAULT_SCHEDULE);
+    let expr = CronExpr::parse(text.trim()).map_err(|e| {
+        usage_err!(
+            "setting maintenance_schedule {text:?} is not a cron expression ({e}); fix it with \
+             `restic-fleet settings set maintenance_schedule '@weekly'`"
+        )
+    })?;
+    // A value stored before `settings set` refused it, or by plain SQL: a timer that never
+    // fires would leave the repository unmaintained without a word.
+    if !expr.can_fire() {
+        return Err(usage_err!(
+            "setting maintenance_schedule {text:?} can never fire (no such date, like 30 \
+             February); fix it with `restic-fleet settings set maintenance_schedule '@weekly'`"
+        ));
+    }
+    Ok(expr)
+}
+
+/// The schedule of the maintenance timer/task, when `device_id` is `owner` (`None` when it is
+/// not, so that sync removes the timer/task there).
+pub fn schedule_for(
+    settings: &Settings,
+    owner: Option<&str>,
+    device_id: &str,
+) -> anyhow::Result<Option<CronExpr>> {
+    match owner {
+        Some(o) if o == device_id => Ok(Some(schedule(settings)?)),
+        _ => Ok(None),
+    }
+}
+
+/// A size limit for `prune --max-unused`: `unlimited`, a percentage, or bytes with k/m/g/t.
+fn valid_max_unused(v: &str) -> bool {
+    v == "unlimited" || valid_size(v, true)
+}
+
+/// `check --read-data-subset`: `n/t`, a percentage, or a size.
+fn valid_subset(v: &str) -> bool {
+    if let Some((n, t)) = v.split_once('/') {
+        return matches!((n.parse::<u32>(), t.parse::<u32>()), (Ok(n), Ok(t)) if n >= 1 && n <= t);
+    }
+    valid_size(v, true)
+}
+
+fn valid_size(v: &str, percent: bool) -> bool {
+    let (num, unit) = match v
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii_digit() && *c != '.')
+    {
+        Some((i, _)) => v.split_at(i),
+        None => (v, ""),
+    };
+    let ok_num = !num.is_empty() && num.parse::<f64>().is_ok_and(|n| n >= 0.0);
+    let ok_unit = matches!(unit, "" | "k" | "K" | "m" | "M" | "g" | "G" | "t" | "T")
+        || (percent && unit == "%" && num.parse::<f64>().is_ok_and(|n| n <= 100.0));
+    ok_num && ok_unit && v.len() <= 20
+}
+
+/// Checks a maintenance setting's value before `settings set` writes it (the same values are
+/// checked again before they become restic arguments). Other keys pass.
+pub fn validate_setting(key: &str, value: &str) -> anyhow::Result<()> {
+    let v = value.trim();
+    match key {
+        "maintenance_schedule" if !v.is_empty() => {
+            // Also refuses what can never fire (`0 3 30 2 *`): maintenance would never run.
+            crate::domain::calendar::storable_cron(v).map_err(|e| {
+                usage_err!(
+                    "setting maintenance_schedule {value:?} is refused: {e}; use 5 fields like \
+                     '0 3 * * 0' or a macro like @weekly"
+                )
+            })?;
+        }
+        "prune_max_unused" if !v.is_empty() && !valid_max_unused(v) => {
+            return Err(usage_err!(
+                "setting prune_max_unused {value:?} is not a restic limit; use a percentage \
+                 (5%), a size (100M) or unlimited, or empty for restic's default"
+            ));
+        }
+        "check_read_data_subset" if !v.is_empty() && !valid_subset(v) => {
+            return Err(usage_err!(
+                "setting check_read_data_subset {value:?} is not a restic subset; use a \
+                 percentage (2%), n/t (1/10) or a size (500M), or empty to check the structure \
+                 only"
+            ));
+        }
+        "maintenance_device" if v.chars().any(|c| c.is_control()) => {
+            return Err(usage_err!(
+                "setting maintenance_device must be a device id, not {value:?}"
+            ));
+        }
+        "retention_default" => crate::domain::retention::validate_default_setting(v)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `--max-unused=...` for prune, if set (checked again here: it becomes a restic argument).
+pub fn prune_args(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    match settings.get("prune_max_unused").map(str::trim) {
+        None => Ok(vec![]),
+        Some(v) if valid_max_unused(v) => Ok(vec![format!("--max-unused={v}")]),
+        Some(v) => Err(usage_err!(
+            "setting prune_max_unused {v:?} is not a restic limit; fix it with `restic-fleet \
+             settings set prune_max_unused 5%`"
+        )),
+    }
+}
+
+/// `--read-data-subset=...` for check, if set.
+pub fn check_args(settings: &Settings) -> anyhow::Result<Vec<String>> {
+    match settings.get("check_read_data_subset").map(str::trim) {
+        None => Ok(vec![]),
+        Some(v) if valid_subset(v) => Ok(vec![format!("--read-data-subset={v}")]),
+        Some(v) => Err(usage_err!(
+            "setting check_read_data_subset {v:?} is not a restic subset; fix it with \
+             `restic-fleet settings set check_read_data_subset 2%`"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        Settings::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn the_timer_belongs_to_the_owner_only() {
+        let s = settings(&[("maintenance_schedule", "")]);
+        let weekly = schedule_for(&s, Some("nas"), "nas").unwrap().unwrap();
+        assert_eq!(weekly.as_str(), "@weekly");
+        assert!(schedule_for(&s, Some("nas"), "laptop").unwrap().is_none());
+        assert!(schedule_for(&s, None, "nas").unwrap().is_none());
+        let bad = settings(&[("maintenance_schedule", "x")]);
+        assert!(schedule_for(&bad, Some("nas"), "nas").is_err());
+        let never = settings(&[("maintenance_schedule", "0 3 30 2 *")]);
+        assert!(schedule_for(&never, Some("nas"), "nas").is_err());
+        assert!(validate_setting("maintenance_schedule", "0 3 30 2 *").is_err());
+        assert!(validate_setting("maintenance_schedule", "0 3 31 4,6 *").is_err());
+        assert!(validate_setting("maintenance_schedule", "0 3 29 2 *").is_ok());
+        assert!(schedule_for(&bad, Some("nas"), "laptop").unwrap().is_none());
+    }
+
+    #[test]
+    fn restic_values_are_checked() {
+        for ok in ["5%", "100M", "unlimited", "0", "2.5%", "1G"] {
+            assert!(validate_setting("prune_max_unused", ok).is_ok(), "{ok}");
+        }
+        for bad in ["5%%", "--x", "-1", "101%", "5 %", "M"] {
+            assert!(validate_setting("prune_max_unused", bad).is_err(), "{bad}");
+        }
+        for ok in ["2%", "1/10", "500M", ""] {
+            assert!(
+                validate_setting("check_read_data_subset", ok).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["0/10", "11/10", "x", "--read-data"] {
+            assert!(
+                validate_setting("check_read_data_subset", bad).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(validate_setting("maintenance_schedule", "0 3 * * 0").is_ok());
+        assert!(validate_setting("maintenance_schedule", "weekly").is_err());
+        assert!(validate_setting("retention_default", "keep-daily=7").is_ok());
+        assert!(validate_setting("retention_default", "keep-daily=x").is_err());
+        assert_eq!(
+            prune_args(&settings(&[("prune_max_unused", "10%")])).unwrap(),
+            ["--max-unused=10%"]
+        );
+        assert!(check_args(&settings(&[])).unwrap().is_empty());
+    }
+}

@@ -1,0 +1,108 @@
+//! Schedules as stored in `schedules`, and the next-run arithmetic the whole product shares.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::calendar::{CronExpr, Schedule};
+
+#[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
+pub struct ScheduleRow {
+    pub id: i32,
+    pub job_id: Uuid,
+    pub schedule_type: String,
+    pub cron_expression: Option<String>,
+    pub interval_seconds: Option<i32>,
+    pub enabled: bool,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub next_run_at: Option<DateTime<Utc>>,
+}
+
+pub const SCHEDULE_COLUMNS: &str = "id, job_id, schedule_type, cron_expression, interval_seconds, enabled, last_run_at, next_run_at";
+
+impl ScheduleRow {
+    /// Parses the row; the error is one sentence naming the schedule and what is wrong.
+    pub fn schedule(&self) -> Result<Schedule, String> {
+        match self.schedule_type.as_str() {
+            "cron" => {
+                let expr = self.cron_expression.as_deref().unwrap_or("");
+                CronExpr::parse(expr)
+                    .map(Schedule::Cron)
+                    .map_err(|e| format!("schedule {}: {e}", self.id))
+            }
+            "interval" => match self.interval_seconds {
+                Some(s) if s > 0 => Ok(Schedule::Interval { seconds: s as u64 }),
+                other => Err(format!(
+                    "schedule {}: interval_seconds must be a positive number of seconds, found {}",
+                    self.id,
+                    other
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "NULL".into())
+                )),
+            },
+            other => Err(format!(
+                "schedule {}: unknown schedule_type {other:?} (expected cron or interval)",
+                self.id
+            )),
+        }
+    }
+}
+
+/// The next run instant of a schedule: for cron the first fire time strictly after `now`; for an
+/// interval `last_run_at + interval` (`now + interval` when it never ran).
+pub fn next_run(
+    schedule: &Schedule,
+    last_run: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> Option<DateTime<Utc>> {
+    match schedule {
+        Schedule::Cron(_) => schedule.next_after(now, tz),
+        Schedule::Interval { .. } => schedule.next_after(last_run.unwrap_or(now), tz),
+    }
+}
+
+/// After a run that started at `started` and was recorded at `recorded` (now for a live run,
+/// the original end for a delivered spooled one): `last_run_at` = the start and `next_run_at`
+/// recomputed as of `recorded`, for every enabled schedule of the job, unless a later run has
+/// already moved it on. Returns the job's valid enabled schedules.
+pub async fn update_after_run(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+    started: DateTime<Utc>,
+    recorded: DateTime<Utc>,
+    tz: Tz,
+) -> anyhow::Result<Vec<Schedule>> {
+    let rows: Vec<ScheduleRow> = sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 AND enabled"
+    ))
+    .bind(job_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut parsed = Vec::new();
+    for row in rows {
+        let next = match row.schedule() {
+            Ok(sched) => {
+                let next = next_run(&sched, Some(started), recorded, &tz);
+                parsed.push(sched);
+                next
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        };
+        sqlx::query(
+            "UPDATE schedules SET last_run_at = $1, next_run_at = $2 \
+             WHERE id = $3 AND (last_run_at IS NULL OR last_run_at <= $1)",
+        )
+        .bind(started)
+        .bind(next)
+        .bind(row.id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(parsed)
+}

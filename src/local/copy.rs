@@ -1,0 +1,161 @@
+//! The local copy: what this device needs to run its jobs when the database is away.
+//!
+//! Every `sync` that reaches the database writes `local-copy.json` in the state directory
+//! (atomically, mode 0600: it holds the repository password): the device's jobs (disabled ones
+//! too, so `run --force` and the refusals behave as online), their enabled schedules, and the
+//! settings in force (global overridden by the device's own). `run` reads it only when the
+//! database cannot be reached. It needs nothing a device role cannot SELECT: its own device,
+//! jobs and schedules, and the global and own settings.
+//!
+//! Beside it, `last-run/<job>.json` holds the start of each job's latest run on this device,
+//! written by every run (recorded live or spooled), so that a scheduled run while the database
+//! is away knows whether its slot was already covered.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::job::Job;
+use crate::domain::schedule::ScheduleRow;
+use crate::domain::settings::Settings;
+use crate::local::state::{self, StateDir};
+
+const FILE: &str = "local-copy.json";
+const FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocalCopy {
+    /// Bumped when the layout changes incompatibly; a copy of another format is not used.
+    pub format: u32,
+    pub device_id: String,
+    /// When the database was read.
+    pub written_at: DateTime<Utc>,
+    pub device_enabled: bool,
+    pub settings: BTreeMap<String, String>,
+    pub jobs: Vec<Job>,
+    /// The enabled schedules of the device's jobs.
+    pub schedules: Vec<ScheduleRow>,
+}
+
+impl LocalCopy {
+    /// Reads this device's part of the database; `None` when the device is not registered.
+    pub async fn fetch(conn: &mut PgConnection, device_id: &str) -> anyhow::Result<Option<Self>> {
+        let enabled: Option<bool> = sqlx::query_scalar("SELECT enabled FROM devices WHERE id = $1")
+            .bind(device_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(device_enabled) = enabled else {
+            return Ok(None);
+        };
+        let settings = Settings::load(&mut *conn, device_id).await?;
+        let (jobs, schedules) =
+            crate::store::device::jobs_and_schedules(&mut *conn, device_id, false).await?;
+        Ok(Some(Self {
+            format: FORMAT,
+            device_id: device_id.to_string(),
+            written_at: Utc::now(),
+            device_enabled,
+            settings: settings.values().clone(),
+            jobs,
+            schedules,
+        }))
+    }
+
+    pub fn path(state: &StateDir) -> PathBuf {
+        state.root().join(FILE)
+    }
+
+    pub fn write(&self, state: &StateDir) -> anyhow::Result<PathBuf> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        state::write_atomic(state.ensure()?, FILE, &bytes)
+    }
+
+    /// The copy for `device_id`, or why there is none usable (one sentence).
+    pub fn read(state: &StateDir, device_id: &str) -> Result<Self, String> {
+        let path = Self::path(state);
+        let bytes = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "there is no local copy of this device's jobs at {} yet (`restic-fleet sync` \
+                     writes it whenever it reaches the database)",
+                    path.display()
+                )
+            } else {
+                format!("the local copy {} cannot be read: {e}", path.display())
+            }
+        })?;
+        let copy: Self = serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "the local copy {} is not valid ({e}); the next `restic-fleet sync` that reaches \
+                 the database rewrites it",
+                path.display()
+            )
+        })?;
+        if copy.format != FORMAT {
+            return Err(format!(
+                "the local copy {} has format {} but this client reads format {FORMAT}; the next \
+                 `restic-fleet sync` that reaches the database rewrites it",
+                path.display(),
+                copy.format
+            ));
+        }
+        if copy.device_id != device_id {
+            return Err(format!(
+                "the local copy {} belongs to device {:?}, not to this device {device_id:?}; the \
+                 next `restic-fleet sync` that reaches the database rewrites it",
+                path.display(),
+                copy.device_id
+            ));
+        }
+        Ok(copy)
+    }
+
+    pub fn settings(&self) -> Settings {
+        Settings::from_pairs(self.settings.clone())
+    }
+
+    pub fn job(&self, id: Uuid) -> Option<&Job> {
+        self.jobs.iter().find(|j| j.id == id)
+    }
+
+    /// How old the copy is, as people say it ("3h 12m").
+    pub fn age(&self, now: DateTime<Utc>) -> String {
+        let secs = (now - self.written_at).num_seconds().max(0);
+        let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+        match (d, h, m) {
+            (0, 0, 0) => format!("{s}s"),
+            (0, 0, _) => format!("{m}m {s}s"),
+            (0, _, _) => format!("{h}h {m}m"),
+            _ => format!("{d}d {h}h"),
+        }
+    }
+}
+
+/// The latest run of a job on this device, as this device knows it.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct LastRun {
+    pub start_time: DateTime<Utc>,
+}
+
+/// Records the start of a job's run (kept only when later than the one recorded).
+pub fn write_last_run(state: &StateDir, job: Uuid, start_time: DateTime<Utc>) {
+    if read_last_run(state, job).is_some_and(|l| l.start_time >= start_time) {
+        return;
+    }
+    let result = state.subdir("last-run").and_then(|dir| {
+        let bytes = serde_json::to_vec(&LastRun { start_time })?;
+        state::write_atomic(&dir, &format!("{job}.json"), &bytes)
+    });
+    if let Err(e) = result {
+        tracing::warn!("could not note the time of this run in the state directory: {e:#}");
+    }
+}
+
+pub fn read_last_run(state: &StateDir, job: Uuid) -> Option<LastRun> {
+    let bytes = std::fs::read(state.root().join("last-run").join(format!("{job}.json"))).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}

@@ -1,0 +1,630 @@
+//! Step 2 of `run`: execute restic for a resolved job and classify how it ended.
+//!
+//! Nothing here touches the database: the input is a [`ResolvedJob`] (from the database or the
+//! local copy), the output an [`Outcome`] that [`crate::ops::delivery`] turns into a run record.
+//! restic's argv never carries the repository or the password (they go in its environment),
+//! and restic dies with this process ([`crate::platform::child`]).
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use crate::domain::exit;
+use crate::domain::job::Job;
+use crate::domain::restic::{self, Line, Summary, Transcript};
+use crate::domain::settings::Settings;
+use crate::domain::text::mask_url;
+use crate::ops::backup::progress::Progress;
+use crate::ops::backup::resolve::ResolvedJob;
+
+#[derive(Debug, Default)]
+struct StreamResult {
+    transcript: String,
+    pub(crate) summary: Option<Summary>,
+    pub(crate) errors: Vec<String>,
+    fatal: Vec<String>,
+    raw_tail: String,
+}
+
+/// The outcome of the restic process.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub(crate) status: &'static str,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) error_message: Option<String>,
+    pub(crate) summary: Summary,
+    pub(crate) output: String,
+    pub(crate) errors: String,
+    pub(crate) warnings: Vec<String>,
+    pub(crate) missing_paths: Vec<String>,
+    pub(crate) cli_code: u8,
+}
+
+/// An outcome for a run that could not start restic at all.
+pub(crate) fn failed(message: String, code: u8) -> Outcome {
+    Outcome {
+        status: "failed",
+        error_message: Some(message),
+        cli_code: code,
+        ..Default::default()
+    }
+}
+
+/// Builds restic's argv (without the program): never the repository or the password.
+pub fn restic_argv(job: &Job, device_id: &str, extra: &[String]) -> Vec<String> {
+    let mut argv = vec![
+        "backup".to_string(),
+        "--json".to_string(),
+        format!("--host={device_id}"),
+    ];
+    for tag in crate::domain::job::standard_tags(job, device_id) {
+        argv.push(format!("--tag={tag}"));
+    }
+    for pattern in job.exclude_patterns.iter().flatten() {
+        argv.push(format!("--exclude={pattern}"));
+    }
+    argv.extend(extra.iter().cloned());
+    argv.push("--".to_string());
+    argv.extend(job.source_paths.iter().cloned());
+    argv
+}
+
+/// Runs restic for a resolved job and says how it ended, with the password redacted from
+/// everything restic said.
+/// `locks` are the job and slot locks this run holds: restic shares them (see
+/// [`crate::platform::child::share_locks`]).
+pub(crate) async fn execute(
+    resolved: &ResolvedJob,
+    progress: bool,
+    locks: &[&crate::local::locks::FileLock],
+    network_wait: crate::platform::network::NetworkWait,
+) -> Outcome {
+    let password = resolved.password.as_str();
+    #[cfg(unix)]
+    let fds: Vec<i32> = locks.iter().map(|l| l.raw_fd()).collect();
+    #[cfg(not(unix))]
+    let fds: Vec<i32> = {
+        let _ = locks;
+        Vec::new()
+    };
+    let outcome = execute_unredacted(resolved, progress, &fds, network_wait).await;
+    // i14: backend environment values are secrets like the password
+    let secret =
+        |t: &str| crate::platform::restic_env::redact_secrets(t, password, &resolved.settings);
+    Outcome {
+        output: secret(&outcome.output),
+        errors: secret(&outcome.errors),
+        error_message: outcome.error_message.map(|m| secret(&m)),
+        ..outcome
+    }
+}
+
+/// What must hold before anything of the run starts (the start ping, the before hook, which
+/// may stop services): restic arguments inside the allow-list, source paths, restic on PATH.
+/// Returns the extra restic arguments and restic's path, or why the run fails and its exit
+/// code (2 for the job's arguments or paths, 1 for a missing restic).
+pub(crate) fn preflight(
+    resolved: &ResolvedJob,
+) -> Result<(Vec<String>, std::path::PathBuf), (String, u8)> {
+    let job = &resolved.job;
+    // Validated again where it is used: a row written by plain SQL that breaks the allow-list
+    // fails the run before restic starts (see src/restic_args.rs).
+    let extra = match crate::domain::restic::args::validated(job.restic_args.as_ref()) {
+        Ok(a) => a,
+        Err(msg) => {
+            return Err((
+                format!("job {} ({:?}): {msg}", job.id, job.name),
+                exit::USAGE,
+            ));
+        }
+    };
+    if job.source_paths.is_empty() {
+        return Err((
+            format!(
+                "job {} ({:?}) has no source paths; add some with `restic-fleet job edit {} --path PATH`",
+                job.id, job.name, job.id
+            ),
+            exit::USAGE,
+        ));
+    }
+    let restic = match which::which("restic") {
+        Ok(p) => p,
+        Err(_) => {
+            return Err((
+                "restic was not found on PATH; install it (Debian/Ubuntu: apt install restic, \
+                 Windows: winget install restic.restic) and make sure the scheduler's PATH \
+                 contains it"
+                    .to_string(),
+                exit::FAILED,
+            ));
+        }
+    };
+    Ok((extra, restic))
+}
+
+async fn execute_unredacted(
+    resolved: &ResolvedJob,
+    progress: bool,
+    fds: &[i32],
+    mut network_wait: crate::platform::network::NetworkWait,
+) -> Outcome {
+    let job = &resolved.job;
+    let settings = &resolved.settings;
+    let repository = resolved.repository.as_str();
+    let password = resolved.password.as_str();
+    let (extra, restic) = match preflight(resolved) {
+        Ok(p) => p,
+        Err((message, code)) => return failed(message, code),
+    };
+    let missing: Vec<String> = job
+        .source_paths
+        .iter()
+        .filter(|p| std::fs::symlink_metadata(p).is_err())
+        .cloned()
+        .collect();
+
+    let argv = restic_argv(job, &resolved.device_id, &extra);
+    let mut attempt = match backup_once(&restic, &argv, resolved, progress, fds).await {
+        Ok(a) => a,
+        Err(message) => return failed(message, exit::FAILED),
+    };
+    // A repository unreachable at start (the network lagging after wake) is retried for up to
+    // network_wait_seconds.
+    while attempt.cancelled_by.is_none()
+        && crate::platform::network::unreachable(
+            attempt.status.as_ref().ok().and_then(|s| s.code()),
+            attempt.out.summary.is_some(),
+            &format!(
+                "{}\n{}\n{}",
+                attempt.err.raw_tail,
+                attempt.err.fatal.join("\n"),
+                attempt.out.fatal.join("\n")
+            ),
+        )
+        && network_wait.again().await
+    {
+        attempt = match backup_once(&restic, &argv, resolved, progress, fds).await {
+            Ok(a) => a,
+            Err(message) => return failed(message, exit::FAILED),
+        };
+    }
+    // A lock left by a restic that died (another machine's crashed prune, a killed check) makes
+    // the backup fail; `restic unlock` removes only such stale locks, then a retry. A live lock
+    // (the maintenance owner pruning) is waited for, up to repository_lock_wait_seconds.
+    let mut lock_wait = crate::platform::repository::LockWait::from_settings(settings)
+        .unwrap_or_else(|e| {
+            tracing::warn!("{e:#}; waiting the default 1800s for the repository lock");
+            crate::platform::repository::LockWait::new(Duration::from_secs(1800))
+        });
+    while attempt.cancelled_by.is_none() && attempt.lock_failure() && lock_wait.wait(true).await {
+        tracing::warn!("the repository is locked; removing stale locks and trying again");
+        remove_stale_locks(&restic, repository, password, settings).await;
+        attempt = match backup_once(&restic, &argv, resolved, progress, fds).await {
+            Ok(a) => a,
+            Err(message) => return failed(message, exit::FAILED),
+        };
+    }
+    let Attempt {
+        status,
+        out,
+        err,
+        cancelled_by,
+    } = attempt;
+
+    let exit_code = status.as_ref().ok().and_then(|s| s.code());
+    let summary = out
+        .summary
+        .clone()
+        .or(err.summary.clone())
+        .unwrap_or_default();
+    let mut fatal = out.fatal.clone();
+    fatal.extend(err.fatal.iter().cloned());
+    let mut file_errors = out.errors.clone();
+    file_errors.extend(err.errors.iter().cloned());
+
+    let mut missing_paths = missing;
+    for p in restic::skipped_paths(&err.raw_tail) {
+        // restic prints the absolute path; a pre-checked entry may be relative.
+        if !missing_paths
+            .iter()
+            .any(|m| p == *m || p.ends_with(m.as_str()))
+        {
+            missing_paths.push(p);
+        }
+    }
+    let mut warnings = Vec::new();
+    // restic that cannot use its cache is a warning, not a silent success
+    warnings.extend(crate::platform::restic_cache::warning(&err.raw_tail));
+    if !missing_paths.is_empty() {
+        warnings.push(format!(
+            "source path{} {} do{} not exist and {} NOT backed up",
+            if missing_paths.len() == 1 { "" } else { "s" },
+            missing_paths
+                .iter()
+                .map(|p| format!("{p:?}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if missing_paths.len() == 1 { "es" } else { "" },
+            if missing_paths.len() == 1 {
+                "was"
+            } else {
+                "were"
+            },
+        ));
+    }
+
+    let mut outcome = Outcome {
+        exit_code,
+        summary,
+        output: out.transcript,
+        errors: err.transcript,
+        missing_paths,
+        ..Default::default()
+    };
+    if let Some(sig) = cancelled_by {
+        // A signal that lands while restic is still creating its lock can leave that lock
+        // behind (restic's cleanup ran before the lock existed). Its process is gone now, so
+        // `restic unlock` (which removes only stale locks) clears it without touching others.
+        remove_stale_locks(&restic, repository, password, settings).await;
+        outcome.status = "cancelled";
+        outcome.error_message = Some(format!(
+            "cancelled by {sig}; restic was stopped with SIGINT and released its repository lock"
+        ));
+        outcome.cli_code = exit::CANCELLED;
+        outcome.warnings = warnings;
+        return outcome;
+    }
+    match exit_code {
+        Some(restic::code::OK) => {
+            outcome.status = "success";
+            outcome.cli_code = if warnings.is_empty() {
+                exit::SUCCESS
+            } else {
+                exit::WARNINGS
+            };
+        }
+        Some(restic::code::INCOMPLETE) => {
+            outcome.status = "success";
+            outcome.cli_code = exit::WARNINGS;
+            let shown: Vec<&str> = file_errors.iter().take(5).map(String::as_str).collect();
+            warnings.push(format!(
+                "restic finished with warnings (exit 3): snapshot {} is incomplete because {} \
+                 item(s) could not be read{}{}",
+                outcome.summary.snapshot_id.as_deref().unwrap_or("?"),
+                file_errors.len().max(1),
+                if shown.is_empty() { "" } else { ": " },
+                shown.join("; ")
+            ));
+        }
+        Some(code) => {
+            outcome.status = "failed";
+            outcome.cli_code = exit::FAILED;
+            outcome.error_message = Some(restic::failure_reason(
+                code,
+                &fatal,
+                &outcome.errors,
+                repository,
+            ));
+        }
+        None => {
+            outcome.status = "failed";
+            outcome.cli_code = exit::FAILED;
+            outcome.error_message = Some(match &status {
+                Ok(st) => format!("restic was killed by a signal ({st})"),
+                Err(e) => format!("waiting for restic failed: {e}"),
+            });
+        }
+    }
+    if outcome.status == "success" && !warnings.is_empty() {
+        outcome.error_message = Some(format!("warning: {}", warnings.join("; warning: ")));
+    }
+    // No second repository open to learn the full snapshot id: restic 0.17+ reports it, and an
+    // older restic's short id is resolved by the next sync (src/snapshot_ids.rs).
+    outcome.warnings = warnings;
+    tracing::debug!("restic repository {}", mask_url(repository));
+    outcome
+}
+
+/// One restic process: how it ended and what it said.
+struct Attempt {
+    status: std::io::Result<std::process::ExitStatus>,
+    out: StreamResult,
+    err: StreamResult,
+    cancelled_by: Option<&'static str>,
+}
+
+impl Attempt {
+    /// restic could not lock the repository (0.17+: exit 11; older: its message).
+    fn lock_failure(&self) -> bool {
+        let code = self.status.as_ref().ok().and_then(|s| s.code());
+        if code == Some(restic::code::LOCK_FAILED) {
+            return true;
+        }
+        code == Some(restic::code::FATAL)
+            && [&self.out, &self.err].iter().any(|s| {
+                s.fatal
+                    .iter()
+                    .chain(std::iter::once(&s.raw_tail))
+                    .any(|t| t.contains("unable to create lock") || t.contains("already locked"))
+            })
+    }
+}
+
+/// Runs `restic <argv>` once, streaming its output into a progress display and transcripts, and
+/// stops it cleanly on SIGINT/SIGTERM. The error is a sentence for a run that never started.
+async fn backup_once(
+    restic: &std::path::Path,
+    argv: &[String],
+    resolved: &ResolvedJob,
+    progress: bool,
+    fds: &[i32],
+) -> Result<Attempt, String> {
+    let job_name = resolved.job.name.as_str();
+    let mut cmd = restic_command(
+        restic,
+        &resolved.repository,
+        &resolved.password,
+        &resolved.settings,
+    );
+    crate::platform::child::share_locks(&mut cmd, fds.to_vec());
+    cmd.args(argv)
+        .env("RESTIC_PROGRESS_FPS", if progress { "4" } else { "0.0167" })
+        .stdout(Stdio::piped());
+    #[cfg(unix)]
+    cmd.process_group(0); // signals reach restic only through us, once
+    let reporter = Arc::new(Mutex::new(Progress::new(progress, job_name)));
+    // On Unix restic writes into unnamed temporary files that this process follows, not into
+    // pipes: when this process dies, a write to a pipe without reader would kill restic with
+    // SIGPIPE (Go exits on a broken stdout/stderr) before its parent-death SIGINT handler has
+    // removed its repository lock. The files vanish with the last process holding them.
+    #[cfg(unix)]
+    let (done_tx, out_task, err_task, mut child) = {
+        let capture =
+            || tempfile::tempfile().map_err(|e| format!("cannot capture restic's output: {e}"));
+        let (out_file, err_file) = (capture()?, capture()?);
+        let writer = |f: &std::fs::File| {
+            f.try_clone()
+                .map(Stdio::from)
+                .map_err(|e| format!("cannot capture restic's output: {e}"))
+        };
+        cmd.stdout(writer(&out_file)?).stderr(writer(&err_file)?);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start restic at {}: {e}", restic.display()))?;
+        let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+        let out_task = tokio::spawn(tail_file(out_file, done_rx.clone(), reporter.clone()));
+        let err_task = tokio::spawn(tail_file(err_file, done_rx, reporter.clone()));
+        (done_tx, out_task, err_task, child)
+    };
+    #[cfg(not(unix))]
+    let (out_task, err_task, mut child) = {
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("could not start restic at {}: {e}", restic.display()))?;
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return Err("restic's output could not be captured".into());
+        };
+        let out_task = tokio::spawn(read_stream(stdout, reporter.clone()));
+        let err_task = tokio::spawn(read_stream(stderr, reporter.clone()));
+        (out_task, err_task, child)
+    };
+    // Dropped after restic has been waited for: until then restic dies with this process.
+    let _tether = crate::platform::child::Tether::new(&child);
+
+    let mut cancelled_by: Option<&'static str> = None;
+    let status = loop {
+        tokio::select! {
+            st = child.wait() => break st,
+            sig = crate::platform::child::stop_signal() => {
+                if cancelled_by.is_none() {
+                    tracing::warn!("received {sig}: stopping restic so it releases its repository lock");
+                    cancelled_by = Some(sig);
+                    interrupt(&child);
+                    let grace = tokio::time::timeout(Duration::from_secs(60), child.wait()).await;
+                    match grace {
+                        Ok(st) => break st,
+                        Err(_) => {
+                            tracing::error!("restic did not stop within 60s; killing it");
+                            let _ = child.start_kill();
+                            break child.wait().await;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    #[cfg(unix)]
+    let _ = done_tx.send(true);
+    let out = out_task.await.unwrap_or_default();
+    let err = err_task.await.unwrap_or_default();
+    if let Ok(mut p) = reporter.lock() {
+        p.finish();
+    }
+    Ok(Attempt {
+        status,
+        out,
+        err,
+        cancelled_by,
+    })
+}
+
+/// A restic command whose environment carries the repository, the password and the cache
+/// directory (never its argv), and nothing inherited that could contradict them.
+pub(crate) fn restic_command(
+    restic: &std::path::Path,
+    repository: &str,
+    password: &str,
+    settings: &Settings,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(restic);
+    cmd.env_remove("RESTIC_PASSWORD_FILE")
+        .env_remove("RESTIC_PASSWORD_COMMAND")
+        .env_remove("RESTIC_REPOSITORY_FILE")
+        .env("RESTIC_REPOSITORY", repository)
+        .env("RESTIC_PASSWORD", password)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    crate::platform::child::die_with_parent(&mut cmd);
+    // restic's cache directory and the backend environment (repository_environment)
+    crate::platform::restic_env::configure_restic(&mut cmd, settings);
+    cmd
+}
+
+/// Runs `restic unlock`: removes locks whose process no longer exists (on this host) or that are
+/// older than 30 minutes; live locks of other machines are left alone. Returns whether restic
+/// unlock succeeded (the markers of dead restics are cleared only then).
+pub(crate) async fn remove_stale_locks(
+    restic: &std::path::Path,
+    repository: &str,
+    password: &str,
+    settings: &Settings,
+) -> bool {
+    let mut cmd = restic_command(restic, repository, password, settings);
+    cmd.arg("unlock").stdout(Stdio::null());
+    match tokio::time::timeout(Duration::from_secs(120), cmd.output()).await {
+        Ok(Ok(out)) if out.status.success() => true,
+        Ok(Ok(out)) => {
+            tracing::warn!(
+                "restic unlock failed: {}",
+                crate::platform::restic_env::redact_secrets(
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                    password,
+                    settings
+                )
+            );
+            false
+        }
+        Ok(Err(e)) => {
+            tracing::warn!("could not start restic unlock: {e}");
+            false
+        }
+        Err(_) => {
+            tracing::warn!("restic unlock did not finish within 120s");
+            false
+        }
+    }
+}
+
+#[cfg(unix)]
+fn interrupt(child: &tokio::process::Child) {
+    if let Some(pid) = child.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGINT,
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn interrupt(child: &tokio::process::Child) {
+    // Windows has no SIGINT for a child without a console of its own; restic's locks are
+    // removed by its own stale-lock detection (and `restic unlock`).
+    let _ = child.id();
+}
+
+/// Classifies restic's output lines as they come: progress, summary, errors, transcript.
+struct StreamParser {
+    progress: Arc<Mutex<Progress>>,
+    transcript: Transcript,
+    tail: Transcript,
+    result: StreamResult,
+}
+
+impl StreamParser {
+    fn new(progress: Arc<Mutex<Progress>>) -> Self {
+        Self {
+            progress,
+            transcript: Transcript::new(restic::OUTPUT_CAP_BYTES),
+            tail: Transcript::new(64 * 1024),
+            result: StreamResult::default(),
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        match restic::parse_line(line) {
+            Line::Status(st) => {
+                if let Ok(mut p) = self.progress.lock() {
+                    p.update(&st);
+                }
+                return; // per-second status lines are not stored
+            }
+            Line::Summary(s) => self.result.summary = Some(s),
+            Line::Error(e) => {
+                tracing::warn!("restic: {e}");
+                self.result.errors.push(e)
+            }
+            Line::ExitError(m) => self.result.fatal.push(m),
+            Line::OtherJson => {}
+            Line::Text => {
+                if line.trim_start().starts_with("Fatal:") {
+                    self.result.fatal.push(line.trim().to_string());
+                }
+                self.tail.push_line(line);
+            }
+        }
+        self.transcript.push_line(line);
+    }
+
+    fn finish(mut self) -> StreamResult {
+        self.result.transcript = self.transcript.finish();
+        self.result.raw_tail = self.tail.finish();
+        self.result
+    }
+}
+
+/// Reads a pipe to its end.
+#[cfg_attr(unix, allow(dead_code))]
+async fn read_stream<R: AsyncRead + Unpin>(
+    reader: R,
+    progress: Arc<Mutex<Progress>>,
+) -> StreamResult {
+    let mut lines = BufReader::new(reader).lines();
+    let mut parser = StreamParser::new(progress);
+    while let Ok(Some(line)) = lines.next_line().await {
+        parser.line(&line);
+    }
+    parser.finish()
+}
+
+/// Follows a file restic writes to (at our own offset, with pread) until `done` says restic
+/// has ended and everything it wrote has been read.
+#[cfg(unix)]
+async fn tail_file(
+    file: std::fs::File,
+    mut done: tokio::sync::watch::Receiver<bool>,
+    progress: Arc<Mutex<Progress>>,
+) -> StreamResult {
+    use std::os::unix::fs::FileExt;
+    let mut parser = StreamParser::new(progress);
+    let mut offset = 0u64;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let finished = *done.borrow_and_update();
+        while let Ok(n) = file.read_at(&mut buf, offset) {
+            if n == 0 {
+                break;
+            }
+            offset += n as u64;
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                parser.line(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']));
+            }
+        }
+        if finished {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+            _ = done.changed() => {}
+        }
+    }
+    if !pending.is_empty() {
+        parser.line(String::from_utf8_lossy(&pending).trim_end_matches('\r'));
+    }
+    parser.finish()
+}

@@ -1,0 +1,138 @@
+//! A sleep inhibitor held while restic works (setting `prevent_sleep`, default true), so a
+//! laptop does not suspend in the middle of a backup: on Linux a `systemd-inhibit
+//! --what=sleep` process (logind's block inhibitor) living as long as the backup, on Windows
+//! `SetThreadExecutionState(ES_CONTINUOUS | ES_SYSTEM_REQUIRED)`. Without logind, or without
+//! `systemd-inhibit`, the backup runs all the same.
+
+use crate::domain::settings::Settings;
+
+/// The setting's key.
+pub const KEY: &str = "prevent_sleep";
+
+/// Holds the inhibitor until dropped.
+#[derive(Debug)]
+pub struct SleepInhibitor {
+    #[cfg(unix)]
+    group: Option<i32>,
+}
+
+/// Whether the setting asks for an inhibitor (a malformed value is a configuration error,
+/// checked before the run starts).
+pub fn wanted(settings: &Settings) -> anyhow::Result<bool> {
+    settings.get_bool(KEY, true)
+}
+
+/// Takes a sleep inhibitor when `wanted`. `why` is shown by `systemd-inhibit --list`.
+pub async fn hold(wanted: bool, why: &str) -> SleepInhibitor {
+    if !wanted {
+        return SleepInhibitor::none();
+    }
+    platform_hold(why).await
+}
+
+impl SleepInhibitor {
+    fn none() -> Self {
+        SleepInhibitor {
+            #[cfg(unix)]
+            group: None,
+        }
+    }
+}
+
+#[cfg(unix)]
+async fn platform_hold(why: &str) -> SleepInhibitor {
+    use std::process::Stdio;
+    let Ok(program) = which::which("systemd-inhibit") else {
+        tracing::debug!("systemd-inhibit is not installed: no sleep inhibitor");
+        return SleepInhibitor::none();
+    };
+    let why: String = why.chars().filter(|c| !c.is_control()).take(200).collect();
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args([
+        "--what=sleep",
+        "--who=restic-fleet",
+        &format!("--why={why}"),
+        "--mode=block",
+        "sleep",
+        "infinity",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    // Its own group, so that dropping the inhibitor ends `sleep` too.
+    .process_group(0);
+    // A killed run must not leave the inhibitor behind, blocking sleep for good.
+    crate::platform::child::die_with_parent(&mut cmd);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!("could not start systemd-inhibit: {e}");
+            return SleepInhibitor::none();
+        }
+    };
+    // Without logind systemd-inhibit fails at once; give it a moment to say so.
+    if let Ok(Ok(status)) =
+        tokio::time::timeout(std::time::Duration::from_millis(300), child.wait()).await
+    {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = tokio::io::AsyncReadExt::read_to_string(&mut e, &mut err).await;
+        }
+        tracing::debug!(
+            "no sleep inhibitor: systemd-inhibit ended ({status}): {}",
+            err.trim()
+        );
+        return SleepInhibitor::none();
+    }
+    SleepInhibitor {
+        group: child.id().and_then(|p| i32::try_from(p).ok()),
+    }
+}
+
+#[cfg(unix)]
+impl Drop for SleepInhibitor {
+    fn drop(&mut self) {
+        if let Some(g) = self.group.take() {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(g),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+    }
+}
+
+#[cfg(windows)]
+mod win {
+    pub const ES_CONTINUOUS: u32 = 0x8000_0000;
+    pub const ES_SYSTEM_REQUIRED: u32 = 0x0000_0001;
+    #[link(name = "kernel32")]
+    unsafe extern "system" {
+        pub fn SetThreadExecutionState(flags: u32) -> u32;
+    }
+}
+
+#[cfg(windows)]
+async fn platform_hold(_why: &str) -> SleepInhibitor {
+    // SAFETY: a plain Win32 call with flags only; it changes this thread's power request.
+    let previous =
+        unsafe { win::SetThreadExecutionState(win::ES_CONTINUOUS | win::ES_SYSTEM_REQUIRED) };
+    if previous == 0 {
+        tracing::debug!("SetThreadExecutionState failed: no sleep inhibitor");
+    }
+    SleepInhibitor {}
+}
+
+#[cfg(windows)]
+impl Drop for SleepInhibitor {
+    fn drop(&mut self) {
+        // SAFETY: as above; ES_CONTINUOUS alone clears the request.
+        unsafe {
+            win::SetThreadExecutionState(win::ES_CONTINUOUS);
+        }
+    }
+}
+
+#[cfg(not(any(unix, windows)))]
+async fn platform_hold(_why: &str) -> SleepInhibitor {
+    SleepInhibitor {}
+}

@@ -1,0 +1,364 @@
+//! The fleet's shared restic repository as the maintenance, `snapshots` and `restore`
+//! commands reach it: URL, password and cache directory from the settings (in restic's
+//! environment, never in argv), the snapshot listing, and waiting while another restic holds
+//! the repository lock.
+//!
+//! restic 0.16+ has `--retry-lock`; 0.14 fails at once when it cannot lock, so the retry lives
+//! here ([`LockWait`]): a backup waits while the maintenance owner prunes, and maintenance
+//! waits while backups run, each up to `repository_lock_wait_seconds`.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::restic::{self, Transcript};
+use crate::domain::settings::Settings;
+use crate::platform::restic_env::redact_secrets;
+use crate::usage_err;
+
+/// Everything needed to start restic on the shared repository.
+#[derive(Clone)]
+pub struct Repository {
+    pub restic: PathBuf,
+    pub url: String,
+    password: String,
+    /// The settings in force: restic's cache directory and the backend environment
+    /// (`repository_environment`) come from them, as for `run`.
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repository")
+            .field("url", &crate::domain::text::mask_url(&self.url))
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// What one restic command printed and how it ended (password redacted). The text is whole:
+/// `snapshots --json` and `forget --json` print one line that can be megabytes long in a big
+/// repository; [`bounded`] caps it for storage.
+#[derive(Debug, Clone, Default)]
+pub struct ResticOutput {
+    /// `None` when restic could not be started or was killed by a signal.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ResticOutput {
+    pub fn success(&self) -> bool {
+        self.code == Some(restic::code::OK)
+    }
+
+    /// restic could not lock the repository (0.17+: exit 11; older: exit 1 and its message).
+    pub fn lock_failure(&self) -> bool {
+        is_lock_failure(self.code, &self.stderr)
+    }
+
+    /// One sentence for a failed command.
+    pub fn reason(&self, repository: &str) -> String {
+        match self.code {
+            Some(c) => restic::failure_reason(c, &[], &self.stderr, repository),
+            None => format!(
+                "restic did not finish: {}",
+                self.stderr.lines().last().unwrap_or("killed by a signal")
+            ),
+        }
+    }
+}
+
+/// Whether restic's exit code and stderr say that the repository was locked by another process.
+pub fn is_lock_failure(code: Option<i32>, stderr: &str) -> bool {
+    match code {
+        Some(restic::code::LOCK_FAILED) => true,
+        Some(restic::code::FATAL) => {
+            stderr.contains("unable to create lock") || stderr.contains("already locked")
+        }
+        _ => false,
+    }
+}
+
+impl Repository {
+    /// The repository of the settings; a missing URL or password, or a missing restic, is a
+    /// sentence naming the fix.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let url = settings.get("repository_url").ok_or_else(|| {
+            usage_err!(
+                "the repository_url setting is empty; set it with `restic-fleet settings set \
+                 repository_url URL` (e.g. sftp:user@host:/srv/restic or /srv/restic)"
+            )
+        })?;
+        let password = settings.get("repository_password").ok_or_else(|| {
+            usage_err!(
+                "the repository_password setting is empty; set it with `restic-fleet settings \
+                 set repository_password -` (reads it from standard input)"
+            )
+        })?;
+        let restic = which::which("restic").map_err(|_| {
+            usage_err!(
+                "restic was not found on PATH; install it (Debian/Ubuntu: apt install restic, \
+                 Windows: winget install restic.restic)"
+            )
+        })?;
+        Ok(Repository {
+            restic,
+            url: url.to_string(),
+            password: password.to_string(),
+            settings: settings.clone(),
+        })
+    }
+
+    /// A restic command whose environment carries the repository, the password and the cache
+    /// directory, and nothing inherited that could contradict them.
+    pub fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.restic);
+        cmd.env_remove("RESTIC_PASSWORD_FILE")
+            .env_remove("RESTIC_PASSWORD_COMMAND")
+            .env_remove("RESTIC_REPOSITORY_FILE")
+            .env("RESTIC_REPOSITORY", &self.url)
+            .env("RESTIC_PASSWORD", &self.password)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        // restic dies with this process (no orphan keeps a lock), and gets the same cache
+        // directory and backend credentials as a backup.
+        crate::platform::child::die_with_parent(&mut cmd);
+        crate::platform::restic_env::configure_restic(&mut cmd, &self.settings);
+        cmd
+    }
+
+    /// Runs `restic ARGS` to the end; output is redacted.
+    pub async fn run(&self, args: &[String]) -> ResticOutput {
+        let mut cmd = self.command();
+        cmd.args(args);
+        tracing::debug!("restic {}", args.join(" "));
+        match cmd.output().await {
+            Ok(out) => ResticOutput {
+                code: out.status.code(),
+                stdout: redact_secrets(
+                    &String::from_utf8_lossy(&out.stdout),
+                    &self.password,
+                    &self.settings,
+                ),
+                stderr: redact_secrets(
+                    &String::from_utf8_lossy(&out.stderr),
+                    &self.password,
+                    &self.settings,
+                ),
+            },
+            Err(e) => ResticOutput {
+                code: None,
+                stdout: String::new(),
+                stderr: format!("could not start restic at {}: {e}", self.restic.display()),
+            },
+        }
+    }
+
+    /// Runs `restic ARGS`, retrying while another process holds the repository lock.
+    pub async fn run_waiting(&self, args: &[String], wait: &mut LockWait) -> ResticOutput {
+        loop {
+            let out = self.run(args).await;
+            if !out.lock_failure() || !wait.wait(false).await {
+                return out;
+            }
+        }
+    }
+
+    /// The repository's snapshots, optionally only those of `host` carrying every tag of
+    /// `tags` (restic's own filters; read without a lock).
+    pub async fn snapshots(
+        &self,
+        host: Option<&str>,
+        tags: &[String],
+    ) -> anyhow::Result<Vec<Snapshot>> {
+        let mut args = vec!["snapshots".to_string(), "--json".into(), "--no-lock".into()];
+        if let Some(h) = host {
+            args.push(format!("--host={h}"));
+        }
+        if !tags.is_empty() {
+            args.push(format!("--tag={}", tags.join(",")));
+        }
+        let out = self.run(&args).await;
+        if !out.success() {
+            return Err(crate::domain::exit::Failure::failed(format!(
+                "could not list the snapshots of the repository: {}",
+                out.reason(&self.url)
+            ))
+            .into());
+        }
+        parse_snapshots(out.stdout.as_bytes())
+    }
+}
+
+/// `text` capped as a run's stored output is (head and tail kept).
+pub fn bounded(text: &str) -> String {
+    let mut t = Transcript::new(restic::OUTPUT_CAP_BYTES);
+    for line in text.lines() {
+        t.push_line(line);
+    }
+    t.finish()
+}
+
+/// One snapshot as `restic snapshots --json` lists it (0.14 through 0.19).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Snapshot {
+    pub id: String,
+    #[serde(default)]
+    pub short_id: String,
+    pub time: DateTime<Utc>,
+    #[serde(default)]
+    pub hostname: String,
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+}
+
+impl Snapshot {
+    /// The job UUID of its `backup:<uuid>` tag, if it has one.
+    pub fn job_id(&self) -> Option<uuid::Uuid> {
+        self.tags
+            .iter()
+            .flatten()
+            .find_map(|t| t.strip_prefix("backup:"))
+            .and_then(|u| uuid::Uuid::parse_str(u).ok())
+    }
+}
+
+pub fn parse_snapshots(json: &[u8]) -> anyhow::Result<Vec<Snapshot>> {
+    // restic prints `null` for an empty list in some versions.
+    let list: Option<Vec<Snapshot>> = serde_json::from_slice(json).map_err(|e| {
+        anyhow::anyhow!("restic snapshots --json printed something unexpected: {e}")
+    })?;
+    let mut list = list.unwrap_or_default();
+    list.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
+    Ok(list)
+}
+
+/// Waiting for the repository lock: retries with a growing pause (the first retry at once,
+/// after stale locks were removed; then 5, 10, 20, 30, 30, ... seconds) until
+/// `repository_lock_wait_seconds` have passed since the first failure.
+#[derive(Debug)]
+pub struct LockWait {
+    deadline: Option<Instant>,
+    limit: Duration,
+    retries: u32,
+}
+
+impl LockWait {
+    pub fn new(limit: Duration) -> Self {
+        LockWait {
+            deadline: None,
+            limit,
+            retries: 0,
+        }
+    }
+
+    /// From the setting `repository_lock_wait_seconds` (default 1800).
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        Ok(Self::new(Duration::from_secs(
+            settings.get_u64("repository_lock_wait_seconds", 1800)?,
+        )))
+    }
+
+    /// How long to pause before retry number `n` (0-based).
+    fn pause(n: u32) -> Duration {
+        match n {
+            0 => Duration::ZERO,
+            1 => Duration::from_secs(5),
+            2 => Duration::from_secs(10),
+            3 => Duration::from_secs(20),
+            _ => Duration::from_secs(30),
+        }
+    }
+
+    /// Called after a lock failure: pauses and returns true when another attempt should be
+    /// made, false when the wait is over (or, with `stop_on_signal`, SIGINT/SIGTERM arrived:
+    /// the caller already handles those signals, so they would otherwise be swallowed here).
+    /// The first retry is always allowed, so a stale lock removed in between costs no wait.
+    pub async fn wait(&mut self, stop_on_signal: bool) -> bool {
+        let now = Instant::now();
+        let deadline = *self.deadline.get_or_insert(now + self.limit);
+        if self.retries > 0 && now >= deadline {
+            tracing::warn!(
+                "the repository stayed locked for {}s (repository_lock_wait_seconds); giving up",
+                self.limit.as_secs()
+            );
+            return false;
+        }
+        let pause = Self::pause(self.retries).min(deadline.saturating_duration_since(now));
+        self.retries += 1;
+        if !pause.is_zero() {
+            tracing::info!(
+                "the repository is locked by another restic (maintenance or a backup); retrying \
+                 in {}s (waiting at most {}s in all)",
+                pause.as_secs(),
+                self.limit.as_secs()
+            );
+            if stop_on_signal {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = crate::platform::child::stop_signal() => {
+                        tracing::warn!("interrupted while waiting for the repository lock");
+                        return false;
+                    }
+                }
+            } else {
+                tokio::time::sleep(pause).await;
+            }
+        }
+        true
+    }
+
+    /// How many retries were made.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_failures_of_every_version() {
+        assert!(is_lock_failure(Some(11), ""));
+        assert!(is_lock_failure(
+            Some(1),
+            "Fatal: unable to create lock in backend: repository is already locked exclusively by PID 7"
+        ));
+        assert!(!is_lock_failure(Some(1), "Fatal: wrong password"));
+        assert!(!is_lock_failure(Some(0), "already locked"));
+        assert!(!is_lock_failure(None, "already locked"));
+    }
+
+    #[test]
+    fn snapshots_json_of_0_14() {
+        let id = "a".repeat(64);
+        let j = format!(
+            r#"[{{"time":"2026-11-29T05:00:00.123456789+01:00","tree":"t","paths":["/x"],"hostname":"h","username":"u","tags":["backup:3f2b6c1e-0b1d-4c9e-8f3a-000000000001","device:h"],"id":"{id}","short_id":"aaaaaaaa"}}]"#
+        );
+        let s = parse_snapshots(j.as_bytes()).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(
+            s[0].job_id().unwrap().to_string(),
+            "3f2b6c1e-0b1d-4c9e-8f3a-000000000001"
+        );
+        assert!(parse_snapshots(b"null").unwrap().is_empty());
+        assert!(parse_snapshots(b"[]").unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_first_retry_is_immediate_and_the_wait_ends() {
+        let mut w = LockWait::new(Duration::ZERO);
+        assert!(w.wait(false).await);
+        assert!(!w.wait(false).await);
+        assert_eq!(w.retries(), 1);
+    }
+}
