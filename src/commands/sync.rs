@@ -347,7 +347,7 @@ async fn load(
     db: &mut PgConnection,
     device_id: &str,
 ) -> anyhow::Result<(Vec<Job>, Vec<ScheduleRow>)> {
-    crate::store::device::jobs_and_schedules(db, device_id, true).await
+    crate::store::client::jobs_and_schedules(db, device_id, true).await
 }
 
 fn make_backend(args: &SyncArgs) -> anyhow::Result<Box<dyn Backend>> {
@@ -503,7 +503,7 @@ pub async fn run(
         jobs.clear();
         schedules.clear();
     }
-    let latest = crate::store::device::last_run_starts(&mut *db, &config.device_id).await?;
+    let latest = crate::store::client::last_run_starts(&mut *db, &config.device_id).await?;
 
     let now = Utc::now();
     let mut by_job: HashMap<Uuid, Vec<ScheduleRow>> = HashMap::new();

@@ -53,7 +53,7 @@ impl LocalCopy {
         };
         let settings = Settings::load(&mut *conn, device_id).await?;
         let (jobs, schedules) =
-            crate::store::device::jobs_and_schedules(&mut *conn, device_id, false).await?;
+            crate::store::client::jobs_and_schedules(&mut *conn, device_id, false).await?;
         Ok(Some(Self {
             format: FORMAT,
             device_id: device_id.to_string(),

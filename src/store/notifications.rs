@@ -1,0 +1,1 @@
+//! What `status --notify` remembers between runs: the last verdict notified per job and device.
