@@ -41,7 +41,10 @@ fn lex(text: &str) -> Lexed {
     while i < b.len() {
         let start_line = line;
         if b[i..].starts_with(b"//") {
-            let end = b[i..].iter().position(|&c| c == b'\n').map_or(b.len(), |p| i + p);
+            let end = b[i..]
+                .iter()
+                .position(|&c| c == b'\n')
+                .map_or(b.len(), |p| i + p);
             out.comments.push((line, text[i..end].to_string()));
             code.extend(std::iter::repeat_n(b' ', end - i));
             i = end;
@@ -51,13 +54,19 @@ fn lex(text: &str) -> Lexed {
             blank(&b[i..end], &mut code, &mut line);
             i = end;
         } else if let Some((open, close)) = raw_string_at(b, i) {
-            let end = text[open..].find(&close).map_or(b.len(), |p| open + p + close.len());
-            out.strings.push((start_line, text[open..end.saturating_sub(close.len())].into()));
+            let end = text[open..]
+                .find(&close)
+                .map_or(b.len(), |p| open + p + close.len());
+            out.strings.push((
+                start_line,
+                text[open..end.saturating_sub(close.len())].into(),
+            ));
             blank(&b[i..end], &mut code, &mut line);
             i = end;
         } else if b[i] == b'"' {
             let end = string_end(b, i + 1);
-            out.strings.push((start_line, text[i + 1..end.saturating_sub(1)].to_string()));
+            out.strings
+                .push((start_line, text[i + 1..end.saturating_sub(1)].to_string()));
             blank(&b[i..end], &mut code, &mut line);
             i = end;
         } else if b[i] == b'\'' && char_literal_len(b, i) > 0 {
@@ -120,7 +129,10 @@ fn string_end(b: &[u8], mut i: usize) -> usize {
 /// The length of a char literal at `i` (`'a'`, `'\n'`, `'\u{1F600}'`), or 0 for a lifetime.
 fn char_literal_len(b: &[u8], i: usize) -> usize {
     if b.get(i + 1) == Some(&b'\\') {
-        return b[i + 2..].iter().position(|&c| c == b'\'').map_or(0, |p| p + 3);
+        return b[i + 2..]
+            .iter()
+            .position(|&c| c == b'\'')
+            .map_or(0, |p| p + 3);
     }
     let rest = std::str::from_utf8(&b[i + 1..(i + 6).min(b.len())]).unwrap_or("");
     match rest.chars().next() {
@@ -202,9 +214,14 @@ fn upward_imports(files: &[Source]) -> Vec<String> {
             continue;
         };
         for (line, segs) in crate_paths(&lex(&f.text).code) {
-            let Some(target) = resolve(&segs, &modules) else { continue };
+            let Some(target) = resolve(&segs, &modules) else {
+                continue;
+            };
             if layer_of(target).is_some_and(|t| t > own) {
-                problems.push(format!("{}:{line}: imports {target}, a higher layer", f.path));
+                problems.push(format!(
+                    "{}:{line}: imports {target}, a higher layer",
+                    f.path
+                ));
             }
         }
     }
@@ -242,7 +259,10 @@ fn import_cycles(files: &[Source]) -> Vec<String> {
             }
         }
     }
-    cycles.into_iter().map(|c| format!("import cycle: {c}")).collect()
+    cycles
+        .into_iter()
+        .map(|c| format!("import cycle: {c}"))
+        .collect()
 }
 
 /// Whether a string literal is SQL: a statement keyword followed by the words it needs.
@@ -254,18 +274,27 @@ fn is_sql(s: &str) -> bool {
         .collect();
     let has = |a: &str, b: &str| words.windows(2).any(|w| w[0] == a && w[1] == b);
     let contains = |w: &str| words.iter().any(|x| x == w);
-    let upper_kw = s.contains("SELECT ") || s.contains("INSERT ") || s.contains("UPDATE ")
-        || s.contains("DELETE ") || s.contains("GRANT ") || s.contains("ALTER ")
-        || s.contains("CREATE ") || s.contains("REVOKE ") || s.contains("LOCK ");
+    let upper_kw = s.contains("SELECT ")
+        || s.contains("INSERT ")
+        || s.contains("UPDATE ")
+        || s.contains("DELETE ")
+        || s.contains("GRANT ")
+        || s.contains("ALTER ")
+        || s.contains("CREATE ")
+        || s.contains("REVOKE ")
+        || s.contains("LOCK ");
     upper_kw
         && ((contains("SELECT") && (contains("FROM") || s.contains('$') || s.contains('(')))
             || has("INSERT", "INTO")
             || (contains("UPDATE") && contains("SET"))
             || has("DELETE", "FROM")
             || (contains("GRANT") && (contains("ON") || contains("TO")))
-            || has("REVOKE", "ALL") || contains("REVOKE") && contains("FROM")
-            || has("ALTER", "ROLE") || has("ALTER", "TABLE")
-            || has("CREATE", "ROLE") || has("CREATE", "TABLE")
+            || has("REVOKE", "ALL")
+            || contains("REVOKE") && contains("FROM")
+            || has("ALTER", "ROLE")
+            || has("ALTER", "TABLE")
+            || has("CREATE", "ROLE")
+            || has("CREATE", "TABLE")
             || has("LOCK", "TABLE"))
 }
 
@@ -320,7 +349,9 @@ fn functions(code: &str) -> Vec<(String, usize, usize)> {
     let mut pending: Option<(String, usize)> = None;
     let (mut depth, mut nest) = (0usize, 0usize);
     for (n, l) in code.lines().enumerate() {
-        let mut words = l.split(|c: char| !c.is_alphanumeric() && c != '_').peekable();
+        let mut words = l
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .peekable();
         while let Some(w) = words.next() {
             if w == "fn" {
                 if let Some(name) = words.peek().filter(|s| !s.is_empty()) {
@@ -360,7 +391,11 @@ fn ticket_tags(files: &[Source]) -> Vec<String> {
         for (line, c) in lex(&f.text).comments {
             let tagged = c.split(|ch: char| !ch.is_alphanumeric()).any(is_ticket_tag);
             if tagged {
-                problems.push(format!("{}:{line}: a ticket tag in a comment: {}", f.path, c.trim()));
+                problems.push(format!(
+                    "{}:{line}: a ticket tag in a comment: {}",
+                    f.path,
+                    c.trim()
+                ));
             }
         }
     }
@@ -386,9 +421,14 @@ fn read_tree(root: &Path) -> Vec<Source> {
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
-                let rel = path.strip_prefix(root).expect("under src/").with_extension("");
-                let mut parts: Vec<String> =
-                    rel.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+                let rel = path
+                    .strip_prefix(root)
+                    .expect("under src/")
+                    .with_extension("");
+                let mut parts: Vec<String> = rel
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect();
                 if parts.last().is_some_and(|p| p == "mod") {
                     parts.pop();
                 }
@@ -476,7 +516,11 @@ mod checker {
 
     fn file(module: &str, text: &str) -> Source {
         let path = format!("src/{}.rs", module.replace("::", "/"));
-        Source { module: module.into(), path, text: text.into() }
+        Source {
+            module: module.into(),
+            path,
+            text: text.into(),
+        }
     }
 
     #[test]
@@ -487,13 +531,19 @@ mod checker {
         ];
         let found = upward_imports(&files);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with("src/domain/job.rs:2: imports store::jobs"), "{found:?}");
+        assert!(
+            found[0].starts_with("src/domain/job.rs:2: imports store::jobs"),
+            "{found:?}"
+        );
     }
 
     #[test]
     fn a_path_in_a_comment_or_string_is_not_an_import() {
         let files = [
-            file("domain::job", "//! see [`crate::store::jobs`]\nconst A: &str = \"crate::store::jobs\";\n"),
+            file(
+                "domain::job",
+                "//! see [`crate::store::jobs`]\nconst A: &str = \"crate::store::jobs\";\n",
+            ),
             file("store::jobs", "//! rows\n"),
         ];
         assert!(upward_imports(&files).is_empty());
@@ -506,7 +556,10 @@ mod checker {
             file("ops::b", "//! b\nuse crate::ops::a::g;\n"),
             file("ops::c", "//! c\nuse crate::ops::a::g;\n"),
         ];
-        assert_eq!(import_cycles(&files), vec!["import cycle: ops::a -> ops::b"]);
+        assert_eq!(
+            import_cycles(&files),
+            vec!["import cycle: ops::a -> ops::b"]
+        );
     }
 
     #[test]
@@ -523,7 +576,10 @@ mod checker {
     #[test]
     fn a_module_without_docs_is_found() {
         let found = missing_module_docs(&[file("ops::a", "// not a module doc\nfn f() {}\n")]);
-        assert_eq!(found, vec!["src/ops/a.rs: no `//!` saying what the module owns"]);
+        assert_eq!(
+            found,
+            vec!["src/ops/a.rs: no `//!` saying what the module owns"]
+        );
     }
 
     #[test]
@@ -531,10 +587,14 @@ mod checker {
         let body = "    let x = 1;\n".repeat(100);
         let long = format!("//! x\nfn long() {{\n{body}}}\nfn short() {{\n}}\n");
         let found = long_functions(&[file("ops::a", &long)]);
-        assert_eq!(found, vec!["src/ops/a.rs:2: fn long has 102 lines (at most 100)"]);
+        assert_eq!(
+            found,
+            vec!["src/ops/a.rs:2: fn long has 102 lines (at most 100)"]
+        );
         let fits = format!("//! x\nfn fits() {{\n{}}}\n", "    let x = 1;\n".repeat(98));
         assert!(long_functions(&[file("ops::a", &fits)]).is_empty());
-        let in_tests = format!("//! x\n#[cfg(test)]\nmod tests {{\n    fn long() {{\n{body}}}\n}}\n");
+        let in_tests =
+            format!("//! x\n#[cfg(test)]\nmod tests {{\n    fn long() {{\n{body}}}\n}}\n");
         assert!(long_functions(&[file("ops::a", &in_tests)]).is_empty());
     }
 

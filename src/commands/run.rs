@@ -543,7 +543,7 @@ async fn store(
                     link.lost(&e);
                     continue;
                 }
-                if crate::commands::sync::needs_reregistration(&d.schedules, &d.tz, Utc::now()) {
+                if crate::domain::calendar::needs_reregistration(&d.schedules, &d.tz, Utc::now()) {
                     reregister(&opts.config_path);
                 }
                 return Ok((Some(d.run_id), None));
@@ -638,7 +638,7 @@ fn short_id(id: Option<&str>) -> &str {
 }
 
 /// The job's timer or task is a single entry at its next instant (see
-/// [`crate::commands::sync::needs_reregistration`]): start a sync, in the background, to register the
+/// [`crate::domain::calendar::needs_reregistration`]): start a sync, in the background, to register the
 /// following one.
 fn reregister(config_path: &std::path::Path) {
     // Through the OS scheduler (the sync unit / task), so it outlives this run's unit.

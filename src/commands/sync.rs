@@ -718,29 +718,6 @@ pub async fn run(
     })
 }
 
-/// Whether this platform's scheduler entry for these schedules is the documented fallback: a
-/// single entry at the next instant (systemd: lines generated inside a repeated hour that
-/// cannot be exact; Windows: more than 48 triggers). Such an entry must be re-registered after
-/// every occurrence, which `run` does by starting a sync.
-pub fn needs_reregistration(
-    schedules: &[Schedule],
-    tz: &chrono_tz::Tz,
-    now: DateTime<Utc>,
-) -> bool {
-    let horizon = crate::domain::calendar::HORIZON_DAYS;
-    if cfg!(windows) {
-        crate::domain::calendar::task_scheduler::job_triggers(schedules, &[], tz, now, horizon)
-            .fallback
-    } else {
-        schedules.iter().any(|s| match s {
-            Schedule::Cron(expr) => {
-                crate::domain::calendar::systemd::on_calendar_plan(expr, tz, now, horizon).fallback
-            }
-            Schedule::Interval { .. } => false,
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -754,18 +731,18 @@ mod tests {
         // job still has 02:30 left in it, which systemd would fire a second time.
         let second_pass = Utc.with_ymd_and_hms(2027, 10, 31, 1, 10, 0).unwrap();
         let ordinary = Utc.with_ymd_and_hms(2027, 6, 1, 12, 0, 0).unwrap();
-        assert!(!needs_reregistration(
+        assert!(!crate::domain::calendar::needs_reregistration(
             &[cron("0,30 2 * * *")],
             &tz,
             ordinary
         ));
-        assert!(!needs_reregistration(
+        assert!(!crate::domain::calendar::needs_reregistration(
             &[Schedule::Interval { seconds: 60 }],
             &tz,
             second_pass
         ));
         if !cfg!(windows) {
-            assert!(needs_reregistration(
+            assert!(crate::domain::calendar::needs_reregistration(
                 &[cron("0,30 2 * * *")],
                 &tz,
                 second_pass

@@ -98,6 +98,26 @@ pub fn whole_second_at_or_after(t: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
+/// Whether this platform's scheduler entry for these schedules is the documented fallback: a
+/// single entry at the next instant (systemd: lines generated inside a repeated hour that
+/// cannot be exact; Windows: more than 48 triggers). Such an entry must be re-registered after
+/// every occurrence, which `run` does by starting a sync.
+pub fn needs_reregistration(
+    schedules: &[Schedule],
+    tz: &chrono_tz::Tz,
+    now: DateTime<Utc>,
+) -> bool {
+    let horizon = HORIZON_DAYS;
+    if cfg!(windows) {
+        task_scheduler::job_triggers(schedules, &[], tz, now, horizon).fallback
+    } else {
+        schedules.iter().any(|s| match s {
+            Schedule::Cron(expr) => systemd::on_calendar_plan(expr, tz, now, horizon).fallback,
+            Schedule::Interval { .. } => false,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
