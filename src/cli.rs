@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::commands::run::TriggeredBy;
 
@@ -86,9 +86,9 @@ pub enum Command {
     /// Delete finished runs older than the setting run_retention_days.
     Cleanup(crate::commands::cleanup::CleanupArgs),
     /// Print shell completions.
-    Completions(crate::commands::docs::CompletionsArgs),
+    Completions(crate::commands::completions::CompletionsArgs),
     /// Print the man page (generated from these definitions).
-    Man(crate::commands::docs::ManArgs),
+    Man(crate::commands::man::ManArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,8 +215,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Maintain(a) => crate::commands::maintain::run(&config_path, &a).await,
         Command::Snapshots(a) => crate::commands::snapshots::snapshots(&config_path, a).await,
         Command::Restore(a) => crate::commands::snapshots::restore(&config_path, a).await,
-        Command::Completions(a) => crate::commands::docs::completions(a),
-        Command::Man(a) => crate::commands::docs::man(a),
+        Command::Completions(a) => crate::commands::completions::run(a, Cli::command()),
+        Command::Man(a) => crate::commands::man::run(a, Cli::command()),
         Command::Schedule(ScheduleCommand::Add(a)) => {
             crate::commands::schedule::add(&config_path, a).await
         }
@@ -238,5 +238,45 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::RelicaMigrate(args) => {
             crate::commands::relica_migrate::run(&config_path, &args).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::json_fields::JSON_FIELDS;
+
+    /// Every command with a `--json` flag has an entry in the field reference of `man`.
+    #[test]
+    fn every_json_command_is_documented() {
+        fn walk(cmd: &clap::Command, path: &mut Vec<String>, missing: &mut Vec<String>) {
+            if cmd.get_arguments().any(|a| a.get_long() == Some("json")) {
+                let documented = JSON_FIELDS.iter().any(|(entry, _)| {
+                    let words: Vec<&str> = entry
+                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+                        .filter(|w| !w.is_empty())
+                        .collect();
+                    entry.starts_with(path[0].as_str())
+                        && path.iter().all(|p| words.contains(&p.as_str()))
+                });
+                if !documented {
+                    missing.push(path.join(" "));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                path.push(sub.get_name().to_string());
+                walk(sub, path, missing);
+                path.pop();
+            }
+        }
+        let cli = Cli::command();
+        let mut missing = Vec::new();
+        for sub in cli.get_subcommands() {
+            walk(sub, &mut vec![sub.get_name().to_string()], &mut missing);
+        }
+        assert!(
+            missing.is_empty(),
+            "--json without a field reference: {missing:?}"
+        );
     }
 }

@@ -1,3 +1,6 @@
+//! The `restic-fleet` binary: parses the command line, starts the runtime and logging, runs the
+//! command ([`restic_fleet::cli::dispatch`]) and maps its outcome to an exit code.
+
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -26,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::FAILED);
         }
     };
-    // i13: db::finish commits what a PgBouncer-mode pool still has in flight before exit.
+    // Behind PgBouncer a pool may still hold a transaction in flight; it is committed before exit.
     let result = runtime.block_on(async {
         let result = cli::dispatch(cli).await;
         db::finish().await;
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             let code = exit::code_of(&err);
-            // i14: a skip is not an error ("skipped: not due, next run at ...")
+            // A skip is an outcome, not an error: "skipped: not due, next run at ...".
             let text = if code == exit::SKIPPED {
                 err.to_string()
             } else if err.downcast_ref::<exit::Failure>().is_some() {

@@ -7,13 +7,14 @@
 //! of each submodule and are a stable interface.
 
 pub mod cleanup;
+pub mod completions;
 pub mod db;
 pub mod device;
-pub mod docs;
 pub mod init;
 pub mod job;
 pub mod job_monitor;
 pub mod maintain;
+pub mod man;
 pub mod metrics;
 pub mod relica_migrate;
 pub mod run;
