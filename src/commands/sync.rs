@@ -5,16 +5,15 @@
 //! reconcile them with what is installed. Only rendering and installing differ: a [`Backend`]
 //! (systemd timers, Windows Task Scheduler tasks) does those.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgConnection;
-use uuid::Uuid;
 
-use crate::domain::calendar::Schedule;
+use crate::domain::calendar::CronExpr;
 use crate::domain::exit;
 use crate::domain::job::Job;
 use crate::domain::schedule::ScheduleRow;
@@ -22,81 +21,12 @@ use crate::domain::settings::Settings;
 use crate::local::config::Config;
 use crate::local::state::StateDir;
 use crate::output::printable;
-use crate::platform::scheduler::plan::{JobPlan, Plan, SlotState};
+use crate::platform::scheduler::backend::{self, Backend};
+use crate::platform::scheduler::catch_up::CatchUp;
+use crate::platform::scheduler::plan::{self, JobPlan, Plan, Slots};
+use crate::platform::scheduler::privilege::is_root;
+use crate::platform::scheduler::report::{Missed, Report};
 use crate::usage_err;
-
-/// One installable unit of a backend: a job's timer+service pair, a task XML, ...
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Artifact {
-    /// Stable name derived from the job UUID (e.g. `restic-fleet-job-<uuid>`).
-    pub name: String,
-    pub job_id: Option<Uuid>,
-    /// Human label (the job name) for reports.
-    pub label: String,
-    /// File name -> exact content.
-    pub files: BTreeMap<String, Vec<u8>>,
-}
-
-/// What reconciling desired and installed artifacts asks for.
-#[derive(Debug, Default)]
-pub struct Changes {
-    pub add: Vec<Artifact>,
-    pub update: Vec<Artifact>,
-    /// Installed artifacts nothing in the database wants any more.
-    pub remove: Vec<Artifact>,
-    pub unchanged: Vec<Artifact>,
-}
-
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.update.is_empty() && self.remove.is_empty()
-    }
-}
-
-/// The name of the maintenance owner's artifact (systemd units and Windows task alike).
-const MAINTENANCE_ARTIFACT: &str = crate::platform::scheduler::systemd::MAINTENANCE_STEM;
-
-/// Compares by name and exact file contents.
-pub fn reconcile(desired: Vec<Artifact>, installed: Vec<Artifact>) -> Changes {
-    let mut installed: BTreeMap<String, Artifact> =
-        installed.into_iter().map(|a| (a.name.clone(), a)).collect();
-    let mut changes = Changes::default();
-    for want in desired {
-        match installed.remove(&want.name) {
-            None => changes.add.push(want),
-            Some(have) if have.files == want.files => changes.unchanged.push(want),
-            Some(_) => changes.update.push(want),
-        }
-    }
-    changes.remove = installed.into_values().collect();
-    changes
-}
-
-/// A scheduler backend.
-pub trait Backend {
-    fn name(&self) -> &'static str;
-    /// Reads backend-specific settings and paths once the plan is known (default: nothing).
-    fn configure(&mut self, _settings: &Settings, _plan: &Plan) -> anyhow::Result<()> {
-        Ok(())
-    }
-    /// The artifacts the plan asks for.
-    fn render(&self, plan: &Plan) -> anyhow::Result<Vec<Artifact>>;
-    /// The managed artifacts installed now.
-    fn installed(&self) -> anyhow::Result<Vec<Artifact>>;
-    /// Installs, updates and removes; records commands, warnings and failures in `report`.
-    fn apply(&mut self, changes: &Changes, report: &mut Report) -> anyhow::Result<()>;
-    /// i14: starts a catch-up run of `job` through the OS scheduler (see [`catch_up`]); the
-    /// default starts it directly.
-    fn start_catch_up(
-        &mut self,
-        plan: &Plan,
-        job: Uuid,
-        _wait: bool,
-        _report: &mut Report,
-    ) -> Result<crate::platform::scheduler::catch_up::CatchUp, String> {
-        crate::platform::scheduler::catch_up::spawn_direct(plan, job).map_err(|e| e.to_string())
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -130,141 +60,60 @@ pub struct SyncArgs {
     pub json: bool,
 }
 
-/// One artifact in the report.
-#[derive(Debug, Clone, Serialize)]
-pub struct Item {
-    pub name: String,
-    pub job_id: Option<Uuid>,
-    pub job_name: Option<String>,
-    pub files: Vec<String>,
-}
-
-/// A missed slot and what sync did about it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Missed {
-    pub job_id: Uuid,
-    pub job_name: String,
-    /// The stored `next_run_at` that passed without a run.
-    pub slot: DateTime<Utc>,
-    /// `started`, `finished`, `not started (--no-catch-up)`, `not started (dry run)`, `failed to start`.
-    pub catch_up: String,
-    /// With `--wait`: the catch-up run's exit code.
-    pub exit_code: Option<i32>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Failed {
-    pub job_id: Option<Uuid>,
-    pub job_name: Option<String>,
-    pub item: String,
-    pub error: String,
-}
-
-/// The sync report (`--json` prints this object).
-#[derive(Debug, Default, Serialize)]
-pub struct Report {
-    pub device_id: String,
-    pub backend: String,
-    pub dry_run: bool,
-    pub added: Vec<Item>,
-    pub updated: Vec<Item>,
-    pub removed: Vec<Item>,
-    pub unchanged: Vec<Item>,
-    pub missed: Vec<Missed>,
-    pub failed: Vec<Failed>,
-    pub warnings: Vec<String>,
-    /// Scheduler commands run (systemctl / schtasks), in order.
-    pub commands: Vec<String>,
-    /// Runs left `running` by a dead process and closed (as failed, or as success when their
-    /// snapshot was found).
-    pub stale_runs_closed: Vec<i32>,
-    /// Run ids of the spooled records delivered (recorded while the database was away).
-    pub spool_delivered: Vec<i32>,
-    /// The local copy written (path), when the sync reached the database and was not a dry run.
-    pub local_copy: Option<String>,
-    /// `next_run_at` per enabled schedule id, as stored.
-    pub next_runs: BTreeMap<i32, Option<DateTime<Utc>>>,
-}
-
-impl Report {
-    pub fn fail(
-        &mut self,
-        job_id: Option<Uuid>,
-        job_name: Option<&str>,
-        item: &str,
-        error: String,
-    ) {
-        self.failed.push(Failed {
-            job_id,
-            job_name: job_name.map(str::to_string),
-            item: item.to_string(),
-            error,
-        });
+/// Prints the report for a person: one line per item, then the counts.
+fn print_report(report: &Report) {
+    let title = if report.dry_run {
+        "sync (dry run)"
+    } else {
+        "sync"
+    };
+    println!(
+        "{title} of device {:?} with {}:",
+        report.device_id, report.backend
+    );
+    for (label, items) in [
+        ("added", &report.added),
+        ("updated", &report.updated),
+        ("removed", &report.removed),
+        ("unchanged", &report.unchanged),
+    ] {
+        for i in items {
+            let job = i
+                .job_name
+                .as_deref()
+                .map(|n| format!(" ({})", printable(n)))
+                .unwrap_or_default();
+            println!("  {label:<9} {}{job}", printable(&i.name));
+        }
     }
-
-    fn print(&self) {
-        let title = if self.dry_run {
-            "sync (dry run)"
-        } else {
-            "sync"
-        };
+    for m in &report.missed {
         println!(
-            "{title} of device {:?} with {}:",
-            self.device_id, self.backend
-        );
-        for (label, items) in [
-            ("added", &self.added),
-            ("updated", &self.updated),
-            ("removed", &self.removed),
-            ("unchanged", &self.unchanged),
-        ] {
-            for i in items {
-                let job = i
-                    .job_name
-                    .as_deref()
-                    .map(|n| format!(" ({})", printable(n)))
-                    .unwrap_or_default();
-                println!("  {label:<9} {}{job}", printable(&i.name));
-            }
-        }
-        for m in &self.missed {
-            println!(
-                "  missed    {} ({}) slot {}: catch-up {}",
-                m.job_id,
-                printable(&m.job_name),
-                m.slot.to_rfc3339(),
-                m.catch_up
-            );
-        }
-        for f in &self.failed {
-            println!(
-                "  FAILED    {}: {}",
-                printable(&f.item),
-                printable(&f.error)
-            );
-        }
-        for w in &self.warnings {
-            println!("  warning   {}", printable(w));
-        }
-        println!(
-            "{} added, {} updated, {} removed, {} unchanged, {} missed, {} failed",
-            self.added.len(),
-            self.updated.len(),
-            self.removed.len(),
-            self.unchanged.len(),
-            self.missed.len(),
-            self.failed.len()
+            "  missed    {} ({}) slot {}: catch-up {}",
+            m.job_id,
+            printable(&m.job_name),
+            m.slot.to_rfc3339(),
+            m.catch_up
         );
     }
-}
-
-fn item(a: &Artifact) -> Item {
-    Item {
-        name: a.name.clone(),
-        job_id: a.job_id,
-        job_name: (!a.label.is_empty()).then(|| a.label.clone()),
-        files: a.files.keys().cloned().collect(),
+    for f in &report.failed {
+        println!(
+            "  FAILED    {}: {}",
+            printable(&f.item),
+            printable(&f.error)
+        );
     }
+    for w in &report.warnings {
+        println!("  warning   {}", printable(w));
+    }
+    println!(
+        "{} added, {} updated, {} removed, {} unchanged, {} missed, {} failed",
+        report.added.len(),
+        report.updated.len(),
+        report.removed.len(),
+        report.unchanged.len(),
+        report.missed.len(),
+        report.failed.len()
+    );
 }
 
 /// `restic version` as one line, or why it is unknown.
@@ -313,6 +162,8 @@ fn restic_version(state: &StateDir) -> String {
     }
 }
 
+/// Records that the device is alive (host name, client, OS and restic versions), and refuses a
+/// device the database does not know.
 async fn heartbeat(db: &mut PgConnection, device_id: &str, state: &StateDir) -> anyhow::Result<()> {
     let metadata = json!({
         "client_version": crate::platform::host::VERSION,
@@ -320,18 +171,11 @@ async fn heartbeat(db: &mut PgConnection, device_id: &str, state: &StateDir) -> 
         "arch": std::env::consts::ARCH,
         "restic_version": restic_version(state),
     });
-    // The seed's heartbeat query, merging metadata instead of replacing what others stored.
-    let done = sqlx::query(
-        "UPDATE devices SET last_seen = NOW(), hostname = $2, \
-           metadata = COALESCE(metadata, '{}'::jsonb) || $3 WHERE id = $1",
-    )
-    .bind(device_id)
-    .bind(crate::platform::host::hostname())
-    .bind(metadata)
-    .execute(db)
-    .await?;
-    if done.rows_affected() == 0 {
-        // i9: a device role sees only its own row, so this is also "the wrong role"; quoted ids.
+    let hostname = crate::platform::host::hostname();
+    let updated = crate::store::devices::heartbeat(db, device_id, &hostname, metadata).await?;
+    if updated == 0 {
+        // A device role sees only its own row, so no row also means the role in use is not
+        // this device's. The id is quoted so that the printed command can be pasted.
         return Err(usage_err!(
             "device {device_id:?} is not registered in the database, or the database role in \
              use is not this device's; an admin enrols it with `restic-fleet device enroll {}`, \
@@ -342,14 +186,7 @@ async fn heartbeat(db: &mut PgConnection, device_id: &str, state: &StateDir) -> 
     Ok(())
 }
 
-/// Loads the enabled jobs and schedules of the device (the seed's client queries).
-async fn load(
-    db: &mut PgConnection,
-    device_id: &str,
-) -> anyhow::Result<(Vec<Job>, Vec<ScheduleRow>)> {
-    crate::store::client::jobs_and_schedules(db, device_id, true).await
-}
-
+/// The backend `--backend` names, or the one of this OS.
 fn make_backend(args: &SyncArgs) -> anyhow::Result<Box<dyn Backend>> {
     let kind = args.backend.unwrap_or(if cfg!(windows) {
         BackendKind::Windows
@@ -378,16 +215,6 @@ fn make_backend(args: &SyncArgs) -> anyhow::Result<Box<dyn Backend>> {
     }
 }
 
-#[cfg(unix)]
-pub(crate) fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-#[cfg(not(unix))]
-pub(crate) fn is_root() -> bool {
-    false
-}
-
 /// Runs `sync`. Returns the exit code: 0, or 1 when any item failed.
 pub async fn run(
     config: &Config,
@@ -414,16 +241,7 @@ pub async fn run(
     };
     if args.dry_run {
         // Still refuse an unknown device.
-        let known: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1)")
-            .bind(&config.device_id)
-            .fetch_one(&mut *db)
-            .await?;
-        if !known {
-            return Err(usage_err!(
-                "device {:?} is not registered in the database; enrol it with `restic-fleet init`",
-                config.device_id
-            ));
-        }
+        refuse_unknown_device(&mut *db, &config.device_id).await?;
     } else {
         // The spool first: runs recorded while the database was away go in before anything
         // else, so the stale-run check and the missed-slot detection below see them.
@@ -443,229 +261,278 @@ pub async fn run(
                 ),
             );
         }
-        let settings = Settings::load(&mut *db, &config.device_id).await?;
-        // Repository locks a dead restic of this device left behind (restic's own rules), when
-        // a marker says there was one (a no-op sync opens no repository).
-        let left = crate::local::markers::left_behind(&state);
-        if !left.is_empty()
-            && let (Some(repo), Some(password), Ok(restic)) = (
-                settings.get("repository_url"),
-                settings.get("repository_password"),
-                which::which("restic"),
-            )
-            && crate::ops::backup::execute::remove_stale_locks(&restic, repo, password, &settings)
-                .await
-        {
-            crate::local::markers::clear(&left);
-        }
-        heartbeat(&mut *db, &config.device_id, &state).await?;
-        report.stale_runs_closed = crate::ops::reconcile::close_stale_runs(
-            &mut *db,
-            &state,
-            &config.device_id,
-            &settings,
-            None,
-            None,
-        )
-        .await?;
+        tidy_up(&mut *db, &state, config, &mut report).await?;
     }
 
     let settings = Settings::load(&mut *db, &config.device_id).await?;
     if !args.dry_run {
-        // i13: full ids for the short snapshot ids older restic reported (one restic call, only
-        // when some are pending). Behind PgBouncer the sync's transaction is committed first so
-        // that no server connection is held while restic runs (resolve_pending pins its own
-        // short transactions around it), and a new one begins afterwards.
-        crate::store::db::release_pinned(db).await?;
-        crate::ops::snapshot_ids::resolve_pending(&mut *db, &config.device_id, &settings).await;
-        crate::store::db::begin_pinned(db).await?;
+        resolve_snapshot_ids(db, &config.device_id, &settings).await?;
     }
-    let tz = settings.timezone()?;
-    let jitter = settings.get_u64("schedule_jitter_seconds", 0)?;
-    let grace = settings.get_u64("missed_run_grace_seconds", 900)?;
-    // Both are at most i32::MAX (see `Settings::get_u64`), so their sum is a valid duration.
-    let grace = Duration::seconds(i64::try_from(grace.saturating_add(jitter)).unwrap_or(i64::MAX))
-        .min(Duration::days(365 * 100));
-    let sync_interval = settings.get_u64("sync_interval_seconds", 300)?;
-    let (mut jobs, mut schedules) = load(&mut *db, &config.device_id).await?;
-    let device_enabled: bool = sqlx::query_scalar("SELECT enabled FROM devices WHERE id = $1")
-        .bind(&config.device_id)
-        .fetch_one(&mut *db)
-        .await?;
+    let timing = Timing::from_settings(&settings)?;
+    let (slots, now) =
+        plan_slots(db, &config.device_id, &timing, args.dry_run, &mut report).await?;
+    if !args.dry_run {
+        write_local_copy(db, &state, &config.device_id, &mut report).await?;
+    }
+    let (maintenance, keep_maintenance) =
+        maintenance_schedule(db, &settings, &config.device_id, &mut report).await;
+    crate::store::db::release_pinned(db).await?;
+    let plan = make_plan(config, config_path, &timing, now, slots.jobs, maintenance)?;
+    backend::install(
+        backend.as_mut(),
+        &settings,
+        &plan,
+        keep_maintenance,
+        &mut report,
+    )?;
+    start_catch_ups(backend.as_mut(), &plan, slots.missed, args, &mut report).await;
+    finish(&report, args.json)
+}
+
+/// Prints the report (as JSON with `--json`); the exit code is 1 when any item failed.
+fn finish(report: &Report, json: bool) -> anyhow::Result<u8> {
+    if json {
+        crate::output::print_json(report)?;
+    } else {
+        print_report(report);
+    }
+    Ok(if report.failed.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::FAILED
+    })
+}
+
+/// Refuses a device the database does not know (a dry run sends no heartbeat, which would).
+async fn refuse_unknown_device(db: &mut PgConnection, device_id: &str) -> anyhow::Result<()> {
+    if !crate::store::devices::exists(db, device_id).await? {
+        return Err(usage_err!(
+            "device {:?} is not registered in the database; enrol it with `restic-fleet init`",
+            device_id
+        ));
+    }
+    Ok(())
+}
+
+/// What a sync that writes does once the spool is in: removes the repository locks a dead
+/// restic left, sends the heartbeat, and closes the runs a dead process left `running`.
+async fn tidy_up(
+    db: &mut PgConnection,
+    state: &StateDir,
+    config: &Config,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    let settings = Settings::load(&mut *db, &config.device_id).await?;
+    // Repository locks a dead restic of this device left behind (restic's own rules), when
+    // a marker says there was one (a no-op sync opens no repository).
+    let left = crate::local::markers::left_behind(state);
+    if !left.is_empty()
+        && let (Some(repo), Some(password), Ok(restic)) = (
+            settings.get("repository_url"),
+            settings.get("repository_password"),
+            which::which("restic"),
+        )
+        && crate::ops::backup::execute::remove_stale_locks(&restic, repo, password, &settings).await
+    {
+        crate::local::markers::clear(&left);
+    }
+    heartbeat(&mut *db, &config.device_id, state).await?;
+    report.stale_runs_closed = crate::ops::reconcile::close_stale_runs(
+        &mut *db,
+        state,
+        &config.device_id,
+        &settings,
+        None,
+        None,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Full ids for the short snapshot ids older restic reported (one restic call, only when some
+/// are pending). Behind PgBouncer the sync's transaction is committed first so that no server
+/// connection is held while restic runs (`resolve_pending` pins its own short transactions
+/// around it), and a new one begins afterwards.
+async fn resolve_snapshot_ids(
+    db: &mut PgConnection,
+    device_id: &str,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    crate::store::db::release_pinned(db).await?;
+    crate::ops::snapshot_ids::resolve_pending(&mut *db, device_id, settings).await;
+    crate::store::db::begin_pinned(db).await?;
+    Ok(())
+}
+
+/// The scheduling settings, read once.
+struct Timing {
+    tz: Tz,
+    jitter: u64,
+    /// How long a passed slot may wait for its timer before it counts as missed.
+    grace: Duration,
+    sync_interval: u64,
+}
+
+impl Timing {
+    fn from_settings(settings: &Settings) -> anyhow::Result<Timing> {
+        let tz = settings.timezone()?;
+        let jitter = settings.get_u64("schedule_jitter_seconds", 0)?;
+        let grace = settings.get_u64("missed_run_grace_seconds", 900)?;
+        // Both are at most i32::MAX (see `Settings::get_u64`), so their sum is a valid duration.
+        let grace =
+            Duration::seconds(i64::try_from(grace.saturating_add(jitter)).unwrap_or(i64::MAX))
+                .min(Duration::days(365 * 100));
+        let sync_interval = settings.get_u64("sync_interval_seconds", 300)?;
+        Ok(Timing {
+            tz,
+            jitter,
+            grace,
+            sync_interval,
+        })
+    }
+}
+
+/// The device's enabled jobs and their enabled schedules; none at all when the device itself
+/// is disabled.
+async fn enabled_jobs(
+    db: &mut PgConnection,
+    device_id: &str,
+    report: &mut Report,
+) -> anyhow::Result<(Vec<Job>, Vec<ScheduleRow>)> {
+    let (mut jobs, mut schedules) =
+        crate::store::client::jobs_and_schedules(&mut *db, device_id, true).await?;
+    let device_enabled = crate::store::devices::enabled(&mut *db, device_id)
+        .await?
+        .ok_or(sqlx::Error::RowNotFound)?;
     if !device_enabled {
         // A disabled device keeps only the sync timer, so enabling it again takes effect.
         report.warnings.push(format!(
             "device {:?} is disabled: none of its jobs is scheduled (enable it with \
              `restic-fleet device enable {}`)",
-            config.device_id,
-            crate::domain::quote::posix(&config.device_id) // i9: quoted for pasting
+            device_id,
+            crate::domain::quote::posix(device_id) // quoted for pasting
         ));
         jobs.clear();
         schedules.clear();
     }
-    let latest = crate::store::client::last_run_starts(&mut *db, &config.device_id).await?;
+    Ok((jobs, schedules))
+}
 
+/// Works out where each schedule stands now (see [`plan::plan_jobs`]), reports the schedules
+/// left out as failed items, and stores the `next_run_at` values that changed (not in a dry
+/// run). Returns the instant the plan was made for.
+async fn plan_slots(
+    db: &mut PgConnection,
+    device_id: &str,
+    timing: &Timing,
+    dry_run: bool,
+    report: &mut Report,
+) -> anyhow::Result<(Slots, DateTime<Utc>)> {
+    let (jobs, schedules) = enabled_jobs(db, device_id, report).await?;
+    let latest = crate::store::client::last_run_starts(&mut *db, device_id).await?;
     let now = Utc::now();
-    let mut by_job: HashMap<Uuid, Vec<ScheduleRow>> = HashMap::new();
-    for s in schedules {
-        by_job.entry(s.job_id).or_default().push(s);
+    let slots = plan::plan_jobs(jobs, schedules, &latest, now, &timing.tz, timing.grace);
+    for s in &slots.skipped {
+        report.fail(Some(s.job_id), Some(&s.job_name), &s.item, s.error.clone());
     }
-    let mut plan_jobs = Vec::new();
-    let mut missed_jobs: Vec<(Job, DateTime<Utc>)> = Vec::new();
-    for job in jobs {
-        let rows = by_job.remove(&job.id).unwrap_or_default();
-        let mut valid = Vec::new();
-        let mut earliest_missed: Option<DateTime<Utc>> = None;
-        for row in rows {
-            let schedule = match row.schedule() {
-                Ok(s) => s,
-                Err(e) => {
-                    report.fail(
-                        Some(job.id),
-                        Some(&job.name),
-                        &format!("schedule {}", row.id),
-                        format!(
-                            "job {:?} ({}): {e}; the schedule is skipped until it is fixed",
-                            job.name, job.id
-                        ),
-                    );
-                    continue;
-                }
-            };
-            if let Schedule::Cron(expr) = &schedule
-                && expr.next_after(now, &tz).is_none()
-            {
-                report.fail(
-                    Some(job.id),
-                    Some(&job.name),
-                    &format!("schedule {}", row.id),
-                    format!(
-                        "job {:?} ({}): schedule {}: cron expression {:?} never fires (no such \
-                         date); fix it with `restic-fleet schedule rm` and `schedule add`",
-                        job.name,
-                        job.id,
-                        row.id,
-                        expr.as_str()
-                    ),
-                );
-                continue;
-            }
-            let state = crate::platform::scheduler::plan::slot_state(
-                row.next_run_at,
-                latest.get(&job.id).copied(),
-                now,
-                grace,
-            );
-            if state == SlotState::Missed
-                && let Some(slot) = row.next_run_at
-            {
-                earliest_missed =
-                    Some(earliest_missed.map_or(slot, |e: DateTime<Utc>| e.min(slot)));
-            }
-            let next =
-                crate::platform::scheduler::plan::next_to_store(state, &row, &schedule, now, &tz);
-            report.next_runs.insert(row.id, next);
-            if !args.dry_run && next != row.next_run_at {
-                sqlx::query("UPDATE schedules SET next_run_at = $1 WHERE id = $2")
-                    .bind(next)
-                    .bind(row.id)
-                    .execute(&mut *db)
-                    .await?;
-            }
-            // Renderers anchor interval timers and tasks at the slot stored above.
-            let mut row = row;
-            row.next_run_at = next;
-            valid.push((row, schedule));
-        }
-        if let Some(slot) = earliest_missed {
-            missed_jobs.push((job.clone(), slot));
-        }
-        if !valid.is_empty() {
-            plan_jobs.push(JobPlan {
-                job,
-                schedules: valid,
-            });
+    for n in &slots.next_runs {
+        report.next_runs.insert(n.schedule_id, n.next);
+        if !dry_run && n.next != n.stored {
+            crate::store::schedules::store_next_run(&mut *db, n.schedule_id, n.next).await?;
         }
     }
+    Ok((slots, now))
+}
 
-    if !args.dry_run {
-        // What `run` needs when the database is away next time.
-        match crate::local::copy::LocalCopy::fetch(&mut *db, &config.device_id).await? {
-            Some(copy) => {
-                let path = copy.write(&state)?;
-                report.local_copy = Some(path.display().to_string());
-            }
-            None => report
-                .warnings
-                .push("the device vanished from the database during the sync".into()),
+/// Writes the local copy: what `run` needs when the database is away next time.
+async fn write_local_copy(
+    db: &mut PgConnection,
+    state: &StateDir,
+    device_id: &str,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    match crate::local::copy::LocalCopy::fetch(db, device_id).await? {
+        Some(copy) => {
+            let path = copy.write(state)?;
+            report.local_copy = Some(path.display().to_string());
+        }
+        None => report
+            .warnings
+            .push("the device vanished from the database during the sync".into()),
+    }
+    Ok(())
+}
+
+/// The maintenance schedule, when this device is the maintenance owner (only that device has
+/// the maintenance timer/task). A schedule that cannot be read (stored by SQL, or never
+/// firing) is a failed item, and the returned flag asks to keep the timer/task installed now:
+/// removing it would stop maintenance altogether.
+async fn maintenance_schedule(
+    db: &mut PgConnection,
+    settings: &Settings,
+    device_id: &str,
+    report: &mut Report,
+) -> (Option<CronExpr>, bool) {
+    match crate::domain::maintenance::timer_schedule(db, settings, device_id).await {
+        Ok(m) => (m, false),
+        Err(e) => {
+            report.fail(None, None, "maintenance", format!("{e:#}"));
+            (None, true)
         }
     }
+}
 
-    // i11: the maintenance timer/task, on the maintenance owner only. A schedule that cannot
-    // be read (stored by SQL, or never firing) is a failed item, and the timer/task installed
-    // now is kept: removing it would stop maintenance altogether.
-    let mut keep_maintenance = false;
-    let maintenance =
-        match crate::domain::maintenance::timer_schedule(&mut *db, &settings, &config.device_id)
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                report.fail(None, None, "maintenance", format!("{e:#}"));
-                keep_maintenance = true;
-                None
-            }
-        };
-    crate::store::db::release_pinned(db).await?;
+/// Everything the backend renders from: this program and its config file as absolute paths,
+/// the scheduling settings, and the jobs planned.
+fn make_plan(
+    config: &Config,
+    config_path: &std::path::Path,
+    timing: &Timing,
+    now: DateTime<Utc>,
+    jobs: Vec<JobPlan>,
+    maintenance: Option<CronExpr>,
+) -> anyhow::Result<Plan> {
     let binary = std::env::current_exe()
         .map_err(|e| anyhow::anyhow!("cannot find this program's own path: {e}"))?;
     let config_abs = std::path::absolute(config_path).unwrap_or_else(|_| config_path.to_path_buf());
-    let plan = Plan {
+    Ok(Plan {
         device_id: config.device_id.clone(),
         binary,
         config_path: config_abs,
-        tz,
+        tz: timing.tz,
         now,
-        jitter_seconds: jitter,
-        sync_interval_seconds: sync_interval,
-        jobs: plan_jobs,
+        jitter_seconds: timing.jitter,
+        sync_interval_seconds: timing.sync_interval,
+        jobs,
         maintenance,
-    };
-    backend.configure(&settings, &plan)?;
-    let desired = backend.render(&plan)?;
-    let installed = backend.installed()?;
-    let mut changes = reconcile(desired, installed);
-    if keep_maintenance {
-        changes.remove.retain(|a| a.name != MAINTENANCE_ARTIFACT);
-    }
-    backend.apply(&changes, &mut report)?;
-    // An item the backend could not apply is listed under failed only.
-    let failed: Vec<String> = report.failed.iter().map(|f| f.item.clone()).collect();
-    let done = |a: &&Artifact| !failed.contains(&a.name);
-    report.added = changes.add.iter().filter(done).map(item).collect();
-    report.updated = changes.update.iter().filter(done).map(item).collect();
-    report.removed = changes.remove.iter().filter(done).map(item).collect();
-    report.unchanged = changes.unchanged.iter().map(item).collect();
+    })
+}
 
-    // Catch-up: one run per job with a missed slot.
+/// Catch-up: one run per job with a missed slot, started through the OS scheduler so that the
+/// run has the job's environment and unit (not with `--no-catch-up` or in a dry run). With
+/// `--wait`, waits for the runs started as children of sync.
+async fn start_catch_ups(
+    backend: &mut dyn Backend,
+    plan: &Plan,
+    missed: Vec<(Job, DateTime<Utc>)>,
+    args: &SyncArgs,
+    report: &mut Report,
+) {
     let mut children = Vec::new();
     let mut finished: Vec<(usize, Option<i32>)> = Vec::new();
-    for (job, slot) in missed_jobs {
+    for (job, slot) in missed {
         let catch_up = if args.no_catch_up {
             "not started (--no-catch-up)".to_string()
         } else if args.dry_run {
             "not started (dry run)".to_string()
         } else {
-            // i14: through the OS scheduler, so the run has the job's environment and unit
-            match backend.start_catch_up(&plan, job.id, args.wait, &mut report) {
-                Ok(crate::platform::scheduler::catch_up::CatchUp::Child(child)) => {
+            match backend.start_catch_up(plan, job.id, args.wait, report) {
+                Ok(CatchUp::Child(child)) => {
                     children.push((report.missed.len(), child));
                     "started".to_string()
                 }
-                Ok(crate::platform::scheduler::catch_up::CatchUp::Scheduled) => {
-                    "started".to_string()
-                }
-                Ok(crate::platform::scheduler::catch_up::CatchUp::Finished(code)) => {
+                Ok(CatchUp::Scheduled) => "started".to_string(),
+                Ok(CatchUp::Finished(code)) => {
                     finished.push((report.missed.len(), code));
                     "finished".to_string()
                 }
@@ -704,82 +571,5 @@ pub async fn run(
             report.missed[idx].exit_code = code;
             report.missed[idx].catch_up = "finished".to_string();
         }
-    }
-
-    if args.json {
-        crate::output::print_json(&report)?;
-    } else {
-        report.print();
-    }
-    Ok(if report.failed.is_empty() {
-        exit::SUCCESS
-    } else {
-        exit::FAILED
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn fallback_entries_ask_for_reregistration() {
-        let tz: chrono_tz::Tz = "Europe/Prague".parse().unwrap();
-        let cron = |e: &str| Schedule::Cron(crate::domain::calendar::CronExpr::parse(e).unwrap());
-        // 02:10 CET on 2027-10-31 is inside the second pass of the repeated hour; the fixed-time
-        // job still has 02:30 left in it, which systemd would fire a second time.
-        let second_pass = Utc.with_ymd_and_hms(2027, 10, 31, 1, 10, 0).unwrap();
-        let ordinary = Utc.with_ymd_and_hms(2027, 6, 1, 12, 0, 0).unwrap();
-        assert!(!crate::domain::calendar::needs_reregistration(
-            &[cron("0,30 2 * * *")],
-            &tz,
-            ordinary
-        ));
-        assert!(!crate::domain::calendar::needs_reregistration(
-            &[Schedule::Interval { seconds: 60 }],
-            &tz,
-            second_pass
-        ));
-        if !cfg!(windows) {
-            assert!(crate::domain::calendar::needs_reregistration(
-                &[cron("0,30 2 * * *")],
-                &tz,
-                second_pass
-            ));
-        }
-    }
-
-    #[test]
-    fn reconcile_compares_names_and_contents() {
-        let a = |name: &str, body: &str| Artifact {
-            name: name.into(),
-            job_id: None,
-            label: String::new(),
-            files: BTreeMap::from([(format!("{name}.timer"), body.as_bytes().to_vec())]),
-        };
-        let c = reconcile(
-            vec![a("x", "1"), a("y", "2"), a("z", "3")],
-            vec![a("x", "1"), a("y", "old"), a("gone", "0")],
-        );
-        assert_eq!(
-            c.unchanged
-                .iter()
-                .map(|a| a.name.as_str())
-                .collect::<Vec<_>>(),
-            ["x"]
-        );
-        assert_eq!(
-            c.update.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
-            ["y"]
-        );
-        assert_eq!(
-            c.add.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
-            ["z"]
-        );
-        assert_eq!(
-            c.remove.iter().map(|a| a.name.as_str()).collect::<Vec<_>>(),
-            ["gone"]
-        );
     }
 }

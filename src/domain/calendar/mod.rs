@@ -139,4 +139,31 @@ mod tests {
             Some(t + Duration::days(1))
         );
     }
+
+    #[test]
+    fn fallback_entries_ask_for_reregistration() {
+        let tz: chrono_tz::Tz = "Europe/Prague".parse().unwrap();
+        let cron = |e: &str| Schedule::Cron(CronExpr::parse(e).unwrap());
+        // 02:10 CET on 2027-10-31 is inside the second pass of the repeated hour; the fixed-time
+        // job still has 02:30 left in it, which systemd would fire a second time.
+        let second_pass = Utc.with_ymd_and_hms(2027, 10, 31, 1, 10, 0).unwrap();
+        let ordinary = Utc.with_ymd_and_hms(2027, 6, 1, 12, 0, 0).unwrap();
+        assert!(!needs_reregistration(
+            &[cron("0,30 2 * * *")],
+            &tz,
+            ordinary
+        ));
+        assert!(!needs_reregistration(
+            &[Schedule::Interval { seconds: 60 }],
+            &tz,
+            second_pass
+        ));
+        if !cfg!(windows) {
+            assert!(needs_reregistration(
+                &[cron("0,30 2 * * *")],
+                &tz,
+                second_pass
+            ));
+        }
+    }
 }

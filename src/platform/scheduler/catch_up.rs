@@ -20,12 +20,9 @@ use std::process::{Command, Stdio};
 
 use uuid::Uuid;
 
+use crate::platform::scheduler::names;
 use crate::platform::scheduler::plan::Plan;
-
-/// The systemd template unit of catch-up runs.
-pub const SYSTEMD_TEMPLATE: &str = "restic-fleet-catchup@.service";
-/// The name prefix of the Windows catch-up tasks.
-pub const WINDOWS_PREFIX: &str = "restic-fleet-catchup-";
+use crate::platform::scheduler::privilege::is_root;
 
 /// How a catch-up run was started.
 pub enum CatchUp {
@@ -97,12 +94,8 @@ pub fn systemctl_start(user: bool, unit: &str, wait: bool) -> Systemctl {
 /// task; run by hand it is a child process in its own group.
 pub fn reregister(config_path: &Path) {
     if std::env::var_os("INVOCATION_ID").is_some() {
-        let user = !crate::commands::sync::is_root();
-        match systemctl_start(
-            user,
-            &format!("{}.service", crate::platform::scheduler::systemd::SYNC_STEM),
-            false,
-        ) {
+        let user = !is_root();
+        match systemctl_start(user, &format!("{}.service", names::SYNC), false) {
             Systemctl::Done(_) => {
                 tracing::info!("started the sync unit to register this job's next run");
                 return;
@@ -113,11 +106,7 @@ pub fn reregister(config_path: &Path) {
         }
     }
     if cfg!(windows) {
-        let task = format!(
-            "{}{}",
-            crate::platform::scheduler::task_scheduler::FOLDER,
-            crate::platform::scheduler::task_scheduler::SYNC_NAME
-        );
+        let task = format!("{}{}", names::TASK_FOLDER, names::SYNC);
         if let Ok(program) = which::which("schtasks") {
             match Command::new(program).args(["/Run", "/TN", &task]).output() {
                 Ok(out) if out.status.success() => {

@@ -1,4 +1,8 @@
 //! What a device should have installed, computed from the database: shared by every backend.
+//! Which of its schedules are usable, where each stands (upcoming, due, missed), and the
+//! `next_run_at` sync stores for it.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
@@ -27,7 +31,8 @@ pub struct Plan {
     pub jitter_seconds: u64,
     pub sync_interval_seconds: u64,
     pub jobs: Vec<JobPlan>,
-    /// i11: the maintenance schedule when this device is the `maintenance_device`.
+    /// The maintenance schedule when this device is the `maintenance_device` (only that
+    /// device installs the maintenance timer/task).
     pub maintenance: Option<crate::domain::calendar::CronExpr>,
 }
 
@@ -103,9 +108,129 @@ pub fn next_to_store(
     }
 }
 
-/// A unit/task name derived only from the job UUID (never from its free-text name).
-pub fn job_artifact_stem(job: Uuid) -> String {
-    format!("restic-fleet-job-{job}")
+/// A schedule the plan leaves out, and why: a failed item of the sync report.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub job_id: Uuid,
+    pub job_name: String,
+    /// `schedule <id>`.
+    pub item: String,
+    pub error: String,
+}
+
+/// The `next_run_at` sync stores for one schedule.
+#[derive(Debug, Clone, Copy)]
+pub struct NextRun {
+    pub schedule_id: i32,
+    pub next: Option<DateTime<Utc>>,
+    /// What the row holds now: when it equals `next` there is nothing to write.
+    pub stored: Option<DateTime<Utc>>,
+}
+
+/// What the device's enabled jobs and schedules ask for at one instant.
+#[derive(Debug, Default)]
+pub struct Slots {
+    /// The jobs with at least one usable schedule, each schedule at its new `next_run_at`.
+    pub jobs: Vec<JobPlan>,
+    /// Each job with a missed slot, with its earliest missed slot.
+    pub missed: Vec<(Job, DateTime<Utc>)>,
+    /// One per usable schedule, in the order of the rows.
+    pub next_runs: Vec<NextRun>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Sorts the schedules under their jobs, leaves out those that cannot be used, and works out
+/// where each stands at `now`: its `next_run_at` to store, and the jobs whose slot passed more
+/// than `grace` ago without a run (`latest` holds each job's latest run start).
+pub fn plan_jobs(
+    jobs: Vec<Job>,
+    schedules: Vec<ScheduleRow>,
+    latest: &HashMap<Uuid, DateTime<Utc>>,
+    now: DateTime<Utc>,
+    tz: &Tz,
+    grace: Duration,
+) -> Slots {
+    let mut by_job: HashMap<Uuid, Vec<ScheduleRow>> = HashMap::new();
+    for s in schedules {
+        by_job.entry(s.job_id).or_default().push(s);
+    }
+    let mut slots = Slots::default();
+    for job in jobs {
+        let rows = by_job.remove(&job.id).unwrap_or_default();
+        let mut valid = Vec::new();
+        let mut earliest_missed: Option<DateTime<Utc>> = None;
+        for row in rows {
+            let schedule = match usable_schedule(&job, &row, now, tz) {
+                Ok(s) => s,
+                Err(skipped) => {
+                    slots.skipped.push(skipped);
+                    continue;
+                }
+            };
+            let state = slot_state(row.next_run_at, latest.get(&job.id).copied(), now, grace);
+            if state == SlotState::Missed
+                && let Some(slot) = row.next_run_at
+            {
+                earliest_missed =
+                    Some(earliest_missed.map_or(slot, |e: DateTime<Utc>| e.min(slot)));
+            }
+            let next = next_to_store(state, &row, &schedule, now, tz);
+            slots.next_runs.push(NextRun {
+                schedule_id: row.id,
+                next,
+                stored: row.next_run_at,
+            });
+            // Renderers anchor interval timers and tasks at the slot stored for it.
+            let mut row = row;
+            row.next_run_at = next;
+            valid.push((row, schedule));
+        }
+        if let Some(slot) = earliest_missed {
+            slots.missed.push((job.clone(), slot));
+        }
+        if !valid.is_empty() {
+            slots.jobs.push(JobPlan {
+                job,
+                schedules: valid,
+            });
+        }
+    }
+    slots
+}
+
+/// The row's schedule, or why it is left out: it cannot be read (stored by SQL), or it is a
+/// cron expression that never fires. Either stays left out until it is fixed.
+fn usable_schedule(
+    job: &Job,
+    row: &ScheduleRow,
+    now: DateTime<Utc>,
+    tz: &Tz,
+) -> Result<Schedule, Skipped> {
+    let skipped = |error: String| Skipped {
+        job_id: job.id,
+        job_name: job.name.clone(),
+        item: format!("schedule {}", row.id),
+        error,
+    };
+    let schedule = row.schedule().map_err(|e| {
+        skipped(format!(
+            "job {:?} ({}): {e}; the schedule is skipped until it is fixed",
+            job.name, job.id
+        ))
+    })?;
+    if let Schedule::Cron(expr) = &schedule
+        && expr.next_after(now, tz).is_none()
+    {
+        return Err(skipped(format!(
+            "job {:?} ({}): schedule {}: cron expression {:?} never fires (no such \
+             date); fix it with `restic-fleet schedule rm` and `schedule add`",
+            job.name,
+            job.id,
+            row.id,
+            expr.as_str()
+        )));
+    }
+    Ok(schedule)
 }
 
 #[cfg(test)]

@@ -11,17 +11,16 @@ use std::process::Command;
 
 use minijinja::{Environment, context};
 
-use crate::commands::sync::{Artifact, Backend, Changes, Report};
 use crate::domain::calendar::Schedule;
-use crate::platform::scheduler::plan::{Plan, job_artifact_stem};
+use crate::platform::scheduler::backend::{Artifact, Backend, Changes};
+use crate::platform::scheduler::catch_up::{self, CatchUp, Systemctl};
+use crate::platform::scheduler::names::{self, CATCH_UP_TEMPLATE, MAINTENANCE, PREFIX, SYNC};
+use crate::platform::scheduler::plan::{JobPlan, Plan};
+use crate::platform::scheduler::report::Report;
 
 /// First line of every unit we write.
 pub const MARKER: &str =
     "# Managed by restic-fleet (restic-fleet sync regenerates this file; edits are overwritten)";
-pub const PREFIX: &str = "restic-fleet-";
-pub const SYNC_STEM: &str = "restic-fleet-sync";
-/// i11: the maintenance owner's units.
-pub const MAINTENANCE_STEM: &str = "restic-fleet-maintenance";
 
 const JOB_SERVICE: &str = include_str!("../../../templates/job.service");
 const JOB_TIMER: &str = include_str!("../../../templates/job.timer");
@@ -100,7 +99,8 @@ pub fn default_unit_dir(user: bool) -> PathBuf {
 
 pub struct Systemd {
     pub unit_dir: PathBuf,
-    /// i14: setting run_on_battery (false adds ConditionACPower=true to the job units).
+    /// The setting `run_on_battery` (false adds `ConditionACPower=true` to the job units and
+    /// the catch-up template).
     pub run_on_battery: bool,
     /// `systemctl --user` instead of the system manager.
     pub user: bool,
@@ -154,129 +154,49 @@ impl Systemd {
             Err(e) => report.fail(None, None, &line, format!("could not run `{line}`: {e}")),
         }
     }
-}
 
-impl Backend for Systemd {
-    fn name(&self) -> &'static str {
-        "systemd"
+    /// A job's `.service` and `.timer`, named after its UUID.
+    fn job_units(&self, plan: &Plan, jp: &JobPlan) -> anyhow::Result<Artifact> {
+        let stem = names::job_artifact_stem(jp.job.id);
+        let job_id = jp.job.id.to_string();
+        let (on_calendar, intervals) = timer_lines(plan, jp);
+        let description = description_text(&jp.job.name);
+        let service = render(
+            JOB_SERVICE,
+            context! {
+                marker => MARKER,
+                what => "backup",
+                job_id => &job_id,
+                description => &description,
+                exec_start => exec_start(plan, &["run", &job_id, "--triggered-by", "schedule"]),
+                run_on_battery => self.run_on_battery,
+            },
+        )?;
+        let timer = render(
+            JOB_TIMER,
+            context! {
+                marker => MARKER,
+                job_id => &job_id,
+                description => &description,
+                on_calendar => on_calendar,
+                intervals => intervals,
+                jitter => plan.jitter_seconds,
+                service => format!("{stem}.service"),
+            },
+        )?;
+        let mut files = BTreeMap::new();
+        files.insert(format!("{stem}.service"), service);
+        files.insert(format!("{stem}.timer"), timer);
+        Ok(Artifact {
+            name: stem,
+            job_id: Some(jp.job.id),
+            label: jp.job.name.clone(),
+            files,
+        })
     }
 
-    fn configure(
-        &mut self,
-        settings: &crate::domain::settings::Settings,
-        _plan: &Plan,
-    ) -> anyhow::Result<()> {
-        // i14
-        self.run_on_battery = settings.get_bool("run_on_battery", true)?;
-        Ok(())
-    }
-
-    fn start_catch_up(
-        &mut self,
-        plan: &Plan,
-        job: uuid::Uuid,
-        wait: bool,
-        report: &mut Report,
-    ) -> Result<crate::platform::scheduler::catch_up::CatchUp, String> {
-        use crate::platform::scheduler::catch_up::{CatchUp, Systemctl};
-        // i14: the catch-up is an instance of the template unit installed with the sync units
-        let unit = format!("restic-fleet-catchup@{job}.service");
-        let mut line = String::from("systemctl");
-        if self.user {
-            line.push_str(" --user");
-        }
-        line.push_str(" start");
-        if !wait {
-            line.push_str(" --no-block");
-        }
-        report.commands.push(format!("{line} {unit}"));
-        match crate::platform::scheduler::catch_up::systemctl_start(self.user, &unit, wait) {
-            Systemctl::Done(code) if wait => Ok(CatchUp::Finished(code)),
-            Systemctl::Done(_) => Ok(CatchUp::Scheduled),
-            Systemctl::Failed(e) => Err(e),
-            Systemctl::Unavailable(why) => {
-                report.warnings.push(format!(
-                    "systemd is not running here ({why}): the catch-up run of job {job} was \
-                     started directly"
-                ));
-                crate::platform::scheduler::catch_up::spawn_direct(plan, job)
-                    .map_err(|e| e.to_string())
-            }
-        }
-    }
-
-    fn render(&self, plan: &Plan) -> anyhow::Result<Vec<Artifact>> {
-        let mut out = Vec::new();
-        for jp in &plan.jobs {
-            let stem = job_artifact_stem(jp.job.id);
-            let job_id = jp.job.id.to_string();
-            let mut on_calendar: Vec<String> = Vec::new();
-            let mut intervals: Vec<u64> = Vec::new();
-            for (row, schedule) in &jp.schedules {
-                match schedule {
-                    Schedule::Cron(expr) => {
-                        for l in crate::domain::calendar::systemd::on_calendar_lines(
-                            expr,
-                            &plan.tz,
-                            plan.now,
-                            crate::domain::calendar::HORIZON_DAYS,
-                        ) {
-                            if !on_calendar.contains(&l) {
-                                on_calendar.push(l);
-                            }
-                        }
-                    }
-                    Schedule::Interval { seconds } => {
-                        if !intervals.contains(seconds) {
-                            intervals.push(*seconds)
-                        }
-                        // OnUnitActiveSec= counts from the unit's last start, which manual and
-                        // catch-up runs do not move; a dated line fires at the slot the
-                        // database holds, and every sync after a run moves it on.
-                        if let Some(slot) = row.next_run_at {
-                            let slot = crate::domain::calendar::whole_second_at_or_after(slot);
-                            let line = format!("{} UTC", slot.format("%Y-%m-%d %H:%M:%S"));
-                            if !on_calendar.contains(&line) {
-                                on_calendar.push(line);
-                            }
-                        }
-                    }
-                }
-            }
-            let description = description_text(&jp.job.name);
-            let service = render(
-                JOB_SERVICE,
-                context! {
-                    marker => MARKER,
-                    what => "backup",
-                    job_id => &job_id,
-                    description => &description,
-                    exec_start => exec_start(plan, &["run", &job_id, "--triggered-by", "schedule"]),
-                    run_on_battery => self.run_on_battery,
-                },
-            )?;
-            let timer = render(
-                JOB_TIMER,
-                context! {
-                    marker => MARKER,
-                    job_id => &job_id,
-                    description => &description,
-                    on_calendar => on_calendar,
-                    intervals => intervals,
-                    jitter => plan.jitter_seconds,
-                    service => format!("{stem}.service"),
-                },
-            )?;
-            let mut files = BTreeMap::new();
-            files.insert(format!("{stem}.service"), service);
-            files.insert(format!("{stem}.timer"), timer);
-            out.push(Artifact {
-                name: stem,
-                job_id: Some(jp.job.id),
-                label: jp.job.name.clone(),
-                files,
-            });
-        }
+    /// The sync `.service` and `.timer`, and the catch-up template unit that belongs with them.
+    fn sync_units(&self, plan: &Plan) -> anyhow::Result<Artifact> {
         let sync_service = render(
             SYNC_SERVICE,
             context! { marker => MARKER, exec_start => exec_start(plan, &["sync"]) },
@@ -286,10 +206,10 @@ impl Backend for Systemd {
             context! {
                 marker => MARKER,
                 interval => plan.sync_interval_seconds.max(60),
-                service => format!("{SYNC_STEM}.service"),
+                service => format!("{SYNC}.service"),
             },
         )?;
-        // i14: the catch-up template: the job unit's settings, `%i` is the job UUID
+        // The catch-up template has the job unit's settings; `%i` is the job UUID.
         let catch_up = render(
             JOB_SERVICE,
             context! {
@@ -307,19 +227,110 @@ impl Backend for Systemd {
             },
         )?;
         let mut files = BTreeMap::new();
-        files.insert(
-            crate::platform::scheduler::catch_up::SYSTEMD_TEMPLATE.to_string(),
-            catch_up,
-        );
-        files.insert(format!("{SYNC_STEM}.service"), sync_service);
-        files.insert(format!("{SYNC_STEM}.timer"), sync_timer);
-        out.push(Artifact {
-            name: SYNC_STEM.to_string(),
+        files.insert(CATCH_UP_TEMPLATE.to_string(), catch_up);
+        files.insert(format!("{SYNC}.service"), sync_service);
+        files.insert(format!("{SYNC}.timer"), sync_timer);
+        Ok(Artifact {
+            name: SYNC.to_string(),
             job_id: None,
             label: "sync".to_string(),
             files,
-        });
-        // i11: the maintenance timer on the owner only
+        })
+    }
+}
+
+/// A job timer's `OnCalendar=` lines and `OnUnitActiveSec=` intervals, each once.
+fn timer_lines(plan: &Plan, jp: &JobPlan) -> (Vec<String>, Vec<u64>) {
+    let mut on_calendar: Vec<String> = Vec::new();
+    let mut intervals: Vec<u64> = Vec::new();
+    for (row, schedule) in &jp.schedules {
+        match schedule {
+            Schedule::Cron(expr) => {
+                for l in crate::domain::calendar::systemd::on_calendar_lines(
+                    expr,
+                    &plan.tz,
+                    plan.now,
+                    crate::domain::calendar::HORIZON_DAYS,
+                ) {
+                    if !on_calendar.contains(&l) {
+                        on_calendar.push(l);
+                    }
+                }
+            }
+            Schedule::Interval { seconds } => {
+                if !intervals.contains(seconds) {
+                    intervals.push(*seconds)
+                }
+                // OnUnitActiveSec= counts from the unit's last start, which manual and
+                // catch-up runs do not move; a dated line fires at the slot the
+                // database holds, and every sync after a run moves it on.
+                if let Some(slot) = row.next_run_at {
+                    let slot = crate::domain::calendar::whole_second_at_or_after(slot);
+                    let line = format!("{} UTC", slot.format("%Y-%m-%d %H:%M:%S"));
+                    if !on_calendar.contains(&line) {
+                        on_calendar.push(line);
+                    }
+                }
+            }
+        }
+    }
+    (on_calendar, intervals)
+}
+
+impl Backend for Systemd {
+    fn name(&self) -> &'static str {
+        "systemd"
+    }
+
+    fn configure(
+        &mut self,
+        settings: &crate::domain::settings::Settings,
+        _plan: &Plan,
+    ) -> anyhow::Result<()> {
+        self.run_on_battery = settings.get_bool("run_on_battery", true)?;
+        Ok(())
+    }
+
+    fn start_catch_up(
+        &mut self,
+        plan: &Plan,
+        job: uuid::Uuid,
+        wait: bool,
+        report: &mut Report,
+    ) -> Result<CatchUp, String> {
+        // An instance of the template unit installed with the sync units, so the run has the
+        // job unit's directories and conditions.
+        let unit = format!("restic-fleet-catchup@{job}.service");
+        let mut line = String::from("systemctl");
+        if self.user {
+            line.push_str(" --user");
+        }
+        line.push_str(" start");
+        if !wait {
+            line.push_str(" --no-block");
+        }
+        report.commands.push(format!("{line} {unit}"));
+        match catch_up::systemctl_start(self.user, &unit, wait) {
+            Systemctl::Done(code) if wait => Ok(CatchUp::Finished(code)),
+            Systemctl::Done(_) => Ok(CatchUp::Scheduled),
+            Systemctl::Failed(e) => Err(e),
+            Systemctl::Unavailable(why) => {
+                report.warnings.push(format!(
+                    "systemd is not running here ({why}): the catch-up run of job {job} was \
+                     started directly"
+                ));
+                catch_up::spawn_direct(plan, job).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    fn render(&self, plan: &Plan) -> anyhow::Result<Vec<Artifact>> {
+        let mut out = Vec::new();
+        for jp in &plan.jobs {
+            out.push(self.job_units(plan, jp)?);
+        }
+        out.push(self.sync_units(plan)?);
+        // The maintenance timer exists on the maintenance owner only.
         if let Some(expr) = &plan.maintenance {
             out.push(maintenance_units(plan, expr)?);
         }
@@ -401,7 +412,8 @@ impl Backend for Systemd {
     }
 }
 
-/// i11: `restic-fleet-maintenance.service` and `.timer`, firing at the maintenance schedule.
+/// `restic-fleet-maintenance.service` and `.timer` of the maintenance owner, firing at the
+/// maintenance schedule.
 fn maintenance_units(
     plan: &Plan,
     expr: &crate::domain::calendar::CronExpr,
@@ -422,14 +434,14 @@ fn maintenance_units(
             marker => MARKER,
             schedule => description_text(expr.as_str()),
             on_calendar => on_calendar,
-            service => format!("{MAINTENANCE_STEM}.service"),
+            service => format!("{MAINTENANCE}.service"),
         },
     )?;
     let mut files = BTreeMap::new();
-    files.insert(format!("{MAINTENANCE_STEM}.service"), service);
-    files.insert(format!("{MAINTENANCE_STEM}.timer"), timer);
+    files.insert(format!("{MAINTENANCE}.service"), service);
+    files.insert(format!("{MAINTENANCE}.timer"), timer);
     Ok(Artifact {
-        name: MAINTENANCE_STEM.to_string(),
+        name: MAINTENANCE.to_string(),
         job_id: None,
         label: "maintenance".to_string(),
         files,
@@ -482,9 +494,9 @@ pub fn installed_units(dir: &Path) -> anyhow::Result<Vec<Artifact>> {
         if !name.starts_with(PREFIX) || !entry.file_type().map(|t| t.is_file()).unwrap_or(false) {
             continue;
         }
-        // i14: the catch-up template belongs to the sync units
-        let stem = if name == crate::platform::scheduler::catch_up::SYSTEMD_TEMPLATE {
-            SYNC_STEM
+        // The catch-up template is installed and removed with the sync units.
+        let stem = if name == CATCH_UP_TEMPLATE {
+            SYNC
         } else {
             stem
         };
@@ -495,9 +507,7 @@ pub fn installed_units(dir: &Path) -> anyhow::Result<Vec<Artifact>> {
         if first != MARKER.as_bytes() {
             continue;
         }
-        let job_id = stem
-            .strip_prefix("restic-fleet-job-")
-            .and_then(|u| uuid::Uuid::parse_str(u).ok());
+        let job_id = names::job_of(stem);
         by_stem
             .entry(stem.to_string())
             .or_insert_with(|| Artifact {

@@ -23,17 +23,15 @@ use std::process::Command;
 
 use minijinja::{Environment, context};
 
-use crate::commands::sync::{Artifact, Backend, Changes, Report};
 use crate::domain::calendar::task_scheduler::{self as triggers, TriggerSet};
 use crate::domain::settings::Settings;
-use crate::platform::scheduler::plan::{Plan, job_artifact_stem};
-
-/// The task folder.
-pub const FOLDER: &str = "\\restic-fleet\\";
-pub const PREFIX: &str = "restic-fleet-";
-pub const SYNC_NAME: &str = "restic-fleet-sync";
-/// i11: the maintenance owner's task.
-pub const MAINTENANCE_NAME: &str = "restic-fleet-maintenance";
+use crate::platform::scheduler::backend::{Artifact, Backend, Changes};
+use crate::platform::scheduler::catch_up::{CatchUp, spawn_direct};
+use crate::platform::scheduler::names::{
+    self, CATCH_UP_TASK_PREFIX, MAINTENANCE, PREFIX, SYNC, TASK_FOLDER,
+};
+use crate::platform::scheduler::plan::{JobPlan, Plan};
+use crate::platform::scheduler::report::Report;
 /// `<Source>` of every task we write.
 pub const MARKER: &str =
     "restic-fleet (restic-fleet sync regenerates this task; edits are overwritten)";
@@ -185,7 +183,7 @@ fn elevated() -> bool {
 
 #[cfg(not(windows))]
 fn elevated() -> bool {
-    crate::commands::sync::is_root()
+    crate::platform::scheduler::privilege::is_root()
 }
 
 fn current_user() -> String {
@@ -313,27 +311,117 @@ impl Windows {
         std::fs::write(dir.join(COMMANDS_FILE), lines)?;
         Ok(())
     }
+
+    /// A job's task, named after its UUID.
+    fn job_task(&self, plan: &Plan, jp: &JobPlan) -> anyhow::Result<Artifact> {
+        let name = names::job_artifact_stem(jp.job.id);
+        let job_id = jp.job.id.to_string();
+        let schedules: Vec<_> = jp.schedules.iter().map(|(_, s)| s.clone()).collect();
+        let slots: Vec<_> = jp.schedules.iter().map(|(r, _)| r.next_run_at).collect();
+        let set = triggers::job_triggers(
+            &schedules,
+            &slots,
+            &plan.tz,
+            plan.now,
+            crate::domain::calendar::HORIZON_DAYS,
+        );
+        let description = format!(
+            "restic-fleet backup {job_id} ({}){}",
+            description_text(&jp.job.name),
+            if set.fallback {
+                "; next occurrence only, re-registered by every sync"
+            } else {
+                ""
+            }
+        );
+        let xml = self.task_xml(
+            plan,
+            &description,
+            &set,
+            &["run", &job_id, "--triggered-by", "schedule"],
+        )?;
+        Ok(Artifact {
+            name: name.clone(),
+            job_id: Some(jp.job.id),
+            label: jp.job.name.clone(),
+            files: BTreeMap::from([(format!("{name}.xml"), xml)]),
+        })
+    }
+
+    /// The sync task, repeating every `sync_interval_seconds` (at least a minute).
+    fn sync_task(&self, plan: &Plan) -> anyhow::Result<Artifact> {
+        let set = TriggerSet {
+            triggers: triggers::interval_triggers(
+                plan.sync_interval_seconds.max(60),
+                triggers::fixed_anchor(),
+            ),
+            fallback: false,
+        };
+        let xml = self.task_xml(
+            plan,
+            &format!(
+                "restic-fleet sync every {} seconds: keeps this device's backup tasks in step with the database",
+                plan.sync_interval_seconds.max(60)
+            ),
+            &set,
+            &["sync"],
+        )?;
+        Ok(Artifact {
+            name: SYNC.to_string(),
+            job_id: None,
+            label: "sync".to_string(),
+            files: BTreeMap::from([(format!("{SYNC}.xml"), xml)]),
+        })
+    }
+
+    /// The maintenance owner's task, firing at the maintenance schedule.
+    fn maintenance_task(
+        &self,
+        plan: &Plan,
+        expr: &crate::domain::calendar::CronExpr,
+    ) -> anyhow::Result<Artifact> {
+        let set = triggers::job_triggers(
+            &[crate::domain::calendar::Schedule::Cron(expr.clone())],
+            &[None],
+            &plan.tz,
+            plan.now,
+            crate::domain::calendar::HORIZON_DAYS,
+        );
+        let description = format!(
+            "restic-fleet maintenance of the shared repository (forget, prune, check) at {}{}",
+            description_text(expr.as_str()),
+            if set.fallback {
+                "; next occurrence only, re-registered by every sync"
+            } else {
+                ""
+            }
+        );
+        let xml = self.task_xml(plan, &description, &set, &["maintain"])?;
+        Ok(Artifact {
+            name: MAINTENANCE.to_string(),
+            job_id: None,
+            label: "maintenance".to_string(),
+            files: BTreeMap::from([(format!("{MAINTENANCE}.xml"), xml)]),
+        })
+    }
 }
 
 fn task_path(name: &str) -> String {
-    format!("{FOLDER}{name}")
+    format!("{TASK_FOLDER}{name}")
 }
 
 /// An installed task: its state copy, or (registered without one) an empty file that never
 /// equals a rendered task, so sync registers it again or deletes it.
 fn installed_task(name: &str, copy: Option<(String, Vec<u8>)>) -> Artifact {
-    let job_id = name
-        .strip_prefix("restic-fleet-job-")
-        .and_then(|u| uuid::Uuid::parse_str(u).ok());
     Artifact {
         name: name.to_string(),
-        job_id,
+        job_id: names::job_of(name),
         label: String::new(),
         files: BTreeMap::from([copy.unwrap_or_else(|| (format!("{name}.xml"), Vec::new()))]),
     }
 }
 
-/// The names of the tasks registered in [`FOLDER`] with our prefix, from
+/// The names of the tasks registered in [`TASK_FOLDER`] with our prefix, from
 /// `schtasks /Query /FO CSV /NH` (its first column is the task path; task paths are not
 /// localised). `None` when schtasks is missing or fails: the state copies are used alone then.
 fn registered_tasks() -> Option<std::collections::BTreeSet<String>> {
@@ -357,10 +445,11 @@ fn parse_task_list(csv: &str) -> std::collections::BTreeSet<String> {
     csv.lines()
         .filter_map(|line| {
             let first = line.trim_start().strip_prefix('"')?.split('"').next()?;
-            let name = first.strip_prefix(FOLDER)?;
-            // i14: one-shot catch-up tasks are not schedules (see `catch_up`)
+            let name = first.strip_prefix(TASK_FOLDER)?;
+            // One-shot catch-up tasks are not schedules (see `catch_up`): sync never deletes
+            // them as leftovers.
             (name.starts_with(PREFIX)
-                && !name.starts_with(crate::platform::scheduler::catch_up::WINDOWS_PREFIX)
+                && !name.starts_with(CATCH_UP_TASK_PREFIX)
                 && !name.contains('\\'))
             .then(|| name.to_string())
         })
@@ -414,16 +503,16 @@ impl Backend for Windows {
         job: uuid::Uuid,
         _wait: bool,
         report: &mut Report,
-    ) -> Result<crate::platform::scheduler::catch_up::CatchUp, String> {
-        use crate::platform::scheduler::catch_up::{CatchUp, WINDOWS_PREFIX, spawn_direct};
-        // i14: a trigger-less task with the job task's settings, registered and run on demand
+    ) -> Result<CatchUp, String> {
+        // A trigger-less task with the job task's settings, registered and run on demand, so
+        // the run has the job's principal and conditions.
         if which::which("schtasks").is_err() {
             report.warnings.push(format!(
                 "schtasks was not found: the catch-up run of job {job} was started directly"
             ));
             return spawn_direct(plan, job).map_err(|e| e.to_string());
         }
-        let name = format!("{WINDOWS_PREFIX}{job}");
+        let name = format!("{CATCH_UP_TASK_PREFIX}{job}");
         let job_id = job.to_string();
         let empty = TriggerSet {
             triggers: Vec::new(),
@@ -457,86 +546,12 @@ impl Backend for Windows {
     fn render(&self, plan: &Plan) -> anyhow::Result<Vec<Artifact>> {
         let mut out = Vec::new();
         for jp in &plan.jobs {
-            let name = job_artifact_stem(jp.job.id);
-            let job_id = jp.job.id.to_string();
-            let schedules: Vec<_> = jp.schedules.iter().map(|(_, s)| s.clone()).collect();
-            let slots: Vec<_> = jp.schedules.iter().map(|(r, _)| r.next_run_at).collect();
-            let set = triggers::job_triggers(
-                &schedules,
-                &slots,
-                &plan.tz,
-                plan.now,
-                crate::domain::calendar::HORIZON_DAYS,
-            );
-            let description = format!(
-                "restic-fleet backup {job_id} ({}){}",
-                description_text(&jp.job.name),
-                if set.fallback {
-                    "; next occurrence only, re-registered by every sync"
-                } else {
-                    ""
-                }
-            );
-            let xml = self.task_xml(
-                plan,
-                &description,
-                &set,
-                &["run", &job_id, "--triggered-by", "schedule"],
-            )?;
-            out.push(Artifact {
-                name: name.clone(),
-                job_id: Some(jp.job.id),
-                label: jp.job.name.clone(),
-                files: BTreeMap::from([(format!("{name}.xml"), xml)]),
-            });
+            out.push(self.job_task(plan, jp)?);
         }
-        let set = TriggerSet {
-            triggers: triggers::interval_triggers(
-                plan.sync_interval_seconds.max(60),
-                triggers::fixed_anchor(),
-            ),
-            fallback: false,
-        };
-        let xml = self.task_xml(
-            plan,
-            &format!(
-                "restic-fleet sync every {} seconds: keeps this device's backup tasks in step with the database",
-                plan.sync_interval_seconds.max(60)
-            ),
-            &set,
-            &["sync"],
-        )?;
-        out.push(Artifact {
-            name: SYNC_NAME.to_string(),
-            job_id: None,
-            label: "sync".to_string(),
-            files: BTreeMap::from([(format!("{SYNC_NAME}.xml"), xml)]),
-        });
-        // i11: the maintenance task on the owner only
+        out.push(self.sync_task(plan)?);
+        // The maintenance task exists on the maintenance owner only.
         if let Some(expr) = &plan.maintenance {
-            let set = triggers::job_triggers(
-                &[crate::domain::calendar::Schedule::Cron(expr.clone())],
-                &[None],
-                &plan.tz,
-                plan.now,
-                crate::domain::calendar::HORIZON_DAYS,
-            );
-            let description = format!(
-                "restic-fleet maintenance of the shared repository (forget, prune, check) at {}{}",
-                description_text(expr.as_str()),
-                if set.fallback {
-                    "; next occurrence only, re-registered by every sync"
-                } else {
-                    ""
-                }
-            );
-            let xml = self.task_xml(plan, &description, &set, &["maintain"])?;
-            out.push(Artifact {
-                name: MAINTENANCE_NAME.to_string(),
-                job_id: None,
-                label: "maintenance".to_string(),
-                files: BTreeMap::from([(format!("{MAINTENANCE_NAME}.xml"), xml)]),
-            });
+            out.push(self.maintenance_task(plan, expr)?);
         }
         Ok(out)
     }
@@ -611,69 +626,82 @@ impl Backend for Windows {
         }
         let dir = self.state_dir()?.to_path_buf();
         for a in &changes.remove {
-            let args = delete_args(&a.name);
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            match self.schtasks(&args, report) {
-                Ok(()) => {}
-                Err(e) if e.contains("cannot find") || e.contains("does not exist") => {}
-                Err(e) => {
-                    report.fail(a.job_id, Some(&a.label), &a.name, e);
-                    continue;
-                }
-            }
-            for f in a.files.keys() {
-                let path = dir.join(f);
-                if let Err(e) = std::fs::remove_file(&path)
-                    && e.kind() != std::io::ErrorKind::NotFound
-                {
-                    report.fail(
-                        a.job_id,
-                        Some(&a.label),
-                        &a.name,
-                        format!("cannot remove {}: {e}", path.display()),
-                    );
-                }
-            }
+            self.delete_task(&dir, a, report);
         }
         std::fs::create_dir_all(&dir).map_err(|e| {
             anyhow::anyhow!("cannot create the task state folder {}: {e}", dir.display())
         })?;
         for a in changes.add.iter().chain(&changes.update) {
-            for (f, content) in &a.files {
-                let fin = dir.join(f);
-                let tmp = dir.join(format!("{f}.new"));
-                if let Err(e) = std::fs::write(&tmp, content) {
-                    report.fail(
-                        a.job_id,
-                        Some(&a.label),
-                        &a.name,
-                        format!("cannot write {}: {e}", tmp.display()),
-                    );
-                    continue;
+            self.register_task(&dir, a, report);
+        }
+        Ok(())
+    }
+}
+
+impl Windows {
+    /// Deletes the task (one already gone counts as deleted), then its copy in the state folder.
+    fn delete_task(&self, dir: &Path, a: &Artifact, report: &mut Report) {
+        let args = delete_args(&a.name);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        match self.schtasks(&args, report) {
+            Ok(()) => {}
+            Err(e) if e.contains("cannot find") || e.contains("does not exist") => {}
+            Err(e) => {
+                report.fail(a.job_id, Some(&a.label), &a.name, e);
+                return;
+            }
+        }
+        for f in a.files.keys() {
+            let path = dir.join(f);
+            if let Err(e) = std::fs::remove_file(&path)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                report.fail(
+                    a.job_id,
+                    Some(&a.label),
+                    &a.name,
+                    format!("cannot remove {}: {e}", path.display()),
+                );
+            }
+        }
+    }
+
+    /// Registers the task from a `.new` file in the state folder, which becomes the state copy
+    /// only once schtasks accepted it (so a failed registration is tried again next sync).
+    fn register_task(&self, dir: &Path, a: &Artifact, report: &mut Report) {
+        for (f, content) in &a.files {
+            let fin = dir.join(f);
+            let tmp = dir.join(format!("{f}.new"));
+            if let Err(e) = std::fs::write(&tmp, content) {
+                report.fail(
+                    a.job_id,
+                    Some(&a.label),
+                    &a.name,
+                    format!("cannot write {}: {e}", tmp.display()),
+                );
+                continue;
+            }
+            let tmp_s = tmp.to_string_lossy().into_owned();
+            let args = create_args(&a.name, &tmp_s);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let result = self.schtasks(&args, report);
+            match result {
+                Ok(()) => {
+                    if let Err(e) = std::fs::rename(&tmp, &fin) {
+                        report.fail(
+                            a.job_id,
+                            Some(&a.label),
+                            &a.name,
+                            format!("cannot record {}: {e}", fin.display()),
+                        );
+                    }
                 }
-                let tmp_s = tmp.to_string_lossy().into_owned();
-                let args = create_args(&a.name, &tmp_s);
-                let args: Vec<&str> = args.iter().map(String::as_str).collect();
-                let result = self.schtasks(&args, report);
-                match result {
-                    Ok(()) => {
-                        if let Err(e) = std::fs::rename(&tmp, &fin) {
-                            report.fail(
-                                a.job_id,
-                                Some(&a.label),
-                                &a.name,
-                                format!("cannot record {}: {e}", fin.display()),
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        let _ = std::fs::remove_file(&tmp);
-                        report.fail(a.job_id, Some(&a.label), &a.name, e);
-                    }
+                Err(e) => {
+                    let _ = std::fs::remove_file(&tmp);
+                    report.fail(a.job_id, Some(&a.label), &a.name, e);
                 }
             }
         }
-        Ok(())
     }
 }
 
