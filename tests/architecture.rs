@@ -353,10 +353,10 @@ fn functions(code: &str) -> Vec<(String, usize, usize)> {
             .split(|c: char| !c.is_alphanumeric() && c != '_')
             .peekable();
         while let Some(w) = words.next() {
-            if w == "fn" {
-                if let Some(name) = words.peek().filter(|s| !s.is_empty()) {
-                    pending = Some((name.to_string(), n + 1));
-                }
+            if w == "fn"
+                && let Some(name) = words.peek().filter(|s| !s.is_empty())
+            {
+                pending = Some((name.to_string(), n + 1));
             }
         }
         for c in l.chars() {
