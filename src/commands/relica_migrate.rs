@@ -7,8 +7,8 @@
 //!   the origin's name, or its UUID when the name cannot serve). Name and platform are set;
 //!   `metadata.relica` holds the origin's facts, merged into existing metadata.
 //! * `backup_jobs`: the Relica backup id and name kept; `origin_name`/`origin_id` from the
-//!   origin, `account_id` from the backup; `metadata.relica` holds destinations, hooks (recorded,
-//!   never executed), the original schedule and ids.
+//!   origin, `account_id` from the backup; `metadata.relica` holds destinations, the original
+//!   hooks (which become the job's before/finally hooks), the original schedule and ids.
 //! * `schedules`: one cron row per Relica time of day (plus the short-month lines the planner
 //!   adds), marked `metadata.source = "relica"`. Only those rows are replaced by a re-import;
 //!   schedules a user added to an imported job are left alone. `last_run_at` comes from
