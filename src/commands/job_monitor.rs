@@ -99,7 +99,7 @@ impl MonitorArgs {
             hooks[i] = match (cmd, clear) {
                 (_, true) => Some(None),
                 (Some(c), false) => {
-                    crate::platform::hooks::validate_command(c)
+                    crate::domain::hook_command::validate_command(c)
                         .map_err(|e| usage_err!("--hook-{} {e}", HOOKS[i]))?;
                     Some(Some(c.clone()))
                 }

@@ -7,8 +7,8 @@
 //!   the origin's name, or its UUID when the name cannot serve). Name and platform are set;
 //!   `metadata.relica` holds the origin's facts, merged into existing metadata.
 //! * `backup_jobs`: the Relica backup id and name kept; `origin_name`/`origin_id` from the
-//!   origin, `account_id` from the backup; `metadata.relica` holds destinations, hooks (recorded,
-//!   never executed), the original schedule and ids.
+//!   origin, `account_id` from the backup; `metadata.relica` holds destinations, the original
+//!   hooks (which become the job's before/finally hooks), the original schedule and ids.
 //! * `schedules`: one cron row per Relica time of day (plus the short-month lines the planner
 //!   adds), marked `metadata.source = "relica"`. Only those rows are replaced by a re-import;
 //!   schedules a user added to an imported job are left alone. `last_run_at` comes from
@@ -52,14 +52,15 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::calendar::{CronExpr, Schedule};
 use crate::domain::exit::{self, Failure};
-use crate::domain::relica::{self, ImportPlan, PlannedDevice, PlannedJob};
+use crate::domain::relica::{self, ImportPlan, PlannedDevice, PlannedJob, PlannedSchedule};
 use crate::domain::settings::Settings;
 use crate::domain::text::mask_url;
+use crate::store;
 use crate::usage_err;
 
 /// The sentence every report carries about Relica hooks.
@@ -236,6 +237,69 @@ pub struct Enrolment {
 /// lists them).
 pub async fn run(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result<u8> {
     // Everything that can be refused is refused before the database is opened.
+    let checked = check_input(args)?;
+    let (url, pool) = connect(config_path, args).await?;
+    let zones = device_zones(&pool, &checked.plan).await?;
+    let mut report = new_report(args, &url, &checked.plan);
+
+    let mut tx = pool.begin().await?;
+    store::import::lock(&mut tx).await?;
+    let ctx = Ctx {
+        now: Utc::now(),
+        overwrite: args.overwrite,
+        zones,
+        crons: checked.crons,
+    };
+    let plan = &checked.plan;
+    import(
+        &mut tx,
+        &ctx,
+        plan,
+        args,
+        checked.password.as_deref(),
+        &mut report,
+    )
+    .await?;
+    // Relica's retention_days become keep-within policies in the same transaction, so a dry
+    // run reports them and rolls them back with the rest.
+    let skipped: HashSet<Uuid> = report
+        .jobs
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Skipped)
+        .filter_map(|i| i.job_id)
+        .collect();
+    import_retention(&mut tx, &plan.jobs, &skipped, &mut report.notes).await?;
+    if args.dry_run {
+        tx.rollback().await?;
+    } else {
+        tx.commit().await?;
+    }
+
+    finish_notes(&mut report, plan, args, checked.tasks);
+    report.enrolment = enrolment(&report, plan);
+    if args.json {
+        crate::output::print_json(&report)?;
+    } else {
+        // The Relica file names devices and jobs: shown escaped, like the database's text.
+        print!("{}", crate::output::printable_lines(&human(&report)));
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// What the command works from once the input is checked.
+struct CheckedInput {
+    plan: ImportPlan,
+    /// Every planned cron line, parsed.
+    crons: HashMap<String, CronExpr>,
+    password: Option<String>,
+    /// How many tasks `local.recent_tasks` lists.
+    tasks: usize,
+}
+
+/// Reads, parses and plans the Relica file, checks every cron line, reads the password file
+/// and checks `--repository-url`: every refusal (a usage error) comes before the database.
+fn check_input(args: &RelicaMigrateArgs) -> anyhow::Result<CheckedInput> {
     let text = read_relica_file(&args.file)?;
     let doc = relica::parse(&text).map_err(|e| Failure::usage(e.to_string()))?;
     let plan = relica::plan(&doc, &args.origins).map_err(|e| Failure::usage(e.to_string()))?;
@@ -251,35 +315,52 @@ pub async fn run(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result
             "--repository-url is empty; pass the restic repository, e.g. sftp:user@host:/srv/restic"
         ));
     }
+    Ok(CheckedInput {
+        plan,
+        crons,
+        password,
+        tasks: doc.recent_tasks.len(),
+    })
+}
 
-    let (url, pool) = match &args.database_url {
-        Some(u) => (u.clone(), crate::store::db::connect(u).await?),
-        None => {
-            let (cfg, pool) = crate::commands::open(config_path).await.map_err(|e| {
-                if exit::code_of(&e) == exit::USAGE {
-                    usage_err!(
-                        "no database to import into: pass --database-url \
-                         postgres://USER:PASSWORD@HOST/DATABASE, or run this on an enrolled machine ({e})"
-                    )
-                } else {
-                    e
-                }
-            })?;
-            (cfg.database_url, pool)
+/// The database URL and a pool: `--database-url`, or the config's on an enrolled machine.
+async fn connect(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result<(String, PgPool)> {
+    if let Some(u) = &args.database_url {
+        return Ok((u.clone(), crate::store::db::connect(u).await?));
+    }
+    let (cfg, pool) = crate::commands::open(config_path).await.map_err(|e| {
+        if exit::code_of(&e) == exit::USAGE {
+            usage_err!(
+                "no database to import into: pass --database-url \
+                 postgres://USER:PASSWORD@HOST/DATABASE, or run this on an enrolled machine ({e})"
+            )
+        } else {
+            e
         }
-    };
+    })?;
+    Ok((cfg.database_url, pool))
+}
 
-    // Time zones of the devices (for next_run_at), read before the transaction starts.
+/// The time zone of each planned device (for `next_run_at`), read before the transaction
+/// starts.
+async fn device_zones(
+    pool: &PgPool,
+    plan: &ImportPlan,
+) -> anyhow::Result<HashMap<String, chrono_tz::Tz>> {
     let mut zones = HashMap::new();
     for d in &plan.devices {
-        let tz = Settings::load(&pool, &d.id).await?.timezone()?;
+        let tz = Settings::load(pool, &d.id).await?.timezone()?;
         zones.insert(d.id.clone(), tz);
     }
+    Ok(zones)
+}
 
-    let mut report = Report {
+/// The report before anything is imported: the options, the plan's warnings and the hooks note.
+fn new_report(args: &RelicaMigrateArgs, url: &str, plan: &ImportPlan) -> Report {
+    Report {
         dry_run: args.dry_run,
         file: args.file.display().to_string(),
-        database_url: mask_url(&url),
+        database_url: mask_url(url),
         import_history: args.import_history,
         overwrite: args.overwrite,
         devices: Section::default(),
@@ -290,41 +371,11 @@ pub async fn run(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result
         warnings: plan.warnings.clone(),
         notes: vec![HOOKS_NOTE.to_owned()],
         enrolment: Vec::new(),
-    };
-
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('restic-fleet relica-migrate'))")
-        .execute(&mut *tx)
-        .await?;
-    let ctx = Ctx {
-        now: Utc::now(),
-        overwrite: args.overwrite,
-        zones,
-        crons,
-    };
-    import(&mut tx, &ctx, &plan, args, password.as_deref(), &mut report).await?;
-    // i11: Relica's retention_days become keep-within policies
-    let skipped: HashSet<Uuid> = report
-        .jobs
-        .items
-        .iter()
-        .filter(|i| i.action == Action::Skipped)
-        .filter_map(|i| i.job_id)
-        .collect();
-    crate::domain::relica::retention::import_retention(
-        &mut tx,
-        &plan.jobs,
-        &skipped,
-        &mut report.notes,
-    )
-    .await?;
-    if args.dry_run {
-        tx.rollback().await?;
-    } else {
-        tx.commit().await?;
     }
+}
 
-    finish_notes(&mut report, &plan, args, doc.recent_tasks.len());
+/// The `device enroll` line of every planned device that was not rejected.
+fn enrolment(report: &Report, plan: &ImportPlan) -> Vec<Enrolment> {
     let rejected: HashSet<&str> = report
         .devices
         .items
@@ -336,8 +387,7 @@ pub async fn run(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result
         })
         .filter_map(|i| i.device_id.as_deref())
         .collect();
-    let enrolment: Vec<Enrolment> = plan
-        .devices
+    plan.devices
         .iter()
         .filter(|d| !rejected.contains(d.id.as_str()))
         .map(|d| Enrolment {
@@ -348,16 +398,7 @@ pub async fn run(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result
                 crate::domain::quote::posix(&d.id)
             ),
         })
-        .collect();
-    report.enrolment = enrolment;
-
-    if args.json {
-        crate::output::print_json(&report)?;
-    } else {
-        // The Relica file names devices and jobs: shown escaped, like the database's text.
-        print!("{}", crate::output::printable_lines(&human(&report)));
-    }
-    Ok(exit::SUCCESS)
+        .collect()
 }
 
 fn read_relica_file(path: &Path) -> anyhow::Result<String> {
@@ -407,7 +448,8 @@ fn check_crons(plan: &ImportPlan) -> anyhow::Result<HashMap<String, CronExpr>> {
             if out.contains_key(&s.cron_expression) {
                 continue;
             }
-            // i14: refuse what can never fire or does not fit the column
+            // Refused here, before anything is written: a line that can never fire or does
+            // not fit the column.
             let expr = crate::domain::calendar::storable_cron(&s.cron_expression).map_err(|e| {
                 usage_err!(
                     "the schedule planned for Relica backup {:?} ({}) is not valid cron: {e}",
@@ -458,6 +500,7 @@ fn finish_notes(report: &mut Report, plan: &ImportPlan, args: &RelicaMigrateArgs
 // Import (inside the transaction)
 // ---------------------------------------------------------------------------------------------
 
+/// What every step of the import works with.
 struct Ctx {
     now: DateTime<Utc>,
     overwrite: bool,
@@ -465,47 +508,86 @@ struct Ctx {
     crons: HashMap<String, CronExpr>,
 }
 
+/// Writes the plan: settings, devices, jobs with their schedules, and the run history when
+/// asked for, recording each row's fate in the report.
 async fn import(
-    tx: &mut Transaction<'_, Postgres>,
+    conn: &mut PgConnection,
     ctx: &Ctx,
     plan: &ImportPlan,
     args: &RelicaMigrateArgs,
     password: Option<&str>,
     report: &mut Report,
 ) -> anyhow::Result<()> {
+    import_settings(conn, args, password, &mut report.settings).await?;
+    let rejected_devices = import_devices(conn, ctx, plan, &mut report.devices).await?;
+    let present_jobs = import_jobs(conn, ctx, plan, &rejected_devices, report).await?;
+    if args.import_history {
+        import_runs(conn, plan, &present_jobs, &mut report.runs).await?;
+    }
+    Ok(())
+}
+
+/// `--repository-url` and `--password-file` as the global settings.
+async fn import_settings(
+    conn: &mut PgConnection,
+    args: &RelicaMigrateArgs,
+    password: Option<&str>,
+    settings: &mut Vec<SettingChange>,
+) -> anyhow::Result<()> {
     if let Some(url) = &args.repository_url {
-        let action = set_global(tx, "repository_url", url.trim()).await?;
-        report.settings.push(SettingChange {
+        let action = set_global(conn, "repository_url", url.trim()).await?;
+        settings.push(SettingChange {
             key: "repository_url".into(),
             action,
         });
     }
     if let Some(pw) = password {
-        let action = set_global(tx, "repository_password", pw).await?;
-        report.settings.push(SettingChange {
+        let action = set_global(conn, "repository_password", pw).await?;
+        settings.push(SettingChange {
             key: "repository_password".into(),
             action,
         });
     }
+    Ok(())
+}
 
-    // The CLI's validation applies to imported rows too: what it would refuse is reported as
-    // skipped ("rejected: ...") and not stored.
-    let mut rejected_devices: HashMap<&str, String> = HashMap::new();
+/// The devices. The CLI's validation applies to imported rows too: a device it would refuse is
+/// reported as skipped ("rejected: ...") and not stored. Returns, per rejected device id, why
+/// its jobs are skipped.
+async fn import_devices(
+    conn: &mut PgConnection,
+    ctx: &Ctx,
+    plan: &ImportPlan,
+    section: &mut Section,
+) -> anyhow::Result<HashMap<String, String>> {
+    let mut rejected = HashMap::new();
     for d in &plan.devices {
-        if let Err(e) = crate::commands::device::validate_device_name(&d.name) {
+        if let Some(reason) = rejected_device(d) {
             let mut item = Item::new(Action::Skipped);
             item.id = Some(d.id.clone());
             item.name = Some(d.name.clone());
             item.device_id = Some(d.id.clone());
-            item.reason = Some(format!("rejected: {e}"));
-            rejected_devices.insert(&d.id, format!("its device {:?} was rejected", d.id));
-            report.devices.push(item);
+            item.reason = Some(format!("rejected: {reason}"));
+            rejected.insert(d.id.clone(), format!("its device {:?} was rejected", d.id));
+            section.push(item);
             continue;
         }
-        let item = import_device(tx, ctx, d).await?;
-        report.devices.push(item);
+        let item = import_device(conn, ctx, d).await?;
+        section.push(item);
     }
+    Ok(rejected)
+}
 
+/// The jobs, each with its schedules unless it was skipped (then its schedules are reported
+/// skipped too). A job the CLI would refuse, or whose device was rejected, is not stored.
+/// Returns the jobs that exist afterwards: only their runs can be imported.
+async fn import_jobs(
+    conn: &mut PgConnection,
+    ctx: &Ctx,
+    plan: &ImportPlan,
+    rejected_devices: &HashMap<String, String>,
+    report: &mut Report,
+) -> anyhow::Result<HashSet<Uuid>> {
     let mut present_jobs: HashSet<Uuid> = HashSet::new();
     for j in &plan.jobs {
         let platform = plan
@@ -519,20 +601,12 @@ async fn import(
         };
         let (item, exists, write_schedules) = match rejection {
             Some(reason) => {
-                let mut it = Item::new(Action::Skipped);
-                it.id = Some(j.id.to_string());
-                it.job_id = Some(j.id);
-                it.name = Some(j.name.clone());
-                it.device_id = Some(j.device_id.clone());
+                let mut it = job_item(Action::Skipped, j);
                 it.reason = Some(format!("rejected: {reason}"));
-                let exists: Option<Uuid> =
-                    sqlx::query_scalar("SELECT id FROM backup_jobs WHERE id = $1")
-                        .bind(j.id)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                (it, exists.is_some(), false)
+                let exists = store::import::job_exists(conn, j.id).await?;
+                (it, exists, false)
             }
-            None => import_job(tx, ctx, j).await?,
+            None => import_job(conn, ctx, j).await?,
         };
         let skip_reason = item.reason.clone();
         report.jobs.push(item);
@@ -540,14 +614,10 @@ async fn import(
             present_jobs.insert(j.id);
         }
         if write_schedules {
-            import_schedules(tx, ctx, j, &mut report.schedules).await?;
+            import_schedules(conn, ctx, j, &mut report.schedules).await?;
         } else {
             for s in &j.schedules {
-                let mut it = Item::new(Action::Skipped);
-                it.job_id = Some(j.id);
-                it.name = Some(j.name.clone());
-                it.device_id = Some(j.device_id.clone());
-                it.cron_expression = Some(s.cron_expression.clone());
+                let mut it = schedule_item(Action::Skipped, j, Some(s.cron_expression.clone()));
                 it.reason = Some(format!(
                     "its job was skipped: {}",
                     skip_reason.as_deref().unwrap_or("see the job")
@@ -556,11 +626,14 @@ async fn import(
             }
         }
     }
+    Ok(present_jobs)
+}
 
-    if args.import_history {
-        import_runs(tx, plan, &present_jobs, &mut report.runs).await?;
-    }
-    Ok(())
+/// Why the CLI would refuse this device (`device add`'s check of the name), if it would.
+fn rejected_device(d: &PlannedDevice) -> Option<String> {
+    crate::commands::device::validate_device_name(&d.name)
+        .err()
+        .map(|e| e.to_string())
 }
 
 /// Why the CLI would refuse this job (`job add`'s checks: name, absolute paths for the
@@ -575,26 +648,34 @@ fn rejected_job(j: &PlannedJob, platform: &str) -> Option<String> {
         .map(|e| e.to_string())
 }
 
+/// A report item about job `j`.
+fn job_item(action: Action, j: &PlannedJob) -> Item {
+    let mut item = Item::new(action);
+    item.id = Some(j.id.to_string());
+    item.job_id = Some(j.id);
+    item.name = Some(j.name.clone());
+    item.device_id = Some(j.device_id.clone());
+    item
+}
+
+/// A report item about a schedule (`cron`) of job `j`.
+fn schedule_item(action: Action, j: &PlannedJob, cron: Option<String>) -> Item {
+    let mut item = Item::new(action);
+    item.job_id = Some(j.id);
+    item.name = Some(j.name.clone());
+    item.device_id = Some(j.device_id.clone());
+    item.cron_expression = cron;
+    item
+}
+
 async fn set_global(conn: &mut PgConnection, key: &str, value: &str) -> anyhow::Result<Action> {
-    let current: Option<String> =
-        sqlx::query_scalar("SELECT value FROM settings WHERE device_id IS NULL AND key = $1")
-            .bind(key)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let current = store::import::global_setting(conn, key).await?;
     let action = match current.as_deref() {
         Some(v) if v == value => return Ok(Action::Unchanged),
         Some(_) => Action::Updated,
         None => Action::Created,
     };
-    sqlx::query(
-        "INSERT INTO settings (device_id, key, value) VALUES (NULL, $1, $2) \
-         ON CONFLICT (key) WHERE device_id IS NULL \
-         DO UPDATE SET value = EXCLUDED.value, updated_at = NOW()",
-    )
-    .bind(key)
-    .bind(value)
-    .execute(&mut *conn)
-    .await?;
+    store::import::set_global_setting(conn, key, value).await?;
     Ok(action)
 }
 
@@ -639,8 +720,8 @@ fn decide(
             .iter()
             .filter(|(k, v)| match stamp.get(*k) {
                 Some(h) => h.as_str() != Some(&field_hash(v)),
-                // i12: a field newer than the stamp (hooks) is no edit while it holds its
-                // default (an import made before the field existed).
+                // A field newer than the stamp (hooks) is no edit while it holds its default:
+                // the row was imported before the field existed.
                 None => k.as_str() != "hooks" || **v != hooks_field(&None, &None, "stop"),
             })
             .map(|(k, _)| k.clone())
@@ -659,6 +740,16 @@ fn stamp_of(metadata: &Option<Value>) -> Option<&Map<String, Value>> {
         .get("relica_import")?
         .get("fields")?
         .as_object()
+}
+
+/// Whether the stamp holds the hashes of exactly the planned values (the last import wrote
+/// this file's values).
+fn stamp_is_fresh(stamp: Option<&Map<String, Value>>, planned: &Map<String, Value>) -> bool {
+    stamp.is_some_and(|s| {
+        planned
+            .iter()
+            .all(|(k, v)| s.get(k).and_then(Value::as_str) == Some(&field_hash(v)))
+    })
 }
 
 fn new_stamp(now: DateTime<Utc>, planned: &Map<String, Value>) -> Value {
@@ -681,6 +772,8 @@ fn to_map(v: Value) -> Map<String, Value> {
 
 // ---- devices ----
 
+/// Creates the device, or updates it when the file changed and the row was not edited since
+/// the last import (or `--overwrite`).
 async fn import_device(
     conn: &mut PgConnection,
     ctx: &Ctx,
@@ -688,56 +781,29 @@ async fn import_device(
 ) -> anyhow::Result<Item> {
     let planned = to_map(json!({"name": d.name, "platform": d.platform}));
     let relica = d.metadata.get("relica").cloned().unwrap_or(Value::Null);
+    let new_meta = || json!({"relica": relica, "relica_import": new_stamp(ctx.now, &planned)});
     let mut item = Item::new(Action::Created);
     item.id = Some(d.id.clone());
     item.name = Some(d.name.clone());
     item.device_id = Some(d.id.clone());
 
-    let row: Option<(String, String, Option<Value>)> =
-        sqlx::query_as("SELECT name, platform, metadata FROM devices WHERE id = $1 FOR UPDATE")
-            .bind(&d.id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    let Some((name, platform, metadata)) = row else {
-        sqlx::query("INSERT INTO devices (id, name, platform, metadata) VALUES ($1, $2, $3, $4)")
-            .bind(&d.id)
-            .bind(&d.name)
-            .bind(&d.platform)
-            .bind(json!({"relica": relica, "relica_import": new_stamp(ctx.now, &planned)}))
-            .execute(&mut *conn)
-            .await?;
+    let Some(row) = store::import::device_for_update(conn, &d.id).await? else {
+        store::import::insert_device(conn, d, new_meta()).await?;
         return Ok(item);
     };
-    let current = to_map(json!({"name": name, "platform": platform}));
-    let old_relica = metadata
+    let current = to_map(json!({"name": row.name, "platform": row.platform}));
+    let old_relica = row
+        .metadata
         .as_ref()
         .and_then(|m| m.get("relica"))
         .cloned()
         .unwrap_or(Value::Null);
-    let stamp = stamp_of(&metadata);
-    let stamp_fresh = stamp.is_some_and(|s| {
-        planned
-            .iter()
-            .all(|(k, v)| s.get(k).and_then(Value::as_str) == Some(&field_hash(v)))
-    });
-    let decision = decide(&current, &planned, stamp, ctx.overwrite);
-    let mut fields = match decision {
+    let stamp = stamp_of(&row.metadata);
+    let stamp_fresh = stamp_is_fresh(stamp, &planned);
+    let mut fields = match decide(&current, &planned, stamp, ctx.overwrite) {
         Decision::Skip(edited) => {
             item.action = Action::Skipped;
-            item.reason = Some(if stamp.is_none() {
-                format!(
-                    "device {:?} already exists (name {name:?}, platform {platform}) and was not \
-                     created by a Relica import; kept as is (--overwrite sets name {:?} and \
-                     platform {})",
-                    d.id, d.name, d.platform
-                )
-            } else {
-                format!(
-                    "edited in the database since the last import ({}); kept as is \
-                     (--overwrite replaces it)",
-                    edited.join(", ")
-                )
-            });
+            item.reason = Some(device_skip_reason(d, &row, stamp.is_none(), &edited));
             item.fields = edited;
             return Ok(item);
         }
@@ -751,16 +817,7 @@ async fn import_device(
         item.action = Action::Unchanged;
         return Ok(item);
     }
-    sqlx::query(
-        "UPDATE devices SET name = $2, platform = $3, \
-         metadata = COALESCE(metadata, '{}'::jsonb) || $4, updated_at = NOW() WHERE id = $1",
-    )
-    .bind(&d.id)
-    .bind(&d.name)
-    .bind(&d.platform)
-    .bind(json!({"relica": relica, "relica_import": new_stamp(ctx.now, &planned)}))
-    .execute(&mut *conn)
-    .await?;
+    store::import::update_device(conn, d, new_meta()).await?;
     item.action = if fields.is_empty() {
         Action::Unchanged
     } else {
@@ -770,43 +827,30 @@ async fn import_device(
     Ok(item)
 }
 
+/// Why an existing device is kept as is: it was never imported, or it was `edited` since.
+fn device_skip_reason(
+    d: &PlannedDevice,
+    row: &store::import::ImportedDevice,
+    never_imported: bool,
+    edited: &[String],
+) -> String {
+    if never_imported {
+        format!(
+            "device {:?} already exists (name {:?}, platform {}) and was not \
+             created by a Relica import; kept as is (--overwrite sets name {:?} and \
+             platform {})",
+            d.id, row.name, row.platform, d.name, d.platform
+        )
+    } else {
+        format!(
+            "edited in the database since the last import ({}); kept as is \
+             (--overwrite replaces it)",
+            edited.join(", ")
+        )
+    }
+}
+
 // ---- jobs ----
-
-#[derive(sqlx::FromRow)]
-struct JobRow {
-    device_id: String,
-    name: String,
-    source_paths: Vec<String>,
-    exclude_patterns: Option<Vec<String>>,
-    enabled: bool,
-    origin_name: Option<String>,
-    origin_id: Option<Uuid>,
-    account_id: Option<Uuid>,
-    metadata: Option<Value>,
-    hook_before: Option<String>,
-    hook_finally: Option<String>,
-    hook_before_on_error: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct ScheduleRow {
-    id: i32,
-    cron_expression: Option<String>,
-    enabled: bool,
-    last_run_at: Option<DateTime<Utc>>,
-    next_run_at: Option<DateTime<Utc>>,
-    metadata: Option<Value>,
-}
-
-async fn relica_schedules(conn: &mut PgConnection, job: Uuid) -> anyhow::Result<Vec<ScheduleRow>> {
-    Ok(sqlx::query_as(
-        "SELECT id, cron_expression, enabled, last_run_at, next_run_at, metadata FROM schedules \
-         WHERE job_id = $1 AND metadata->>'source' = 'relica' ORDER BY id FOR UPDATE",
-    )
-    .bind(job)
-    .fetch_all(&mut *conn)
-    .await?)
-}
 
 /// The `schedules` fingerprint field: sorted `"<cron>|<enabled>"` lines.
 fn schedule_lines<'a>(it: impl Iterator<Item = (&'a str, bool)>) -> Value {
@@ -827,11 +871,32 @@ fn planned_job_fields(j: &PlannedJob) -> Map<String, Value> {
         "account_id": j.account_id,
         "relica": j.metadata.get("relica").cloned().unwrap_or(Value::Null),
         "schedules": schedule_lines(j.schedules.iter().map(|s| (s.cron_expression.as_str(), true))),
-        "hooks": hooks_field(&j.hooks.before, &j.hooks.finally, &j.hooks.before_on_error), // i12
+        "hooks": hooks_field(&j.hooks.before, &j.hooks.finally, &j.hooks.before_on_error),
     }))
 }
 
-/// i12: the imported hook columns as one change-detected field.
+/// The imported fields of an existing job row and its Relica schedules, as
+/// [`planned_job_fields`] writes them for the plan.
+fn current_job_fields(
+    row: &store::import::ImportedJob,
+    scheds: &[store::import::RelicaSchedule],
+) -> Map<String, Value> {
+    to_map(json!({
+        "device_id": row.device_id,
+        "name": row.name,
+        "source_paths": row.source_paths,
+        "exclude_patterns": row.exclude_patterns.clone().unwrap_or_default(),
+        "enabled": row.enabled,
+        "origin_name": row.origin_name,
+        "origin_id": row.origin_id,
+        "account_id": row.account_id,
+        "relica": row.metadata.as_ref().and_then(|m| m.get("relica")).cloned().unwrap_or(Value::Null),
+        "schedules": schedule_lines(scheds.iter().map(|s| (s.cron_expression.as_deref().unwrap_or(""), s.enabled))),
+        "hooks": hooks_field(&row.hook_before, &row.hook_finally, &row.hook_before_on_error),
+    }))
+}
+
+/// The imported hook columns as one change-detected field.
 fn hooks_field(before: &Option<String>, finally: &Option<String>, on_error: &str) -> Value {
     json!({"before": before, "finally": finally, "before_on_error": on_error})
 }
@@ -844,45 +909,9 @@ async fn import_job(
     j: &PlannedJob,
 ) -> anyhow::Result<(Item, bool, bool)> {
     let planned = planned_job_fields(j);
-    let mut item = Item::new(Action::Created);
-    item.id = Some(j.id.to_string());
-    item.job_id = Some(j.id);
-    item.name = Some(j.name.clone());
-    item.device_id = Some(j.device_id.clone());
-
-    let row: Option<JobRow> = sqlx::query_as(
-        "SELECT device_id, name, source_paths, exclude_patterns, enabled, origin_name, origin_id, \
-         account_id, metadata, hook_before, hook_finally, hook_before_on_error \
-         FROM backup_jobs WHERE id = $1 FOR UPDATE",
-    )
-    .bind(j.id)
-    .fetch_optional(&mut *conn)
-    .await?;
-
-    // The name must be free on the device (UNIQUE (device_id, name)).
-    let holder: Option<(Uuid, bool)> = sqlx::query_as(
-        "SELECT id, COALESCE(metadata ? 'relica_import', false) FROM backup_jobs \
-         WHERE device_id = $1 AND name = $2 AND id <> $3",
-    )
-    .bind(&j.device_id)
-    .bind(&j.name)
-    .bind(j.id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let name_taken = holder.map(|(other, imported)| {
-        format!(
-            "device {:?} already has another job named {:?} (id {other}, {}); rename that job or \
-             the Relica backup and re-run",
-            j.device_id,
-            j.name,
-            if imported {
-                "imported from another Relica backup"
-            } else {
-                "not from Relica"
-            }
-        )
-    });
-
+    let mut item = job_item(Action::Created, j);
+    let row = store::import::job_for_update(conn, j.id).await?;
+    let name_taken = name_taken(conn, j).await?;
     let new_meta = json!({
         "relica": planned["relica"],
         "relica_import": new_stamp(ctx.now, &planned),
@@ -895,61 +924,25 @@ async fn import_job(
             item.reason = Some(reason);
             return Ok((item, false, false));
         }
-        write_job(conn, j, new_meta).await?;
+        store::import::write_job(conn, j, new_meta).await?;
         return Ok((item, true, true));
     };
 
-    let scheds = relica_schedules(conn, j.id).await?;
-    let current = to_map(json!({
-        "device_id": row.device_id,
-        "name": row.name,
-        "source_paths": row.source_paths,
-        "exclude_patterns": row.exclude_patterns.clone().unwrap_or_default(),
-        "enabled": row.enabled,
-        "origin_name": row.origin_name,
-        "origin_id": row.origin_id,
-        "account_id": row.account_id,
-        "relica": row.metadata.as_ref().and_then(|m| m.get("relica")).cloned().unwrap_or(Value::Null),
-        "schedules": schedule_lines(scheds.iter().map(|s| (s.cron_expression.as_deref().unwrap_or(""), s.enabled))),
-        "hooks": hooks_field(&row.hook_before, &row.hook_finally, &row.hook_before_on_error), // i12
-    }));
+    let scheds = store::import::relica_schedules(conn, j.id).await?;
+    let current = current_job_fields(&row, &scheds);
     let stamp = stamp_of(&row.metadata);
-    let stamp_fresh = stamp.is_some_and(|s| {
-        planned
-            .iter()
-            .all(|(k, v)| s.get(k).and_then(Value::as_str) == Some(&field_hash(v)))
-    });
     match decide(&current, &planned, stamp, ctx.overwrite) {
         Decision::Skip(edited) => {
             item.action = Action::Skipped;
-            item.reason = Some(if stamp.is_none() {
-                format!(
-                    "job {} already exists (device {:?}, name {:?}) and was not created by a \
-                     Relica import; kept as is (--overwrite replaces it with the Relica backup)",
-                    j.id, row.device_id, row.name
-                )
-            } else {
-                format!(
-                    "edited in the database since the last import ({}); kept as is \
-                     (--overwrite replaces it with the Relica backup)",
-                    edited.join(", ")
-                )
-            });
+            item.reason = Some(job_skip_reason(j, &row, stamp.is_none(), &edited));
             item.fields = edited;
             Ok((item, true, false))
         }
         Decision::Unchanged => {
             item.action = Action::Unchanged;
-            if !stamp_fresh {
+            if !stamp_is_fresh(stamp, &planned) {
                 // Same values, but not (or not recently) stamped: adopt the row.
-                sqlx::query(
-                    "UPDATE backup_jobs SET metadata = COALESCE(metadata, '{}'::jsonb) || $2 \
-                     WHERE id = $1",
-                )
-                .bind(j.id)
-                .bind(new_meta)
-                .execute(&mut *conn)
-                .await?;
+                store::import::merge_job_metadata(conn, j.id, new_meta).await?;
             }
             Ok((item, true, true))
         }
@@ -962,7 +955,7 @@ async fn import_job(
                 item.reason = Some(reason);
                 return Ok((item, true, false));
             }
-            write_job(conn, j, new_meta).await?;
+            store::import::write_job(conn, j, new_meta).await?;
             item.action = Action::Updated;
             item.fields = fields;
             Ok((item, true, true))
@@ -970,64 +963,86 @@ async fn import_job(
     }
 }
 
-/// Creates the job with the Relica values, or overwrites an existing row with them (its other
-/// metadata keys are kept).
-async fn write_job(conn: &mut PgConnection, j: &PlannedJob, meta: Value) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO backup_jobs (id, device_id, name, source_paths, exclude_patterns, \
-         enabled, origin_name, origin_id, account_id, metadata, \
-         hook_before, hook_finally, hook_before_on_error) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (id) DO UPDATE SET device_id = EXCLUDED.device_id, name = EXCLUDED.name, \
-         source_paths = EXCLUDED.source_paths, exclude_patterns = EXCLUDED.exclude_patterns, \
-         enabled = EXCLUDED.enabled, origin_name = EXCLUDED.origin_name, \
-         origin_id = EXCLUDED.origin_id, account_id = EXCLUDED.account_id, \
-         metadata = COALESCE(backup_jobs.metadata, '{}'::jsonb) || EXCLUDED.metadata, \
-         hook_before = EXCLUDED.hook_before, hook_finally = EXCLUDED.hook_finally, \
-         hook_before_on_error = EXCLUDED.hook_before_on_error, \
-         updated_at = NOW()",
-    )
-    .bind(j.id)
-    .bind(&j.device_id)
-    .bind(&j.name)
-    .bind(&j.source_paths)
-    .bind(&j.exclude_patterns)
-    .bind(j.enabled)
-    .bind(&j.origin_name)
-    .bind(j.origin_id)
-    .bind(j.account_id)
-    .bind(meta)
-    .bind(&j.hooks.before) // i12
-    .bind(&j.hooks.finally)
-    .bind(&j.hooks.before_on_error)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+/// Why the job cannot have its name: the name must be free on the device
+/// (UNIQUE (device_id, name)), and another job holds it.
+async fn name_taken(conn: &mut PgConnection, j: &PlannedJob) -> anyhow::Result<Option<String>> {
+    let holder = store::import::name_holder(conn, &j.device_id, &j.name, j.id).await?;
+    Ok(holder.map(|(other, imported)| {
+        format!(
+            "device {:?} already has another job named {:?} (id {other}, {}); rename that job or \
+             the Relica backup and re-run",
+            j.device_id,
+            j.name,
+            if imported {
+                "imported from another Relica backup"
+            } else {
+                "not from Relica"
+            }
+        )
+    }))
+}
+
+/// Why an existing job is kept as is: it was never imported, or it was `edited` since.
+fn job_skip_reason(
+    j: &PlannedJob,
+    row: &store::import::ImportedJob,
+    never_imported: bool,
+    edited: &[String],
+) -> String {
+    if never_imported {
+        format!(
+            "job {} already exists (device {:?}, name {:?}) and was not created by a \
+             Relica import; kept as is (--overwrite replaces it with the Relica backup)",
+            j.id, row.device_id, row.name
+        )
+    } else {
+        format!(
+            "edited in the database since the last import ({}); kept as is \
+             (--overwrite replaces it with the Relica backup)",
+            edited.join(", ")
+        )
+    }
 }
 
 // ---- schedules ----
 
+/// The clock of one job's schedules: its device's time zone, now, and the last run the file
+/// knows of.
+struct JobClock {
+    tz: chrono_tz::Tz,
+    now: DateTime<Utc>,
+    planned_last: Option<DateTime<Utc>>,
+}
+
+impl JobClock {
+    fn next_run(&self, sched: &Schedule, last: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+        crate::domain::schedule::next_run(sched, last, self.now, &self.tz)
+    }
+}
+
+/// Writes the job's Relica schedules: an existing row with the same cron line is kept (and
+/// refreshed), a new line is inserted, a row whose line the file no longer has is deleted.
+/// Schedules a user added to the job are not touched.
 async fn import_schedules(
     conn: &mut PgConnection,
     ctx: &Ctx,
     j: &PlannedJob,
     section: &mut Section,
 ) -> anyhow::Result<()> {
-    let existing = relica_schedules(conn, j.id).await?;
-    let tz = ctx
-        .zones
-        .get(&j.device_id)
-        .copied()
-        .unwrap_or(chrono_tz::UTC);
-    // PostgreSQL keeps microseconds (sqlx truncates); compare at that precision.
-    let planned_last = j.last_run_at.map(|t| t.trunc_subsecs(6));
+    let existing = store::import::relica_schedules(conn, j.id).await?;
+    let clock = JobClock {
+        tz: ctx
+            .zones
+            .get(&j.device_id)
+            .copied()
+            .unwrap_or(chrono_tz::UTC),
+        now: ctx.now,
+        // PostgreSQL keeps microseconds (sqlx truncates); compare at that precision.
+        planned_last: j.last_run_at.map(|t| t.trunc_subsecs(6)),
+    };
     let mut used: HashSet<i32> = HashSet::new();
     for s in &j.schedules {
-        let mut item = Item::new(Action::Created);
-        item.job_id = Some(j.id);
-        item.name = Some(j.name.clone());
-        item.device_id = Some(j.device_id.clone());
-        item.cron_expression = Some(s.cron_expression.clone());
+        let mut item = schedule_item(Action::Created, j, Some(s.cron_expression.clone()));
         let expr =
             ctx.crons.get(&s.cron_expression).cloned().ok_or_else(|| {
                 anyhow::anyhow!("cron line {:?} was not checked", s.cron_expression)
@@ -1038,90 +1053,86 @@ async fn import_schedules(
         });
         match found {
             None => {
-                let next = crate::domain::schedule::next_run(&sched, planned_last, ctx.now, &tz);
-                let id: i32 = sqlx::query_scalar(
-                    "INSERT INTO schedules (job_id, schedule_type, cron_expression, enabled, \
-                     last_run_at, next_run_at, metadata) \
-                     VALUES ($1, 'cron', $2, true, $3, $4, $5) RETURNING id",
+                let next = clock.next_run(&sched, clock.planned_last);
+                let id = store::import::insert_schedule(
+                    conn,
+                    j.id,
+                    &s.cron_expression,
+                    clock.planned_last,
+                    next,
+                    &s.metadata,
                 )
-                .bind(j.id)
-                .bind(&s.cron_expression)
-                .bind(planned_last)
-                .bind(next)
-                .bind(&s.metadata)
-                .fetch_one(&mut *conn)
                 .await?;
                 item.id = Some(id.to_string());
             }
             Some(e) => {
                 used.insert(e.id);
                 item.id = Some(e.id.to_string());
-                let mut fields = Vec::new();
-                if e.metadata.as_ref() != Some(&s.metadata) {
-                    fields.push("metadata".to_owned());
-                }
-                // last_run_at never moves backwards (restic-fleet may have run the job since).
-                let last = match (e.last_run_at, planned_last) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                };
-                if last != e.last_run_at {
-                    fields.push("last_run_at".to_owned());
-                }
-                // Relica's schedule is active: one disabled here is enabled again (this branch
-                // runs for a job edited here only under --overwrite).
-                if !e.enabled {
-                    fields.push("enabled".to_owned());
-                }
-                let next = if fields.iter().any(|f| f == "last_run_at" || f == "enabled")
-                    || e.next_run_at.is_none()
-                {
-                    crate::domain::schedule::next_run(&sched, last, ctx.now, &tz)
-                } else {
-                    e.next_run_at
-                };
-                if fields.is_empty() && next == e.next_run_at {
-                    item.action = Action::Unchanged;
-                } else {
-                    sqlx::query(
-                        "UPDATE schedules SET metadata = $2, last_run_at = $3, next_run_at = $4, \
-                         enabled = true, updated_at = NOW() WHERE id = $1",
-                    )
-                    .bind(e.id)
-                    .bind(&s.metadata)
-                    .bind(last)
-                    .bind(next)
-                    .execute(&mut *conn)
-                    .await?;
-                    if e.next_run_at.is_none() && next.is_some() {
-                        fields.push("next_run_at".to_owned());
-                    }
-                    item.action = Action::Updated;
-                    item.fields = fields;
-                }
+                refresh_schedule(conn, &clock, &sched, e, s, &mut item).await?;
             }
         }
         section.push(item);
     }
     for e in existing.iter().filter(|e| !used.contains(&e.id)) {
-        sqlx::query("DELETE FROM schedules WHERE id = $1")
-            .bind(e.id)
-            .execute(&mut *conn)
-            .await?;
-        let mut item = Item::new(Action::Deleted);
+        store::import::delete_schedule(conn, e.id).await?;
+        let mut item = schedule_item(Action::Deleted, j, e.cron_expression.clone());
         item.id = Some(e.id.to_string());
-        item.job_id = Some(j.id);
-        item.name = Some(j.name.clone());
-        item.device_id = Some(j.device_id.clone());
-        item.cron_expression = e.cron_expression.clone();
         item.reason = Some("no longer in the Relica schedule".into());
         section.push(item);
     }
     Ok(())
 }
 
+/// Brings an existing Relica schedule `e` in line with the planned `s` (metadata, last run,
+/// enabled, next run) and records in `item` what changed.
+async fn refresh_schedule(
+    conn: &mut PgConnection,
+    clock: &JobClock,
+    sched: &Schedule,
+    e: &store::import::RelicaSchedule,
+    s: &PlannedSchedule,
+    item: &mut Item,
+) -> anyhow::Result<()> {
+    let mut fields = Vec::new();
+    if e.metadata.as_ref() != Some(&s.metadata) {
+        fields.push("metadata".to_owned());
+    }
+    // last_run_at never moves backwards (restic-fleet may have run the job since).
+    let last = match (e.last_run_at, clock.planned_last) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    if last != e.last_run_at {
+        fields.push("last_run_at".to_owned());
+    }
+    // Relica's schedule is active: one disabled here is enabled again (this branch
+    // runs for a job edited here only under --overwrite).
+    if !e.enabled {
+        fields.push("enabled".to_owned());
+    }
+    let next =
+        if fields.iter().any(|f| f == "last_run_at" || f == "enabled") || e.next_run_at.is_none() {
+            clock.next_run(sched, last)
+        } else {
+            e.next_run_at
+        };
+    if fields.is_empty() && next == e.next_run_at {
+        item.action = Action::Unchanged;
+        return Ok(());
+    }
+    store::import::update_schedule(conn, e.id, &s.metadata, last, next).await?;
+    if e.next_run_at.is_none() && next.is_some() {
+        fields.push("next_run_at".to_owned());
+    }
+    item.action = Action::Updated;
+    item.fields = fields;
+    Ok(())
+}
+
 // ---- runs ----
 
+/// The planned runs whose Relica task is not yet in `runs`; the runs of jobs that do not exist
+/// (skipped, rejected) are reported skipped.
 async fn import_runs(
     conn: &mut PgConnection,
     plan: &ImportPlan,
@@ -1133,12 +1144,7 @@ async fn import_runs(
         .iter()
         .map(|r| r.relica_task_id.clone())
         .collect();
-    let existing: Vec<String> = sqlx::query_scalar(
-        "SELECT metadata->>'relica_task_id' FROM runs WHERE metadata->>'relica_task_id' = ANY($1)",
-    )
-    .bind(&keys)
-    .fetch_all(&mut *conn)
-    .await?;
+    let existing = store::import::imported_task_ids(conn, &keys).await?;
     let existing: HashSet<String> = existing.into_iter().collect();
     for r in &plan.history {
         let mut item = Item::new(Action::Created);
@@ -1152,23 +1158,43 @@ async fn import_runs(
             item.reason = Some(format!("its job {} was not imported", r.job_id));
         } else {
             let duration = r.duration_seconds.and_then(|d| i32::try_from(d).ok());
-            sqlx::query(
-                "INSERT INTO runs (job_id, device_id, start_time, end_time, status, \
-                 error_message, duration_seconds, metadata) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(r.job_id)
-            .bind(&r.device_id)
-            .bind(r.start_time)
-            .bind(r.end_time)
-            .bind(&r.status)
-            .bind(&r.error_message)
-            .bind(duration)
-            .bind(&r.metadata)
-            .execute(&mut *conn)
-            .await?;
+            store::import::insert_run(conn, r, duration).await?;
         }
         section.push(item);
+    }
+    Ok(())
+}
+
+// ---- retention ----
+
+/// Stores keep-within `Nd` (N from [`relica::retention::retention_days`]) for each imported
+/// job (not `skipped`) without a policy of its own; one note per job says so.
+async fn import_retention(
+    conn: &mut PgConnection,
+    jobs: &[PlannedJob],
+    skipped: &HashSet<Uuid>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    for j in jobs.iter().filter(|j| !skipped.contains(&j.id)) {
+        let Some(days) = relica::retention::retention_days(&j.metadata) else {
+            continue;
+        };
+        // restic's duration counts; 1000000 days is far beyond any real retention.
+        let days = days.min(1_000_000);
+        let stored = store::import::insert_keep_within(conn, j.id, format!("{days}d")).await?;
+        notes.push(if stored {
+            format!(
+                "job {:?} ({}): Relica's retention_days {days} became the retention policy \
+                 keep-within {days}d (applied by the maintenance owner's `restic-fleet maintain`)",
+                j.name, j.id
+            )
+        } else {
+            format!(
+                "job {:?} ({}): Relica's retention_days {days} was not applied because the job \
+                 already has a retention policy",
+                j.name, j.id
+            )
+        });
     }
     Ok(())
 }

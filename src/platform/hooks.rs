@@ -24,13 +24,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use crate::domain::hook_command::validate_command;
 use crate::domain::job::Job;
 use crate::platform::ping::{self, PingKind};
 
 /// Each hook's stdout and stderr are kept up to this many bytes (their ends, where errors are).
 const OUTPUT_CAP: usize = 8 * 1024;
-/// The longest hook command accepted.
-const MAX_COMMAND_LEN: usize = 8 * 1024;
 
 /// Environment variables a hook never inherits: every way to reach the repository password,
 /// and the database URL (which may hold the database password).
@@ -106,21 +105,6 @@ impl HookSet {
         .into_iter()
         .filter_map(|(n, c)| c.as_deref().map(|c| (n, c)))
     }
-}
-
-/// Checks a hook command (where it is written and where it is used): not blank, no NUL byte
-/// (which no shell can receive), at most 8 KiB. The error completes "the X hook ...".
-pub fn validate_command(cmd: &str) -> Result<(), String> {
-    if cmd.trim().is_empty() {
-        return Err("is empty; clear it with the matching --no-hook-... option instead".into());
-    }
-    if cmd.contains('\0') {
-        return Err("contains a NUL byte, which no shell accepts".into());
-    }
-    if cmd.len() > MAX_COMMAND_LEN {
-        return Err(format!("is longer than {MAX_COMMAND_LEN} bytes"));
-    }
-    Ok(())
 }
 
 /// Who is running: the values of the `RESTIC_FLEET_*` variables that do not change.
