@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::commands::run::TriggeredBy;
+use crate::domain::run_record::TriggeredBy;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,7 +49,7 @@ pub enum Command {
     Sync(crate::commands::sync::SyncArgs),
     /// Run records kept on this device while the database was away.
     #[command(subcommand)]
-    Spool(crate::local::spool::SpoolCommand),
+    Spool(crate::commands::spool::SpoolCommand),
     /// Database administration.
     #[command(subcommand)]
     Db(DbCommand),
@@ -192,7 +192,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let cfg = crate::local::config::load(&config_path)?;
             crate::commands::sync::run(&cfg, &config_path, &args).await
         }
-        Command::Spool(c) => crate::local::spool::run(&config_path, c).await,
+        Command::Spool(c) => crate::commands::spool::run(&config_path, c).await,
         Command::Db(DbCommand::Migrate { database_url }) => {
             let url = crate::commands::database_url(&config_path, database_url.as_deref())?;
             let pool = crate::store::db::connect_no_migrate(&url).await?;

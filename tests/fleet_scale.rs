@@ -856,7 +856,7 @@ async fn one_repository_open_per_run_and_short_ids_resolved_by_one_call_at_sync(
 /// reports a deadlock (40P01) when the order is wrong.
 #[tokio::test]
 async fn a_delivery_racing_sync_over_the_same_schedules_never_deadlocks() {
-    use restic_fleet::commands::run::TriggeredBy;
+    use restic_fleet::domain::run_record::TriggeredBy;
     use restic_fleet::ops::delivery as record;
     let env = Env::enrolled().await;
     let job = add_job(&env, "test-device", "busy").await;

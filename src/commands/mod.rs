@@ -23,6 +23,7 @@ pub mod schedule;
 pub mod schedule_preview;
 pub mod settings;
 pub mod snapshots;
+pub mod spool;
 pub mod status;
 pub mod sync;
 

@@ -1,10 +1,11 @@
 //! `restic-fleet run <job-uuid>`: one restic backup, recorded in `runs`.
 //!
 //! Three steps with plain types between them:
-//! 1. [`resolve`]: the job and its settings from the database, or from the local copy when the
-//!    database cannot be reached → [`resolve::ResolvedJob`];
-//! 2. [`execute`]: restic, under this device's file locks → [`execute::Outcome`];
-//! 3. [`record`]: the complete [`record::RunRecord`] to the database, or to the spool
+//! 1. [`crate::ops::backup::resolve`]: the job and its settings from the database, or from the
+//!    local copy when the database cannot be reached → [`ResolvedJob`];
+//! 2. [`crate::ops::backup::execute`]: restic, under this device's file locks →
+//!    [`crate::ops::backup::execute::Outcome`];
+//! 3. [`crate::ops::delivery`]: the complete [`RunRecord`] to the database, or to the spool
 //!    ([`crate::local::spool`]) when the database is away (at the start or at any later moment).
 //!
 //! The process uses one database connection at a time ([`Link`]) and keeps no session state
@@ -12,6 +13,7 @@
 //! PgBouncer and survives a database restart in the middle of a backup. A backup never waits
 //! for, nor fails because of, an unreachable database.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -21,37 +23,21 @@ use uuid::Uuid;
 
 use crate::domain::exit::{self, Failure};
 use crate::domain::job::Job;
+use crate::domain::run_record::{RunRecord, TriggeredBy};
 use crate::local::config::Config;
-use crate::local::locks;
+use crate::local::locks::{self, FileLock};
 use crate::local::state::StateDir;
-
+use crate::ops::backup::execute::Outcome;
 pub use crate::ops::backup::progress::want_progress;
 use crate::ops::backup::resolve::{JobSource, ResolvedJob};
-use crate::ops::delivery::RunRecord;
+use crate::platform::hooks::{BackupResult, MonitorRecord, RunMonitor};
+use crate::platform::network::NetworkWait;
 
 /// How long one database step of `run` may take before the database counts as away.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on closing a job's stale runs before the backup: database steps plus a `restic
 /// snapshots` (120s) per stale run; a repository slower than that leaves the link offline.
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(300);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TriggeredBy {
-    Manual,
-    Schedule,
-    Missed,
-}
-
-impl TriggeredBy {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TriggeredBy::Manual => "manual",
-            TriggeredBy::Schedule => "schedule",
-            TriggeredBy::Missed => "missed",
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -62,7 +48,7 @@ pub struct RunOptions {
     /// Show a progress bar (decided by the caller: a terminal, not `--json`).
     pub progress: bool,
     /// The config file in force (passed on to a re-registering sync).
-    pub config_path: std::path::PathBuf,
+    pub config_path: PathBuf,
 }
 
 /// What a finished run recorded, as printed by `run --json`.
@@ -195,25 +181,7 @@ async fn step<T>(fut: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result
 pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
     let state = StateDir::for_config(config);
     let mut link = Link::open(&config.database_url).await?;
-
-    // Records of earlier runs go in before anything this run writes.
-    if let Some(conn) = link.conn().await
-        && let Err(e) = crate::local::spool::deliver_all(conn, &state, &config.device_id).await
-        && let Err(e) = link.check(e)
-    {
-        // Earlier runs' records stay in the spool; today's backup goes on all the same.
-        tracing::warn!(
-            "the spooled records of earlier runs could not be delivered: {e:#}; they stay in \
-             the spool and this backup goes on"
-        );
-        // Behind PgBouncer the failed statement aborted the step's transaction: roll it back so
-        // the connection serves the next steps.
-        if let Some(conn) = link.conn.as_mut()
-            && let Err(e) = crate::store::db::abort_pinned(conn).await
-        {
-            link.lost(&e);
-        }
-    }
+    deliver_spool(&mut link, &state, config).await;
     // Behind PgBouncer each database step is committed at once: an early return must not roll
     // a step back, and no server connection is held across the waits below.
     link.release().await;
@@ -222,11 +190,93 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
     let job_id = job_id(&mut link, &state, config, &opts.job).await?;
     link.release().await;
 
-    // Step 1: resolve.
+    let resolved = resolve_job(&mut link, &state, config, job_id, opts.force).await?;
+    let unattended = Unattended::check(&resolved)?;
+
+    // Exclusion: the job's lock, then (for scheduled runs) the due check under it.
+    let job_lock = lock_job(&state, &resolved)?;
+    close_stale_runs(&mut link, &state, config, &resolved).await?;
+    if opts.triggered_by != TriggeredBy::Manual {
+        gate(&mut link, &state, &resolved).await?;
+    }
+    let slot = acquire_slot(&state, &resolved).await?;
+    remove_dead_restic_locks(&state, &resolved).await;
+
+    let Started {
+        mut record,
+        run_id,
+        in_spool,
+    } = start(&mut link, &state, config, &resolved, &opts).await?;
+    // Nothing is asked of the database while restic runs (behind PgBouncer this commits).
+    link.release().await;
+
+    // Step 2: execute.
+    let run_label = run_id
+        .map(|id| id.to_string())
+        .unwrap_or_else(|| record.client_run_id.to_string());
+    let backup = Backup {
+        state: &state,
+        resolved: &resolved,
+        device_id: &config.device_id,
+        run_label: &run_label,
+        client_run_id: record.client_run_id,
+        progress: opts.progress,
+    };
+    let (outcome, monitored) = backup.run(&[&job_lock, &slot], unattended).await;
+    let outcome = with_monitor_record(outcome, &monitored);
+
+    // Step 3: record, live or spooled.
+    record.finish(&outcome);
+    record.merge_metadata(serde_json::Value::Object(monitored.metadata));
+    let (run_id, spooled) = store(&mut link, &state, &mut record, &resolved, &opts).await?;
+    if let (Some(_), Some(start)) = (run_id, &in_spool) {
+        crate::local::spool::remove(start);
+    }
+    link.release().await;
+    drop((job_lock, slot));
+
+    let report = RunReport::new(&record, &outcome, run_id, spooled, &opts);
+    print_report(&report, opts.json)?;
+    Ok(outcome.cli_code)
+}
+
+/// Records of earlier runs go in before anything this run writes. Failing that, they stay in
+/// the spool and today's backup goes on all the same.
+async fn deliver_spool(link: &mut Link, state: &StateDir, config: &Config) {
+    let Some(conn) = link.conn().await else {
+        return;
+    };
+    let Err(e) = crate::ops::delivery::deliver_all(conn, state, &config.device_id).await else {
+        return;
+    };
+    let Err(e) = link.check(e) else {
+        return;
+    };
+    tracing::warn!(
+        "the spooled records of earlier runs could not be delivered: {e:#}; they stay in the \
+         spool and this backup goes on"
+    );
+    // Behind PgBouncer the failed statement aborted the step's transaction: roll it back so
+    // the connection serves the next steps.
+    if let Some(conn) = link.conn.as_mut()
+        && let Err(e) = crate::store::db::abort_pinned(conn).await
+    {
+        link.lost(&e);
+    }
+}
+
+/// Step 1: the job from the database, or from the local copy when the database is away.
+async fn resolve_job(
+    link: &mut Link,
+    state: &StateDir,
+    config: &Config,
+    job_id: Uuid,
+    force: bool,
+) -> anyhow::Result<ResolvedJob> {
     let mut resolved = None;
     if let Some(conn) = link.conn().await {
         match step(crate::ops::backup::resolve::from_database(
-            conn, config, job_id, opts.force,
+            conn, config, job_id, force,
         ))
         .await
         {
@@ -235,30 +285,48 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
         }
     }
     link.release().await;
-    let resolved = match resolved {
-        Some(r) => r,
+    match resolved {
+        Some(r) => Ok(r),
         None => {
             let reason = link.away.clone().unwrap_or_default();
-            crate::ops::backup::resolve::from_local_copy(
-                &state, config, job_id, opts.force, &reason,
-            )?
+            crate::ops::backup::resolve::from_local_copy(state, config, job_id, force, &reason)
         }
-    };
-    // The backend environment and the unattended-run settings are checked before anything
-    // starts (a bad value is a configuration error, exit 2).
-    crate::domain::restic::backend_env::from_settings(&resolved.settings)?;
-    let network_wait = crate::platform::network::NetworkWait::from_settings(&resolved.settings)?;
-    let prevent_sleep = crate::platform::power::wanted(&resolved.settings)?;
-    if let JobSource::LocalCopy { age, .. } = &resolved.source {
-        tracing::warn!(
-            "running job {job_id} ({:?}) from the local copy of this device's jobs, {age} old",
-            resolved.job.name
-        );
     }
+}
 
-    // Exclusion: the job's lock, then (for scheduled runs) the due check under it.
-    let Some(mut job_lock) = locks::try_lock_job(&state, job_id)? else {
-        let holder = locks::job_lock_holder(&state, job_id);
+/// The unattended-run settings of a job.
+struct Unattended {
+    network_wait: NetworkWait,
+    prevent_sleep: bool,
+}
+
+impl Unattended {
+    /// The backend environment and the unattended-run settings are checked before anything
+    /// starts (a bad value is a configuration error, exit 2).
+    fn check(resolved: &ResolvedJob) -> anyhow::Result<Self> {
+        crate::domain::restic::backend_env::from_settings(&resolved.settings)?;
+        let network_wait = NetworkWait::from_settings(&resolved.settings)?;
+        let prevent_sleep = crate::platform::power::wanted(&resolved.settings)?;
+        if let JobSource::LocalCopy { age, .. } = &resolved.source {
+            tracing::warn!(
+                "running job {} ({:?}) from the local copy of this device's jobs, {age} old",
+                resolved.job.id,
+                resolved.job.name
+            );
+        }
+        Ok(Self {
+            network_wait,
+            prevent_sleep,
+        })
+    }
+}
+
+/// Takes the job's lock, naming this process as its holder; a job already running on this
+/// device skips the run.
+fn lock_job(state: &StateDir, resolved: &ResolvedJob) -> anyhow::Result<FileLock> {
+    let job_id = resolved.job.id;
+    let Some(mut job_lock) = locks::try_lock_job(state, job_id)? else {
+        let holder = locks::job_lock_holder(state, job_id);
         let detail = if holder.is_empty() {
             String::new()
         } else {
@@ -275,37 +343,52 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
         std::process::id(),
         Utc::now().to_rfc3339()
     ));
-    if let Some(conn) = link.conn().await {
-        // Runs of this job left `running` by a dead process are closed before ours starts.
-        let closing = crate::ops::reconcile::close_stale_runs(
-            conn,
-            &state,
-            &config.device_id,
-            &resolved.settings,
-            Some(job_id),
-            Some(job_id),
-        );
-        // Not bounded by the database step timeout: it may ask the repository (`restic
-        // snapshots`, up to 120s per stale run), and a slow repository is not an unreachable
-        // database.
-        match tokio::time::timeout(RECONCILE_TIMEOUT, closing).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => link.check(e)?,
-            Err(_) => link.lost(&anyhow::Error::new(crate::store::db::Unreachable {
-                message: format!(
-                    "closing this job's stale runs did not finish within {}s",
-                    RECONCILE_TIMEOUT.as_secs()
-                ),
-            })),
-        }
-        link.release().await;
+    Ok(job_lock)
+}
+
+/// Runs of this job left `running` by a dead process are closed before ours starts (under the
+/// job lock).
+async fn close_stale_runs(
+    link: &mut Link,
+    state: &StateDir,
+    config: &Config,
+    resolved: &ResolvedJob,
+) -> anyhow::Result<()> {
+    let job_id = resolved.job.id;
+    let Some(conn) = link.conn().await else {
+        return Ok(());
+    };
+    let closing = crate::ops::reconcile::close_stale_runs(
+        conn,
+        state,
+        &config.device_id,
+        &resolved.settings,
+        Some(job_id),
+        Some(job_id),
+    );
+    // Not bounded by the database step timeout: it may ask the repository (`restic
+    // snapshots`, up to 120s per stale run), and a slow repository is not an unreachable
+    // database.
+    match tokio::time::timeout(RECONCILE_TIMEOUT, closing).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => link.check(e)?,
+        Err(_) => link.lost(&anyhow::Error::new(crate::store::db::Unreachable {
+            message: format!(
+                "closing this job's stale runs did not finish within {}s",
+                RECONCILE_TIMEOUT.as_secs()
+            ),
+        })),
     }
-    if opts.triggered_by != TriggeredBy::Manual {
-        gate(&mut link, &state, &resolved).await?;
-    }
+    link.release().await;
+    Ok(())
+}
+
+/// One of the device's `max_concurrent_backups` slots, waited for up to
+/// `concurrency_wait_seconds`; none free by then skips the run.
+async fn acquire_slot(state: &StateDir, resolved: &ResolvedJob) -> anyhow::Result<FileLock> {
     let max = resolved.max_concurrent;
     let wait = resolved.wait;
-    let slot = locks::acquire_slot(&state, max, wait, || {
+    let slot = locks::acquire_slot(state, max, wait, || {
         tracing::info!(
             "waiting up to {}s for a free slot: max_concurrent_backups={max} backups are \
              already running on this device",
@@ -313,21 +396,24 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
         )
     })
     .await?;
-    let Some(slot) = slot else {
-        return Err(Failure::skipped(format!(
-            "skipped: job {job_id} ({:?}) waited {}s but max_concurrent_backups={max} other \
+    slot.ok_or_else(|| {
+        Failure::skipped(format!(
+            "skipped: job {} ({:?}) waited {}s but max_concurrent_backups={max} other \
              backups kept running on this device (raise concurrency_wait_seconds or \
              max_concurrent_backups)",
+            resolved.job.id,
             resolved.job.name,
             wait.as_secs()
         ))
-        .into());
-    };
+        .into()
+    })
+}
 
-    // Locks a dead restic of this device left in the repository go first (restic's own
-    // stale-lock rules: same host and process gone, or not refreshed for 30 minutes); only when
-    // a marker says such a restic existed (see [`marker`]).
-    let left = crate::local::markers::left_behind(&state);
+/// Locks a dead restic of this device left in the repository go first (restic's own
+/// stale-lock rules: same host and process gone, or not refreshed for 30 minutes); only when
+/// a marker says such a restic existed (see [`crate::local::markers`]).
+async fn remove_dead_restic_locks(state: &StateDir, resolved: &ResolvedJob) {
+    let left = crate::local::markers::left_behind(state);
     if !left.is_empty()
         && let Ok(restic) = which::which("restic")
     {
@@ -343,32 +429,36 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             crate::local::markers::clear(&left);
         }
     }
+}
 
-    let mut record = RunRecord::starting(
+/// A run that has started: its record, its `running` row, or its start kept in the spool.
+struct Started {
+    record: RunRecord,
+    run_id: Option<i32>,
+    in_spool: Option<PathBuf>,
+}
+
+/// Records the start of the run: the `running` row, or (the database away) the start in the
+/// spool, and this device's own note of the job's latest run.
+async fn start(
+    link: &mut Link,
+    state: &StateDir,
+    config: &Config,
+    resolved: &ResolvedJob,
+    opts: &RunOptions,
+) -> anyhow::Result<Started> {
+    let job_id = resolved.job.id;
+    let record = RunRecord::starting(
         job_id,
         &resolved.job.name,
         &config.device_id,
         opts.triggered_by,
     );
-    let mut run_id = None;
-    if let Some(conn) = link.conn().await {
-        match step(crate::ops::delivery::insert_running(conn, &record)).await {
-            Ok(id) => run_id = Some(id),
-            Err(e) => link.check(e)?,
-        }
-    }
-    // Behind PgBouncer the `running` row exists only once committed: a failed commit counts
-    // as no row (the start goes to the spool below; the same client run id keeps it one row).
-    if run_id.is_some() {
-        link.release().await;
-        if link.conn.is_none() {
-            run_id = None;
-        }
-    }
+    let run_id = insert_running(link, &record).await?;
     // Without a `running` row, the spool holds the run's start: if this process dies, the
     // next delivery finds the record `running` with its job lock free and closes it (with its
     // snapshot, when restic got that far), so no snapshot is left without a row.
-    let mut started_in_spool = None;
+    let mut in_spool = None;
     if run_id.is_none() {
         let mut start = record.clone();
         start.mark_offline(
@@ -376,9 +466,9 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
                 .as_deref()
                 .unwrap_or("the database cannot be reached"),
         );
-        started_in_spool = Some(crate::local::spool::write(&state, &start)?);
+        in_spool = Some(crate::local::spool::write(state, &start)?);
     }
-    crate::local::copy::write_last_run(&state, job_id, record.start_time);
+    crate::local::copy::write_last_run(state, job_id, record.start_time);
     tracing::info!(
         "starting backup of job {job_id} ({:?}) as {}, triggered by {}",
         resolved.job.name,
@@ -387,106 +477,134 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<u8> {
             .unwrap_or_else(|| format!("spooled run {}", record.client_run_id)),
         opts.triggered_by.as_str()
     );
-
-    // Nothing is asked of the database while restic runs (behind PgBouncer this commits).
-    link.release().await;
-
-    // Step 2: execute, between the start ping and before hook and the result ping and the
-    // after/failure/finally hooks (which take plain values: they work offline too).
-    // What would fail the run anyway (restic arguments, source paths, restic itself) fails it
-    // before the start ping and the before hook (which may stop services): no hook or ping
-    // runs for it, the failed run is recorded.
-    let (outcome, monitored) = match crate::ops::backup::execute::preflight(&resolved) {
-        Err((message, code)) => (
-            crate::ops::backup::execute::failed(message, code),
-            crate::platform::hooks::MonitorRecord::default(),
-        ),
-        Ok(_) => {
-            let mut monitor = crate::platform::hooks::RunMonitor::for_job(
-                &resolved.job,
-                &config.device_id,
-                &run_id
-                    .map(|id| id.to_string())
-                    .unwrap_or_else(|| record.client_run_id.to_string()),
-                Duration::from_secs(
-                    resolved
-                        .settings
-                        .get_u64("hook_timeout_seconds", 300)
-                        .unwrap_or(300),
-                ),
-                resolved
-                    .settings
-                    .get_bool("ping_warning_as_success", false)
-                    .unwrap_or(false),
-                hook_secrets(&resolved),
-            );
-            // A sleep inhibitor is held while restic works (setting prevent_sleep).
-            let inhibitor = crate::platform::power::hold(
-                prevent_sleep,
-                &format!("backup of {:?}", resolved.job.name),
-            )
-            .await;
-            let outcome = match monitor.before_backup().await {
-                // A failing before hook with on-error `stop` fails the run without a backup.
-                Err(message) => crate::ops::backup::execute::failed(message, exit::FAILED),
-                Ok(()) => {
-                    let started =
-                        crate::local::markers::ResticMarker::start(&state, record.client_run_id);
-                    let outcome = crate::ops::backup::execute::execute(
-                        &resolved,
-                        opts.progress,
-                        &[&job_lock, &slot],
-                        network_wait,
-                    )
-                    .await;
-                    match (started, outcome.exit_code) {
-                        (Some(m), Some(_)) => m.finished(),
-                        (Some(m), None) => m.keep(),
-                        (None, _) => {}
-                    }
-                    outcome
-                }
-            };
-            drop(inhibitor);
-            let monitored = monitor.after_backup(&monitor_input(&outcome)).await;
-            (outcome, monitored)
-        }
-    };
-    let outcome = with_monitor_record(outcome, &monitored);
-
-    // Step 3: record, live or spooled.
-    record.finish(&outcome);
-    record.merge_metadata(serde_json::Value::Object(monitored.metadata));
-    let (run_id, spooled) = store(&mut link, &state, &mut record, &resolved, &opts).await?;
-    if let (Some(_), Some(start)) = (run_id, &started_in_spool) {
-        crate::local::spool::remove(start);
-    }
-    link.release().await;
-    drop((job_lock, slot));
-
-    let end_time = record.end_time.unwrap_or(record.start_time);
-    let report = RunReport {
+    Ok(Started {
+        record,
         run_id,
-        client_run_id: record.client_run_id,
-        spooled: spooled.as_ref().map(|p| p.display().to_string()),
-        job_id,
-        job_name: resolved.job.name.clone(),
-        device_id: config.device_id.clone(),
-        status: outcome.status.to_string(),
-        exit_code: outcome.exit_code,
-        error_message: outcome.error_message.clone(),
-        snapshot_id: outcome.summary.snapshot_id.clone(),
-        start_time: record.start_time,
-        end_time,
-        files_new: outcome.summary.files_new,
-        files_changed: outcome.summary.files_changed,
-        files_unmodified: outcome.summary.files_unmodified,
-        data_added_bytes: outcome.summary.data_added,
-        warnings: outcome.warnings.clone(),
-        triggered_by: opts.triggered_by.as_str(),
-    };
-    print_report(&report, opts.json)?;
-    Ok(outcome.cli_code)
+        in_spool,
+    })
+}
+
+/// Inserts the run's `running` row; its id, or `None` when the database is away.
+async fn insert_running(link: &mut Link, record: &RunRecord) -> anyhow::Result<Option<i32>> {
+    let mut run_id = None;
+    if let Some(conn) = link.conn().await {
+        match step(crate::ops::delivery::insert_running(conn, record)).await {
+            Ok(id) => run_id = Some(id),
+            Err(e) => link.check(e)?,
+        }
+    }
+    // Behind PgBouncer the `running` row exists only once committed: a failed commit counts
+    // as no row (the start goes to the spool; the same client run id keeps it one row).
+    if run_id.is_some() {
+        link.release().await;
+        if link.conn.is_none() {
+            run_id = None;
+        }
+    }
+    Ok(run_id)
+}
+
+/// Step 2 of a run: restic between the start ping and before hook and the result ping and the
+/// after/failure/finally hooks (which take plain values: they work offline too).
+struct Backup<'a> {
+    state: &'a StateDir,
+    resolved: &'a ResolvedJob,
+    device_id: &'a str,
+    /// The run as the hooks and pings name it: its row id, else its client run id.
+    run_label: &'a str,
+    client_run_id: Uuid,
+    progress: bool,
+}
+
+impl Backup<'_> {
+    /// What would fail the run anyway (restic arguments, source paths, restic itself) fails
+    /// it before the start ping and the before hook (which may stop services): no hook or ping
+    /// runs for it, the failed run is recorded.
+    async fn run(&self, locks: &[&FileLock], unattended: Unattended) -> (Outcome, MonitorRecord) {
+        if let Err((message, code)) = crate::ops::backup::execute::preflight(self.resolved) {
+            return (
+                crate::ops::backup::execute::failed(message, code),
+                MonitorRecord::default(),
+            );
+        }
+        let mut monitor = self.monitor();
+        // A sleep inhibitor is held while restic works (setting prevent_sleep).
+        let inhibitor = crate::platform::power::hold(
+            unattended.prevent_sleep,
+            &format!("backup of {:?}", self.resolved.job.name),
+        )
+        .await;
+        let outcome = match monitor.before_backup().await {
+            // A failing before hook with on-error `stop` fails the run without a backup.
+            Err(message) => crate::ops::backup::execute::failed(message, exit::FAILED),
+            Ok(()) => self.restic(locks, unattended.network_wait).await,
+        };
+        drop(inhibitor);
+        let monitored = monitor.after_backup(&monitor_input(&outcome)).await;
+        (outcome, monitored)
+    }
+
+    /// The hooks and pings of the job, with the secrets their output must not show.
+    fn monitor(&self) -> RunMonitor {
+        let settings = &self.resolved.settings;
+        RunMonitor::for_job(
+            &self.resolved.job,
+            self.device_id,
+            self.run_label,
+            Duration::from_secs(settings.get_u64("hook_timeout_seconds", 300).unwrap_or(300)),
+            settings
+                .get_bool("ping_warning_as_success", false)
+                .unwrap_or(false),
+            hook_secrets(self.resolved),
+        )
+    }
+
+    /// restic itself, marked in the state directory while it runs: a marker left behind (restic
+    /// ended without an exit code) tells the next run or sync to remove its repository locks.
+    async fn restic(&self, locks: &[&FileLock], network_wait: NetworkWait) -> Outcome {
+        let started = crate::local::markers::ResticMarker::start(self.state, self.client_run_id);
+        let outcome =
+            crate::ops::backup::execute::execute(self.resolved, self.progress, locks, network_wait)
+                .await;
+        match (started, outcome.exit_code) {
+            (Some(m), Some(_)) => m.finished(),
+            (Some(m), None) => m.keep(),
+            (None, _) => {}
+        }
+        outcome
+    }
+}
+
+impl RunReport {
+    /// The report of a recorded run: its row id, or the spool file that holds it.
+    fn new(
+        record: &RunRecord,
+        outcome: &Outcome,
+        run_id: Option<i32>,
+        spooled: Option<PathBuf>,
+        opts: &RunOptions,
+    ) -> Self {
+        RunReport {
+            run_id,
+            client_run_id: record.client_run_id,
+            spooled: spooled.as_ref().map(|p| p.display().to_string()),
+            job_id: record.job_id,
+            job_name: record.job_name.clone(),
+            device_id: record.device_id.clone(),
+            status: outcome.status.to_string(),
+            exit_code: outcome.exit_code,
+            error_message: outcome.error_message.clone(),
+            snapshot_id: outcome.summary.snapshot_id.clone(),
+            start_time: record.start_time,
+            end_time: record.end_time.unwrap_or(record.start_time),
+            files_new: outcome.summary.files_new,
+            files_changed: outcome.summary.files_changed,
+            files_unmodified: outcome.summary.files_unmodified,
+            data_added_bytes: outcome.summary.data_added,
+            warnings: outcome.warnings.clone(),
+            triggered_by: opts.triggered_by.as_str(),
+        }
+    }
 }
 
 /// A scheduled or catch-up run goes ahead only when the job has a slot to cover (see
@@ -526,7 +644,7 @@ async fn store(
     record: &mut RunRecord,
     resolved: &ResolvedJob,
     opts: &RunOptions,
-) -> anyhow::Result<(Option<i32>, Option<std::path::PathBuf>)> {
+) -> anyhow::Result<(Option<i32>, Option<PathBuf>)> {
     for attempt in 0..2 {
         if attempt == 1 || link.conn.is_none() {
             link.reconnect().await;
@@ -652,8 +770,8 @@ async fn job_id(
     state: &StateDir,
     config: &Config,
     text: &str,
-) -> anyhow::Result<uuid::Uuid> {
-    if let Ok(id) = uuid::Uuid::parse_str(text.trim()) {
+) -> anyhow::Result<Uuid> {
+    if let Ok(id) = Uuid::parse_str(text.trim()) {
         return Ok(id);
     }
     if let Some(conn) = link.conn().await {
@@ -707,8 +825,8 @@ fn hook_secrets(resolved: &ResolvedJob) -> Vec<String> {
 }
 
 /// How the backup ended, as the hooks and pings see it.
-fn monitor_input(o: &crate::ops::backup::execute::Outcome) -> crate::platform::hooks::BackupResult {
-    crate::platform::hooks::BackupResult {
+fn monitor_input(o: &Outcome) -> BackupResult {
+    BackupResult {
         status: o.status.to_string(),
         warnings: o.warnings.clone(),
         snapshot_id: o.summary.snapshot_id.clone(),
@@ -720,10 +838,7 @@ fn monitor_input(o: &crate::ops::backup::execute::Outcome) -> crate::platform::h
 }
 
 /// A failed after/finally hook makes a success a success with warnings.
-fn with_monitor_record(
-    mut o: crate::ops::backup::execute::Outcome,
-    m: &crate::platform::hooks::MonitorRecord,
-) -> crate::ops::backup::execute::Outcome {
+fn with_monitor_record(mut o: Outcome, m: &MonitorRecord) -> Outcome {
     if o.status == "success" && !m.warnings.is_empty() {
         o.warnings.extend(m.warnings.iter().cloned());
         o.error_message = Some(format!("warning: {}", o.warnings.join("; warning: ")));

@@ -246,7 +246,7 @@ pub async fn run(
         // The spool first: runs recorded while the database was away go in before anything
         // else, so the stale-run check and the missed-slot detection below see them.
         let delivered =
-            crate::local::spool::deliver_all(&mut *db, &state, &config.device_id).await?;
+            crate::ops::delivery::deliver_all(&mut *db, &state, &config.device_id).await?;
         report.spool_delivered = delivered.delivered.iter().map(|d| d.run_id).collect();
         // A record the database refuses stays in the spool and is a failed item: sync exits 1
         // (README), so the device's monitoring notices a run that is not recorded.

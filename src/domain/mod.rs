@@ -15,6 +15,7 @@ pub mod quote;
 pub mod relica;
 pub mod restic;
 pub mod retention;
+pub mod run_record;
 pub mod schedule;
 pub mod scram;
 pub mod settings;

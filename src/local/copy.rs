@@ -44,10 +44,7 @@ pub struct LocalCopy {
 impl LocalCopy {
     /// Reads this device's part of the database; `None` when the device is not registered.
     pub async fn fetch(conn: &mut PgConnection, device_id: &str) -> anyhow::Result<Option<Self>> {
-        let enabled: Option<bool> = sqlx::query_scalar("SELECT enabled FROM devices WHERE id = $1")
-            .bind(device_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let enabled = crate::store::devices::enabled(&mut *conn, device_id).await?;
         let Some(device_enabled) = enabled else {
             return Ok(None);
         };

@@ -1,10 +1,11 @@
-//! Step 3 of `run`: the complete run record, and writing it to the database.
+//! Recording runs: the complete run record, written to the database now, or kept in the spool
+//! ([`crate::local::spool`]) and delivered from there later by the very same function.
 //!
-//! A [`RunRecord`] is every column `runs` gets, plus the id the client chose when the run
-//! started (`client_run_id`). The same record either goes to the database now ([`deliver`]) or
-//! to the spool ([`crate::local::spool`]) to be delivered later by the very same function, so a run
-//! recorded live and one recorded after an outage end up as identical rows (apart from the
-//! metadata saying it was recorded offline).
+//! A [`RunRecord`] (a plain value, see [`crate::domain::run_record`]) is built here from the
+//! clock, the host and restic's outcome: [`RunRecord::starting`], [`RunRecord::finish`] and
+//! [`RunRecord::mark_offline`] are inherent methods written in this module because they need
+//! what `domain/` may not touch. A run recorded live and one recorded after an outage end up as
+//! identical rows (apart from the metadata saying it was recorded offline).
 //!
 //! [`deliver`] is idempotent on `client_run_id`: it finishes the row the run inserted when it
 //! started (still `running`, or closed meanwhile as stale by a later run or sync), else inserts
@@ -12,48 +13,29 @@
 //! crash between the commit and the removal of its spool file) changes nothing the second
 //! time. It needs only what a device role may do: INSERT and UPDATE its own runs, UPDATE
 //! `last_run_at`/`next_run_at` of its own schedules, SELECT its settings.
+//!
+//! [`deliver_all`] delivers the spool, oldest first: `run` and `sync` call it before anything
+//! else, and `spool deliver` by hand. The file of a record is removed only after its
+//! transaction committed. A record the database refuses for another reason (its job was
+//! deleted, say) stays in the spool, is reported, and never blocks the records after it.
 
-use chrono::{DateTime, SubsecRound, Utc};
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use chrono::{SubsecRound, Utc};
+use serde::Serialize;
+use serde_json::json;
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use crate::commands::run::TriggeredBy;
 use crate::domain::calendar::Schedule;
 use crate::domain::restic;
 use crate::domain::settings::Settings;
+use crate::local::spool::{self, Spooled};
+use crate::local::state::StateDir;
 use crate::ops::backup::execute::Outcome;
 
-/// One run, as stored in `runs` (and in a spool file).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub client_run_id: Uuid,
-    pub job_id: Uuid,
-    /// Not a column: for people reading the spool.
-    pub job_name: String,
-    pub device_id: String,
-    pub start_time: DateTime<Utc>,
-    pub end_time: Option<DateTime<Utc>>,
-    pub status: String,
-    pub exit_code: Option<i32>,
-    pub error_message: Option<String>,
-    pub files_new: Option<i32>,
-    pub files_changed: Option<i32>,
-    pub files_unmodified: Option<i32>,
-    pub dirs_new: Option<i32>,
-    pub dirs_changed: Option<i32>,
-    pub dirs_unmodified: Option<i32>,
-    pub data_added_bytes: Option<i64>,
-    pub total_files_processed: Option<i32>,
-    pub total_bytes_processed: Option<i64>,
-    pub duration_seconds: Option<i32>,
-    pub snapshot_id: Option<String>,
-    pub restic_output: Option<String>,
-    pub restic_errors: Option<String>,
-    pub triggered_by: String,
-    pub metadata: Value,
-}
+pub use crate::domain::run_record::RunRecord;
+
+/// How long delivering one spooled record may take before the database counts as away.
+const RECORD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl RunRecord {
     /// The record of a run that starts now (status `running`).
@@ -61,7 +43,7 @@ impl RunRecord {
         job_id: Uuid,
         job_name: &str,
         device_id: &str,
-        triggered_by: TriggeredBy,
+        triggered_by: crate::domain::run_record::TriggeredBy,
     ) -> Self {
         Self {
             client_run_id: Uuid::new_v4(),
@@ -138,35 +120,11 @@ impl RunRecord {
             "spooled_at": Utc::now(),
         }));
     }
-
-    pub fn recorded_offline(&self) -> bool {
-        self.metadata.get("recorded_offline") == Some(&Value::Bool(true))
-    }
-
-    pub(crate) fn merge_metadata(&mut self, extra: Value) {
-        if !self.metadata.is_object() {
-            self.metadata = json!({});
-        }
-        if let (Some(m), Value::Object(extra)) = (self.metadata.as_object_mut(), extra) {
-            m.extend(extra);
-        }
-    }
 }
 
 /// Inserts the `running` row of a run that starts; returns the row id.
 pub async fn insert_running(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<i32> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO runs (client_run_id, job_id, device_id, start_time, status, triggered_by, \
-         metadata) VALUES ($1, $2, $3, $4, 'running', $5, $6) RETURNING id",
-    )
-    .bind(r.client_run_id)
-    .bind(r.job_id)
-    .bind(&r.device_id)
-    .bind(r.start_time)
-    .bind(&r.triggered_by)
-    .bind(&r.metadata)
-    .fetch_one(conn)
-    .await?)
+    Ok(crate::store::runs::insert_running(conn, r).await?)
 }
 
 /// What delivering a record did.
@@ -188,104 +146,19 @@ pub async fn deliver(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<D
     // `sync` moving a schedule takes the schedule and then, through migration 013's trigger,
     // the same state row; writing the run first would take them in the opposite order and
     // deadlock with it.
-    sqlx::query("SELECT id FROM schedules WHERE job_id = $1 ORDER BY id FOR UPDATE")
-        .bind(r.job_id)
-        .execute(&mut *tx)
-        .await?;
-    let offline = r.recorded_offline();
-    // Keys a stale close or a reconciliation wrote are dropped: this record is the real one.
-    let updated: Option<i32> = sqlx::query_scalar(
-        "UPDATE runs SET end_time = $2, status = $3, exit_code = $4, error_message = $5, \
-           files_new = $6, files_changed = $7, files_unmodified = $8, \
-           dirs_new = $9, dirs_changed = $10, dirs_unmodified = $11, \
-           data_added_bytes = $12, total_files_processed = $13, total_bytes_processed = $14, \
-           duration_seconds = $15, snapshot_id = $16, restic_output = $17, restic_errors = $18, \
-           metadata = (COALESCE(metadata, '{}'::jsonb) - ARRAY['stale', 'recovered', 'note']) \
-                      || $19 || CASE WHEN $20 THEN jsonb_build_object('delivered_at', NOW()) \
-                                     ELSE '{}'::jsonb END \
-         WHERE client_run_id = $1 AND device_id = $21 \
-           AND (status = 'running' OR metadata->>'stale' = 'true') \
-         RETURNING id",
-    )
-    .bind(r.client_run_id)
-    .bind(r.end_time)
-    .bind(&r.status)
-    .bind(r.exit_code)
-    .bind(&r.error_message)
-    .bind(r.files_new)
-    .bind(r.files_changed)
-    .bind(r.files_unmodified)
-    .bind(r.dirs_new)
-    .bind(r.dirs_changed)
-    .bind(r.dirs_unmodified)
-    .bind(r.data_added_bytes)
-    .bind(r.total_files_processed)
-    .bind(r.total_bytes_processed)
-    .bind(r.duration_seconds)
-    .bind(&r.snapshot_id)
-    .bind(&r.restic_output)
-    .bind(&r.restic_errors)
-    .bind(&r.metadata)
-    .bind(offline)
-    .bind(&r.device_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let inserted: Option<i32> =
-        match updated {
-            Some(_) => None,
-            None => sqlx::query_scalar(
-                "INSERT INTO runs (client_run_id, job_id, device_id, start_time, end_time, status, \
-                   exit_code, error_message, files_new, files_changed, files_unmodified, \
-                   dirs_new, dirs_changed, dirs_unmodified, data_added_bytes, \
-                   total_files_processed, total_bytes_processed, duration_seconds, snapshot_id, \
-                   restic_output, restic_errors, triggered_by, metadata) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                   $17, $18, $19, $20, $21, $22, \
-                   $23 || CASE WHEN $24 THEN jsonb_build_object('delivered_at', NOW()) \
-                               ELSE '{}'::jsonb END) \
-                 ON CONFLICT (client_run_id) DO NOTHING RETURNING id",
-            )
-            .bind(r.client_run_id)
-            .bind(r.job_id)
-            .bind(&r.device_id)
-            .bind(r.start_time)
-            .bind(r.end_time)
-            .bind(&r.status)
-            .bind(r.exit_code)
-            .bind(&r.error_message)
-            .bind(r.files_new)
-            .bind(r.files_changed)
-            .bind(r.files_unmodified)
-            .bind(r.dirs_new)
-            .bind(r.dirs_changed)
-            .bind(r.dirs_unmodified)
-            .bind(r.data_added_bytes)
-            .bind(r.total_files_processed)
-            .bind(r.total_bytes_processed)
-            .bind(r.duration_seconds)
-            .bind(&r.snapshot_id)
-            .bind(&r.restic_output)
-            .bind(&r.restic_errors)
-            .bind(&r.triggered_by)
-            .bind(&r.metadata)
-            .bind(offline)
-            .fetch_optional(&mut *tx)
-            .await?,
-        };
+    crate::store::schedules::lock_of_job(&mut tx, r.job_id).await?;
+    let written = write_row(&mut tx, r).await?;
     // A bad timezone setting must not keep a record out of the database for ever.
     let tz = Settings::load(&mut *tx, &r.device_id)
         .await?
         .timezone()
         .unwrap_or_else(|_| crate::domain::settings::local_timezone());
-    let (run_id, applied) = match updated.or(inserted) {
+    let (run_id, applied) = match written {
         Some(id) => (id, true),
-        None => {
-            let id: i32 = sqlx::query_scalar("SELECT id FROM runs WHERE client_run_id = $1")
-                .bind(r.client_run_id)
-                .fetch_one(&mut *tx)
-                .await?;
-            (id, false)
-        }
+        None => (
+            crate::store::runs::id_of_client_run(&mut tx, r.client_run_id).await?,
+            false,
+        ),
     };
     let schedules = if applied {
         let recorded = r.end_time.unwrap_or(r.start_time);
@@ -301,4 +174,208 @@ pub async fn deliver(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<D
         schedules,
         tz,
     })
+}
+
+/// Writes the record's row: finishes the row its run started, else inserts the whole row.
+/// Returns the row id, or `None` when the database already had this record.
+async fn write_row(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<Option<i32>> {
+    let offline = r.recorded_offline();
+    if let Some(id) = crate::store::runs::finish_running(&mut *conn, r, offline).await? {
+        return Ok(Some(id));
+    }
+    Ok(crate::store::runs::insert_finished(conn, r, offline).await?)
+}
+
+/// What one delivery pass of the spool did.
+#[derive(Debug, Default, Serialize)]
+pub struct DeliveryReport {
+    /// Records now in the database (or found there already), with their run ids.
+    pub delivered: Vec<DeliveredRun>,
+    /// Records left in the spool, with the reason.
+    pub kept: Vec<KeptRun>,
+    /// Starts of runs still going (spooled because they began without the database).
+    pub running: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeliveredRun {
+    pub file: String,
+    pub client_run_id: Uuid,
+    pub run_id: i32,
+    /// False when the database already had it (an earlier delivery ended before removing it).
+    pub new_row: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeptRun {
+    pub file: String,
+    pub error: String,
+}
+
+/// Delivers every spooled record, oldest first. Stops (with the error) as soon as the database
+/// becomes unreachable; other refusals are reported per record and the rest go on.
+pub async fn deliver_all(
+    conn: &mut PgConnection,
+    state: &StateDir,
+    device_id: &str,
+) -> anyhow::Result<DeliveryReport> {
+    let mut report = DeliveryReport::default();
+    let mut stale_started = false;
+    for item in spool::list(state)? {
+        let file = item.path.display().to_string();
+        let Some(r) = own_record(&item, &file, device_id, &mut report) else {
+            continue;
+        };
+        // The start of a run that began without the database: delivered only once its process
+        // is gone (its job lock free), as a `running` row that the reconciliation below closes.
+        let (r, _job_lock) = if r.status == "running" {
+            match claim_start(state, &item, r)? {
+                Claim::Gone => continue,
+                Claim::Running => {
+                    report.running.push(file);
+                    continue;
+                }
+                Claim::Ours(r, lock) => {
+                    stale_started |= r.status == "running";
+                    (*r, Some(lock))
+                }
+            }
+        } else {
+            (r, None)
+        };
+        let delivery = deliver_committed(conn, &r).await;
+        if let Ok(d) = &delivery {
+            spool::remove(&item.path);
+            log_delivered(&r, d);
+        }
+        note(&mut report, file, &r, delivery)?;
+    }
+    if stale_started {
+        let settings = Settings::load(&mut *conn, device_id).await?;
+        crate::ops::reconcile::close_stale_runs(conn, state, device_id, &settings, None, None)
+            .await?;
+    }
+    // Behind PgBouncer nothing is left uncommitted (the reconciliation above included); the
+    // connection is left inside a new, empty transaction, as after each record.
+    crate::store::db::release_pinned(conn).await?;
+    crate::store::db::begin_pinned(conn).await?;
+    Ok(report)
+}
+
+/// The record of a spool file when it is one of this device's; otherwise notes in `report`
+/// why the file stays.
+fn own_record(
+    item: &Spooled,
+    file: &str,
+    device_id: &str,
+    report: &mut DeliveryReport,
+) -> Option<RunRecord> {
+    let r = match &item.record {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("spool file {file} is not a run record ({e}); it is left there");
+            report.kept.push(KeptRun {
+                file: file.to_string(),
+                error: format!("not a run record: {e}"),
+            });
+            return None;
+        }
+    };
+    if r.device_id != device_id {
+        report.kept.push(KeptRun {
+            file: file.to_string(),
+            error: format!(
+                "the record belongs to device {:?}, not to this device {device_id:?}",
+                r.device_id
+            ),
+        });
+        return None;
+    }
+    Some(r.clone())
+}
+
+/// Whether the spooled start of a run may be delivered.
+enum Claim {
+    /// Its process is gone: the record as read again under the job lock, which is held while
+    /// it is delivered.
+    Ours(Box<RunRecord>, crate::local::locks::FileLock),
+    /// Its process still runs (the job lock is held).
+    Running,
+    /// The file went meanwhile: that run delivered or removed it itself.
+    Gone,
+}
+
+/// Takes the job lock of a spooled start, and reads the record again under it: the run may
+/// have finished (and replaced its start with the finished record) since the spool was listed.
+fn claim_start(state: &StateDir, item: &Spooled, r: RunRecord) -> anyhow::Result<Claim> {
+    let Some(lock) = crate::local::locks::try_lock_job(state, r.job_id)? else {
+        return Ok(Claim::Running);
+    };
+    Ok(match spool::read_record(&item.path) {
+        Ok(now) => Claim::Ours(Box::new(now), lock),
+        Err(_) => Claim::Gone,
+    })
+}
+
+/// Delivers one spooled record, bounded in time, and commits it (behind PgBouncer) before its
+/// file may go: a later failure of the same connection must not roll back a record whose file
+/// is gone.
+async fn deliver_committed(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<Delivery> {
+    // Bounded per record, not per spool: a long spool still makes progress on a slow link.
+    let d = match tokio::time::timeout(RECORD_TIMEOUT, deliver(conn, r)).await {
+        Ok(d) => d?,
+        Err(_) => {
+            return Err(anyhow::Error::new(crate::store::db::Unreachable {
+                message: format!(
+                    "the database did not take a spooled record within {}s",
+                    RECORD_TIMEOUT.as_secs()
+                ),
+            }));
+        }
+    };
+    crate::store::db::release_pinned(conn).await?;
+    crate::store::db::begin_pinned(conn).await?;
+    Ok(d)
+}
+
+fn log_delivered(r: &RunRecord, d: &Delivery) {
+    tracing::info!(
+        "delivered the spooled record of the {} run of job {} ({:?}) started {} as run {}{}",
+        r.status,
+        r.job_id,
+        r.job_name,
+        r.start_time.to_rfc3339(),
+        d.run_id,
+        if d.applied {
+            ""
+        } else {
+            " (it was already there)"
+        }
+    );
+}
+
+/// Adds a delivery's result to the report; an unreachable database ends the pass (the error).
+fn note(
+    report: &mut DeliveryReport,
+    file: String,
+    r: &RunRecord,
+    delivery: anyhow::Result<Delivery>,
+) -> anyhow::Result<()> {
+    match delivery {
+        Ok(d) => report.delivered.push(DeliveredRun {
+            file,
+            client_run_id: r.client_run_id,
+            run_id: d.run_id,
+            new_row: d.applied,
+        }),
+        Err(e) if crate::store::db::is_unreachable(&e) => return Err(e),
+        Err(e) => {
+            tracing::warn!("the spooled record {file} was not accepted: {e:#}; it is kept");
+            report.kept.push(KeptRun {
+                file,
+                error: format!("{e:#}"),
+            });
+        }
+    }
+    Ok(())
 }

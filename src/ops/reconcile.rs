@@ -29,14 +29,7 @@ pub async fn close_stale_runs(
     only_job: Option<Uuid>,
     held_job: Option<Uuid>,
 ) -> anyhow::Result<Vec<i32>> {
-    let rows: Vec<(i32, Uuid, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT id, job_id, start_time FROM runs WHERE device_id = $1 AND status = 'running' \
-         AND ($2::uuid IS NULL OR job_id = $2) ORDER BY id",
-    )
-    .bind(device_id)
-    .bind(only_job)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = crate::store::runs::running_of_device(&mut *conn, device_id, only_job).await?;
     let mut closed = Vec::new();
     for (run_id, job_id, start) in rows {
         // Held while the row is closed, so no new run of the job starts in between.
@@ -48,90 +41,71 @@ pub async fn close_stale_runs(
                 None => continue, // a live process runs it
             }
         };
-        // The window ends where the job's next run on this device began.
-        let until: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT min(start_time) FROM runs WHERE job_id = $1 AND device_id = $2 \
-             AND start_time > $3",
-        )
-        .bind(job_id)
-        .bind(device_id)
-        .bind(start)
-        .fetch_one(&mut *conn)
-        .await?;
-        let until = until.unwrap_or_else(Utc::now);
-        // Behind PgBouncer no server connection is held while restic reads the repository
-        // (the update below is conditional on the row still running).
-        crate::store::db::release_pinned(conn).await?;
-        let snapshots = snapshots_in_window(settings, device_id, job_id, start, until).await;
-        crate::store::db::begin_pinned(conn).await?;
-        let mut found = None;
-        for snap in snapshots {
-            let claimed: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM runs WHERE job_id = $1 AND snapshot_id IS NOT NULL \
-                 AND snapshot_id <> '' AND (snapshot_id = $2 OR $2 LIKE snapshot_id || '%'))",
-            )
-            .bind(job_id)
-            .bind(&snap.id)
-            .fetch_one(&mut *conn)
-            .await?;
-            if !claimed {
-                found = Some(snap);
-                break;
-            }
-        }
-        // Conditional on still running: a process that finished between our read and our lock
-        // has already written its result.
-        let done = match &found {
-            Some(snap) => {
-                sqlx::query(
-                    "UPDATE runs SET status = 'success', end_time = NOW(), snapshot_id = $2, \
-                       duration_seconds = EXTRACT(EPOCH FROM (NOW() - start_time))::INTEGER, \
-                       metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object( \
-                         'stale', true, 'recovered', true, 'note', $3::text) \
-                     WHERE id = $1 AND status = 'running'",
-                )
-                .bind(run_id)
-                .bind(&snap.id)
-                .bind(format!(
-                    "recovered: the restic-fleet process running this backup ended without \
-                     recording a result, but snapshot {} of this job from this device, taken \
-                     at {}, lies in the run's window; closed by a later run or sync",
-                    snap.id,
-                    snap.time.to_rfc3339()
-                ))
-                .execute(&mut *conn)
-                .await?
-            }
-            None => {
-                sqlx::query(
-                    "UPDATE runs SET status = 'failed', end_time = NOW(), \
-                       duration_seconds = EXTRACT(EPOCH FROM (NOW() - start_time))::INTEGER, \
-                       error_message = 'the restic-fleet process running this backup ended \
-without recording a result (killed, crashed or the machine lost power) and no snapshot of it was \
-found; closed by a later run or sync', \
-                       metadata = COALESCE(metadata, '{}'::jsonb) || jsonb_build_object('stale', true) \
-                     WHERE id = $1 AND status = 'running'",
-                )
-                .bind(run_id)
-                .execute(&mut *conn)
-                .await?
-            }
-        };
-        if done.rows_affected() > 0 {
-            match &found {
-                Some(s) => tracing::warn!(
-                    "closed stale run {run_id} as success: its process is gone but snapshot {} \
-                     was found",
-                    crate::domain::text::truncate_str(&s.id, 8)
-                ),
-                None => tracing::warn!(
-                    "closed stale run {run_id} as failed: its process no longer exists"
-                ),
-            }
+        let found = unclaimed_snapshot(conn, settings, device_id, job_id, start).await?;
+        if close(conn, run_id, found.as_ref()).await? {
             closed.push(run_id);
         }
     }
     Ok(closed)
+}
+
+/// The first snapshot of the job from this device inside the run's window that no run claims.
+/// The window ends where the job's next run on this device began.
+async fn unclaimed_snapshot(
+    conn: &mut PgConnection,
+    settings: &Settings,
+    device_id: &str,
+    job_id: Uuid,
+    start: DateTime<Utc>,
+) -> anyhow::Result<Option<SnapshotInfo>> {
+    let until = crate::store::runs::next_start_after(&mut *conn, job_id, device_id, start).await?;
+    let until = until.unwrap_or_else(Utc::now);
+    // Behind PgBouncer no server connection is held while restic reads the repository
+    // (the update that closes the row is conditional on it still running).
+    crate::store::db::release_pinned(conn).await?;
+    let snapshots = snapshots_in_window(settings, device_id, job_id, start, until).await;
+    crate::store::db::begin_pinned(conn).await?;
+    for snap in snapshots {
+        if !crate::store::runs::snapshot_claimed(&mut *conn, job_id, &snap.id).await? {
+            return Ok(Some(snap));
+        }
+    }
+    Ok(None)
+}
+
+/// Closes the run as `success` with the snapshot `found`, else as `failed`. Conditional on
+/// still running: a process that finished between our read and our lock has already written
+/// its result. Returns whether this closed it.
+async fn close(
+    conn: &mut PgConnection,
+    run_id: i32,
+    found: Option<&SnapshotInfo>,
+) -> anyhow::Result<bool> {
+    let done = match found {
+        Some(snap) => {
+            let note = format!(
+                "recovered: the restic-fleet process running this backup ended without \
+                 recording a result, but snapshot {} of this job from this device, taken \
+                 at {}, lies in the run's window; closed by a later run or sync",
+                snap.id,
+                snap.time.to_rfc3339()
+            );
+            crate::store::runs::close_stale_recovered(&mut *conn, run_id, &snap.id, &note).await?
+        }
+        None => crate::store::runs::close_stale_failed(&mut *conn, run_id).await?,
+    };
+    if done == 0 {
+        return Ok(false);
+    }
+    match found {
+        Some(s) => tracing::warn!(
+            "closed stale run {run_id} as success: its process is gone but snapshot {} \
+             was found",
+            crate::domain::text::truncate_str(&s.id, 8)
+        ),
+        None => tracing::warn!("closed stale run {run_id} as failed: its process no longer exists"),
+    }
+    Ok(true)
 }
 
 #[derive(Debug, Deserialize)]

@@ -161,8 +161,8 @@ async fn list_snapshot_ids(
     struct Snap {
         id: String,
     }
-    // i13: shares run's restic environment (repository, password and cache dir in the
-    // environment, never in argv).
+    // The same restic environment as `run` (repository, password and cache dir in the
+    // environment, never in argv), so the cache restic built while backing up is reused.
     let mut cmd =
         crate::ops::backup::execute::restic_command(restic, repository, password, settings);
     cmd.args(["snapshots", "--json", "--no-lock", "--host", device_id]);

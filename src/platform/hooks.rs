@@ -364,26 +364,7 @@ impl RunMonitor {
             hook.error = Some(format!("the {name} hook {e}"));
             return hook;
         }
-        let env = [
-            ("RESTIC_FLEET_JOB_ID", self.who.job_id.clone()),
-            ("RESTIC_FLEET_JOB_NAME", self.who.job_name.clone()),
-            ("RESTIC_FLEET_DEVICE_ID", self.who.device_id.clone()),
-            ("RESTIC_FLEET_RUN_ID", self.who.run_id.clone()),
-            ("RESTIC_FLEET_HOOK", name.to_string()),
-            ("RESTIC_FLEET_STATUS", status.to_string()),
-            (
-                "RESTIC_FLEET_SNAPSHOT_ID",
-                result.snapshot_id.clone().unwrap_or_default(),
-            ),
-            (
-                "RESTIC_FLEET_EXIT_CODE",
-                result.exit_code.map(|c| c.to_string()).unwrap_or_default(),
-            ),
-            (
-                "RESTIC_FLEET_ERROR",
-                result.error_message.clone().unwrap_or_default(),
-            ),
-        ];
+        let env = self.hook_env(name, status, result);
         tracing::info!("running the {name} hook");
         let outcome = execute_shell(cmd, &env, self.timeout).await;
         hook.duration_ms = started.elapsed().as_millis() as u64;
@@ -429,6 +410,35 @@ impl RunMonitor {
             }
         }
         hook
+    }
+
+    /// What a hook learns of the run, in its environment.
+    fn hook_env(
+        &self,
+        name: &'static str,
+        status: &str,
+        result: &BackupResult,
+    ) -> [(&'static str, String); 9] {
+        [
+            ("RESTIC_FLEET_JOB_ID", self.who.job_id.clone()),
+            ("RESTIC_FLEET_JOB_NAME", self.who.job_name.clone()),
+            ("RESTIC_FLEET_DEVICE_ID", self.who.device_id.clone()),
+            ("RESTIC_FLEET_RUN_ID", self.who.run_id.clone()),
+            ("RESTIC_FLEET_HOOK", name.to_string()),
+            ("RESTIC_FLEET_STATUS", status.to_string()),
+            (
+                "RESTIC_FLEET_SNAPSHOT_ID",
+                result.snapshot_id.clone().unwrap_or_default(),
+            ),
+            (
+                "RESTIC_FLEET_EXIT_CODE",
+                result.exit_code.map(|c| c.to_string()).unwrap_or_default(),
+            ),
+            (
+                "RESTIC_FLEET_ERROR",
+                result.error_message.clone().unwrap_or_default(),
+            ),
+        ]
     }
 }
 
@@ -627,7 +637,7 @@ fn kill_group(pid: Option<u32>) {
 #[cfg(not(unix))]
 fn kill_group(_pid: Option<u32>) {
     // The child is killed when its handle drops (kill_on_drop); grandchildren a cmd.exe
-    // started may outlive it (a Job Object would take them down: see i10's run rework).
+    // started may outlive it (a Job Object would take them down).
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
-//! What makes a run started by a systemd timer or a Windows task behave like a run started by
-//! hand: restic's cache directory ([`cache`]), backend credentials in restic's environment
-//! ([`backend_env`]), waiting for a network that lags after wake ([`network`]), and a sleep
-//! inhibitor while restic works ([`inhibit`]).
+//! restic's environment as a run started by a systemd timer or a Windows task needs it to
+//! behave like a run started by hand: restic's cache directory
+//! ([`crate::platform::restic_cache`]) and the backend credentials
+//! ([`crate::domain::restic::backend_env`]) on every restic command, and those credentials
+//! masked wherever restic's output is shown or stored.
 //!
-//! `run` calls these at a few marked places (`// i14: ...`); everything that decides lives here.
+//! Every restic command (`run`, the stale-run reconciliation, snapshot ids, unlock) goes
+//! through [`configure_restic`], so none of them can drift from the others.
 
 use crate::domain::settings::Settings;
 

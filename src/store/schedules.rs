@@ -15,3 +15,29 @@ pub async fn store_next_run(
         .await?;
     Ok(())
 }
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::schedule::{SCHEDULE_COLUMNS, ScheduleRow};
+
+/// Locks the job's schedules (`FOR UPDATE`, in id order) until the transaction ends.
+pub async fn lock_of_job(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query("SELECT id FROM schedules WHERE job_id = $1 ORDER BY id FOR UPDATE")
+        .bind(job_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The job's enabled schedules.
+pub async fn enabled_of_job(
+    conn: &mut PgConnection,
+    job_id: Uuid,
+) -> sqlx::Result<Vec<ScheduleRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 AND enabled ORDER BY id"
+    ))
+    .bind(job_id)
+    .fetch_all(conn)
+    .await
+}

@@ -90,7 +90,7 @@ pub(crate) async fn execute(
         Vec::new()
     };
     let outcome = execute_unredacted(resolved, progress, &fds, network_wait).await;
-    // i14: backend environment values are secrets like the password
+    // Backend environment values (cloud credentials) are secrets like the password.
     let secret =
         |t: &str| crate::platform::restic_env::redact_secrets(t, password, &resolved.settings);
     Outcome {
@@ -110,7 +110,7 @@ pub(crate) fn preflight(
 ) -> Result<(Vec<String>, std::path::PathBuf), (String, u8)> {
     let job = &resolved.job;
     // Validated again where it is used: a row written by plain SQL that breaks the allow-list
-    // fails the run before restic starts (see src/restic_args.rs).
+    // fails the run before restic starts (see domain/restic/args.rs).
     let extra = match crate::domain::restic::args::validated(job.restic_args.as_ref()) {
         Ok(a) => a,
         Err(msg) => {
@@ -148,135 +148,210 @@ async fn execute_unredacted(
     resolved: &ResolvedJob,
     progress: bool,
     fds: &[i32],
-    mut network_wait: crate::platform::network::NetworkWait,
+    network_wait: crate::platform::network::NetworkWait,
 ) -> Outcome {
-    let job = &resolved.job;
-    let settings = &resolved.settings;
-    let repository = resolved.repository.as_str();
-    let password = resolved.password.as_str();
     let (extra, restic) = match preflight(resolved) {
         Ok(p) => p,
         Err((message, code)) => return failed(message, code),
     };
-    let missing: Vec<String> = job
+    let missing: Vec<String> = resolved
+        .job
         .source_paths
         .iter()
         .filter(|p| std::fs::symlink_metadata(p).is_err())
         .cloned()
         .collect();
-
-    let argv = restic_argv(job, &resolved.device_id, &extra);
-    let mut attempt = match backup_once(&restic, &argv, resolved, progress, fds).await {
-        Ok(a) => a,
-        Err(message) => return failed(message, exit::FAILED),
+    let argv = restic_argv(&resolved.job, &resolved.device_id, &extra);
+    let run = Restic {
+        restic: &restic,
+        argv: &argv,
+        resolved,
+        progress,
+        fds,
     };
-    // A repository unreachable at start (the network lagging after wake) is retried for up to
-    // network_wait_seconds.
-    while attempt.cancelled_by.is_none()
-        && crate::platform::network::unreachable(
-            attempt.status.as_ref().ok().and_then(|s| s.code()),
-            attempt.out.summary.is_some(),
-            &format!(
-                "{}\n{}\n{}",
-                attempt.err.raw_tail,
-                attempt.err.fatal.join("\n"),
-                attempt.out.fatal.join("\n")
-            ),
+    match run.until_settled(network_wait).await {
+        Ok(attempt) => run.outcome(attempt, missing).await,
+        Err(message) => failed(message, exit::FAILED),
+    }
+}
+
+/// One backup's restic command line and what its processes share.
+struct Restic<'a> {
+    restic: &'a std::path::Path,
+    argv: &'a [String],
+    resolved: &'a ResolvedJob,
+    progress: bool,
+    fds: &'a [i32],
+}
+
+impl Restic<'_> {
+    async fn once(&self) -> Result<Attempt, String> {
+        backup_once(
+            self.restic,
+            self.argv,
+            self.resolved,
+            self.progress,
+            self.fds,
         )
-        && network_wait.again().await
-    {
-        attempt = match backup_once(&restic, &argv, resolved, progress, fds).await {
-            Ok(a) => a,
-            Err(message) => return failed(message, exit::FAILED),
-        };
+        .await
     }
-    // A lock left by a restic that died (another machine's crashed prune, a killed check) makes
-    // the backup fail; `restic unlock` removes only such stale locks, then a retry. A live lock
-    // (the maintenance owner pruning) is waited for, up to repository_lock_wait_seconds.
-    let mut lock_wait = crate::platform::repository::LockWait::from_settings(settings)
-        .unwrap_or_else(|e| {
-            tracing::warn!("{e:#}; waiting the default 1800s for the repository lock");
-            crate::platform::repository::LockWait::new(Duration::from_secs(1800))
-        });
-    while attempt.cancelled_by.is_none() && attempt.lock_failure() && lock_wait.wait(true).await {
-        tracing::warn!("the repository is locked; removing stale locks and trying again");
-        remove_stale_locks(&restic, repository, password, settings).await;
-        attempt = match backup_once(&restic, &argv, resolved, progress, fds).await {
-            Ok(a) => a,
-            Err(message) => return failed(message, exit::FAILED),
-        };
-    }
-    let Attempt {
-        status,
-        out,
-        err,
-        cancelled_by,
-    } = attempt;
 
-    let exit_code = status.as_ref().ok().and_then(|s| s.code());
-    let summary = out
-        .summary
-        .clone()
-        .or(err.summary.clone())
-        .unwrap_or_default();
-    let mut fatal = out.fatal.clone();
-    fatal.extend(err.fatal.iter().cloned());
-    let mut file_errors = out.errors.clone();
-    file_errors.extend(err.errors.iter().cloned());
-
-    let mut missing_paths = missing;
-    for p in restic::skipped_paths(&err.raw_tail) {
-        // restic prints the absolute path; a pre-checked entry may be relative.
-        if !missing_paths
-            .iter()
-            .any(|m| p == *m || p.ends_with(m.as_str()))
+    /// Runs restic until it ends for a reason waiting does not cure. The error is a sentence
+    /// for a restic that could not be started.
+    async fn until_settled(
+        &self,
+        mut network_wait: crate::platform::network::NetworkWait,
+    ) -> Result<Attempt, String> {
+        let settings = &self.resolved.settings;
+        let mut attempt = self.once().await?;
+        // A repository unreachable at start (the network lagging after wake) is retried for up
+        // to network_wait_seconds.
+        while attempt.cancelled_by.is_none()
+            && crate::platform::network::unreachable(
+                attempt.status.as_ref().ok().and_then(|s| s.code()),
+                attempt.out.summary.is_some(),
+                &format!(
+                    "{}\n{}\n{}",
+                    attempt.err.raw_tail,
+                    attempt.err.fatal.join("\n"),
+                    attempt.out.fatal.join("\n")
+                ),
+            )
+            && network_wait.again().await
         {
-            missing_paths.push(p);
+            attempt = self.once().await?;
+        }
+        // A lock left by a restic that died (another machine's crashed prune, a killed check)
+        // makes the backup fail; `restic unlock` removes only such stale locks, then a retry. A
+        // live lock (the maintenance owner pruning) is waited for, up to
+        // repository_lock_wait_seconds.
+        let mut lock_wait = crate::platform::repository::LockWait::from_settings(settings)
+            .unwrap_or_else(|e| {
+                tracing::warn!("{e:#}; waiting the default 1800s for the repository lock");
+                crate::platform::repository::LockWait::new(Duration::from_secs(1800))
+            });
+        while attempt.cancelled_by.is_none() && attempt.lock_failure() && lock_wait.wait(true).await
+        {
+            tracing::warn!("the repository is locked; removing stale locks and trying again");
+            self.remove_stale_locks().await;
+            attempt = self.once().await?;
+        }
+        Ok(attempt)
+    }
+
+    async fn remove_stale_locks(&self) -> bool {
+        let r = self.resolved;
+        remove_stale_locks(self.restic, &r.repository, &r.password, &r.settings).await
+    }
+
+    /// How the last restic ended, as the run records it. `missing` are the source paths found
+    /// missing before restic started.
+    async fn outcome(&self, attempt: Attempt, missing: Vec<String>) -> Outcome {
+        let Attempt {
+            status,
+            out,
+            err,
+            cancelled_by,
+        } = attempt;
+        let summary = out
+            .summary
+            .clone()
+            .or(err.summary.clone())
+            .unwrap_or_default();
+        let missing_paths = with_skipped_paths(missing, &err.raw_tail);
+        let mut warnings = Vec::new();
+        // restic that cannot use its cache is a warning, not a silent success
+        warnings.extend(crate::platform::restic_cache::warning(&err.raw_tail));
+        warnings.extend(missing_warning(&missing_paths));
+        let mut outcome = Outcome {
+            exit_code: status.as_ref().ok().and_then(|s| s.code()),
+            summary,
+            output: out.transcript,
+            errors: err.transcript,
+            missing_paths,
+            ..Default::default()
+        };
+        if let Some(sig) = cancelled_by {
+            // A signal that lands while restic is still creating its lock can leave that lock
+            // behind (restic's cleanup ran before the lock existed). Its process is gone now,
+            // so `restic unlock` (which removes only stale locks) clears it without touching
+            // others.
+            self.remove_stale_locks().await;
+            outcome.status = "cancelled";
+            outcome.error_message = Some(format!(
+                "cancelled by {sig}; restic was stopped with SIGINT and released its repository \
+                 lock"
+            ));
+            outcome.cli_code = exit::CANCELLED;
+            outcome.warnings = warnings;
+            return outcome;
+        }
+        let mut fatal = out.fatal;
+        fatal.extend(err.fatal);
+        let mut file_errors = out.errors;
+        file_errors.extend(err.errors);
+        let repository = self.resolved.repository.as_str();
+        judge(
+            &mut outcome,
+            &status,
+            &fatal,
+            &file_errors,
+            &mut warnings,
+            repository,
+        );
+        if outcome.status == "success" && !warnings.is_empty() {
+            outcome.error_message = Some(format!("warning: {}", warnings.join("; warning: ")));
+        }
+        // No second repository open to learn the full snapshot id: restic 0.17+ reports it,
+        // and an older restic's short id is resolved by the next sync
+        // ([`crate::ops::snapshot_ids`]).
+        outcome.warnings = warnings;
+        tracing::debug!("restic repository {}", mask_url(repository));
+        outcome
+    }
+}
+
+/// The source paths missing before restic started, plus those restic reports it skipped.
+fn with_skipped_paths(mut missing: Vec<String>, stderr_tail: &str) -> Vec<String> {
+    for p in restic::skipped_paths(stderr_tail) {
+        // restic prints the absolute path; a pre-checked entry may be relative.
+        if !missing.iter().any(|m| p == *m || p.ends_with(m.as_str())) {
+            missing.push(p);
         }
     }
-    let mut warnings = Vec::new();
-    // restic that cannot use its cache is a warning, not a silent success
-    warnings.extend(crate::platform::restic_cache::warning(&err.raw_tail));
-    if !missing_paths.is_empty() {
-        warnings.push(format!(
-            "source path{} {} do{} not exist and {} NOT backed up",
-            if missing_paths.len() == 1 { "" } else { "s" },
-            missing_paths
-                .iter()
-                .map(|p| format!("{p:?}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if missing_paths.len() == 1 { "es" } else { "" },
-            if missing_paths.len() == 1 {
-                "was"
-            } else {
-                "were"
-            },
-        ));
-    }
+    missing
+}
 
-    let mut outcome = Outcome {
-        exit_code,
-        summary,
-        output: out.transcript,
-        errors: err.transcript,
-        missing_paths,
-        ..Default::default()
-    };
-    if let Some(sig) = cancelled_by {
-        // A signal that lands while restic is still creating its lock can leave that lock
-        // behind (restic's cleanup ran before the lock existed). Its process is gone now, so
-        // `restic unlock` (which removes only stale locks) clears it without touching others.
-        remove_stale_locks(&restic, repository, password, settings).await;
-        outcome.status = "cancelled";
-        outcome.error_message = Some(format!(
-            "cancelled by {sig}; restic was stopped with SIGINT and released its repository lock"
-        ));
-        outcome.cli_code = exit::CANCELLED;
-        outcome.warnings = warnings;
-        return outcome;
+/// The warning that names the source paths not backed up, if any.
+fn missing_warning(missing_paths: &[String]) -> Option<String> {
+    if missing_paths.is_empty() {
+        return None;
     }
-    match exit_code {
+    let one = missing_paths.len() == 1;
+    Some(format!(
+        "source path{} {} do{} not exist and {} NOT backed up",
+        if one { "" } else { "s" },
+        missing_paths
+            .iter()
+            .map(|p| format!("{p:?}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if one { "es" } else { "" },
+        if one { "was" } else { "were" },
+    ))
+}
+
+/// The status, exit code and error message of a restic that ended on its own, from its exit
+/// code: 3 (some files unreadable) is a success with warnings.
+fn judge(
+    outcome: &mut Outcome,
+    status: &std::io::Result<std::process::ExitStatus>,
+    fatal: &[String],
+    file_errors: &[String],
+    warnings: &mut Vec<String>,
+    repository: &str,
+) {
+    match outcome.exit_code {
         Some(restic::code::OK) => {
             outcome.status = "success";
             outcome.cli_code = if warnings.is_empty() {
@@ -303,7 +378,7 @@ async fn execute_unredacted(
             outcome.cli_code = exit::FAILED;
             outcome.error_message = Some(restic::failure_reason(
                 code,
-                &fatal,
+                fatal,
                 &outcome.errors,
                 repository,
             ));
@@ -311,20 +386,12 @@ async fn execute_unredacted(
         None => {
             outcome.status = "failed";
             outcome.cli_code = exit::FAILED;
-            outcome.error_message = Some(match &status {
+            outcome.error_message = Some(match status {
                 Ok(st) => format!("restic was killed by a signal ({st})"),
                 Err(e) => format!("waiting for restic failed: {e}"),
             });
         }
     }
-    if outcome.status == "success" && !warnings.is_empty() {
-        outcome.error_message = Some(format!("warning: {}", warnings.join("; warning: ")));
-    }
-    // No second repository open to learn the full snapshot id: restic 0.17+ reports it, and an
-    // older restic's short id is resolved by the next sync (src/snapshot_ids.rs).
-    outcome.warnings = warnings;
-    tracing::debug!("restic repository {}", mask_url(repository));
-    outcome
 }
 
 /// One restic process: how it ended and what it said.
@@ -413,28 +480,7 @@ async fn backup_once(
     // Dropped after restic has been waited for: until then restic dies with this process.
     let _tether = crate::platform::child::Tether::new(&child);
 
-    let mut cancelled_by: Option<&'static str> = None;
-    let status = loop {
-        tokio::select! {
-            st = child.wait() => break st,
-            sig = crate::platform::child::stop_signal() => {
-                if cancelled_by.is_none() {
-                    tracing::warn!("received {sig}: stopping restic so it releases its repository lock");
-                    cancelled_by = Some(sig);
-                    interrupt(&child);
-                    let grace = tokio::time::timeout(Duration::from_secs(60), child.wait()).await;
-                    match grace {
-                        Ok(st) => break st,
-                        Err(_) => {
-                            tracing::error!("restic did not stop within 60s; killing it");
-                            let _ = child.start_kill();
-                            break child.wait().await;
-                        }
-                    }
-                }
-            }
-        }
-    };
+    let (status, cancelled_by) = wait_or_stop(&mut child).await;
     #[cfg(unix)]
     let _ = done_tx.send(true);
     let out = out_task.await.unwrap_or_default();
@@ -448,6 +494,40 @@ async fn backup_once(
         err,
         cancelled_by,
     })
+}
+
+/// Waits for restic to end; on SIGINT/SIGTERM stops it with SIGINT (so it releases its
+/// repository lock), killing it if it has not stopped within 60s. Returns how it ended and the
+/// signal that stopped it, if one did.
+async fn wait_or_stop(
+    child: &mut tokio::process::Child,
+) -> (
+    std::io::Result<std::process::ExitStatus>,
+    Option<&'static str>,
+) {
+    let mut cancelled_by: Option<&'static str> = None;
+    let status = loop {
+        tokio::select! {
+            st = child.wait() => break st,
+            sig = crate::platform::child::stop_signal() => {
+                if cancelled_by.is_none() {
+                    tracing::warn!("received {sig}: stopping restic so it releases its repository lock");
+                    cancelled_by = Some(sig);
+                    interrupt(child);
+                    let grace = tokio::time::timeout(Duration::from_secs(60), child.wait()).await;
+                    match grace {
+                        Ok(st) => break st,
+                        Err(_) => {
+                            tracing::error!("restic did not stop within 60s; killing it");
+                            let _ = child.start_kill();
+                            break child.wait().await;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    (status, cancelled_by)
 }
 
 /// A restic command whose environment carries the repository, the password and the cache

@@ -13,7 +13,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::job::Job;
-use crate::domain::schedule::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::domain::schedule::ScheduleRow;
 use crate::domain::settings::Settings;
 use crate::local::config::Config;
 use crate::local::copy::LocalCopy;
@@ -64,11 +64,7 @@ pub async fn from_database(
                 config.device_id
             )
         })?;
-    let device_enabled: Option<bool> =
-        sqlx::query_scalar("SELECT enabled FROM devices WHERE id = $1")
-            .bind(&config.device_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let device_enabled = crate::store::devices::enabled(&mut *conn, &config.device_id).await?;
     let settings = Settings::load(&mut *conn, &config.device_id).await?;
     let schedules = job_schedules(conn, job_id).await?;
     finish(
@@ -132,12 +128,7 @@ pub async fn job_schedules(
     conn: &mut PgConnection,
     job_id: Uuid,
 ) -> anyhow::Result<Vec<ScheduleRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 AND enabled ORDER BY id"
-    ))
-    .bind(job_id)
-    .fetch_all(conn)
-    .await?)
+    Ok(crate::store::schedules::enabled_of_job(conn, job_id).await?)
 }
 
 /// The refusals every source shares, then the settings restic needs.
