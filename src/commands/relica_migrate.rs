@@ -58,7 +58,6 @@ use uuid::Uuid;
 use crate::domain::calendar::{CronExpr, Schedule};
 use crate::domain::exit::{self, Failure};
 use crate::domain::relica::{self, ImportPlan, PlannedDevice, PlannedJob};
-use crate::domain::settings::Settings;
 use crate::domain::text::mask_url;
 use crate::usage_err;
 
@@ -272,7 +271,9 @@ pub async fn run(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result
     // Time zones of the devices (for next_run_at), read before the transaction starts.
     let mut zones = HashMap::new();
     for d in &plan.devices {
-        let tz = Settings::load(&pool, &d.id).await?.timezone()?;
+        let tz = crate::store::settings::load(&pool, &d.id)
+            .await?
+            .timezone()?;
         zones.insert(d.id.clone(), tz);
     }
 

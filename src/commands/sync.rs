@@ -443,7 +443,7 @@ pub async fn run(
                 ),
             );
         }
-        let settings = Settings::load(&mut *db, &config.device_id).await?;
+        let settings = crate::store::settings::load(&mut *db, &config.device_id).await?;
         // Repository locks a dead restic of this device left behind (restic's own rules), when
         // a marker says there was one (a no-op sync opens no repository).
         let left = crate::local::markers::left_behind(&state);
@@ -470,7 +470,7 @@ pub async fn run(
         .await?;
     }
 
-    let settings = Settings::load(&mut *db, &config.device_id).await?;
+    let settings = crate::store::settings::load(&mut *db, &config.device_id).await?;
     if !args.dry_run {
         // i13: full ids for the short snapshot ids older restic reported (one restic call, only
         // when some are pending). Behind PgBouncer the sync's transaction is committed first so
@@ -606,7 +606,7 @@ pub async fn run(
     // now is kept: removing it would stop maintenance altogether.
     let mut keep_maintenance = false;
     let maintenance =
-        match crate::domain::maintenance::timer_schedule(&mut *db, &settings, &config.device_id)
+        match crate::store::maintenance::timer_schedule(&mut *db, &settings, &config.device_id)
             .await
         {
             Ok(m) => m,

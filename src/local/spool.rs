@@ -215,7 +215,7 @@ pub async fn deliver_all(
         }
     }
     if stale_started {
-        let settings = crate::domain::settings::Settings::load(&mut *conn, device_id).await?;
+        let settings = crate::store::settings::load(&mut *conn, device_id).await?;
         crate::ops::reconcile::close_stale_runs(conn, state, device_id, &settings, None, None)
             .await?;
     }

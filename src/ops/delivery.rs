@@ -22,7 +22,6 @@ use uuid::Uuid;
 use crate::commands::run::TriggeredBy;
 use crate::domain::calendar::Schedule;
 use crate::domain::restic;
-use crate::domain::settings::Settings;
 use crate::ops::backup::execute::Outcome;
 
 /// One run, as stored in `runs` (and in a spool file).
@@ -273,7 +272,7 @@ pub async fn deliver(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<D
             .await?,
         };
     // A bad timezone setting must not keep a record out of the database for ever.
-    let tz = Settings::load(&mut *tx, &r.device_id)
+    let tz = crate::store::settings::load(&mut *tx, &r.device_id)
         .await?
         .timezone()
         .unwrap_or_else(|_| crate::domain::settings::local_timezone());
@@ -289,7 +288,7 @@ pub async fn deliver(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<D
     };
     let schedules = if applied {
         let recorded = r.end_time.unwrap_or(r.start_time);
-        crate::domain::schedule::update_after_run(&mut tx, r.job_id, r.start_time, recorded, tz)
+        crate::store::schedules::update_after_run(&mut tx, r.job_id, r.start_time, recorded, tz)
             .await?
     } else {
         Vec::new()

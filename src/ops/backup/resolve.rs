@@ -13,10 +13,11 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::job::Job;
-use crate::domain::schedule::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::domain::schedule::ScheduleRow;
 use crate::domain::settings::Settings;
 use crate::local::config::Config;
 use crate::local::copy::LocalCopy;
+use crate::store::schedules::SCHEDULE_COLUMNS;
 use crate::usage_err;
 
 /// Where a resolved job came from.
@@ -55,7 +56,7 @@ pub async fn from_database(
     job_id: Uuid,
     force: bool,
 ) -> anyhow::Result<ResolvedJob> {
-    let job = crate::domain::job::find(&mut *conn, job_id)
+    let job = crate::store::jobs::find(&mut *conn, job_id)
         .await?
         .ok_or_else(|| {
             usage_err!(
@@ -69,7 +70,7 @@ pub async fn from_database(
             .bind(&config.device_id)
             .fetch_optional(&mut *conn)
             .await?;
-    let settings = Settings::load(&mut *conn, &config.device_id).await?;
+    let settings = crate::store::settings::load(&mut *conn, &config.device_id).await?;
     let schedules = job_schedules(conn, job_id).await?;
     finish(
         job,
