@@ -42,7 +42,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Enrol this machine: write the local config and register the device.
-    Init(InitArgs),
+    Init(crate::commands::init::InitArgs),
     /// Run one backup job now and record it.
     Run(RunArgs),
     /// Install this device's schedules as timers/tasks, heartbeat, and catch up missed runs.
@@ -52,7 +52,7 @@ pub enum Command {
     Spool(crate::commands::spool::SpoolCommand),
     /// Database administration.
     #[command(subcommand)]
-    Db(DbCommand),
+    Db(crate::commands::db::DbCommand),
     /// Schedules of backup jobs.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -108,22 +108,6 @@ pub enum ScheduleCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct InitArgs {
-    /// PostgreSQL URL, e.g. postgres://backup_client:PASSWORD@db.example.com/backup_control.
-    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
-    pub database_url: String,
-    /// This device's id (default: the host name up to the first dot, lowercased).
-    #[arg(long, value_name = "ID")]
-    pub device_id: Option<String>,
-    /// Human-readable device name (default: the host name; kept on re-runs unless given).
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// Print the result as JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct RunArgs {
     /// The backup job: its UUID or its name on this device.
     #[arg(value_name = "JOB")]
@@ -139,43 +123,10 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum DbCommand {
-    /// Apply missing schema migrations (needs a role that may change the schema).
-    Migrate {
-        /// Database URL (default: DATABASE_URL, else the config's).
-        #[arg(long, value_name = "URL")]
-        database_url: Option<String>,
-    },
-    /// Create or update the roles backup_admin, backup_client and backup_viewer with their
-    /// grants (passwords from a prompt or --*-password-file; safe to run again).
-    Roles(crate::commands::db::RolesArgs),
-}
-
 pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let config_path = crate::local::config::resolve_path(cli.config.as_deref());
     match cli.command {
-        Command::Init(args) => {
-            let report = crate::commands::init::init(&config_path, &args).await?;
-            if args.json {
-                crate::output::print_json(&report)?;
-            } else {
-                println!(
-                    "{} device {:?} ({}, {}); config written to {}",
-                    if report.created {
-                        "registered"
-                    } else {
-                        "updated"
-                    },
-                    report.device_id,
-                    report.device_name,
-                    report.platform,
-                    report.config_path
-                );
-                println!("next: `restic-fleet sync` installs this device's schedules");
-            }
-            Ok(crate::domain::exit::SUCCESS)
-        }
+        Command::Init(args) => crate::commands::init::run(&config_path, &args).await,
         Command::Run(args) => {
             let cfg = crate::local::config::load(&config_path)?;
             let opts = crate::commands::run::RunOptions {
@@ -193,17 +144,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             crate::commands::sync::run(&cfg, &config_path, &args).await
         }
         Command::Spool(c) => crate::commands::spool::run(&config_path, c).await,
-        Command::Db(DbCommand::Migrate { database_url }) => {
-            let url = crate::commands::database_url(&config_path, database_url.as_deref())?;
-            let pool = crate::store::db::connect_no_migrate(&url).await?;
-            crate::store::db::migrate(&pool).await?;
-            println!(
-                "database schema is at version {}",
-                crate::store::db::latest_version()
-            );
-            Ok(crate::domain::exit::SUCCESS)
-        }
-        Command::Db(DbCommand::Roles(a)) => crate::commands::db::run(&config_path, a).await,
+        Command::Db(c) => crate::commands::db::run(&config_path, c).await,
         Command::Device(c) => crate::commands::device::run(&config_path, c).await,
         Command::Job(c) => crate::commands::job::run(&config_path, c).await,
         Command::Settings(c) => crate::commands::settings::run(&config_path, c).await,
@@ -243,40 +184,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::output::json_fields::JSON_FIELDS;
-
-    /// Every command with a `--json` flag has an entry in the field reference of `man`.
     #[test]
-    fn every_json_command_is_documented() {
-        fn walk(cmd: &clap::Command, path: &mut Vec<String>, missing: &mut Vec<String>) {
-            if cmd.get_arguments().any(|a| a.get_long() == Some("json")) {
-                let documented = JSON_FIELDS.iter().any(|(entry, _)| {
-                    let words: Vec<&str> = entry
-                        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-                        .filter(|w| !w.is_empty())
-                        .collect();
-                    entry.starts_with(path[0].as_str())
-                        && path.iter().all(|p| words.contains(&p.as_str()))
-                });
-                if !documented {
-                    missing.push(path.join(" "));
-                }
-            }
-            for sub in cmd.get_subcommands() {
-                path.push(sub.get_name().to_string());
-                walk(sub, path, missing);
-                path.pop();
-            }
-        }
-        let cli = Cli::command();
-        let mut missing = Vec::new();
-        for sub in cli.get_subcommands() {
-            walk(sub, &mut vec![sub.get_name().to_string()], &mut missing);
-        }
-        assert!(
-            missing.is_empty(),
-            "--json without a field reference: {missing:?}"
-        );
+    fn cli_definitions_are_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use crate::commands::{Conn, explain};
 use crate::domain::exit;
-use crate::domain::settings::Settings;
 use crate::output::print_json;
 use crate::store::fleet;
 
@@ -46,14 +45,8 @@ pub async fn run(config_path: &Path, args: CleanupArgs) -> anyhow::Result<u8> {
 
 async fn cleanup(config_path: &Path, args: CleanupArgs) -> anyhow::Result<u8> {
     let pool = crate::commands::connect(config_path, &args.conn).await?;
-    // Global settings only: a device id that cannot exist selects no per-device rows.
-    let settings = Settings::from_pairs(
-        sqlx::query_as::<_, (String, String)>(
-            "SELECT key, value FROM settings WHERE device_id IS NULL",
-        )
-        .fetch_all(&pool)
-        .await?,
-    );
+    // Global settings only: run history is pruned fleet-wide, not per device.
+    let settings = crate::store::settings::global(&pool).await?;
     let days = settings.get_u64("run_retention_days", 90)?;
     let mut deleted = 0;
     let mut batches = 0;

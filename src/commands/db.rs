@@ -1,4 +1,4 @@
-//! `restic-fleet db roles`: the group roles with their grants.
+//! `restic-fleet db migrate|roles`: the schema migrations, and the group roles with their grants.
 //!
 //! - `backup_admin`: everything on the database and on the tables (manages the fleet), plus
 //!   CREATEROLE and ADMIN OPTION on `backup_client`, so that `device enroll` and `device rm`
@@ -25,14 +25,31 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, Subcommand};
 use serde::Serialize;
-use sqlx::PgPool;
 
 use crate::commands::explain;
 use crate::domain::exit::{self, Failure};
 use crate::output::print_json;
+use crate::store::roles::{ADMIN, CLIENT, VIEWER};
 use crate::usage_err;
+
+/// What a device role may do at all (see the module's notes); named here too because the
+/// security tests check the grants `db roles` applies.
+pub use crate::store::roles::DEVICE_GRANTS;
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Apply missing schema migrations (needs a role that may change the schema).
+    Migrate {
+        /// Database URL (default: DATABASE_URL, else the config's).
+        #[arg(long, value_name = "URL")]
+        database_url: Option<String>,
+    },
+    /// Create or update the roles backup_admin, backup_client and backup_viewer with their
+    /// grants (passwords from a prompt or --*-password-file; safe to run again).
+    Roles(RolesArgs),
+}
 
 #[derive(Debug, Args)]
 pub struct RolesArgs {
@@ -55,10 +72,6 @@ pub struct RolesArgs {
     pub json: bool,
 }
 
-pub const ADMIN: &str = "backup_admin";
-pub const CLIENT: &str = "backup_client";
-pub const VIEWER: &str = "backup_viewer";
-
 /// `db roles --json`: `database`, `roles` (each `role` and `created`: false when it existed
 /// and only its password and grants were updated).
 #[derive(Debug, Serialize)]
@@ -73,8 +86,23 @@ pub struct RoleResult {
     pub created: bool,
 }
 
-pub async fn run(config_path: &Path, args: RolesArgs) -> anyhow::Result<u8> {
-    explain(roles(config_path, args).await)
+pub async fn run(config_path: &Path, cmd: DbCommand) -> anyhow::Result<u8> {
+    match cmd {
+        DbCommand::Migrate { database_url } => migrate(config_path, database_url.as_deref()).await,
+        DbCommand::Roles(args) => explain(roles(config_path, args).await),
+    }
+}
+
+/// `db migrate`: applies the migrations this client has and the database lacks.
+async fn migrate(config_path: &Path, database_url: Option<&str>) -> anyhow::Result<u8> {
+    let url = crate::commands::database_url(config_path, database_url)?;
+    let pool = crate::store::db::connect_no_migrate(&url).await?;
+    crate::store::db::migrate(&pool).await?;
+    println!(
+        "database schema is at version {}",
+        crate::store::db::latest_version()
+    );
+    Ok(exit::SUCCESS)
 }
 
 fn read_file(role: &str, path: &Path) -> anyhow::Result<String> {
@@ -143,150 +171,6 @@ fn is_retryable(e: &sqlx::Error) -> bool {
     }
 }
 
-/// Creates or updates one role with `secret` (what [`crate::domain::scram::password_for_server`]
-/// makes of the password: its SCRAM verifier when it is plain ASCII), which travels as a bound
-/// parameter only.
-async fn upsert_role(pool: &PgPool, role: &str, secret: &str) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let existed: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(role)
-            .fetch_one(&mut *tx)
-            .await?;
-    sqlx::query("SELECT set_config('restic_fleet.role', $1, true), set_config('restic_fleet.password', $2, true)")
-        .bind(role)
-        .bind(secret)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(
-        "DO $$ BEGIN \
-           IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_setting('restic_fleet.role')) THEN \
-             EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', \
-               current_setting('restic_fleet.role'), current_setting('restic_fleet.password')); \
-           ELSE \
-             EXECUTE format('CREATE ROLE %I WITH LOGIN PASSWORD %L', \
-               current_setting('restic_fleet.role'), current_setting('restic_fleet.password')); \
-           END IF; \
-         END $$",
-    )
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("SELECT set_config('restic_fleet.password', '', true)")
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(!existed)
-}
-
-/// Creates `backup_client` as a group without login, or takes the login (and password) away
-/// from an existing shared `backup_client` role.
-async fn upsert_group(pool: &PgPool, role: &str) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let existed: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
-            .bind(role)
-            .fetch_one(&mut *tx)
-            .await?;
-    let st = if existed {
-        format!("ALTER ROLE {role} WITH NOLOGIN PASSWORD NULL")
-    } else {
-        format!("CREATE ROLE {role} WITH NOLOGIN")
-    };
-    sqlx::query(&st).execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(!existed)
-}
-
-/// What a device role may do at all, granted to the group `backup_client`; the row-level
-/// security policies of migration 006 then restrict every one of these to the device's own
-/// rows. Column lists keep a device from touching the rest of its own rows: on `devices` only
-/// heartbeat and identity, on `schedules` only the run bookkeeping. `runs` is granted whole
-/// (INSERT and UPDATE of every column, later ones included) because a device writes its own
-/// run records. A device writes nothing else: not backup_jobs, settings, device_roles, nor any
-/// schedule or device column not listed here, and it deletes nothing.
-pub const DEVICE_GRANTS: &[&str] = &[
-    "GRANT SELECT ON devices, backup_jobs, schedules, runs, settings, latest_runs, job_summary, \
-     _sqlx_migrations TO backup_client",
-    "GRANT INSERT (id, name, platform, hostname, metadata), \
-     UPDATE (name, platform, hostname, last_seen, metadata, updated_at) ON devices TO backup_client",
-    "GRANT UPDATE (last_run_at, next_run_at, updated_at) ON schedules TO backup_client",
-    // Column grants, not table grants: a device never chooses a row id (it could take the
-    // ids ahead of the sequence and make every other device's insert fail) and cannot take a
-    // table lock (LOCK TABLE needs a table-level privilege) that would stall the fleet.
-    "GRANT INSERT (client_run_id, job_id, device_id, start_time, end_time, status, exit_code, \
-     error_message, files_new, files_changed, files_unmodified, dirs_new, dirs_changed, \
-     dirs_unmodified, data_added_bytes, total_files_processed, total_bytes_processed, \
-     duration_seconds, snapshot_id, restic_output, restic_errors, triggered_by, metadata), \
-     UPDATE (end_time, status, exit_code, error_message, files_new, files_changed, \
-     files_unmodified, dirs_new, dirs_changed, dirs_unmodified, data_added_bytes, \
-     total_files_processed, total_bytes_processed, duration_seconds, snapshot_id, \
-     restic_output, restic_errors, metadata) ON runs TO backup_client",
-    "GRANT USAGE, SELECT ON SEQUENCE runs_id_seq TO backup_client",
-    // Derived run state (migration 008), written only by its triggers; `status --device` of the
-    // device itself reads its own jobs' rows.
-    "GRANT SELECT ON job_run_state TO backup_client",
-    // Maintenance (migration 009): policies let only the maintenance owner read every job's
-    // retention, and a device write only its own maintenance steps.
-    "GRANT SELECT ON job_retention TO backup_client",
-    // Ping URLs (migration 012): every job read looks the URL up, and the policy shows a device
-    // only its own jobs' URLs, the maintenance owner included.
-    "GRANT SELECT ON job_ping_urls TO backup_client",
-    "GRANT SELECT, INSERT (device_id, step, start_time, end_time, status, exit_code, \
-     snapshots_removed, bytes_freed, error_message, output, errors, metadata), \
-     UPDATE (end_time, status, exit_code, snapshots_removed, bytes_freed, error_message, \
-     output, errors, metadata) ON maintenance_runs TO backup_client",
-    "GRANT USAGE, SELECT ON SEQUENCE maintenance_runs_id_seq TO backup_client",
-];
-
-/// The GRANT statements for database `db` (an already quoted identifier), run by `me` (quoted).
-fn grants(db: &str, me: &str, for_admin_too: bool) -> Vec<String> {
-    let mut s = vec![
-        format!("GRANT ALL PRIVILEGES ON DATABASE {db} TO {ADMIN}"),
-        format!("GRANT USAGE, CREATE ON SCHEMA public TO {ADMIN}"),
-        format!("GRANT ALL PRIVILEGES ON ALL TABLES IN SCHEMA public TO {ADMIN}"),
-        format!("GRANT ALL PRIVILEGES ON ALL SEQUENCES IN SCHEMA public TO {ADMIN}"),
-        format!("GRANT CONNECT ON DATABASE {db} TO {CLIENT}, {VIEWER}"),
-        format!("GRANT USAGE ON SCHEMA public TO {CLIENT}, {VIEWER}"),
-        // Device roles are created, rotated and dropped by backup_admin (`device enroll`).
-        format!("GRANT {CLIENT} TO {ADMIN} WITH ADMIN OPTION"),
-        // Re-running repairs drift: take away what the roles must not have, then grant.
-        format!("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {CLIENT}"),
-        format!("REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {CLIENT}"),
-        format!(
-            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON ALL TABLES IN SCHEMA public FROM {VIEWER}"
-        ),
-        format!("REVOKE UPDATE ON ALL SEQUENCES IN SCHEMA public FROM {VIEWER}"),
-        format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {VIEWER}"),
-    ];
-    if for_admin_too {
-        // Only a superuser may hand out CREATEROLE.
-        s.push(format!("ALTER ROLE {ADMIN} WITH CREATEROLE"));
-    }
-    s.extend(DEVICE_GRANTS.iter().map(|g| g.to_string()));
-    let mut owners = vec![me.to_string()];
-    if for_admin_too && me != ADMIN {
-        owners.push(ADMIN.to_string());
-    }
-    for owner in owners {
-        let p = format!("ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public");
-        s.push(format!("{p} GRANT ALL PRIVILEGES ON TABLES TO {ADMIN}"));
-        s.push(format!("{p} GRANT ALL PRIVILEGES ON SEQUENCES TO {ADMIN}"));
-        // A new table reaches devices only through DEVICE_GRANTS and a policy.
-        s.push(format!("{p} REVOKE ALL ON TABLES FROM {CLIENT}"));
-        s.push(format!("{p} REVOKE ALL ON SEQUENCES FROM {CLIENT}"));
-        s.push(format!("{p} GRANT SELECT ON TABLES TO {VIEWER}"));
-    }
-    s
-}
-
-async fn apply_grants(pool: &PgPool, statements: &[String]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    for st in statements {
-        sqlx::query(st).execute(&mut *tx).await?;
-    }
-    tx.commit().await
-}
-
 async fn with_retry<T, F, Fut>(mut f: F) -> Result<T, sqlx::Error>
 where
     F: FnMut() -> Fut,
@@ -308,28 +192,22 @@ async fn roles(config_path: &Path, args: RolesArgs) -> anyhow::Result<u8> {
     let url = crate::commands::database_url(config_path, args.database_url.as_deref())?;
     let pws = passwords(&args)?;
     let pool = crate::store::db::connect(&url).await?;
-    let (me, superuser, createrole, db, db_q, me_q): (String, bool, bool, String, String, String) =
-        sqlx::query_as(
-            "SELECT current_user::text, rolsuper, rolcreaterole, current_database()::text, \
-             quote_ident(current_database()), quote_ident(current_user) \
-             FROM pg_roles WHERE rolname = current_user",
-        )
-        .fetch_one(&pool)
-        .await?;
-    if !superuser && !createrole {
+    let me = crate::store::roles::current_role(&pool).await?;
+    if !me.superuser && !me.createrole {
         return Err(Failure::usage(format!(
-            "the database role {me:?} may not create roles; run `restic-fleet db roles` connected \
-             as a superuser (e.g. postgres) with --database-url"
+            "the database role {:?} may not create roles; run `restic-fleet db roles` connected \
+             as a superuser (e.g. postgres) with --database-url",
+            me.name
         ))
         .into());
     }
     let mut results = Vec::new();
     for (role, pw) in &pws {
         let secret = crate::domain::scram::password_for_server(pw)?;
-        let created = with_retry(|| upsert_role(&pool, role, &secret)).await?;
+        let created = with_retry(|| crate::store::roles::upsert_role(&pool, role, &secret)).await?;
         results.push(RoleResult { role, created });
     }
-    let created = with_retry(|| upsert_group(&pool, CLIENT)).await?;
+    let created = with_retry(|| crate::store::roles::upsert_group(&pool, CLIENT)).await?;
     results.insert(
         1,
         RoleResult {
@@ -337,29 +215,35 @@ async fn roles(config_path: &Path, args: RolesArgs) -> anyhow::Result<u8> {
             created,
         },
     );
-    let statements = grants(&db_q, &me_q, superuser);
-    with_retry(|| apply_grants(&pool, &statements)).await?;
+    let statements =
+        crate::store::roles::grants(&me.database_quoted, &me.name_quoted, me.superuser);
+    with_retry(|| crate::store::roles::apply_grants(&pool, &statements)).await?;
     let report = RolesReport {
-        database: db,
+        database: me.database,
         roles: results,
     };
     if args.json {
         print_json(&report)?;
     } else {
-        for r in &report.roles {
-            println!(
-                "{} role {}",
-                if r.created { "created" } else { "updated" },
-                r.role
-            );
-        }
-        println!(
-            "granted on database {:?}: {ADMIN} everything (and enrolling devices), {CLIENT} \
-             (group of the device roles, no login) its own rows only, {VIEWER} read only \
-             without secrets",
-            report.database
-        );
-        println!("next: `restic-fleet device enroll ID` gives each machine its own login role");
+        print_report(&report);
     }
     Ok(exit::SUCCESS)
+}
+
+/// The sentences `db roles` prints without `--json`.
+fn print_report(report: &RolesReport) {
+    for r in &report.roles {
+        println!(
+            "{} role {}",
+            if r.created { "created" } else { "updated" },
+            r.role
+        );
+    }
+    println!(
+        "granted on database {:?}: {ADMIN} everything (and enrolling devices), {CLIENT} \
+         (group of the device roles, no login) its own rows only, {VIEWER} read only \
+         without secrets",
+        report.database
+    );
+    println!("next: `restic-fleet device enroll ID` gives each machine its own login role");
 }

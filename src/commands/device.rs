@@ -2,15 +2,17 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
-use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::commands::{Conn, confirm, explain};
 use crate::domain::exit;
+use crate::ops::enroll::Enrolment;
 use crate::output::{self, print_json, printable};
+use crate::store::devices::{DeviceOut, NewDevice};
+use crate::store::jobs::DeviceJob;
 use crate::usage_err;
 
 #[derive(Debug, Subcommand)]
@@ -23,7 +25,7 @@ pub enum DeviceCommand {
     Add(AddArgs),
     /// Create (or rotate) the device's own database login and print the `restic-fleet init`
     /// line to run on that machine; the password is shown only this once.
-    Enroll(crate::ops::enroll::EnrollArgs),
+    Enroll(EnrollArgs),
     /// Enable a device: its jobs run again.
     Enable(IdArgs),
     /// Disable a device: none of its jobs run, and status reports them as disabled.
@@ -88,6 +90,26 @@ pub struct AddArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EnrollArgs {
+    /// Device id. The device is registered first when it does not exist (then --platform is
+    /// needed, as for `device add`).
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// Human-readable name for a device registered now (default: the id).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Operating system, for a device registered now.
+    #[arg(long, value_enum)]
+    pub platform: Option<Platform>,
+    /// The database URL as the device reaches it (default: the URL this command connects
+    /// with); its user and password are replaced by the device's.
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    #[command(flatten)]
+    pub conn: Conn,
+}
+
+#[derive(Debug, Args)]
 pub struct RmArgs {
     /// Device id.
     #[arg(value_name = "ID")]
@@ -99,34 +121,6 @@ pub struct RmArgs {
     pub conn: Conn,
 }
 
-/// A device as printed by `device list --json` (an array of these) and `device show --json`.
-/// Fields: `id`, `name`, `description`, `platform` (`linux`/`windows`), `hostname`,
-/// `enabled`, `last_seen` (RFC 3339 or null), `created_at`, `updated_at`, `metadata` (the
-/// client's version and OS as last reported), `job_count`; `show` adds `jobs`.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct DeviceOut {
-    pub id: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub platform: String,
-    pub hostname: Option<String>,
-    pub enabled: bool,
-    pub last_seen: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub metadata: Option<Value>,
-    pub job_count: i64,
-}
-
-/// A job line of `device show --json`: `id`, `name`, `enabled`, `source_paths`.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct DeviceJob {
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub enabled: bool,
-    pub source_paths: Vec<String>,
-}
-
 /// `device show --json`: the [`DeviceOut`] fields plus `jobs`.
 #[derive(Debug, Serialize)]
 pub struct DeviceDetail {
@@ -134,10 +128,6 @@ pub struct DeviceDetail {
     pub device: DeviceOut,
     pub jobs: Vec<DeviceJob>,
 }
-
-const DEVICE_SELECT: &str = "SELECT d.id, d.name, d.description, d.platform, d.hostname, d.enabled, \
-     d.last_seen, d.created_at, d.updated_at, d.metadata, \
-     (SELECT count(*) FROM backup_jobs j WHERE j.device_id = d.id) AS job_count FROM devices d";
 
 pub async fn run(config_path: &Path, cmd: DeviceCommand) -> anyhow::Result<u8> {
     explain(dispatch(config_path, cmd).await)
@@ -148,7 +138,7 @@ async fn dispatch(config_path: &Path, cmd: DeviceCommand) -> anyhow::Result<u8> 
         DeviceCommand::List(a) => list(config_path, a).await,
         DeviceCommand::Show(a) => show(config_path, a).await,
         DeviceCommand::Add(a) => add(config_path, a).await,
-        DeviceCommand::Enroll(a) => crate::ops::enroll::enroll(config_path, a).await,
+        DeviceCommand::Enroll(a) => enroll(config_path, a).await,
         DeviceCommand::Enable(a) => set_enabled(config_path, a, true).await,
         DeviceCommand::Disable(a) => set_enabled(config_path, a, false).await,
         DeviceCommand::Rm(a) => rm(config_path, a).await,
@@ -156,22 +146,14 @@ async fn dispatch(config_path: &Path, cmd: DeviceCommand) -> anyhow::Result<u8> 
 }
 
 pub async fn find(pool: &PgPool, id: &str) -> anyhow::Result<DeviceOut> {
-    sqlx::query_as::<_, DeviceOut>(&format!("{DEVICE_SELECT} WHERE d.id = $1"))
-        .bind(id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or_else(|| {
-            usage_err!(
-                "no device with id {id:?} exists; list devices with `restic-fleet device list`"
-            )
-        })
+    crate::store::devices::find(pool, id).await?.ok_or_else(|| {
+        usage_err!("no device with id {id:?} exists; list devices with `restic-fleet device list`")
+    })
 }
 
 async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     let pool = crate::commands::connect(config_path, &a.conn).await?;
-    let rows: Vec<DeviceOut> = sqlx::query_as(&format!("{DEVICE_SELECT} ORDER BY d.id"))
-        .fetch_all(&pool)
-        .await?;
+    let rows = crate::store::devices::list(&pool).await?;
     if a.conn.json {
         print_json(&rows)?;
         return Ok(exit::SUCCESS);
@@ -201,12 +183,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
 async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     let pool = crate::commands::connect(config_path, &a.conn).await?;
     let device = find(&pool, &a.id).await?;
-    let jobs: Vec<DeviceJob> = sqlx::query_as(
-        "SELECT id, name, enabled, source_paths FROM backup_jobs WHERE device_id = $1 ORDER BY name",
-    )
-    .bind(&a.id)
-    .fetch_all(&pool)
-    .await?;
+    let jobs = crate::store::jobs::of_device(&pool, &a.id).await?;
     if a.conn.json {
         print_json(&DeviceDetail { device, jobs })?;
         return Ok(exit::SUCCESS);
@@ -291,29 +268,22 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
         }
     }
     let pool = crate::commands::connect(config_path, &a.conn).await?;
-    let exists: Option<String> = sqlx::query_scalar("SELECT id FROM devices WHERE id = $1")
-        .bind(&a.id)
-        .fetch_optional(&pool)
-        .await?;
-    if exists.is_some() {
+    if crate::store::devices::exists(&pool, &a.id).await? {
         return Err(usage_err!(
             "a device with id {:?} already exists; show it with `restic-fleet device show {}`",
             a.id,
             crate::domain::quote::posix(&a.id)
         ));
     }
-    let res = sqlx::query(
-        "INSERT INTO devices (id, name, description, platform, hostname, enabled) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(&a.id)
-    .bind(&name)
-    .bind(a.description.as_deref())
-    .bind(a.platform.as_str())
-    .bind(a.hostname.as_deref())
-    .bind(!a.disabled)
-    .execute(&pool)
-    .await;
+    let new = NewDevice {
+        id: &a.id,
+        name: &name,
+        description: a.description.as_deref(),
+        platform: a.platform.as_str(),
+        hostname: a.hostname.as_deref(),
+        enabled: !a.disabled,
+    };
+    let res = crate::store::devices::insert(&pool, new).await;
     if let Err(sqlx::Error::Database(db)) = &res
         && db.code().as_deref() == Some("23505")
     {
@@ -338,12 +308,7 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
 
 async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Result<u8> {
     let pool = crate::commands::connect(config_path, &a.conn).await?;
-    let n = sqlx::query("UPDATE devices SET enabled = $2, updated_at = NOW() WHERE id = $1")
-        .bind(&a.id)
-        .bind(enabled)
-        .execute(&pool)
-        .await?
-        .rows_affected();
+    let n = crate::store::devices::set_enabled(&pool, &a.id, enabled).await?;
     if n == 0 {
         return Err(usage_err!(
             "no device with id {:?} exists; list devices with `restic-fleet device list`",
@@ -366,10 +331,7 @@ async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Re
 async fn rm(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
     let pool = crate::commands::connect(config_path, &a.conn).await?;
     let device = find(&pool, &a.id).await?;
-    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE device_id = $1")
-        .bind(&a.id)
-        .fetch_one(&pool)
-        .await?;
+    let runs = crate::store::runs::count_of_device(&pool, &a.id).await?;
     confirm(
         &format!(
             "remove device {:?} with its {} job(s), their schedules and {runs} recorded run(s)",
@@ -380,11 +342,8 @@ async fn rm(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
     // The login goes with the device, in the same transaction: a removed device can no
     // longer connect, and a failed drop leaves the device in place.
     let mut tx = pool.begin().await?;
-    let role = crate::ops::enroll::drop_role(&mut tx, &a.id).await?;
-    sqlx::query("DELETE FROM devices WHERE id = $1")
-        .bind(&a.id)
-        .execute(&mut *tx)
-        .await?;
+    let role = crate::store::roles::drop_device_role(&mut tx, &a.id).await?;
+    crate::store::devices::delete(&mut tx, &a.id).await?;
     tx.commit().await?;
     if a.conn.json {
         print_json(&serde_json::json!({"id": a.id, "removed": true, "dropped_role": role}))?;
@@ -398,4 +357,58 @@ async fn rm(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(exit::SUCCESS)
+}
+
+/// `device enroll`: checks the arguments, then creates or rotates the device's login
+/// ([`crate::ops::enroll`]) and prints the `restic-fleet init` line for the machine.
+async fn enroll(config_path: &Path, a: EnrollArgs) -> anyhow::Result<u8> {
+    crate::local::config::validate_device_id(&a.id)?;
+    if let Some(n) = &a.name {
+        validate_device_name(n)?;
+    }
+    let url = crate::commands::database_url(config_path, a.conn.database_url.as_deref())?;
+    let public = a.public_url.clone().unwrap_or_else(|| url.clone());
+    // Checked before anything is written: the device URL can be derived.
+    crate::ops::enroll::with_credentials(&public, "x", "x")?;
+    let pool = crate::store::db::connect(&url).await?;
+    let request = crate::ops::enroll::Request {
+        id: &a.id,
+        name: a.name.as_deref(),
+        platform: a.platform.map(Platform::as_str),
+        public_url: &public,
+    };
+    let (report, platform) = crate::ops::enroll::enroll(&pool, &request).await?;
+    if a.conn.json {
+        print_json(&report)?;
+        return Ok(exit::SUCCESS);
+    }
+    print_enrolment(&report, &platform);
+    Ok(exit::SUCCESS)
+}
+
+/// What `device enroll` prints without `--json`: what happened, and the `init` line to run on
+/// the machine, quoted for its shell.
+fn print_enrolment(report: &Enrolment, platform: &str) {
+    let rotated = report.rotated;
+    println!(
+        "{} device {:?}: database role {}{}",
+        if rotated {
+            "rotated the password of"
+        } else {
+            "enrolled"
+        },
+        report.device_id,
+        report.role,
+        if rotated {
+            " (the old password no longer works)"
+        } else {
+            ""
+        }
+    );
+    println!("on that machine, run (the password is shown only this once):");
+    println!(
+        "  restic-fleet init --database-url {} --device-id {}",
+        crate::domain::quote::for_platform(platform, &report.database_url),
+        crate::domain::quote::for_platform(platform, &report.device_id)
+    );
 }

@@ -1,10 +1,30 @@
 //! `restic-fleet init`: enrol this machine.
 
+use std::path::Path;
+
+use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 use sqlx::PgPool;
 
+use crate::domain::exit;
 use crate::local::config::{self, Config};
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// PostgreSQL URL, e.g. postgres://backup_client:PASSWORD@db.example.com/backup_control.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
+    pub database_url: String,
+    /// This device's id (default: the host name up to the first dot, lowercased).
+    #[arg(long, value_name = "ID")]
+    pub device_id: Option<String>,
+    /// Human-readable device name (default: the host name; kept on re-runs unless given).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
 
 #[derive(Debug, Serialize)]
 pub struct InitReport {
@@ -14,6 +34,29 @@ pub struct InitReport {
     pub platform: String,
     pub hostname: String,
     pub created: bool,
+}
+
+/// `restic-fleet init`: enrols the machine and says what happened.
+pub async fn run(config_path: &Path, args: &InitArgs) -> anyhow::Result<u8> {
+    let report = init(config_path, args).await?;
+    if args.json {
+        crate::output::print_json(&report)?;
+    } else {
+        println!(
+            "{} device {:?} ({}, {}); config written to {}",
+            if report.created {
+                "registered"
+            } else {
+                "updated"
+            },
+            report.device_id,
+            report.device_name,
+            report.platform,
+            report.config_path
+        );
+        println!("next: `restic-fleet sync` installs this device's schedules");
+    }
+    Ok(exit::SUCCESS)
 }
 
 /// Registers (or updates) this device. `name` is only changed when given.
@@ -28,24 +71,15 @@ pub async fn register_device(
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
     });
-    let (name, created): (String, bool) = sqlx::query_as(
-        "INSERT INTO devices (id, name, platform, hostname, metadata) \
-         VALUES ($1, COALESCE($2, $4), $3, $4, $5) \
-         ON CONFLICT (id) DO UPDATE SET \
-           name = COALESCE($2, devices.name), platform = EXCLUDED.platform, \
-           hostname = EXCLUDED.hostname, \
-           metadata = COALESCE(devices.metadata, '{}'::jsonb) || EXCLUDED.metadata, \
-           updated_at = NOW() \
-         RETURNING name, (xmax = 0) AS created",
+    crate::store::devices::register(
+        pool,
+        device_id,
+        name,
+        crate::platform::host::platform(),
+        &hostname,
+        metadata,
     )
-    .bind(device_id)
-    .bind(name)
-    .bind(crate::platform::host::platform())
-    .bind(&hostname)
-    .bind(metadata)
-    .fetch_one(pool)
-    .await?;
-    Ok((name, created))
+    .await
 }
 
 /// A device role may register only its own device (row-level security, migration 006).
@@ -66,10 +100,7 @@ fn not_this_device(err: anyhow::Error, device_id: &str) -> anyhow::Error {
     }
 }
 
-pub async fn init(
-    config_path: &std::path::Path,
-    args: &crate::cli::InitArgs,
-) -> anyhow::Result<InitReport> {
+pub async fn init(config_path: &Path, args: &InitArgs) -> anyhow::Result<InitReport> {
     let device_id = args
         .device_id
         .clone()

@@ -2,18 +2,21 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::commands::job_monitor::MonitorChanges;
 use crate::commands::{Conn, confirm, explain, require_device};
 use crate::domain::exit;
-use crate::domain::job::{JOB_COLUMNS, Job};
-use crate::domain::schedule::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::domain::job::Job;
+use crate::domain::retention::RetentionView;
+use crate::domain::schedule::ScheduleRow;
 use crate::output::{self, print_json, printable};
+use crate::store::jobs::{JobEdit, NewJob};
+use crate::store::runs::LastRun;
 use crate::usage_err;
 
 #[derive(Debug, Subcommand)]
@@ -102,10 +105,10 @@ pub struct EditArgs {
     /// New account UUID ('' clears it).
     #[arg(long, value_name = "UUID")]
     pub account_id: Option<String>,
-    // i12: ping URL and hooks.
+    /// Ping URL and hooks.
     #[command(flatten)]
     pub monitor: Box<crate::commands::job_monitor::MonitorArgs>,
-    // i11: retention flags (--keep-* / --no-retention)
+    /// Retention flags (--keep-* / --no-retention).
     #[command(flatten)]
     pub retention: Box<crate::domain::retention::RetentionArgs>,
     #[command(flatten)]
@@ -156,7 +159,7 @@ pub struct Added {
 /// `ping_url` (from `job_ping_urls`; null where the role may not read it), `hook_before`,
 /// `hook_after`, `hook_failure`, `hook_finally`, `hook_before_on_error`), plus
 /// `schedules` (as in `schedule list --json`) and `last_run` (`id`, `status`, `start_time`,
-/// `end_time`, `error_message`, `snapshot_id`, or null), and `retention` (i11: see
+/// `end_time`, `error_message`, `snapshot_id`, or null), and `retention` (see
 /// [`crate::domain::retention::RetentionView`]). `job list --json` is an array of the
 /// same objects without `last_run` and `retention`.
 #[derive(Debug, Serialize)]
@@ -166,19 +169,9 @@ pub struct JobDetail {
     pub schedules: Vec<ScheduleRow>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_run: Option<Option<LastRun>>,
-    // i11: the job's retention policy
+    /// The job's effective retention policy.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub retention: Option<crate::domain::retention::RetentionView>,
-}
-
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct LastRun {
-    pub id: i32,
-    pub status: String,
-    pub start_time: DateTime<Utc>,
-    pub end_time: Option<DateTime<Utc>>,
-    pub error_message: Option<String>,
-    pub snapshot_id: Option<String>,
+    pub retention: Option<RetentionView>,
 }
 
 pub async fn run(config_path: &Path, cmd: JobCommand) -> anyhow::Result<u8> {
@@ -291,30 +284,10 @@ fn parse_uuid(flag: &str, text: &str) -> anyhow::Result<Uuid> {
         .map_err(|_| usage_err!("{flag} {text:?} is not a UUID (like 3f2b6c1e-0b1d-4c9e-8f3a-...)"))
 }
 
+/// The platform of the device a job goes to, which must exist.
 async fn device_platform(pool: &PgPool, device: &str) -> anyhow::Result<String> {
     require_device(pool, device).await?;
-    Ok(
-        sqlx::query_scalar("SELECT platform FROM devices WHERE id = $1")
-            .bind(device)
-            .fetch_one(pool)
-            .await?,
-    )
-}
-
-async fn name_taken(
-    pool: &PgPool,
-    device: &str,
-    name: &str,
-    except: Option<Uuid>,
-) -> anyhow::Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar(
-        "SELECT id FROM backup_jobs WHERE device_id = $1 AND name = $2 AND ($3::uuid IS NULL OR id <> $3)",
-    )
-    .bind(device)
-    .bind(name)
-    .bind(except)
-    .fetch_optional(pool)
-    .await?)
+    crate::store::devices::platform(pool, device).await
 }
 
 fn name_taken_err(device: &str, name: &str, other: Uuid) -> anyhow::Error {
@@ -346,38 +319,33 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
     let pool = crate::commands::connect(config_path, &a.conn).await?;
     let platform = device_platform(&pool, &a.device).await?;
     let paths = validate_paths(&a.paths, &platform)?;
-    if let Some(other) = name_taken(&pool, &a.device, &name, None).await? {
+    if let Some(other) = crate::store::jobs::name_taken(&pool, &a.device, &name, None).await? {
         return Err(name_taken_err(&a.device, &name, other));
     }
     if let Some(id) = id
-        && crate::domain::job::find(&pool, id).await?.is_some()
+        && crate::store::jobs::find(&pool, id).await?.is_some()
     {
         return Err(usage_err!(
             "a job with id {id} already exists; show it with `restic-fleet job show {id}`"
         ));
     }
-    let res: Result<Uuid, sqlx::Error> = sqlx::query_scalar(
-        "INSERT INTO backup_jobs (id, device_id, name, description, source_paths, exclude_patterns, \
-         restic_args, enabled, origin_name, account_id) \
-         VALUES (COALESCE($1, gen_random_uuid()), $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-    )
-    .bind(id)
-    .bind(&a.device)
-    .bind(&name)
-    .bind(a.description.as_deref())
-    .bind(&paths)
-    .bind(if excludes.is_empty() {
-        None
-    } else {
-        Some(excludes)
-    })
-    .bind(&restic_args)
-    .bind(!a.disabled)
-    .bind(a.origin_name.as_deref().filter(|s| !s.is_empty()))
-    .bind(account)
-    .fetch_one(&pool)
-    .await;
-    let new_id = match res {
+    let new = NewJob {
+        id,
+        device_id: &a.device,
+        name: &name,
+        description: a.description.as_deref(),
+        source_paths: &paths,
+        exclude_patterns: if excludes.is_empty() {
+            None
+        } else {
+            Some(excludes)
+        },
+        restic_args: &restic_args,
+        enabled: !a.disabled,
+        origin_name: a.origin_name.as_deref().filter(|s| !s.is_empty()),
+        account_id: account,
+    };
+    let new_id = match crate::store::jobs::insert(&pool, new).await {
         Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("23505") => {
             return Err(usage_err!(
                 "device {:?} already has a job named {name:?} (or the id is taken); choose another \
@@ -399,7 +367,22 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
     Ok(exit::SUCCESS)
 }
 
-async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
+/// What `job edit` changes, checked before the database is touched.
+struct EditPlan {
+    name: Option<String>,
+    /// `Some(None)`: remove every exclude pattern.
+    excludes: Option<Option<Vec<String>>>,
+    restic_args: Option<Value>,
+    /// `Some(None)`: clear the account.
+    account: Option<Option<Uuid>>,
+    monitor: MonitorChanges,
+    /// Whether a retention flag was given.
+    retention: bool,
+}
+
+/// Step 1 of `job edit`: checks every option without the database, and refuses an edit that
+/// changes nothing.
+fn plan_edit(a: &EditArgs) -> anyhow::Result<EditPlan> {
     let name = a.name.as_deref().map(validate_name).transpose()?;
     let excludes = validate_excludes(&a.excludes)?;
     let restic_args = a
@@ -412,8 +395,8 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
         Some(t) => Some(Some(parse_uuid("--account-id", t)?)),
         None => None,
     };
-    let monitor = a.monitor.validate()?; // i12
-    let retention = a.retention.requested()?; // i11: retention flags
+    let monitor = a.monitor.validate()?;
+    let retention = a.retention.requested()?;
     let nothing = monitor.is_empty()
         && !retention
         && name.is_none()
@@ -431,81 +414,115 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
              (see `restic-fleet job edit --help`)"
         ));
     }
-    let pool = crate::commands::connect(config_path, &a.conn).await?;
-    // i14: a job name works wherever a UUID does
-    let job = crate::commands::resolve_job(config_path, &pool, &a.job).await?;
-    let job_id = job.id;
-    let device = a.device.clone().unwrap_or_else(|| job.device_id.clone());
-    let platform = device_platform(&pool, &device).await?;
-    let paths = if a.paths.is_empty() {
-        if device != job.device_id
-            && let Some(p) = job.source_paths.iter().find(|p| !is_absolute(p, &platform))
-        {
-            return Err(usage_err!(
-                "job {job_id} cannot move to {platform} device {device:?} as it is: its path \
-                 {p:?} is not an absolute {platform} path; give its new paths with --path"
-            ));
-        }
-        None
-    } else {
-        Some(validate_paths(&a.paths, &platform)?)
-    };
-    let new_name = name.clone().unwrap_or_else(|| job.name.clone());
-    if let Some(other) = name_taken(&pool, &device, &new_name, Some(job_id)).await? {
-        return Err(name_taken_err(&device, &new_name, other));
-    }
-    let excl: Option<Option<Vec<String>>> = if a.no_excludes {
+    let excludes = if a.no_excludes {
         Some(None)
     } else if !excludes.is_empty() {
         Some(Some(excludes))
     } else {
         None
     };
-    let res = sqlx::query(
-        "UPDATE backup_jobs SET \
-           name = $2, device_id = $3, \
-           source_paths = COALESCE($4, source_paths), \
-           exclude_patterns = CASE WHEN $5 THEN $6 ELSE exclude_patterns END, \
-           restic_args = COALESCE($7, restic_args), \
-           description = CASE WHEN $8::text IS NULL THEN description ELSE NULLIF($8, '') END, \
-           origin_name = CASE WHEN $9::text IS NULL THEN origin_name ELSE NULLIF($9, '') END, \
-           account_id = CASE WHEN $10 THEN $11 ELSE account_id END, \
-           updated_at = NOW() \
-         WHERE id = $1",
-    )
-    .bind(job_id)
-    .bind(&new_name)
-    .bind(&device)
-    .bind(paths)
-    .bind(excl.is_some())
-    .bind(excl.flatten())
-    .bind(restic_args)
-    .bind(a.description.as_deref())
-    .bind(a.origin_name.as_deref())
-    .bind(account.is_some())
-    .bind(account.flatten())
-    .execute(&pool)
-    .await;
-    if let Err(sqlx::Error::Database(db)) = &res
-        && db.code().as_deref() == Some("23505")
+    Ok(EditPlan {
+        name,
+        excludes,
+        restic_args,
+        account,
+        monitor,
+        retention,
+    })
+}
+
+/// Step 2 of `job edit`: the new paths (`None`: unchanged), checked for the platform of the
+/// device the job ends up on; a job moved without new paths must have paths that fit there.
+async fn edited_paths(
+    pool: &PgPool,
+    a: &EditArgs,
+    job: &Job,
+    device: &str,
+) -> anyhow::Result<Option<Vec<String>>> {
+    let platform = device_platform(pool, device).await?;
+    if !a.paths.is_empty() {
+        return Ok(Some(validate_paths(&a.paths, &platform)?));
+    }
+    if device != job.device_id
+        && let Some(p) = job.source_paths.iter().find(|p| !is_absolute(p, &platform))
     {
         return Err(usage_err!(
-            "device {device:?} already has a job named {new_name:?}; choose another --name"
+            "job {} cannot move to {platform} device {device:?} as it is: its path \
+             {p:?} is not an absolute {platform} path; give its new paths with --path",
+            job.id
         ));
     }
-    res?;
-    crate::commands::job_monitor::apply(&pool, job_id, &monitor).await?; // i12
-    if retention {
-        a.retention.apply(&pool, job_id).await?; // i11: retention flags
+    Ok(None)
+}
+
+async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
+    let plan = plan_edit(&a)?;
+    let pool = crate::commands::connect(config_path, &a.conn).await?;
+    let job = crate::commands::resolve_job(config_path, &pool, &a.job).await?;
+    let job_id = job.id;
+    let device = a.device.clone().unwrap_or_else(|| job.device_id.clone());
+    let paths = edited_paths(&pool, &a, &job, &device).await?;
+    let new_name = plan.name.clone().unwrap_or_else(|| job.name.clone());
+    if let Some(other) =
+        crate::store::jobs::name_taken(&pool, &device, &new_name, Some(job_id)).await?
+    {
+        return Err(name_taken_err(&device, &new_name, other));
     }
-    let job = crate::domain::job::find(&pool, job_id)
+    let change = JobEdit {
+        id: job_id,
+        name: &new_name,
+        device_id: &device,
+        source_paths: paths,
+        exclude_patterns: plan.excludes,
+        restic_args: plan.restic_args,
+        description: a.description.as_deref(),
+        origin_name: a.origin_name.as_deref(),
+        account_id: plan.account,
+    };
+    if let Err(e) = crate::store::jobs::update(&pool, change).await {
+        if let sqlx::Error::Database(db) = &e
+            && db.code().as_deref() == Some("23505")
+        {
+            return Err(usage_err!(
+                "device {device:?} already has a job named {new_name:?}; choose another --name"
+            ));
+        }
+        return Err(e.into());
+    }
+    crate::commands::job_monitor::apply(&pool, job_id, &plan.monitor).await?;
+    if plan.retention {
+        apply_retention(&pool, job_id, &a.retention).await?;
+    }
+    print_edited(&pool, job_id, a.conn.json).await
+}
+
+/// Stores the retention flags of `job edit`: `--no-retention` removes the job's policy, other
+/// flags change only the options given.
+async fn apply_retention(
+    pool: &PgPool,
+    job: Uuid,
+    args: &crate::domain::retention::RetentionArgs,
+) -> anyhow::Result<()> {
+    let current = if args.no_retention {
+        None
+    } else {
+        crate::store::retention::load(pool, job).await?
+    };
+    let policy = args.applied_to(current);
+    policy.validate().map_err(|e| usage_err!("{e}"))?;
+    crate::store::retention::save(pool, job, &policy).await
+}
+
+/// The last step of `job edit`: the job as it is now, as JSON or one sentence.
+async fn print_edited(pool: &PgPool, job_id: Uuid, json: bool) -> anyhow::Result<u8> {
+    let job = crate::store::jobs::find(pool, job_id)
         .await?
         .ok_or_else(|| {
             anyhow::anyhow!("job {job_id} was deleted by someone else while it was being edited")
         })?;
-    if a.conn.json {
-        let schedules = schedules_of(&pool, job_id).await?;
-        let retention = Some(retention_view(&pool, &job).await?); // i11
+    if json {
+        let schedules = crate::store::schedules::of_job(pool, job_id).await?;
+        let retention = Some(retention_view(pool, &job).await?);
         print_json(&JobDetail {
             job,
             schedules,
@@ -519,15 +536,6 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
         );
     }
     Ok(exit::SUCCESS)
-}
-
-pub async fn schedules_of(pool: &PgPool, job: Uuid) -> anyhow::Result<Vec<ScheduleRow>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 ORDER BY id"
-    ))
-    .bind(job)
-    .fetch_all(pool)
-    .await?)
 }
 
 /// A schedule in one short phrase: `cron 0 2 * * *` or `every 3600s`.
@@ -553,18 +561,8 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     if let Some(d) = &a.device {
         require_device(&pool, d).await?;
     }
-    let jobs: Vec<Job> = sqlx::query_as(&format!(
-        "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE ($1::text IS NULL OR device_id = $1) \
-         ORDER BY device_id, name"
-    ))
-    .bind(a.device.as_deref())
-    .fetch_all(&pool)
-    .await?;
-    let all: Vec<ScheduleRow> = sqlx::query_as(&format!(
-        "SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY id"
-    ))
-    .fetch_all(&pool)
-    .await?;
+    let jobs = crate::store::jobs::list(&pool, a.device.as_deref()).await?;
+    let all = crate::store::schedules::all(&pool).await?;
     let details: Vec<JobDetail> = jobs
         .into_iter()
         .map(|job| {
@@ -608,15 +606,9 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
 async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     let pool = crate::commands::connect(config_path, &a.conn).await?;
     let job = crate::commands::resolve_job(config_path, &pool, &a.job).await?;
-    let schedules = schedules_of(&pool, job.id).await?;
-    let last: Option<LastRun> = sqlx::query_as(
-        "SELECT id, status, start_time, end_time, error_message, snapshot_id FROM runs \
-         WHERE job_id = $1 ORDER BY start_time DESC, id DESC LIMIT 1",
-    )
-    .bind(job.id)
-    .fetch_optional(&pool)
-    .await?;
-    let retention = retention_view(&pool, &job).await?; // i11
+    let schedules = crate::store::schedules::of_job(&pool, job.id).await?;
+    let last = crate::store::runs::last_of_job(&pool, job.id).await?;
+    let retention = retention_view(&pool, &job).await?;
     if a.conn.json {
         print_json(&JobDetail {
             job,
@@ -626,7 +618,22 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         })?;
         return Ok(exit::SUCCESS);
     }
-    let j = &job;
+    print_job(&job);
+    println!(
+        "retention:   {}{}",
+        printable(&retention.description),
+        if retention.source == "default" {
+            " (the retention_default setting)"
+        } else {
+            ""
+        }
+    );
+    print_schedules_and_last_run(&job, &schedules, last.as_ref());
+    Ok(exit::SUCCESS)
+}
+
+/// `job show`'s lines about the job itself: identity, paths, restic arguments, hooks.
+fn print_job(j: &Job) {
     println!("id:          {}", j.id);
     println!("device:      {}", printable(&j.device_id));
     println!("name:        {}", printable(&j.name));
@@ -655,18 +662,12 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         println!("account:     {acc}");
     }
     for line in crate::commands::job_monitor::describe(j) {
-        println!("{}", printable(&line)); // i12
+        println!("{}", printable(&line));
     }
-    // i11: retention
-    println!(
-        "retention:   {}{}",
-        printable(&retention.description),
-        if retention.source == "default" {
-            " (the retention_default setting)"
-        } else {
-            ""
-        }
-    );
+}
+
+/// `job show`'s last lines: the job's schedules and its last run.
+fn print_schedules_and_last_run(j: &Job, schedules: &[ScheduleRow], last: Option<&LastRun>) {
     if schedules.is_empty() {
         println!(
             "schedules:   none (add one with `restic-fleet schedule add {} --cron EXPR`)",
@@ -674,7 +675,7 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         );
     } else {
         let mut t = output::table(&["id", "schedule", "last run", "next run"]);
-        for s in &schedules {
+        for s in schedules {
             t.add_row(vec![
                 s.id.to_string(),
                 describe_schedule(s),
@@ -684,7 +685,7 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         }
         println!("schedules:\n{}", output::render(&t));
     }
-    match &last {
+    match last {
         None => println!("last run:    never"),
         Some(r) => println!(
             "last run:    #{} {} at {}{}",
@@ -697,16 +698,13 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
                 .unwrap_or_default()
         ),
     }
-    Ok(exit::SUCCESS)
 }
 
-/// i11: the job's effective retention policy, with the settings of its device.
-async fn retention_view(
-    pool: &PgPool,
-    job: &Job,
-) -> anyhow::Result<crate::domain::retention::RetentionView> {
-    let settings = crate::domain::settings::Settings::load(pool, &job.device_id).await?;
-    crate::domain::retention::view(pool, job.id, &settings).await
+/// The job's effective retention policy, with the settings of its device.
+async fn retention_view(pool: &PgPool, job: &Job) -> anyhow::Result<RetentionView> {
+    let settings = crate::store::settings::load(pool, &job.device_id).await?;
+    let own = crate::store::retention::load(pool, job.id).await?;
+    Ok(crate::domain::retention::view(own, &settings))
 }
 
 async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Result<u8> {
@@ -714,12 +712,7 @@ async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Re
     let job_id = crate::commands::resolve_job(config_path, &pool, &a.job)
         .await?
         .id;
-    let n = sqlx::query("UPDATE backup_jobs SET enabled = $2, updated_at = NOW() WHERE id = $1")
-        .bind(job_id)
-        .bind(enabled)
-        .execute(&pool)
-        .await?
-        .rows_affected();
+    let n = crate::store::jobs::set_enabled(&pool, job_id, enabled).await?;
     if n == 0 {
         return Err(usage_err!(
             "no backup job with id {job_id} exists; list jobs with `restic-fleet job list`"
@@ -739,10 +732,7 @@ async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Re
 async fn rm(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
     let pool = crate::commands::connect(config_path, &a.conn).await?;
     let job = crate::commands::resolve_job(config_path, &pool, &a.job).await?;
-    let runs: i64 = sqlx::query_scalar("SELECT count(*) FROM runs WHERE job_id = $1")
-        .bind(job.id)
-        .fetch_one(&pool)
-        .await?;
+    let runs = crate::store::runs::count_of_job(&pool, job.id).await?;
     confirm(
         &format!(
             "remove job {} ({:?} on device {:?}) with its schedules and {runs} recorded run(s)",
@@ -750,10 +740,7 @@ async fn rm(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
         ),
         a.yes,
     )?;
-    sqlx::query("DELETE FROM backup_jobs WHERE id = $1")
-        .bind(job.id)
-        .execute(&pool)
-        .await?;
+    crate::store::jobs::delete(&pool, job.id).await?;
     if a.conn.json {
         print_json(&serde_json::json!({"id": job.id, "removed": true}))?;
     } else {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use crate::platform::hooks::OnError;
 use crate::platform::ping;
+use crate::store::jobs::Change;
 use crate::usage_err;
 
 #[derive(Debug, Clone, Default, Args)]
@@ -50,9 +51,6 @@ pub struct MonitorArgs {
     #[arg(long, value_enum, value_name = "RULE")]
     pub hook_before_on_error: Option<OnError>,
 }
-
-/// A column change: `None` leaves the column alone, `Some(None)` clears it.
-type Change = Option<Option<String>>;
 
 /// The validated changes.
 #[derive(Debug, Default)]
@@ -114,58 +112,14 @@ impl MonitorArgs {
     }
 }
 
-/// Writes the changes to the job, in one transaction. The ping URL lives in `job_ping_urls`
-/// (migration 012: readable only by admins and the job's own device); the hooks are columns of
-/// `backup_jobs`, whose `updated_at` moves for either.
+/// Writes the changes to the job, in one transaction (see
+/// [`crate::store::jobs::set_hooks_and_ping_url`]); nothing when there are none.
 pub async fn apply(pool: &PgPool, job: Uuid, c: &MonitorChanges) -> anyhow::Result<()> {
     if c.is_empty() {
         return Ok(());
     }
-    let mut tx = pool.begin().await?;
-    let h = &c.hooks;
-    sqlx::query(
-        "UPDATE backup_jobs SET \
-           hook_before = CASE WHEN $2 THEN $3 ELSE hook_before END, \
-           hook_after = CASE WHEN $4 THEN $5 ELSE hook_after END, \
-           hook_failure = CASE WHEN $6 THEN $7 ELSE hook_failure END, \
-           hook_finally = CASE WHEN $8 THEN $9 ELSE hook_finally END, \
-           hook_before_on_error = COALESCE($10, hook_before_on_error), \
-           updated_at = NOW() \
-         WHERE id = $1",
-    )
-    .bind(job)
-    .bind(h[0].is_some())
-    .bind(h[0].clone().flatten())
-    .bind(h[1].is_some())
-    .bind(h[1].clone().flatten())
-    .bind(h[2].is_some())
-    .bind(h[2].clone().flatten())
-    .bind(h[3].is_some())
-    .bind(h[3].clone().flatten())
-    .bind(c.on_error.map(OnError::as_str))
-    .execute(&mut *tx)
-    .await?;
-    match &c.ping_url {
-        None => {}
-        Some(Some(url)) => {
-            sqlx::query(
-                "INSERT INTO job_ping_urls (job_id, ping_url) VALUES ($1, $2) \
-                 ON CONFLICT (job_id) DO UPDATE SET ping_url = EXCLUDED.ping_url, updated_at = NOW()",
-            )
-            .bind(job)
-            .bind(url)
-            .execute(&mut *tx)
-            .await?;
-        }
-        Some(None) => {
-            sqlx::query("DELETE FROM job_ping_urls WHERE job_id = $1")
-                .bind(job)
-                .execute(&mut *tx)
-                .await?;
-        }
-    }
-    tx.commit().await?;
-    Ok(())
+    let on_error = c.on_error.map(OnError::as_str);
+    crate::store::jobs::set_hooks_and_ping_url(pool, job, &c.hooks, on_error, &c.ping_url).await
 }
 
 /// The lines `job show` adds: the ping URL (host only: its path is the secret) and the hooks.

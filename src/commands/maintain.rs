@@ -23,7 +23,6 @@ use uuid::Uuid;
 
 use crate::domain::exit::{self, Failure};
 use crate::domain::retention::RetentionPolicy;
-use crate::domain::settings::Settings;
 use crate::output::printable;
 use crate::platform::repository::{LockWait, Repository, ResticOutput, bounded};
 use crate::store::maintenance::{JobRef, StepEnd};
@@ -92,8 +91,8 @@ pub struct MaintainReport {
 /// Runs `maintain`. Exit code 0 when every step succeeded, 1 otherwise.
 pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> {
     let (cfg, pool) = crate::commands::open(config_path).await?;
-    let settings = Settings::load(&pool, &cfg.device_id).await?;
-    let owner = crate::domain::maintenance::global_owner(&pool).await?;
+    let settings = crate::store::settings::load(&pool, &cfg.device_id).await?;
+    let owner = crate::store::maintenance::global_owner(&pool).await?;
     match &owner {
         Some(o) if *o == cfg.device_id => {}
         _ if args.force => {
@@ -160,7 +159,7 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
 
     // Forget, job by job.
     let jobs = crate::store::maintenance::all_jobs(&pool).await?;
-    let own = crate::domain::retention::load_all(&pool).await?;
+    let own = crate::store::retention::load_all(&pool).await?;
     let step = if args.dry_run {
         None
     } else {

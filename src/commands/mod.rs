@@ -69,8 +69,8 @@ pub fn database_url(config_path: &Path, flag: Option<&str>) -> anyhow::Result<St
     }
 }
 
-/// i14: the job a management command names (UUID, `DEVICE/NAME`, or a name on this machine's
-/// device when it is enrolled); see [`crate::domain::job::resolve`].
+/// The job a management command names (UUID, `DEVICE/NAME`, or a name on this machine's
+/// device when it is enrolled); see [`crate::store::jobs::resolve`].
 pub async fn resolve_job(
     config_path: &Path,
     pool: &PgPool,
@@ -80,7 +80,7 @@ pub async fn resolve_job(
         .ok()
         .map(|c| c.device_id);
     let mut conn = pool.acquire().await?;
-    crate::domain::job::resolve(&mut conn, text, local.as_deref()).await
+    crate::store::jobs::resolve(&mut conn, text, local.as_deref()).await
 }
 
 /// Connects for a management command (applying missing migrations when the role may).
@@ -139,11 +139,7 @@ pub fn confirm(what: &str, yes: bool) -> anyhow::Result<()> {
 
 /// Checks that a device exists; the error names it and the command that lists devices.
 pub async fn require_device(pool: &PgPool, id: &str) -> anyhow::Result<()> {
-    let found: Option<String> = sqlx::query_scalar("SELECT id FROM devices WHERE id = $1")
-        .bind(id)
-        .fetch_optional(pool)
-        .await?;
-    if found.is_none() {
+    if !crate::store::devices::exists(pool, id).await? {
         return Err(usage_err!(
             "no device with id {id:?} exists; list devices with `restic-fleet device list` or add \
              one with `restic-fleet device add {} --name NAME --platform linux`",

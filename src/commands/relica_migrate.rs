@@ -58,7 +58,6 @@ use uuid::Uuid;
 use crate::domain::calendar::{CronExpr, Schedule};
 use crate::domain::exit::{self, Failure};
 use crate::domain::relica::{self, ImportPlan, PlannedDevice, PlannedJob, PlannedSchedule};
-use crate::domain::settings::Settings;
 use crate::domain::text::mask_url;
 use crate::store;
 use crate::usage_err;
@@ -349,7 +348,9 @@ async fn device_zones(
 ) -> anyhow::Result<HashMap<String, chrono_tz::Tz>> {
     let mut zones = HashMap::new();
     for d in &plan.devices {
-        let tz = Settings::load(pool, &d.id).await?.timezone()?;
+        let tz = crate::store::settings::load(pool, &d.id)
+            .await?
+            .timezone()?;
         zones.insert(d.id.clone(), tz);
     }
     Ok(zones)

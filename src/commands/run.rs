@@ -775,7 +775,7 @@ async fn job_id(
         return Ok(id);
     }
     if let Some(conn) = link.conn().await {
-        match step(crate::domain::job::resolve(
+        match step(crate::store::jobs::resolve(
             conn,
             text,
             Some(&config.device_id),

@@ -2,15 +2,13 @@
 
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Args, Subcommand, ValueEnum};
-use serde::Serialize;
-use serde_json::Value;
-use uuid::Uuid;
 
 use crate::commands::{Conn, explain, require_device};
 use crate::domain::exit;
 use crate::output::{self, print_json, printable, printable_lines};
+use crate::store::runs::{RunFilter, RunOut};
 use crate::usage_err;
 
 #[derive(Debug, Subcommand)]
@@ -73,55 +71,6 @@ pub struct ShowArgs {
     pub conn: Conn,
 }
 
-/// A run as printed by `runs list --json` (an array, newest first): `id`, `job_id`,
-/// `job_name`, `device_id`, `status` (`running`/`success`/`failed`/`cancelled`), `start_time`,
-/// `end_time`, `duration_seconds`, `exit_code`, `error_message`, `snapshot_id`,
-/// `data_added_bytes`, `files_new`, `files_changed`, `files_unmodified`, `triggered_by`
-/// (`schedule`/`manual`/`missed`).
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct RunOut {
-    pub id: i32,
-    pub job_id: Uuid,
-    pub job_name: String,
-    pub device_id: String,
-    pub status: String,
-    pub start_time: DateTime<Utc>,
-    pub end_time: Option<DateTime<Utc>>,
-    pub duration_seconds: Option<i32>,
-    pub exit_code: Option<i32>,
-    pub error_message: Option<String>,
-    pub snapshot_id: Option<String>,
-    pub data_added_bytes: Option<i64>,
-    pub files_new: Option<i32>,
-    pub files_changed: Option<i32>,
-    pub files_unmodified: Option<i32>,
-    pub triggered_by: Option<String>,
-}
-
-/// `runs show --json`: the [`RunOut`] fields plus `dirs_new`, `dirs_changed`,
-/// `dirs_unmodified`, `total_files_processed`, `total_bytes_processed`, `restic_output`
-/// (restic's stdout as stored), `restic_errors` (its stderr), `metadata` (e.g. `warnings`,
-/// `missing_paths`; `hooks` and `pings` as README's Monitoring section says), `created_at`.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct RunDetail {
-    #[sqlx(flatten)]
-    #[serde(flatten)]
-    pub run: RunOut,
-    pub dirs_new: Option<i32>,
-    pub dirs_changed: Option<i32>,
-    pub dirs_unmodified: Option<i32>,
-    pub total_files_processed: Option<i32>,
-    pub total_bytes_processed: Option<i64>,
-    pub restic_output: Option<String>,
-    pub restic_errors: Option<String>,
-    pub metadata: Option<Value>,
-    pub created_at: DateTime<Utc>,
-}
-
-const RUN_COLUMNS: &str = "r.id, r.job_id, j.name AS job_name, r.device_id, r.status, r.start_time, \
-     r.end_time, r.duration_seconds, r.exit_code, r.error_message, r.snapshot_id, \
-     r.data_added_bytes, r.files_new, r.files_changed, r.files_unmodified, r.triggered_by";
-
 pub async fn run(config_path: &Path, cmd: RunsCommand) -> anyhow::Result<u8> {
     explain(match cmd {
         RunsCommand::List(a) => list(config_path, a).await,
@@ -155,8 +104,8 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     if let Some(d) = &a.device {
         require_device(&pool, d).await?;
     }
-    // i14: a job name works wherever a UUID does (a UUID needs no existing job: its runs may
-    // be listed after the job is gone)
+    // A job name works wherever a UUID does; a UUID needs no existing job: its runs may be
+    // listed after the job is gone.
     let job = match a.job.as_deref() {
         None => None,
         Some(t) => Some(match uuid::Uuid::parse_str(t.trim()) {
@@ -168,34 +117,33 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
             }
         }),
     };
-    let rows: Vec<RunOut> = sqlx::query_as(&format!(
-        "SELECT {RUN_COLUMNS} FROM runs r JOIN backup_jobs j ON j.id = r.job_id \
-         WHERE ($1::text IS NULL OR r.device_id = $1) AND ($2::uuid IS NULL OR r.job_id = $2) \
-           AND ($3::text IS NULL OR r.status = $3) \
-           AND ($4::timestamptz IS NULL OR r.start_time >= $4) \
-           AND ($5::timestamptz IS NULL OR r.start_time < $5) \
-         ORDER BY r.start_time DESC, r.id DESC LIMIT $6"
-    ))
-    .bind(a.device.as_deref())
-    .bind(job)
-    .bind(a.status.map(RunStatus::as_str))
-    .bind(since)
-    .bind(until)
-    .bind(i64::from(a.limit))
-    .fetch_all(&pool)
-    .await?;
+    let filter = RunFilter {
+        device: a.device.as_deref(),
+        job,
+        status: a.status.map(RunStatus::as_str),
+        since,
+        until,
+        limit: i64::from(a.limit),
+    };
+    let rows = crate::store::runs::list(&pool, &filter).await?;
     if a.conn.json {
         print_json(&rows)?;
         return Ok(exit::SUCCESS);
     }
+    print_table(&rows);
+    Ok(exit::SUCCESS)
+}
+
+/// `runs list` without `--json`: one table row per run, or a sentence when none match.
+fn print_table(rows: &[RunOut]) {
     if rows.is_empty() {
         println!("no runs match");
-        return Ok(exit::SUCCESS);
+        return;
     }
     let mut t = output::table(&[
         "id", "started", "device", "job", "status", "took", "added", "snapshot",
     ]);
-    for r in &rows {
+    for r in rows {
         t.add_row(vec![
             r.id.to_string(),
             output::time(Some(r.start_time)),
@@ -215,7 +163,6 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
         ]);
     }
     println!("{}", output::render(&t));
-    Ok(exit::SUCCESS)
 }
 
 async fn show(config_path: &Path, a: ShowArgs) -> anyhow::Result<u8> {
@@ -226,15 +173,7 @@ async fn show(config_path: &Path, a: ShowArgs) -> anyhow::Result<u8> {
         )
     })?;
     let pool = crate::commands::connect(config_path, &a.conn).await?;
-    let run: Option<RunDetail> = sqlx::query_as(&format!(
-        "SELECT {RUN_COLUMNS}, r.dirs_new, r.dirs_changed, r.dirs_unmodified, \
-         r.total_files_processed, r.total_bytes_processed, r.restic_output, r.restic_errors, \
-         r.metadata, r.created_at \
-         FROM runs r JOIN backup_jobs j ON j.id = r.job_id WHERE r.id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(&pool)
-    .await?;
+    let run = crate::store::runs::show(&pool, id).await?;
     let run = run.ok_or_else(|| {
         usage_err!("no run with id {id} exists; list runs with `restic-fleet runs list`")
     })?;
@@ -274,7 +213,7 @@ async fn show(config_path: &Path, a: ShowArgs) -> anyhow::Result<u8> {
         println!("message:     {}", printable(m));
     }
     for line in crate::platform::hooks::describe_recorded(run.metadata.as_ref()) {
-        println!("{}", printable(&line)); // i12: hooks and pings of the run
+        println!("{}", printable(&line));
     }
     println!("--- restic output ---");
     println!(

@@ -12,9 +12,9 @@ use uuid::Uuid;
 use crate::commands::{Conn, confirm, explain, require_device};
 use crate::domain::calendar::Schedule;
 use crate::domain::exit;
-use crate::domain::schedule::{SCHEDULE_COLUMNS, ScheduleRow};
-use crate::domain::settings::Settings;
+use crate::domain::schedule::ScheduleRow;
 use crate::output::{self, print_json};
+use crate::store::schedules::NewSchedule;
 use crate::usage_err;
 
 #[derive(Debug, Args)]
@@ -100,7 +100,7 @@ pub async fn disable(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
 /// Validates `--cron`/`--interval` into a schedule.
 pub fn parse_schedule(cron: Option<&str>, interval: Option<i64>) -> anyhow::Result<Schedule> {
     match (cron, interval) {
-        // i14: refuse what can never fire or does not fit the column
+        // Refuses what can never fire or does not fit the column.
         (Some(expr), None) => crate::domain::calendar::storable_cron(expr)
             .map(Schedule::Cron)
             .map_err(|e| usage_err!("{e}")),
@@ -124,20 +124,11 @@ fn parse_id(text: &str) -> anyhow::Result<i32> {
 }
 
 async fn load(pool: &PgPool, id: i32) -> anyhow::Result<ScheduleOut> {
-    let row: Option<ScheduleRow> = sqlx::query_as(&format!(
-        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
+    let row = crate::store::schedules::find(pool, id).await?;
     let row = row.ok_or_else(|| {
         usage_err!("no schedule with id {id} exists; list them with `restic-fleet schedule list`")
     })?;
-    let (job_name, device_id): (String, String) =
-        sqlx::query_as("SELECT name, device_id FROM backup_jobs WHERE id = $1")
-            .bind(row.job_id)
-            .fetch_one(pool)
-            .await?;
+    let (job_name, device_id) = crate::store::jobs::name_and_device(pool, row.job_id).await?;
     Ok(ScheduleOut {
         row,
         job_name,
@@ -147,17 +138,14 @@ async fn load(pool: &PgPool, id: i32) -> anyhow::Result<ScheduleOut> {
 
 /// Recomputes `next_run_at` of one schedule with the device's time zone.
 async fn refresh_next(pool: &PgPool, s: &ScheduleOut) -> anyhow::Result<()> {
-    let tz = Settings::load(pool, &s.device_id).await?.timezone()?;
+    let tz = crate::store::settings::load(pool, &s.device_id)
+        .await?
+        .timezone()?;
     let next = match s.row.schedule() {
         Ok(sched) => crate::domain::schedule::next_run(&sched, s.row.last_run_at, Utc::now(), &tz),
         Err(_) => None,
     };
-    sqlx::query("UPDATE schedules SET next_run_at = $2, updated_at = NOW() WHERE id = $1")
-        .bind(s.row.id)
-        .bind(next)
-        .execute(pool)
-        .await?;
-    Ok(())
+    crate::store::schedules::set_next_run(pool, s.row.id, next).await
 }
 
 fn print_one(s: &ScheduleOut, json: bool, verb: &str) -> anyhow::Result<()> {
@@ -179,11 +167,12 @@ fn print_one(s: &ScheduleOut, json: bool, verb: &str) -> anyhow::Result<()> {
 async fn add_inner(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
     let sched = parse_schedule(a.cron.as_deref(), a.interval)?;
     let pool = crate::commands::connect(config_path, &a.conn).await?;
-    // i14: a job name works wherever a UUID does
     let job = crate::commands::resolve_job(config_path, &pool, &a.job).await?;
     let job_id = job.id;
     // The time zone is checked before anything is written: a broken setting is reported here.
-    let tz = Settings::load(&pool, &job.device_id).await?.timezone()?;
+    let tz = crate::store::settings::load(&pool, &job.device_id)
+        .await?
+        .timezone()?;
     let next = if a.disabled {
         None
     } else {
@@ -193,18 +182,15 @@ async fn add_inner(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
         Schedule::Cron(c) => ("cron", Some(c.as_str().to_string()), None),
         Schedule::Interval { seconds } => ("interval", None, Some(*seconds as i32)),
     };
-    let id: i32 = sqlx::query_scalar(
-        "INSERT INTO schedules (job_id, schedule_type, cron_expression, interval_seconds, enabled, \
-         next_run_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(job_id)
-    .bind(kind)
-    .bind(cron)
-    .bind(interval)
-    .bind(!a.disabled)
-    .bind(next)
-    .fetch_one(&pool)
-    .await?;
+    let new = NewSchedule {
+        job_id,
+        schedule_type: kind,
+        cron_expression: cron,
+        interval_seconds: interval,
+        enabled: !a.disabled,
+        next_run_at: next,
+    };
+    let id = crate::store::schedules::insert(&pool, new).await?;
     let s = load(&pool, id).await?;
     print_one(&s, a.conn.json, "added")?;
     Ok(exit::SUCCESS)
@@ -215,7 +201,6 @@ async fn list_inner(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     if let Some(d) = &a.device {
         require_device(&pool, d).await?;
     }
-    // i14: a job name works wherever a UUID does
     let job: Option<Uuid> = match a.job.as_deref() {
         Some(t) => Some(
             crate::commands::resolve_job(config_path, &pool, t)
@@ -224,20 +209,8 @@ async fn list_inner(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
         ),
         None => None,
     };
-    let rows: Vec<(i32, String, String)> = sqlx::query_as(
-        "SELECT s.id, j.name, j.device_id FROM schedules s JOIN backup_jobs j ON j.id = s.job_id \
-         WHERE ($1::uuid IS NULL OR s.job_id = $1) AND ($2::text IS NULL OR j.device_id = $2) \
-         ORDER BY j.device_id, j.name, s.id",
-    )
-    .bind(job)
-    .bind(a.device.as_deref())
-    .fetch_all(&pool)
-    .await?;
-    let all: Vec<ScheduleRow> = sqlx::query_as(&format!(
-        "SELECT {SCHEDULE_COLUMNS} FROM schedules ORDER BY id"
-    ))
-    .fetch_all(&pool)
-    .await?;
+    let rows = crate::store::schedules::listed(&pool, job, a.device.as_deref()).await?;
+    let all = crate::store::schedules::all(&pool).await?;
     let out: Vec<ScheduleOut> = rows
         .into_iter()
         .filter_map(|(id, job_name, device_id)| {
@@ -284,10 +257,7 @@ async fn rm_inner(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
         ),
         a.yes,
     )?;
-    sqlx::query("DELETE FROM schedules WHERE id = $1")
-        .bind(id)
-        .execute(&pool)
-        .await?;
+    crate::store::schedules::delete(&pool, id).await?;
     if a.conn.json {
         print_json(&serde_json::json!({"id": id, "removed": true}))?;
     } else {
@@ -305,17 +275,11 @@ async fn set_enabled(config_path: &Path, a: IdArgs, enabled: bool) -> anyhow::Re
         s.row.schedule().map_err(|e| {
             usage_err!("{e}; remove it with `restic-fleet schedule rm {id}` and add a valid one")
         })?;
-        Settings::load(&pool, &s.device_id).await?.timezone()?;
+        crate::store::settings::load(&pool, &s.device_id)
+            .await?
+            .timezone()?;
     }
-    sqlx::query(
-        "UPDATE schedules SET enabled = $2, \
-         next_run_at = CASE WHEN $2 THEN next_run_at ELSE NULL END, updated_at = NOW() \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(enabled)
-    .execute(&pool)
-    .await?;
+    crate::store::schedules::set_enabled(&pool, id, enabled).await?;
     let mut s = load(&pool, id).await?;
     if enabled {
         refresh_next(&pool, &s).await?;

@@ -164,18 +164,18 @@ pub async fn run(config_path: &std::path::Path, args: &PreviewArgs) -> anyhow::R
         let (cfg, pool) = crate::commands::open(config_path).await?;
         // i14: a job name works wherever a UUID does
         let job =
-            crate::domain::job::resolve(&mut *pool.acquire().await?, job, Some(&cfg.device_id))
+            crate::store::jobs::resolve(&mut *pool.acquire().await?, job, Some(&cfg.device_id))
                 .await?;
         let job_id = job.id;
         let tz = match &args.tz {
             Some(z) => parse_tz(z)?,
-            None => crate::domain::settings::Settings::load(&pool, &job.device_id)
+            None => crate::store::settings::load(&pool, &job.device_id)
                 .await?
                 .timezone()?,
         };
         let rows: Vec<crate::domain::schedule::ScheduleRow> = sqlx::query_as(&format!(
             "SELECT {} FROM schedules WHERE job_id = $1 AND enabled ORDER BY id",
-            crate::domain::schedule::SCHEDULE_COLUMNS
+            crate::store::schedules::SCHEDULE_COLUMNS
         ))
         .bind(job_id)
         .fetch_all(&pool)

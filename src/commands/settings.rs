@@ -3,9 +3,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::commands::{Conn, confirm, explain, require_device};
@@ -83,23 +81,6 @@ pub struct UnsetArgs {
     pub conn: Conn,
 }
 
-/// A setting as printed by `settings list --json` (an array) and `settings get --json`:
-/// `key`, `value` (`***` for a secret unless `--show-secrets`), `scope` (`global` or
-/// `device`: where the value comes from), `device_id` (null for global), `description`,
-/// `updated_at`.
-#[derive(Debug, Serialize, sqlx::FromRow)]
-pub struct SettingOut {
-    pub key: String,
-    pub value: String,
-    pub scope: String,
-    pub device_id: Option<String>,
-    pub description: Option<String>,
-    pub updated_at: DateTime<Utc>,
-    /// Whether the key is a secret setting (not printed: `value` says it).
-    #[serde(skip)]
-    pub secret: bool,
-}
-
 pub async fn run(config_path: &Path, cmd: SettingsCommand) -> anyhow::Result<u8> {
     explain(dispatch(config_path, cmd).await)
 }
@@ -122,9 +103,8 @@ const NUMERIC_KEYS: &[&str] = &[
     "missed_run_grace_seconds",
     "concurrency_wait_seconds",
     "windows_execution_time_limit_hours",
-    "hook_timeout_seconds",         // i12
-    "repository_lock_wait_seconds", // i11
-    // i14
+    "hook_timeout_seconds",
+    "repository_lock_wait_seconds",
     "network_wait_seconds",
 ];
 
@@ -132,8 +112,7 @@ const NUMERIC_KEYS: &[&str] = &[
 const BOOL_KEYS: &[&str] = &[
     "windows_run_on_battery",
     "windows_wake_to_run",
-    "ping_warning_as_success", // i12
-    // i14
+    "ping_warning_as_success",
     "run_on_battery",
     "prevent_sleep",
 ];
@@ -190,7 +169,7 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
              UTC); an empty value means the device's local zone"
         ));
     }
-    // i12: the notifier posts to these; empty turns a target off.
+    // The notifier posts to these; empty turns a target off.
     if matches!(key, "notify_webhook_url" | "notify_ntfy_url")
         && !value.trim().is_empty()
         && let Err(e) = crate::platform::ping::validate_url(value.trim())
@@ -200,7 +179,7 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
              or an empty value to turn it off"
         ));
     }
-    // i14: backend credentials are checked where they are written (and again by `run`)
+    // Backend credentials are checked where they are written (and again by `run`).
     if key == crate::domain::restic::backend_env::KEY {
         crate::domain::restic::backend_env::parse(value).map_err(|e| usage_err!("{e}"))?;
     }
@@ -209,35 +188,8 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
             "the value of {key} must not contain NUL characters"
         ));
     }
-    crate::domain::maintenance::validate_setting(key, value)?; // i11: maintenance settings
+    crate::domain::maintenance::validate_setting(key, value)?;
     Ok(())
-}
-
-async fn rows(pool: &PgPool, device: Option<&str>) -> anyhow::Result<Vec<SettingOut>> {
-    Ok(match device {
-        None => {
-            sqlx::query_as(
-                "SELECT key, value, 'global' AS scope, device_id, description, updated_at, \
-                   key::text = ANY (fleet_secret_setting_keys()) AS secret \
-                 FROM settings WHERE device_id IS NULL ORDER BY key",
-            )
-            .fetch_all(pool)
-            .await?
-        }
-        Some(d) => {
-            sqlx::query_as(
-                "SELECT DISTINCT ON (key) key, value, \
-                   CASE WHEN device_id IS NULL THEN 'global' ELSE 'device' END AS scope, \
-                   device_id, description, updated_at, \
-                   key::text = ANY (fleet_secret_setting_keys()) AS secret \
-                 FROM settings WHERE device_id IS NULL OR device_id = $1 \
-                 ORDER BY key, device_id NULLS LAST",
-            )
-            .bind(d)
-            .fetch_all(pool)
-            .await?
-        }
-    })
 }
 
 async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
@@ -245,7 +197,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     if let Some(d) = &a.device {
         require_device(&pool, d).await?;
     }
-    let mut rows = rows(&pool, a.device.as_deref()).await?;
+    let mut rows = crate::store::settings::rows(&pool, a.device.as_deref()).await?;
     for r in &mut rows {
         r.value = shown_value(&r.key, &r.value, r.secret, a.show_secrets);
     }
@@ -266,7 +218,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
         ]);
     }
     // Row-level security hides secret rows from viewers: say so instead of leaving them out.
-    for key in hidden_secrets(&pool).await? {
+    for key in crate::store::settings::hidden_secrets(&pool).await? {
         if !rows.iter().any(|r| r.key == key) {
             t.add_row(vec![
                 key,
@@ -285,7 +237,7 @@ async fn get(config_path: &Path, a: GetArgs) -> anyhow::Result<u8> {
     if let Some(d) = &a.device {
         require_device(&pool, d).await?;
     }
-    let rows = rows(&pool, a.device.as_deref()).await?;
+    let rows = crate::store::settings::rows(&pool, a.device.as_deref()).await?;
     let row = rows.into_iter().find(|r| r.key == a.key);
     if row.is_none() {
         refuse_hidden_secret(&pool, &a.key).await?;
@@ -309,25 +261,10 @@ async fn get(config_path: &Path, a: GetArgs) -> anyhow::Result<u8> {
     Ok(exit::SUCCESS)
 }
 
-/// The secret keys whose rows row-level security hides from this role: all of them for a
-/// viewer (that is not also an admin), none otherwise.
-async fn hidden_secrets(pool: &PgPool) -> anyhow::Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT unnest(fleet_secret_setting_keys()) WHERE fleet_is_viewer() AND NOT fleet_is_admin()",
-    )
-    .fetch_all(pool)
-    .await?)
-}
-
 /// A secret setting that this role cannot see is not "not set": row-level security hides
 /// secrets from viewers, so say that instead.
 async fn refuse_hidden_secret(pool: &PgPool, key: &str) -> anyhow::Result<()> {
-    let (secret, viewer): (bool, bool) = sqlx::query_as(
-        "SELECT $1 = ANY (fleet_secret_setting_keys()), fleet_is_viewer() AND NOT fleet_is_admin()",
-    )
-    .bind(key)
-    .fetch_one(pool)
-    .await?;
+    let (secret, viewer) = crate::store::settings::secret_for_viewer(pool, key).await?;
     if secret && viewer {
         return Err(Failure::failed(format!(
             "the database role in use (backup_viewer) may not read secret settings such as {key}; \
@@ -336,6 +273,18 @@ async fn refuse_hidden_secret(pool: &PgPool, key: &str) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
+}
+
+/// Refuses a key the database does not know (exit 2, listing the known ones).
+async fn require_known_key(pool: &PgPool, key: &str) -> anyhow::Result<()> {
+    let known = crate::store::settings::known_keys(pool).await?;
+    if known.iter().any(|k| k == key) {
+        return Ok(());
+    }
+    Err(usage_err!(
+        "unknown setting {key:?}; the known settings are: {}",
+        known.join(", ")
+    ))
 }
 
 fn read_stdin_value() -> anyhow::Result<String> {
@@ -361,7 +310,7 @@ async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
     };
     validate(&a.key, &value)?;
     let pool = crate::commands::connect(config_path, &a.conn).await?;
-    let secrets = crate::domain::settings::secret_keys(&pool).await?;
+    let secrets = crate::store::settings::secret_keys(&pool).await?;
     let secret = secrets.contains(&a.key);
     // repository_url is a secret for what it may hold (viewers never read it): a URL without a
     // password may be given as an argument, one with a password may not.
@@ -380,36 +329,14 @@ async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
             a.key
         ));
     }
-    // i14: a typo in a key is refused instead of stored where nothing reads it
-    crate::domain::settings::require_known_key(&pool, &a.key).await?;
+    // A typo in a key is refused instead of stored where nothing reads it.
+    require_known_key(&pool, &a.key).await?;
+    let description = a.description.as_deref();
     match &a.device {
-        None => {
-            sqlx::query(
-                "INSERT INTO settings (device_id, key, value, description) VALUES (NULL, $1, $2, $3) \
-                 ON CONFLICT (key) WHERE device_id IS NULL DO UPDATE SET value = EXCLUDED.value, \
-                 description = COALESCE(EXCLUDED.description, settings.description), \
-                 updated_at = NOW()",
-            )
-            .bind(&a.key)
-            .bind(&value)
-            .bind(a.description.as_deref())
-            .execute(&pool)
-            .await?;
-        }
+        None => crate::store::settings::set_global(&pool, &a.key, &value, description).await?,
         Some(d) => {
             require_device(&pool, d).await?;
-            sqlx::query(
-                "INSERT INTO settings (device_id, key, value, description) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (device_id, key) DO UPDATE SET value = EXCLUDED.value, \
-                 description = COALESCE(EXCLUDED.description, settings.description), \
-                 updated_at = NOW()",
-            )
-            .bind(d)
-            .bind(&a.key)
-            .bind(&value)
-            .bind(a.description.as_deref())
-            .execute(&pool)
-            .await?;
+            crate::store::settings::set_for_device(&pool, d, &a.key, &value, description).await?;
         }
     }
     let shown = shown_value(&a.key, &value, secret, false);
@@ -435,13 +362,7 @@ async fn unset(config_path: &Path, a: UnsetArgs) -> anyhow::Result<u8> {
     if let Some(d) = &a.device {
         require_device(&pool, d).await?;
     }
-    let exists: Option<i32> = sqlx::query_scalar(
-        "SELECT id FROM settings WHERE key = $1 AND device_id IS NOT DISTINCT FROM $2",
-    )
-    .bind(&a.key)
-    .bind(a.device.as_deref())
-    .fetch_optional(&pool)
-    .await?;
+    let exists = crate::store::settings::row_id(&pool, &a.key, a.device.as_deref()).await?;
     let Some(id) = exists else {
         return Err(usage_err!(
             "setting {:?} is not set{}; nothing to remove",
@@ -459,10 +380,7 @@ async fn unset(config_path: &Path, a: UnsetArgs) -> anyhow::Result<u8> {
         },
         a.yes,
     )?;
-    sqlx::query("DELETE FROM settings WHERE id = $1")
-        .bind(id)
-        .execute(&pool)
-        .await?;
+    crate::store::settings::delete(&pool, id).await?;
     if a.conn.json {
         print_json(&serde_json::json!({"key": a.key, "device_id": a.device, "removed": true}))?;
     } else {

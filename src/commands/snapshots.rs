@@ -17,7 +17,6 @@ use uuid::Uuid;
 use crate::commands::{Conn, explain, require_device};
 use crate::domain::exit::{self, Failure};
 use crate::domain::job::Job;
-use crate::domain::settings::Settings;
 use crate::output::{self, print_json};
 use crate::platform::repository::{LockWait, Repository, Snapshot};
 use crate::usage_err;
@@ -107,7 +106,7 @@ async fn repository(
             .map(|c| c.device_id)
             .unwrap_or_default(),
     };
-    let settings = Settings::load(pool, &device).await?;
+    let settings = crate::store::settings::load(pool, &device).await?;
     Repository::from_settings(&settings)
 }
 
@@ -319,7 +318,7 @@ async fn restore_inner(config_path: &Path, args: RestoreArgs) -> anyhow::Result<
         for inc in &args.includes {
             argv.push(format!("--include={inc}"));
         }
-        let settings = Settings::load(&pool, &job.device_id).await?;
+        let settings = crate::store::settings::load(&pool, &job.device_id).await?;
         let mut wait = LockWait::from_settings(&settings)?;
         let out = repo.run_waiting(&argv, &mut wait).await;
         if !out.success() {

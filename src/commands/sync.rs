@@ -264,7 +264,7 @@ pub async fn run(
         tidy_up(&mut *db, &state, config, &mut report).await?;
     }
 
-    let settings = Settings::load(&mut *db, &config.device_id).await?;
+    let settings = crate::store::settings::load(&mut *db, &config.device_id).await?;
     if !args.dry_run {
         resolve_snapshot_ids(db, &config.device_id, &settings).await?;
     }
@@ -322,7 +322,7 @@ async fn tidy_up(
     config: &Config,
     report: &mut Report,
 ) -> anyhow::Result<()> {
-    let settings = Settings::load(&mut *db, &config.device_id).await?;
+    let settings = crate::store::settings::load(&mut *db, &config.device_id).await?;
     // Repository locks a dead restic of this device left behind (restic's own rules), when
     // a marker says there was one (a no-op sync opens no repository).
     let left = crate::local::markers::left_behind(state);
@@ -473,7 +473,7 @@ async fn maintenance_schedule(
     device_id: &str,
     report: &mut Report,
 ) -> (Option<CronExpr>, bool) {
-    match crate::domain::maintenance::timer_schedule(db, settings, device_id).await {
+    match crate::store::maintenance::timer_schedule(db, settings, device_id).await {
         Ok(m) => (m, false),
         Err(e) => {
             report.fail(None, None, "maintenance", format!("{e:#}"));

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::PgExecutor;
 use uuid::Uuid;
 
 use crate::usage_err;
@@ -25,8 +24,9 @@ pub struct Job {
     pub origin_name: Option<String>,
     pub origin_id: Option<Uuid>,
     pub account_id: Option<Uuid>,
-    // i12: what the device pings and executes around a run (migration 010; admins write them).
-    /// From `job_ping_urls`: `None` also when this role may not read it (see [`JOB_COLUMNS`]).
+    // What the device pings and executes around a run (migration 010; admins write them).
+    /// From `job_ping_urls`: `None` also when this role may not read it (see
+    /// [`crate::store::jobs::JOB_COLUMNS`]).
     pub ping_url: Option<String>,
     pub hook_before: Option<String>,
     pub hook_after: Option<String>,
@@ -42,45 +42,16 @@ fn default_hook_before_on_error() -> String {
     "stop".to_string()
 }
 
-/// The columns of [`Job`], for `SELECT {JOB_COLUMNS} FROM backup_jobs` (the table unaliased).
-/// The ping URL comes from `job_ping_urls` (migration 012), whose policy shows it only to admins
-/// and to the job's own device: for everyone else (viewers, the maintenance owner reading
-/// another device's job) it reads as NULL, as if the job had none.
-pub const JOB_COLUMNS: &str = "id, device_id, name, description, source_paths, exclude_patterns, \
-     tags, restic_args, enabled, created_at, updated_at, metadata, origin_name, origin_id, account_id, \
-     (SELECT p.ping_url FROM job_ping_urls p WHERE p.job_id = backup_jobs.id) AS ping_url, \
-     hook_before, hook_after, hook_failure, hook_finally, hook_before_on_error";
-
-/// Finds the job a user named on the command line: its UUID, `DEVICE/NAME`, or a `NAME`.
-/// A bare name means the job of that name on `local_device` (this machine's device, when it
-/// is enrolled), else the one job of that name in the fleet; when several devices have a job of
-/// that name the error (exit 2) lists them as `DEVICE/NAME`. Every command that takes a job
-/// resolves it here.
-pub async fn resolve(
-    pool: &mut sqlx::PgConnection,
+/// Chooses the job a bare `NAME` or a `DEVICE/NAME` means among `candidates` (the jobs of that
+/// name, and the one at `DEVICE/NAME`). `DEVICE/NAME` wins; a bare name means the job of that
+/// name on `local_device` (this machine's device, when it is enrolled), else the one job of that
+/// name in the fleet; when several devices have a job of that name the error (exit 2) lists
+/// them as `DEVICE/NAME`.
+pub fn pick_named(
     text: &str,
+    candidates: Vec<Job>,
     local_device: Option<&str>,
 ) -> anyhow::Result<Job> {
-    let text = text.trim();
-    if let Ok(id) = Uuid::parse_str(text) {
-        return find(&mut *pool, id).await?.ok_or_else(|| {
-            usage_err!("no backup job with id {id} exists; list jobs with `restic-fleet job list`")
-        });
-    }
-    if text.is_empty() {
-        return Err(usage_err!(
-            "the job is empty; give its UUID or its name (DEVICE/NAME from an admin machine)"
-        ));
-    }
-    let candidates: Vec<Job> = sqlx::query_as::<_, Job>(&format!(
-        "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE name = $1 \
-         OR (strpos($1, '/') > 0 AND device_id = split_part($1, '/', 1) \
-             AND name = substr($1, strpos($1, '/') + 1)) \
-         ORDER BY device_id, name"
-    ))
-    .bind(text)
-    .fetch_all(&mut *pool)
-    .await?;
     // `DEVICE/NAME` wins over a job whose name itself contains the slash.
     let qualified: Vec<&Job> = candidates
         .iter()
@@ -110,15 +81,6 @@ pub async fn resolve(
                 .join(", ")
         )),
     }
-}
-
-pub async fn find<'e>(db: impl PgExecutor<'e>, id: Uuid) -> anyhow::Result<Option<Job>> {
-    Ok(sqlx::query_as::<_, Job>(&format!(
-        "SELECT {JOB_COLUMNS} FROM backup_jobs WHERE id = $1"
-    ))
-    .bind(id)
-    .fetch_optional(db)
-    .await?)
 }
 
 /// Validates `restic_args`: a JSON array of strings. Returns the strings.

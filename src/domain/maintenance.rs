@@ -14,28 +14,6 @@ use crate::usage_err;
 /// `maintenance_schedule` when the setting is empty.
 pub const DEFAULT_SCHEDULE: &str = "@weekly";
 
-/// The owner, named by the GLOBAL setting only: a per-device row `maintenance_device` would
-/// otherwise let a device believe it is the owner while the rest of the fleet follows another.
-pub async fn global_owner<'e>(pool: impl sqlx::PgExecutor<'e>) -> anyhow::Result<Option<String>> {
-    let value: Option<String> = sqlx::query_scalar(
-        "SELECT value FROM settings WHERE device_id IS NULL AND key = 'maintenance_device'",
-    )
-    .fetch_optional(pool)
-    .await?;
-    Ok(value
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty()))
-}
-
-/// What `sync` installs on `device_id`: the maintenance schedule when it is the global owner.
-pub async fn timer_schedule<'e>(
-    pool: impl sqlx::PgExecutor<'e>,
-    settings: &Settings,
-    device_id: &str,
-) -> anyhow::Result<Option<CronExpr>> {
-    schedule_for(settings, global_owner(pool).await?.as_deref(), device_id)
-}
-
 /// The maintenance schedule; an invalid stored value is a configuration error naming the fix.
 pub fn schedule(settings: &Settings) -> anyhow::Result<CronExpr> {
     let text = settings

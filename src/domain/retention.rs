@@ -3,8 +3,6 @@
 //! (`job edit`, `settings set`, `relica-migrate`) and again where it becomes restic arguments.
 
 use serde::Serialize;
-use sqlx::PgPool;
-use uuid::Uuid;
 
 use crate::usage_err;
 
@@ -186,68 +184,6 @@ pub fn default_policy(
     }
 }
 
-const POLICY_COLUMNS: &str =
-    "keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly, keep_within";
-
-/// The job's own policy (`None`: it has none and the default applies).
-pub async fn load(pool: &PgPool, job: Uuid) -> anyhow::Result<Option<RetentionPolicy>> {
-    Ok(sqlx::query_as(&format!(
-        "SELECT {POLICY_COLUMNS} FROM job_retention WHERE job_id = $1"
-    ))
-    .bind(job)
-    .fetch_optional(pool)
-    .await?)
-}
-
-/// Every job's own policy.
-pub async fn load_all(
-    pool: &PgPool,
-) -> anyhow::Result<std::collections::HashMap<Uuid, RetentionPolicy>> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        job_id: Uuid,
-        #[sqlx(flatten)]
-        policy: RetentionPolicy,
-    }
-    let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT job_id, {POLICY_COLUMNS} FROM job_retention"
-    ))
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.job_id, r.policy)).collect())
-}
-
-/// Stores the job's policy (an empty policy removes the row: the job falls back to the default).
-pub async fn store(pool: &PgPool, job: Uuid, policy: &RetentionPolicy) -> anyhow::Result<()> {
-    policy.validate().map_err(|e| usage_err!("{e}"))?;
-    if policy.is_empty() {
-        sqlx::query("DELETE FROM job_retention WHERE job_id = $1")
-            .bind(job)
-            .execute(pool)
-            .await?;
-        return Ok(());
-    }
-    sqlx::query(&format!(
-        "INSERT INTO job_retention (job_id, {POLICY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-         ON CONFLICT (job_id) DO UPDATE SET keep_last = EXCLUDED.keep_last, \
-           keep_hourly = EXCLUDED.keep_hourly, keep_daily = EXCLUDED.keep_daily, \
-           keep_weekly = EXCLUDED.keep_weekly, keep_monthly = EXCLUDED.keep_monthly, \
-           keep_yearly = EXCLUDED.keep_yearly, keep_within = EXCLUDED.keep_within, \
-           updated_at = NOW()"
-    ))
-    .bind(job)
-    .bind(policy.keep_last)
-    .bind(policy.keep_hourly)
-    .bind(policy.keep_daily)
-    .bind(policy.keep_weekly)
-    .bind(policy.keep_monthly)
-    .bind(policy.keep_yearly)
-    .bind(&policy.keep_within)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
 /// `job show --json`'s `retention` object: the job's own policy fields (null when unset),
 /// `source` (`job`, `default` from the setting `retention_default`, or `none`: keep
 /// everything) and `description` (`keep-last=2 keep-within=30d` or `keep everything`).
@@ -331,13 +267,14 @@ impl RetentionArgs {
         }
     }
 
-    /// Stores the change: `--no-retention` removes the policy, other flags change only the
+    /// The job's policy after the change, from its current one (`None`: it has none):
+    /// `--no-retention` removes the policy (the empty one), other flags change only the
     /// options given.
-    pub async fn apply(&self, pool: &PgPool, job: Uuid) -> anyhow::Result<()> {
+    pub fn applied_to(&self, current: Option<RetentionPolicy>) -> RetentionPolicy {
         if self.no_retention {
-            return store(pool, job, &RetentionPolicy::default()).await;
+            return RetentionPolicy::default();
         }
-        let mut p = load(pool, job).await?.unwrap_or_default();
+        let mut p = current.unwrap_or_default();
         let given = self.as_policy();
         p.keep_last = given.keep_last.or(p.keep_last);
         p.keep_hourly = given.keep_hourly.or(p.keep_hourly);
@@ -346,19 +283,18 @@ impl RetentionArgs {
         p.keep_monthly = given.keep_monthly.or(p.keep_monthly);
         p.keep_yearly = given.keep_yearly.or(p.keep_yearly);
         p.keep_within = given.keep_within.or(p.keep_within);
-        store(pool, job, &p).await
+        p
     }
 }
 
 /// The job's effective retention (its own policy, else the default, else keep everything).
-pub async fn view(
-    pool: &PgPool,
-    job: Uuid,
+pub fn view(
+    own: Option<RetentionPolicy>,
     settings: &crate::domain::settings::Settings,
-) -> anyhow::Result<RetentionView> {
+) -> RetentionView {
     // A broken default must not hide the job: shown as if unset (maintain reports it).
     let default = default_policy(settings).unwrap_or_default();
-    Ok(RetentionView::effective(load(pool, job).await?, &default))
+    RetentionView::effective(own, &default)
 }
 
 #[cfg(test)]

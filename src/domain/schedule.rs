@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::calendar::{CronExpr, Schedule};
@@ -19,8 +18,6 @@ pub struct ScheduleRow {
     pub last_run_at: Option<DateTime<Utc>>,
     pub next_run_at: Option<DateTime<Utc>>,
 }
-
-pub const SCHEDULE_COLUMNS: &str = "id, job_id, schedule_type, cron_expression, interval_seconds, enabled, last_run_at, next_run_at";
 
 impl ScheduleRow {
     /// Parses the row; the error is one sentence naming the schedule and what is wrong.
@@ -62,47 +59,4 @@ pub fn next_run(
         Schedule::Cron(_) => schedule.next_after(now, tz),
         Schedule::Interval { .. } => schedule.next_after(last_run.unwrap_or(now), tz),
     }
-}
-
-/// After a run that started at `started` and was recorded at `recorded` (now for a live run,
-/// the original end for a delivered spooled one): `last_run_at` = the start and `next_run_at`
-/// recomputed as of `recorded`, for every enabled schedule of the job, unless a later run has
-/// already moved it on. Returns the job's valid enabled schedules.
-pub async fn update_after_run(
-    conn: &mut PgConnection,
-    job_id: Uuid,
-    started: DateTime<Utc>,
-    recorded: DateTime<Utc>,
-    tz: Tz,
-) -> anyhow::Result<Vec<Schedule>> {
-    let rows: Vec<ScheduleRow> = sqlx::query_as(&format!(
-        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 AND enabled"
-    ))
-    .bind(job_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut parsed = Vec::new();
-    for row in rows {
-        let next = match row.schedule() {
-            Ok(sched) => {
-                let next = next_run(&sched, Some(started), recorded, &tz);
-                parsed.push(sched);
-                next
-            }
-            Err(e) => {
-                tracing::warn!("{e}");
-                None
-            }
-        };
-        sqlx::query(
-            "UPDATE schedules SET last_run_at = $1, next_run_at = $2 \
-             WHERE id = $3 AND (last_run_at IS NULL OR last_run_at <= $1)",
-        )
-        .bind(started)
-        .bind(next)
-        .bind(row.id)
-        .execute(&mut *conn)
-        .await?;
-    }
-    Ok(parsed)
 }

@@ -2,40 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{PgExecutor, PgPool};
-
 use crate::usage_err;
 
-/// The keys of secret settings (masked in output, never readable by viewers). The one list
-/// lives in the database, `fleet_secret_setting_keys()` of migration 006, because the viewer's
-/// row-level security policy needs it too; the client asks for it instead of keeping a copy.
-pub async fn secret_keys(pool: &PgPool) -> anyhow::Result<Vec<String>> {
-    Ok(
-        sqlx::query_scalar("SELECT unnest(fleet_secret_setting_keys())")
-            .fetch_all(pool)
-            .await?,
-    )
-}
-
+/// The settings in force on one device (read by [`crate::store::settings::load`]): the global
+/// rows overridden by the device's own, later pairs winning.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     values: BTreeMap<String, String>,
 }
 
 impl Settings {
-    /// Loads the merged settings for `device_id` with the seed's query: global settings first,
-    /// then the device's own, later rows winning.
-    pub async fn load<'e>(db: impl PgExecutor<'e>, device_id: &str) -> anyhow::Result<Self> {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT key, value FROM settings WHERE device_id IS NULL OR device_id = $1 \
-             ORDER BY device_id NULLS FIRST",
-        )
-        .bind(device_id)
-        .fetch_all(db)
-        .await?;
-        Ok(Self::from_pairs(rows))
-    }
-
     pub fn from_pairs(rows: impl IntoIterator<Item = (String, String)>) -> Self {
         Self {
             values: rows.into_iter().collect(),
@@ -99,77 +75,6 @@ impl Settings {
     }
 }
 
-/// The setting keys this database knows: every setting has a global default row, inserted by
-/// the migration that introduced it, so the database (not a list in the code) says which keys
-/// exist. Keys that only have device rows count too, and so do the keys the embedded
-/// migrations insert (a global row removed with `settings unset` can be set again).
-pub async fn known_keys(pool: &PgPool) -> anyhow::Result<Vec<String>> {
-    let mut keys: Vec<String> = sqlx::query_scalar("SELECT DISTINCT key FROM settings")
-        .fetch_all(pool)
-        .await?;
-    for m in crate::store::db::MIGRATOR.iter() {
-        keys.extend(keys_inserted_by(&m.sql));
-    }
-    keys.sort();
-    keys.dedup();
-    Ok(keys)
-}
-
-/// The keys of the global default rows a migration inserts: `(NULL, 'key', ...` in its
-/// `INSERT INTO settings` statements.
-fn keys_inserted_by(sql: &str) -> Vec<String> {
-    // Statements end at a `;` outside a quoted string ('' is a quote inside one); `--`
-    // comments (which may hold an apostrophe) are dropped first.
-    let sql: String = sql
-        .lines()
-        .map(|l| match l.trim_start().starts_with("--") {
-            true => "",
-            false => l,
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    let mut statements = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in sql.char_indices() {
-        match c {
-            '\'' => quoted = !quoted,
-            ';' if !quoted => {
-                statements.push(&sql[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    statements.push(&sql[start..]);
-    let mut out = Vec::new();
-    for stmt in statements {
-        if !stmt.to_ascii_uppercase().contains("INSERT INTO SETTINGS") {
-            continue;
-        }
-        let mut rest = stmt;
-        while let Some(i) = rest.find("(NULL, '") {
-            rest = &rest[i + "(NULL, '".len()..];
-            if let Some(end) = rest.find('\'') {
-                out.push(rest[..end].to_string());
-                rest = &rest[end..];
-            }
-        }
-    }
-    out
-}
-
-/// Refuses a key the database does not know (exit 2, listing the known ones).
-pub async fn require_known_key(pool: &PgPool, key: &str) -> anyhow::Result<()> {
-    let known = known_keys(pool).await?;
-    if known.iter().any(|k| k == key) {
-        return Ok(());
-    }
-    Err(usage_err!(
-        "unknown setting {key:?}; the known settings are: {}",
-        known.join(", ")
-    ))
-}
-
 /// The machine's local IANA zone (`TZ` first, then the OS), UTC when unknown.
 pub fn local_timezone() -> chrono_tz::Tz {
     if let Ok(tz) = std::env::var("TZ") {
@@ -211,26 +116,6 @@ mod tests {
         assert_eq!(s.get_u64("max_concurrent_backups", 9).unwrap(), 3);
         assert_eq!(s.get("repository_url"), None);
         assert_eq!(s.get_u64("missing", 7).unwrap(), 7);
-    }
-
-    #[test]
-    fn migrations_name_their_settings() {
-        let keys: Vec<String> = crate::store::db::MIGRATOR
-            .iter()
-            .flat_map(|m| keys_inserted_by(&m.sql))
-            .collect();
-        for k in [
-            "repository_url",
-            "repository_password",
-            "sync_interval_seconds",
-            "timezone",
-            "windows_wake_to_run",
-            "repository_environment",
-            "network_wait_seconds",
-        ] {
-            assert!(keys.iter().any(|x| x == k), "{k} not in {keys:?}");
-        }
-        assert!(keys.iter().all(|k| !k.contains(' ')), "{keys:?}");
     }
 
     #[test]

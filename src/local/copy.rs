@@ -48,7 +48,7 @@ impl LocalCopy {
         let Some(device_enabled) = enabled else {
             return Ok(None);
         };
-        let settings = Settings::load(&mut *conn, device_id).await?;
+        let settings = crate::store::settings::load(&mut *conn, device_id).await?;
         let (jobs, schedules) =
             crate::store::client::jobs_and_schedules(&mut *conn, device_id, false).await?;
         Ok(Some(Self {

@@ -27,7 +27,6 @@ use uuid::Uuid;
 
 use crate::domain::calendar::Schedule;
 use crate::domain::restic;
-use crate::domain::settings::Settings;
 use crate::local::spool::{self, Spooled};
 use crate::local::state::StateDir;
 use crate::ops::backup::execute::Outcome;
@@ -149,7 +148,7 @@ pub async fn deliver(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<D
     crate::store::schedules::lock_of_job(&mut tx, r.job_id).await?;
     let written = write_row(&mut tx, r).await?;
     // A bad timezone setting must not keep a record out of the database for ever.
-    let tz = Settings::load(&mut *tx, &r.device_id)
+    let tz = crate::store::settings::load(&mut *tx, &r.device_id)
         .await?
         .timezone()
         .unwrap_or_else(|_| crate::domain::settings::local_timezone());
@@ -162,7 +161,7 @@ pub async fn deliver(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<D
     };
     let schedules = if applied {
         let recorded = r.end_time.unwrap_or(r.start_time);
-        crate::domain::schedule::update_after_run(&mut tx, r.job_id, r.start_time, recorded, tz)
+        crate::store::schedules::update_after_run(&mut tx, r.job_id, r.start_time, recorded, tz)
             .await?
     } else {
         Vec::new()
@@ -251,7 +250,7 @@ pub async fn deliver_all(
         note(&mut report, file, &r, delivery)?;
     }
     if stale_started {
-        let settings = Settings::load(&mut *conn, device_id).await?;
+        let settings = crate::store::settings::load(&mut *conn, device_id).await?;
         crate::ops::reconcile::close_stale_runs(conn, state, device_id, &settings, None, None)
             .await?;
     }

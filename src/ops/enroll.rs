@@ -1,5 +1,5 @@
 //! Per-device credentials: `device enroll` creates or rotates the PostgreSQL login role of one
-//! device, `device rm` drops it (through [`drop_role`]).
+//! device (here), `device rm` drops it (through [`crate::store::roles::drop_device_role`]).
 //!
 //! A device role is a member of the group `backup_client` (made by `db roles`) and is listed in
 //! the table `device_roles`, which `fleet_current_device()` reads, so the row-level security
@@ -15,37 +15,26 @@
 //! carries it to a server-side block. Rotating sets a new password, so the old one stops
 //! working at once (sessions already open stay open until they end).
 
-use std::path::Path;
-
-use clap::Args;
 use serde::Serialize;
-use sqlx::{Postgres, Transaction};
+use sqlx::{PgConnection, PgPool};
 
-use crate::commands::Conn;
-use crate::commands::db as roles;
-use crate::commands::device::Platform;
-use crate::domain::exit::{self, Failure};
-use crate::output::print_json;
+use crate::domain::exit::Failure;
+use crate::store::roles::CLIENT;
 use crate::usage_err;
 
-#[derive(Debug, Args)]
-pub struct EnrollArgs {
-    /// Device id. The device is registered first when it does not exist (then --platform is
-    /// needed, as for `device add`).
-    #[arg(value_name = "ID")]
-    pub id: String,
+/// What `device enroll` asks for.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// The device id; the device is registered first when it does not exist.
+    pub id: &'a str,
     /// Human-readable name for a device registered now (default: the id).
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-    /// Operating system, for a device registered now.
-    #[arg(long, value_enum)]
-    pub platform: Option<Platform>,
-    /// The database URL as the device reaches it (default: the URL this command connects
-    /// with); its user and password are replaced by the device's.
-    #[arg(long, value_name = "URL")]
-    pub public_url: Option<String>,
-    #[command(flatten)]
-    pub conn: Conn,
+    pub name: Option<&'a str>,
+    /// Operating system (`linux`/`windows`) for a device registered now; without it an unknown
+    /// device is refused.
+    pub platform: Option<&'a str>,
+    /// The database URL as the device reaches it; its user and password are replaced by the
+    /// device's.
+    pub public_url: &'a str,
 }
 
 /// `device enroll --json`: `device_id`, `role` (the PostgreSQL role), `database_url` (with the
@@ -138,29 +127,39 @@ pub fn with_credentials(url: &str, user: &str, password: &str) -> anyhow::Result
     Ok(out)
 }
 
-pub async fn enroll(config_path: &Path, a: EnrollArgs) -> anyhow::Result<u8> {
-    crate::local::config::validate_device_id(&a.id)?;
-    if let Some(n) = &a.name {
-        crate::commands::device::validate_device_name(n)?;
-    }
-    let url = crate::commands::database_url(config_path, a.conn.database_url.as_deref())?;
-    let public = a.public_url.clone().unwrap_or_else(|| url.clone());
-    // Checked before anything is written: the device URL can be derived.
-    with_credentials(&public, "x", "x")?;
-    let pool = crate::store::db::connect(&url).await?;
-    let (may_create, database, group): (bool, String, bool) = sqlx::query_as(
-        "SELECT rolsuper OR rolcreaterole, current_database()::text, \
-           EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1) \
-         FROM pg_roles WHERE rolname = current_user",
-    )
-    .bind(roles::CLIENT)
-    .fetch_one(&pool)
-    .await?;
+/// Creates or rotates the device's login role, registering the device first when needed, in
+/// one transaction. Returns the enrolment and the device's platform (the printed `init` line is
+/// quoted for its shell).
+pub async fn enroll(pool: &PgPool, req: &Request<'_>) -> anyhow::Result<(Enrolment, String)> {
+    let database = check_may_enrol(pool).await?;
+    let password = new_password();
+    let mut tx = pool.begin().await?;
+    let device_created = ensure_device(&mut tx, req).await?;
+    let (role, exists) = claim_role(&mut tx, &database, req.id).await?;
+    let secret = crate::domain::scram::password_for_server(&password)?;
+    crate::store::roles::set_device_login(&mut tx, &role, &secret, exists).await?;
+    crate::store::roles::record_device_role(&mut tx, req.id, &role).await?;
+    let platform = crate::store::devices::platform(&mut *tx, req.id).await?;
+    tx.commit().await?;
+    let report = Enrolment {
+        device_id: req.id.to_string(),
+        role: role.clone(),
+        database_url: with_credentials(req.public_url, &role, &password)?,
+        rotated: exists,
+        device_created,
+    };
+    Ok((report, platform))
+}
+
+/// Refuses to go on unless the group `backup_client` exists and this role may create roles;
+/// returns the database's name (part of every device role's name).
+async fn check_may_enrol(pool: &PgPool) -> anyhow::Result<String> {
+    let (may_create, database, group) = crate::store::roles::may_enrol(pool).await?;
     if !group {
         return Err(usage_err!(
             "the group role {} does not exist yet; create the roles first with `restic-fleet db \
              roles` (connected as a superuser)",
-            roles::CLIENT
+            CLIENT
         ));
     }
     if !may_create {
@@ -170,174 +169,46 @@ pub async fn enroll(config_path: &Path, a: EnrollArgs) -> anyhow::Result<u8> {
         )
         .into());
     }
-    let password = new_password();
-    let mut tx = pool.begin().await?;
-    let device_created = ensure_device(&mut tx, &a).await?;
-    let existing: Option<String> =
-        sqlx::query_scalar("SELECT role_name FROM device_roles WHERE device_id = $1")
-            .bind(&a.id)
-            .fetch_optional(&mut *tx)
-            .await?;
+    Ok(database)
+}
+
+/// Registers the device when it does not exist; returns whether it did so.
+async fn ensure_device(conn: &mut PgConnection, req: &Request<'_>) -> anyhow::Result<bool> {
+    if crate::store::devices::exists(&mut *conn, req.id).await? {
+        return Ok(false);
+    }
+    let Some(platform) = req.platform else {
+        return Err(usage_err!(
+            "no device with id {:?} exists; register it while enrolling with `--platform \
+             linux|windows` (and --name NAME), or first with `restic-fleet device add`",
+            req.id
+        ));
+    };
+    let name = req.name.unwrap_or(req.id).trim().to_string();
+    crate::store::devices::insert_named(conn, req.id, &name, platform).await?;
+    Ok(true)
+}
+
+/// The device's role: the one recorded for it, else a new name for this database and device.
+/// Returns it with whether it exists already; a role of that name that is not a device role
+/// is refused rather than taken over.
+async fn claim_role(
+    conn: &mut PgConnection,
+    database: &str,
+    device_id: &str,
+) -> anyhow::Result<(String, bool)> {
+    let existing = crate::store::roles::device_role(&mut *conn, device_id).await?;
     let role = existing
         .clone()
-        .unwrap_or_else(|| role_name(&database, &a.id));
-    let (exists, member): (bool, bool) = sqlx::query_as(
-        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1), \
-           EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member \
-                   JOIN pg_roles g ON g.oid = m.roleid WHERE r.rolname = $1 AND g.rolname = $2)",
-    )
-    .bind(&role)
-    .bind(roles::CLIENT)
-    .fetch_one(&mut *tx)
-    .await?;
+        .unwrap_or_else(|| role_name(database, device_id));
+    let (exists, member) = crate::store::roles::role_state(conn, &role).await?;
     if exists && existing.is_none() && !member {
         return Err(usage_err!(
             "a database role named {role} already exists and is not a device role; drop or rename \
              it, then enrol again"
         ));
     }
-    let secret = crate::domain::scram::password_for_server(&password)?;
-    set_role_password(&mut tx, &role, &secret, exists).await?;
-    sqlx::query(
-        "INSERT INTO device_roles (device_id, role_name) VALUES ($1, $2) \
-         ON CONFLICT (device_id) DO UPDATE SET role_name = EXCLUDED.role_name, rotated_at = NOW()",
-    )
-    .bind(&a.id)
-    .bind(&role)
-    .execute(&mut *tx)
-    .await?;
-    let platform: String = sqlx::query_scalar("SELECT platform FROM devices WHERE id = $1")
-        .bind(&a.id)
-        .fetch_one(&mut *tx)
-        .await?;
-    tx.commit().await?;
-
-    let report = Enrolment {
-        device_id: a.id.clone(),
-        role: role.clone(),
-        database_url: with_credentials(&public, &role, &password)?,
-        rotated: exists,
-        device_created,
-    };
-    if a.conn.json {
-        print_json(&report)?;
-        return Ok(exit::SUCCESS);
-    }
-    println!(
-        "{} device {:?}: database role {role}{}",
-        if exists {
-            "rotated the password of"
-        } else {
-            "enrolled"
-        },
-        a.id,
-        if exists {
-            " (the old password no longer works)"
-        } else {
-            ""
-        }
-    );
-    println!("on that machine, run (the password is shown only this once):");
-    println!(
-        "  restic-fleet init --database-url {} --device-id {}",
-        crate::domain::quote::for_platform(&platform, &report.database_url),
-        crate::domain::quote::for_platform(&platform, &a.id)
-    );
-    Ok(exit::SUCCESS)
-}
-
-/// Registers the device when it does not exist; returns whether it did so.
-async fn ensure_device(tx: &mut Transaction<'_, Postgres>, a: &EnrollArgs) -> anyhow::Result<bool> {
-    let found: Option<String> = sqlx::query_scalar("SELECT id FROM devices WHERE id = $1")
-        .bind(&a.id)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if found.is_some() {
-        return Ok(false);
-    }
-    let Some(platform) = a.platform else {
-        return Err(usage_err!(
-            "no device with id {:?} exists; register it while enrolling with `--platform \
-             linux|windows` (and --name NAME), or first with `restic-fleet device add`",
-            a.id
-        ));
-    };
-    let name = a.name.as_deref().unwrap_or(&a.id).trim().to_string();
-    sqlx::query("INSERT INTO devices (id, name, platform) VALUES ($1, $2, $3)")
-        .bind(&a.id)
-        .bind(&name)
-        .bind(platform.as_str())
-        .execute(&mut **tx)
-        .await?;
-    Ok(true)
-}
-
-/// CREATE ROLE (in the group) or ALTER ROLE ... PASSWORD `secret` (a SCRAM verifier), which
-/// only travels as a bound parameter.
-async fn set_role_password(
-    tx: &mut Transaction<'_, Postgres>,
-    role: &str,
-    secret: &str,
-    exists: bool,
-) -> anyhow::Result<()> {
-    sqlx::query(
-        "SELECT set_config('restic_fleet.role', $1, true), \
-                set_config('restic_fleet.password', $2, true), \
-                set_config('restic_fleet.group', $3, true)",
-    )
-    .bind(role)
-    .bind(secret)
-    .bind(roles::CLIENT)
-    .execute(&mut **tx)
-    .await?;
-    let block = if exists {
-        "DO $$ BEGIN \
-           EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', \
-             current_setting('restic_fleet.role'), current_setting('restic_fleet.password')); \
-           EXECUTE format('GRANT %I TO %I', current_setting('restic_fleet.group'), \
-             current_setting('restic_fleet.role')); \
-         END $$"
-    } else {
-        "DO $$ BEGIN \
-           EXECUTE format('CREATE ROLE %I WITH LOGIN PASSWORD %L IN ROLE %I', \
-             current_setting('restic_fleet.role'), current_setting('restic_fleet.password'), \
-             current_setting('restic_fleet.group')); \
-         END $$"
-    };
-    sqlx::query(block).execute(&mut **tx).await?;
-    sqlx::query("SELECT set_config('restic_fleet.password', '', true)")
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-/// Drops the login role of `device_id` (inside the caller's transaction, before its device row
-/// goes away); returns the role's name when there was one.
-pub async fn drop_role(
-    tx: &mut Transaction<'_, Postgres>,
-    device_id: &str,
-) -> anyhow::Result<Option<String>> {
-    let role: Option<String> =
-        sqlx::query_scalar("SELECT role_name FROM device_roles WHERE device_id = $1")
-            .bind(device_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-    if let Some(r) = &role {
-        sqlx::query("SELECT set_config('restic_fleet.role', $1, true)")
-            .bind(r)
-            .execute(&mut **tx)
-            .await?;
-        sqlx::query(
-            "DO $$ BEGIN \
-               IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = current_setting('restic_fleet.role')) THEN \
-                 EXECUTE format('DROP ROLE %I', current_setting('restic_fleet.role')); \
-               END IF; \
-             END $$",
-        )
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(role)
+    Ok((role, exists))
 }
 
 #[cfg(test)]
@@ -359,12 +230,6 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
         );
-    }
-
-    #[test]
-    fn cli_definitions_are_consistent() {
-        use clap::CommandFactory;
-        crate::cli::Cli::command().debug_assert();
     }
 
     #[test]

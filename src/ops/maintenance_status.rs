@@ -7,7 +7,6 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::domain::calendar::Schedule;
-use crate::domain::settings::Settings;
 use crate::output::printable;
 use crate::store::maintenance::StepHistory;
 
@@ -46,9 +45,9 @@ impl MaintenanceStatus {
 
 /// Reads the settings and `maintenance_runs` and judges.
 pub async fn collect(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<MaintenanceStatus> {
-    let owner = crate::domain::maintenance::global_owner(pool).await?;
+    let owner = crate::store::maintenance::global_owner(pool).await?;
     // The owner's own settings (time zone, schedule overrides) decide its timer.
-    let settings = Settings::load(pool, owner.as_deref().unwrap_or("")).await?;
+    let settings = crate::store::settings::load(pool, owner.as_deref().unwrap_or("")).await?;
     let [forget, prune, check] = crate::store::maintenance::step_history(pool).await?;
     let (owner_state, owner_last_seen) = match &owner {
         None => (None, None),

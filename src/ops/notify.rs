@@ -26,7 +26,6 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::commands::status::{self, StatusReport, Verdict};
-use crate::domain::settings::Settings;
 use crate::output::printable;
 use crate::platform::ping;
 
@@ -98,7 +97,7 @@ pub async fn collect_and_notify(
     device: Option<&str>,
 ) -> anyhow::Result<StatusReport> {
     // Notification targets are fleet-wide: the global rows only.
-    let settings = Settings::load(pool, "").await?;
+    let settings = crate::store::settings::load(pool, "").await?;
     let mut targets = Vec::new();
     for t in [Target::Webhook, Target::Ntfy] {
         if let Some(url) = settings.get(t.setting()) {

@@ -251,7 +251,7 @@ impl serde_json::ser::Formatter for TerminalSafeJson<'_> {
 }
 
 /// The value of setting `key` as it may be shown: a secret (see
-/// [`crate::domain::settings::secret_keys`]) becomes `***` (empty stays empty, so "not set" shows),
+/// [`crate::store::settings::secret_keys`]) becomes `***` (empty stays empty, so "not set" shows),
 /// except `repository_url` (a secret for viewers since migration 012, who never get the row),
 /// of which only a credential inside is masked, as `run` and `status` print it.
 pub fn shown_value(key: &str, value: &str, secret: bool, show_secrets: bool) -> String {

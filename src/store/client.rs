@@ -9,8 +9,10 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::job::{JOB_COLUMNS, Job};
-use crate::domain::schedule::{SCHEDULE_COLUMNS, ScheduleRow};
+use crate::domain::job::Job;
+use crate::domain::schedule::ScheduleRow;
+use crate::store::jobs::JOB_COLUMNS;
+use crate::store::schedules::SCHEDULE_COLUMNS;
 
 /// The device's jobs (only the enabled ones with `enabled_jobs_only`) and the enabled
 /// schedules of those jobs.

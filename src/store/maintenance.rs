@@ -177,3 +177,30 @@ pub async fn device_last_seen(
             .await?,
     )
 }
+
+/// The maintenance owner, named by the GLOBAL setting `maintenance_device` only: a per-device
+/// row would otherwise let a device believe it is the owner while the rest of the fleet
+/// follows another.
+pub async fn global_owner<'e>(pool: impl sqlx::PgExecutor<'e>) -> anyhow::Result<Option<String>> {
+    let value: Option<String> = sqlx::query_scalar(
+        "SELECT value FROM settings WHERE device_id IS NULL AND key = 'maintenance_device'",
+    )
+    .fetch_optional(pool)
+    .await?;
+    Ok(value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty()))
+}
+
+/// What `sync` installs on `device_id`: the maintenance schedule when it is the global owner.
+pub async fn timer_schedule<'e>(
+    pool: impl sqlx::PgExecutor<'e>,
+    settings: &crate::domain::settings::Settings,
+    device_id: &str,
+) -> anyhow::Result<Option<crate::domain::calendar::CronExpr>> {
+    crate::domain::maintenance::schedule_for(
+        settings,
+        global_owner(pool).await?.as_deref(),
+        device_id,
+    )
+}

@@ -55,7 +55,7 @@ pub async fn from_database(
     job_id: Uuid,
     force: bool,
 ) -> anyhow::Result<ResolvedJob> {
-    let job = crate::domain::job::find(&mut *conn, job_id)
+    let job = crate::store::jobs::find(&mut *conn, job_id)
         .await?
         .ok_or_else(|| {
             usage_err!(
@@ -65,7 +65,7 @@ pub async fn from_database(
             )
         })?;
     let device_enabled = crate::store::devices::enabled(&mut *conn, &config.device_id).await?;
-    let settings = Settings::load(&mut *conn, &config.device_id).await?;
+    let settings = crate::store::settings::load(&mut *conn, &config.device_id).await?;
     let schedules = job_schedules(conn, job_id).await?;
     finish(
         job,
