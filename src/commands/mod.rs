@@ -16,6 +16,7 @@ pub mod job_monitor;
 pub mod maintain;
 pub mod metrics;
 pub mod relica_migrate;
+pub mod restore;
 pub mod run;
 pub mod runs;
 pub mod schedule;

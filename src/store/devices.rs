@@ -18,3 +18,10 @@ pub async fn exists(db: impl PgExecutor<'_>, id: &str) -> sqlx::Result<bool> {
         .fetch_one(db)
         .await
 }
+
+/// Every device's `(id, name)`, for naming the hosts of snapshots.
+pub async fn names(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT id, name FROM devices")
+        .fetch_all(db)
+        .await
+}
