@@ -82,7 +82,7 @@ pub enum Command {
     /// List the repository's snapshots with their job and device names.
     Snapshots(crate::commands::snapshots::SnapshotsArgs), // i11
     /// Restore a job's snapshot (latest by default) into a directory.
-    Restore(crate::commands::snapshots::RestoreArgs), // i11
+    Restore(crate::commands::restore::RestoreArgs), // i11
     /// Delete finished runs older than the setting run_retention_days.
     Cleanup(crate::commands::cleanup::CleanupArgs),
     /// Print shell completions.
@@ -155,7 +155,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         // i11: maintenance, snapshots, restore
         Command::Maintain(a) => crate::commands::maintain::run(&config_path, &a).await,
         Command::Snapshots(a) => crate::commands::snapshots::snapshots(&config_path, a).await,
-        Command::Restore(a) => crate::commands::snapshots::restore(&config_path, a).await,
+        Command::Restore(a) => crate::commands::restore::run(&config_path, a).await,
         Command::Completions(a) => crate::commands::completions::run(a, Cli::command()),
         Command::Man(a) => crate::commands::man::run(a, Cli::command()),
         Command::Schedule(ScheduleCommand::Add(a)) => {

@@ -5,14 +5,15 @@
 //!
 //! 1. `unlock`: removes stale locks by restic's own rules (never `--remove-all`);
 //! 2. `forget`: for each job with a retention policy, exactly that job's snapshots
-//!    (see [`forget`]);
+//!    (see [`crate::ops::forget`]);
 //! 3. `prune` (setting `prune_max_unused`);
 //! 4. `check` (setting `check_read_data_subset`; empty = structure only).
 //!
-//! Each step is one row of `maintenance_runs` (see [`store`]). Every step waits and retries
-//! while backups hold the repository lock ([`crate::platform::repository::LockWait`]). `--dry-run` runs
-//! only `forget --dry-run` and records nothing. [`status`] turns the rows into the
-//! `maintenance` object of `restic-fleet status`.
+//! Each step is one row of `maintenance_runs` (see [`crate::store::maintenance`]). Every step
+//! waits and retries while backups hold the repository lock
+//! ([`crate::platform::repository::LockWait`]). `--dry-run` runs only `forget --dry-run` and
+//! records nothing. [`crate::ops::maintenance_status`] turns the rows into the `maintenance`
+//! object of `restic-fleet status`.
 
 use std::path::Path;
 
@@ -23,6 +24,7 @@ use uuid::Uuid;
 
 use crate::domain::exit::{self, Failure};
 use crate::domain::retention::RetentionPolicy;
+use crate::domain::settings::Settings;
 use crate::output::printable;
 use crate::platform::repository::{LockWait, Repository, ResticOutput, bounded};
 use crate::store::maintenance::{JobRef, StepEnd};
@@ -93,32 +95,7 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
     let (cfg, pool) = crate::commands::open(config_path).await?;
     let settings = crate::store::settings::load(&pool, &cfg.device_id).await?;
     let owner = crate::store::maintenance::global_owner(&pool).await?;
-    match &owner {
-        Some(o) if *o == cfg.device_id => {}
-        _ if args.force => {
-            tracing::warn!(
-                "maintaining from {:?} although the maintenance_device is {}",
-                cfg.device_id,
-                owner.as_deref().unwrap_or("not set")
-            );
-        }
-        Some(o) => {
-            return Err(Failure::skipped(format!(
-                "skipped: the repository is maintained by device {o:?}, not by this device {:?}; \
-                 run maintain there, pass --force, or make this device the owner with \
-                 `restic-fleet settings set maintenance_device {}`",
-                cfg.device_id, cfg.device_id
-            ))
-            .into());
-        }
-        None => {
-            return Err(usage_err!(
-                "no maintenance owner is set; name the one device that maintains the repository \
-                 with `restic-fleet settings set maintenance_device {}` (or pass --force)",
-                cfg.device_id
-            ));
-        }
-    }
+    check_owner(owner.as_deref(), &cfg.device_id, args.force)?;
     // One maintain at a time on this device (the timer and a hand run): an OS file lock, which
     // the kernel releases if the process dies, so the steps a dead maintain left `running` can
     // be closed safely under it.
@@ -136,8 +113,13 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
     let prune_args = crate::domain::maintenance::prune_args(&settings)?;
     let check_args = crate::domain::maintenance::check_args(&settings)?;
     let default = crate::domain::retention::default_policy(&settings)?;
-    let lock_wait = || LockWait::from_settings(&settings);
-    lock_wait()?;
+    let m = Maintenance {
+        pool: &pool,
+        repo: &repo,
+        device_id: &cfg.device_id,
+        settings: &settings,
+    };
+    m.lock_wait()?;
 
     let mut report = MaintainReport {
         device_id: cfg.device_id.clone(),
@@ -150,138 +132,16 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
         if closed > 0 {
             tracing::warn!("closed {closed} maintenance step(s) left running by a dead process");
         }
-        let mut wait = lock_wait()?;
-        let step = Step::start(&pool, &cfg.device_id, "unlock").await?;
-        let out = repo.run_waiting(&["unlock".to_string()], &mut wait).await;
-        let end = step_end(&out, &repo, json!({}));
-        report.steps.push(step.finish(&pool, end).await?);
+        let step = m.restic_step("unlock", vec![], json!({})).await?;
+        report.steps.push(step);
     }
-
-    // Forget, job by job.
-    let jobs = crate::store::maintenance::all_jobs(&pool).await?;
-    let own = crate::store::retention::load_all(&pool).await?;
-    let step = if args.dry_run {
-        None
-    } else {
-        Some(Step::start(&pool, &cfg.device_id, "forget").await?)
-    };
-    let mut forget_out = String::new();
-    let mut forget_err = String::new();
-    let mut removed_total = 0usize;
-    let mut last_code = Some(0);
-    for job in &jobs {
-        let view =
-            crate::domain::retention::RetentionView::effective(own.get(&job.id).cloned(), &default);
-        if view.policy.is_empty() {
-            report.jobs_without_policy += 1;
-            continue;
-        }
-        let mut entry = JobForget {
-            job_id: job.id,
-            job_name: job.name.clone(),
-            device_id: job.device_id.clone(),
-            policy: view.description.clone(),
-            policy_source: view.source,
-            kept: vec![],
-            removed: vec![],
-            error: None,
-        };
-        match forget_job(&repo, job, &view.policy, args.dry_run, &mut lock_wait()?).await {
-            Ok((result, out)) => {
-                removed_total += result.removed.len();
-                entry.kept = result.kept;
-                entry.removed = result.removed;
-                forget_out.push_str(&format!("job {} ({:?}):\n{}", job.id, job.name, out.stdout));
-                forget_err.push_str(&out.stderr);
-            }
-            Err((message, out)) => {
-                tracing::error!("forget of job {} ({:?}): {message}", job.id, job.name);
-                last_code = out.code;
-                forget_err.push_str(&out.stderr);
-                entry.error = Some(message);
-            }
-        }
-        report.jobs.push(entry);
-    }
-    // Snapshots of jobs that no longer exist: reported for a human to decide. Only a session
-    // that sees every job can tell: under row-level security a non-owner (`--force`) sees its
-    // own jobs only and would take every other device's snapshots for orphans.
-    if crate::store::maintenance::sees_every_job(&pool).await? {
-        match repo.snapshots(None, &[]).await {
-            Ok(all) => report.unknown_job_snapshots = crate::ops::forget::orphans(&all, &jobs),
-            Err(e) => tracing::warn!("could not look for snapshots of unknown jobs: {e:#}"),
-        }
-    } else {
-        tracing::warn!(
-            "not looking for snapshots of unknown jobs: device {:?} is not the maintenance owner \
-             and sees only its own jobs; run maintain on the owner to find them",
-            cfg.device_id
-        );
-    }
-    let failures: Vec<String> = report
-        .jobs
-        .iter()
-        .filter_map(|j| {
-            j.error
-                .as_ref()
-                .map(|e| format!("job {} ({:?}): {e}", j.job_id, j.job_name))
-        })
-        .collect();
-    let forget_end = StepEnd {
-        success: failures.is_empty(),
-        exit_code: if failures.is_empty() {
-            Some(0)
-        } else {
-            last_code
-        },
-        snapshots_removed: Some(i32::try_from(removed_total).unwrap_or(i32::MAX)),
-        bytes_freed: None,
-        error_message: (!failures.is_empty()).then(|| failures.join("; ")),
-        output: bounded(&forget_out),
-        errors: bounded(&forget_err),
-        metadata: json!({
-            "jobs": report.jobs.iter().map(|j| json!({
-                "job_id": j.job_id, "policy": j.policy, "removed": j.removed.len(),
-                "kept": j.kept.len(), "error": j.error,
-            })).collect::<Vec<_>>(),
-            "jobs_without_policy": report.jobs_without_policy,
-            "unknown_job_snapshots": report.unknown_job_snapshots.len(),
-        }),
-    };
-    match step {
-        Some(step) => report.steps.push(step.finish(&pool, forget_end).await?),
-        None => report.steps.push(StepReport {
-            step: "forget",
-            status: if forget_end.success {
-                "success"
-            } else {
-                "failed"
-            },
-            exit_code: forget_end.exit_code,
-            snapshots_removed: forget_end.snapshots_removed,
-            bytes_freed: None,
-            error: forget_end.error_message,
-            record_id: None,
-        }),
-    }
-
+    forget(&m, &default, args.dry_run, &mut report).await?;
     if !args.dry_run {
-        let mut wait = lock_wait()?;
-        let step = Step::start(&pool, &cfg.device_id, "prune").await?;
-        let mut argv = vec!["prune".to_string()];
-        argv.extend(prune_args);
-        let out = repo.run_waiting(&argv, &mut wait).await;
-        let mut end = step_end(&out, &repo, json!({}));
-        end.bytes_freed = prune_freed_bytes(&out.stdout);
-        report.steps.push(step.finish(&pool, end).await?);
-
-        let mut wait = lock_wait()?;
-        let step = Step::start(&pool, &cfg.device_id, "check").await?;
-        let mut argv = vec!["check".to_string()];
-        argv.extend(check_args.clone());
-        let out = repo.run_waiting(&argv, &mut wait).await;
-        let end = step_end(&out, &repo, json!({ "args": check_args }));
-        report.steps.push(step.finish(&pool, end).await?);
+        let step = m.restic_step("prune", prune_args, json!({})).await?;
+        report.steps.push(step);
+        let metadata = json!({ "args": check_args });
+        let step = m.restic_step("check", check_args, metadata).await?;
+        report.steps.push(step);
     }
 
     report.ok = report.steps.iter().all(|s| s.status == "success");
@@ -295,6 +155,219 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
     } else {
         exit::FAILED
     })
+}
+/// Refuses to maintain from a device that is not the owner (unless `force`), or without an
+/// owner.
+fn check_owner(owner: Option<&str>, device_id: &str, force: bool) -> anyhow::Result<()> {
+    match owner {
+        Some(o) if o == device_id => Ok(()),
+        _ if force => {
+            tracing::warn!(
+                "maintaining from {:?} although the maintenance_device is {}",
+                device_id,
+                owner.unwrap_or("not set")
+            );
+            Ok(())
+        }
+        Some(o) => Err(Failure::skipped(format!(
+            "skipped: the repository is maintained by device {o:?}, not by this device {:?}; \
+             run maintain there, pass --force, or make this device the owner with \
+             `restic-fleet settings set maintenance_device {}`",
+            device_id, device_id
+        ))
+        .into()),
+        None => Err(usage_err!(
+            "no maintenance owner is set; name the one device that maintains the repository \
+             with `restic-fleet settings set maintenance_device {}` (or pass --force)",
+            device_id
+        )),
+    }
+}
+
+/// What every step works with: the database, the repository, this device and its settings.
+struct Maintenance<'a> {
+    pool: &'a PgPool,
+    repo: &'a Repository,
+    device_id: &'a str,
+    settings: &'a Settings,
+}
+
+impl Maintenance<'_> {
+    /// A fresh wait for the repository lock, by the settings.
+    fn lock_wait(&self) -> anyhow::Result<LockWait> {
+        LockWait::from_settings(self.settings)
+    }
+
+    /// Runs one recorded step that is a single restic command (`unlock`, `prune`, `check`)
+    /// with `args` after its name, waiting while backups hold the repository lock.
+    async fn restic_step(
+        &self,
+        name: &'static str,
+        args: Vec<String>,
+        metadata: serde_json::Value,
+    ) -> anyhow::Result<StepReport> {
+        let mut wait = self.lock_wait()?;
+        let step = Step::start(self.pool, self.device_id, name).await?;
+        let mut argv = vec![name.to_string()];
+        argv.extend(args);
+        let out = self.repo.run_waiting(&argv, &mut wait).await;
+        let mut end = step_end(&out, self.repo, metadata);
+        if name == "prune" {
+            end.bytes_freed = prune_freed_bytes(&out.stdout);
+        }
+        step.finish(self.pool, end).await
+    }
+}
+
+/// What the forgets of all jobs printed, removed and how the last failed one exited.
+struct ForgetTotals {
+    output: String,
+    errors: String,
+    removed: usize,
+    last_code: Option<i32>,
+}
+
+/// The `forget` step: each job with a retention policy forgets exactly its own snapshots
+/// (see [`crate::ops::forget`]), then snapshots of unknown jobs are looked for. Recorded as
+/// one step, except with `--dry-run`.
+async fn forget(
+    m: &Maintenance<'_>,
+    default: &RetentionPolicy,
+    dry_run: bool,
+    report: &mut MaintainReport,
+) -> anyhow::Result<()> {
+    let jobs = crate::store::maintenance::all_jobs(m.pool).await?;
+    let own = crate::store::retention::load_all(m.pool).await?;
+    let step = if dry_run {
+        None
+    } else {
+        Some(Step::start(m.pool, m.device_id, "forget").await?)
+    };
+    let mut totals = ForgetTotals {
+        output: String::new(),
+        errors: String::new(),
+        removed: 0,
+        last_code: Some(0),
+    };
+    for job in &jobs {
+        let view =
+            crate::domain::retention::RetentionView::effective(own.get(&job.id).cloned(), default);
+        if view.policy.is_empty() {
+            report.jobs_without_policy += 1;
+            continue;
+        }
+        let entry = forget_one(m, job, &view, dry_run, &mut totals).await?;
+        report.jobs.push(entry);
+    }
+    report.unknown_job_snapshots = unknown_job_snapshots(m, &jobs).await?;
+    let end = forget_end(report, totals);
+    report.steps.push(match step {
+        Some(step) => step.finish(m.pool, end).await?,
+        None => StepReport {
+            step: "forget",
+            status: if end.success { "success" } else { "failed" },
+            exit_code: end.exit_code,
+            snapshots_removed: end.snapshots_removed,
+            bytes_freed: None,
+            error: end.error_message,
+            record_id: None,
+        },
+    });
+    Ok(())
+}
+
+/// One job's forget with its effective policy, added to `totals`.
+async fn forget_one(
+    m: &Maintenance<'_>,
+    job: &JobRef,
+    view: &crate::domain::retention::RetentionView,
+    dry_run: bool,
+    totals: &mut ForgetTotals,
+) -> anyhow::Result<JobForget> {
+    let mut entry = JobForget {
+        job_id: job.id,
+        job_name: job.name.clone(),
+        device_id: job.device_id.clone(),
+        policy: view.description.clone(),
+        policy_source: view.source,
+        kept: vec![],
+        removed: vec![],
+        error: None,
+    };
+    match forget_job(m.repo, job, &view.policy, dry_run, &mut m.lock_wait()?).await {
+        Ok((result, out)) => {
+            totals.removed += result.removed.len();
+            entry.kept = result.kept;
+            entry.removed = result.removed;
+            totals
+                .output
+                .push_str(&format!("job {} ({:?}):\n{}", job.id, job.name, out.stdout));
+            totals.errors.push_str(&out.stderr);
+        }
+        Err((message, out)) => {
+            tracing::error!("forget of job {} ({:?}): {message}", job.id, job.name);
+            totals.last_code = out.code;
+            totals.errors.push_str(&out.stderr);
+            entry.error = Some(message);
+        }
+    }
+    Ok(entry)
+}
+
+/// Snapshots of jobs that no longer exist: reported for a human to decide. Only a session
+/// that sees every job can tell: under row-level security a non-owner (`--force`) sees its
+/// own jobs only and would take every other device's snapshots for orphans.
+async fn unknown_job_snapshots(
+    m: &Maintenance<'_>,
+    jobs: &[JobRef],
+) -> anyhow::Result<Vec<crate::ops::forget::Orphan>> {
+    if crate::store::maintenance::sees_every_job(m.pool).await? {
+        match m.repo.snapshots(None, &[]).await {
+            Ok(all) => return Ok(crate::ops::forget::orphans(&all, jobs)),
+            Err(e) => tracing::warn!("could not look for snapshots of unknown jobs: {e:#}"),
+        }
+    } else {
+        tracing::warn!(
+            "not looking for snapshots of unknown jobs: device {:?} is not the maintenance owner \
+             and sees only its own jobs; run maintain on the owner to find them",
+            m.device_id
+        );
+    }
+    Ok(vec![])
+}
+
+/// How the `forget` step ended, with a summary of every job's forget as its metadata.
+fn forget_end(report: &MaintainReport, totals: ForgetTotals) -> StepEnd {
+    let failures: Vec<String> = report
+        .jobs
+        .iter()
+        .filter_map(|j| {
+            j.error
+                .as_ref()
+                .map(|e| format!("job {} ({:?}): {e}", j.job_id, j.job_name))
+        })
+        .collect();
+    StepEnd {
+        success: failures.is_empty(),
+        exit_code: if failures.is_empty() {
+            Some(0)
+        } else {
+            totals.last_code
+        },
+        snapshots_removed: Some(i32::try_from(totals.removed).unwrap_or(i32::MAX)),
+        bytes_freed: None,
+        error_message: (!failures.is_empty()).then(|| failures.join("; ")),
+        output: bounded(&totals.output),
+        errors: bounded(&totals.errors),
+        metadata: json!({
+            "jobs": report.jobs.iter().map(|j| json!({
+                "job_id": j.job_id, "policy": j.policy, "removed": j.removed.len(),
+                "kept": j.kept.len(), "error": j.error,
+            })).collect::<Vec<_>>(),
+            "jobs_without_policy": report.jobs_without_policy,
+            "unknown_job_snapshots": report.unknown_job_snapshots.len(),
+        }),
+    }
 }
 
 /// The lock file beside the config file (`maintain.lock`). `None` when another process holds it.
@@ -374,7 +447,14 @@ impl Step {
     async fn start(pool: &PgPool, device: &str, name: &'static str) -> anyhow::Result<Step> {
         tracing::info!("maintenance: {name}");
         Ok(Step {
-            id: crate::store::maintenance::start_step(pool, device, name).await?,
+            id: crate::store::maintenance::start_step(
+                pool,
+                device,
+                name,
+                crate::platform::host::VERSION,
+                &crate::platform::host::hostname(),
+            )
+            .await?,
             name,
         })
     }

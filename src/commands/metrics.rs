@@ -1,9 +1,10 @@
 //! `restic-fleet metrics`: the fleet's state in the Prometheus text exposition format
 //! (version 0.0.4), for node_exporter's textfile collector or any scraper that runs a command.
 //!
-//! Verdicts and device states come from `status` ([`crate::commands::status::collect`]); the
-//! figures of each job's newest finished run come from one query here, through
-//! `job_run_state` (one row per job), never a scan of the run history. A series whose value
+//! Verdicts and device states come from `status` ([`crate::ops::status::collect`]); the
+//! figures of each job's newest finished run come from one query
+//! ([`crate::store::fleet::last_finished_runs`]), through `job_run_state` (one row per job),
+//! never a scan of the run history. A series whose value
 //! is unknown (a job that never succeeded has no last-success time) is left out rather than
 //! given a made-up value; `restic_fleet_job_verdict{verdict="never_run"}` covers those jobs.
 //!
@@ -18,12 +19,14 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::commands::status::{self, StatusReport};
 use crate::commands::{Conn, explain, require_device};
 use crate::domain::exit;
+use crate::domain::health::job::Verdict;
+use crate::domain::health::maintenance::MaintenanceStatus;
+use crate::ops::status::{DeviceStatus, JobStatus, StatusReport};
+use crate::store::fleet::LastRun;
 
 #[derive(Debug, Args)]
 pub struct MetricsArgs {
@@ -40,18 +43,6 @@ pub struct MetricsArgs {
     pub database_url: Option<String>,
 }
 
-/// The figures of a job's newest finished run (`success` or `failed`, as for the verdict).
-#[derive(Debug, sqlx::FromRow)]
-struct LastRun {
-    job_id: Uuid,
-    status: String,
-    start_time: DateTime<Utc>,
-    end_time: Option<DateTime<Utc>>,
-    duration_seconds: Option<i32>,
-    data_added_bytes: Option<i64>,
-    files_new: Option<i32>,
-}
-
 pub async fn run(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
     explain(metrics(config_path, args).await)
 }
@@ -65,8 +56,13 @@ async fn metrics(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
     if let Some(d) = &args.device {
         require_device(&pool, d).await?;
     }
-    let report = status::collect(&pool, args.device.as_deref(), Utc::now()).await?;
-    let runs = last_runs(&pool, args.device.as_deref()).await?;
+    let report = crate::ops::status::collect(&pool, args.device.as_deref(), Utc::now()).await?;
+    let runs: HashMap<Uuid, LastRun> =
+        crate::store::fleet::last_finished_runs(&pool, args.device.as_deref())
+            .await?
+            .into_iter()
+            .map(|r| (r.job_id, r))
+            .collect();
     let maintenance = crate::ops::maintenance_status::collect(&pool, report.generated_at).await?;
     let mut text = render(&report, &runs);
     render_maintenance(&mut text, &maintenance);
@@ -79,24 +75,6 @@ async fn metrics(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
         Some(path) => write_atomically(path, &text)?,
     }
     Ok(exit::SUCCESS)
-}
-
-async fn last_runs(pool: &PgPool, device: Option<&str>) -> anyhow::Result<HashMap<Uuid, LastRun>> {
-    // job_run_state (migration 008, kept by triggers) names each job's newest finished run;
-    // its figures come from runs by primary key, so this costs O(jobs) like `status` instead of
-    // scanning the run history.
-    let rows: Vec<LastRun> = sqlx::query_as(
-        "SELECT j.id AS job_id, r.status, r.start_time, r.end_time, \
-                r.duration_seconds, r.data_added_bytes, r.files_new \
-         FROM backup_jobs j \
-         JOIN job_run_state s ON s.job_id = j.id \
-         JOIN runs r ON r.id = s.last_finished_run_id \
-         WHERE $1::text IS NULL OR j.device_id = $1",
-    )
-    .bind(device)
-    .fetch_all(pool)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.job_id, r)).collect())
 }
 
 /// Writes `text` to `path` so that a reader sees the old file or the new one, never half of
@@ -195,142 +173,179 @@ fn number(v: f64) -> String {
     }
 }
 
-const VERDICTS: [status::Verdict; 6] = [
-    status::Verdict::Ok,
-    status::Verdict::Warning,
-    status::Verdict::Failing,
-    status::Verdict::Overdue,
-    status::Verdict::NeverRun,
-    status::Verdict::Disabled,
+const VERDICTS: [Verdict; 6] = [
+    Verdict::Ok,
+    Verdict::Warning,
+    Verdict::Failing,
+    Verdict::Overdue,
+    Verdict::NeverRun,
+    Verdict::Disabled,
 ];
 
 const DEVICE_STATES: [&str; 3] = ["online", "offline", "never_seen"];
 
-/// The exposition text of a status report and the jobs' newest finished runs.
+/// The exposition text of a status report and the jobs' newest finished runs: the jobs'
+/// families, then the devices', then when the figures were read.
 fn render(report: &StatusReport, runs: &HashMap<Uuid, LastRun>) -> String {
     let mut out = String::new();
-    let job_labels = |j: &status::JobStatus| {
-        (
-            j.device_id.clone(),
-            j.job_name.clone(),
-            j.job_id.to_string(),
-        )
-    };
-    macro_rules! job_family {
-        ($name:literal, $kind:literal, $help:literal, $value:expr) => {{
-            let mut f = Family::new(&mut out, $name, $kind, $help);
-            for j in &report.jobs {
-                let (d, n, id) = job_labels(j);
-                let value: Option<f64> = $value(j);
-                if let Some(v) = value {
-                    f.sample($name, &[("device", &d), ("job", &n), ("job_id", &id)], v);
-                }
-            }
-        }};
-    }
-    job_family!(
-        "restic_fleet_job_last_success_timestamp_seconds",
-        "gauge",
-        "When the job's newest successful backup ended (Unix time); absent when it never succeeded.",
-        |j: &status::JobStatus| j.last_success_at.map(seconds)
-    );
-    {
-        let name = "restic_fleet_job_last_run_timestamp_seconds";
-        let mut f = Family::new(
-            &mut out,
-            name,
-            "gauge",
-            "When the job's newest finished run ended (Unix time), with its status.",
-        );
-        for j in &report.jobs {
-            let (d, n, id) = job_labels(j);
-            if let Some(r) = runs.get(&j.job_id) {
-                let t = r.end_time.unwrap_or(r.start_time);
-                f.sample(
-                    name,
-                    &[
-                        ("device", &d),
-                        ("job", &n),
-                        ("job_id", &id),
-                        ("status", &r.status),
-                    ],
-                    seconds(t),
-                );
-            }
-        }
-    }
-    job_family!(
-        "restic_fleet_job_last_run_duration_seconds",
-        "gauge",
-        "How long the job's newest finished run took.",
-        |j: &status::JobStatus| runs.get(&j.job_id).and_then(|r| r
-            .duration_seconds
-            .map(f64::from)
-            .or_else(|| {
-                r.end_time
-                    .map(|e| (e - r.start_time).num_milliseconds() as f64 / 1000.0)
-            }))
-    );
-    job_family!(
-        "restic_fleet_job_last_run_added_bytes",
-        "gauge",
-        "Bytes the job's newest finished run added to the repository.",
-        |j: &status::JobStatus| runs
-            .get(&j.job_id)
-            .and_then(|r| r.data_added_bytes)
-            .map(|b| b as f64)
-    );
-    job_family!(
-        "restic_fleet_job_last_run_files_new",
-        "gauge",
-        "New files the job's newest finished run backed up.",
-        |j: &status::JobStatus| runs.get(&j.job_id).and_then(|r| r.files_new).map(f64::from)
-    );
-    job_family!(
+    render_job_runs(&mut out, &report.jobs, runs);
+    job_gauge(
+        &mut out,
+        &report.jobs,
         "restic_fleet_job_running",
-        "gauge",
         "1 while a run of the job is in progress.",
-        |j: &status::JobStatus| Some(if j.running { 1.0 } else { 0.0 })
+        |j| Some(if j.running { 1.0 } else { 0.0 }),
     );
-    job_family!(
+    job_gauge(
+        &mut out,
+        &report.jobs,
         "restic_fleet_job_expected_period_seconds",
-        "gauge",
         "The time expected between the job's successful runs (from its schedules); absent without schedules.",
-        |j: &status::JobStatus| j.expected_period_seconds.map(|p| p as f64)
+        |j| j.expected_period_seconds.map(|p| p as f64),
     );
-    {
-        let name = "restic_fleet_job_verdict";
-        let mut f = Family::new(
-            &mut out,
-            name,
-            "gauge",
-            "1 for the job's current verdict as `restic-fleet status` decides it, 0 for the others.",
-        );
-        for j in &report.jobs {
-            let (d, n, id) = job_labels(j);
-            for v in VERDICTS {
-                f.sample(
-                    name,
-                    &[
-                        ("device", &d),
-                        ("job", &n),
-                        ("job_id", &id),
-                        ("verdict", v.as_str()),
-                    ],
-                    if j.verdict == v { 1.0 } else { 0.0 },
-                );
-            }
+    render_verdicts(&mut out, &report.jobs);
+    render_devices(&mut out, &report.devices);
+    let name = "restic_fleet_metrics_generated_timestamp_seconds";
+    let mut f = Family::new(
+        &mut out,
+        name,
+        "gauge",
+        "When these metrics were read from the database (Unix time).",
+    );
+    f.sample(name, &[], seconds(report.generated_at));
+    out
+}
+
+/// A gauge family with one sample per job (labels `device`, `job`, `job_id`) whose `value` is
+/// known.
+fn job_gauge(
+    out: &mut String,
+    jobs: &[JobStatus],
+    name: &'static str,
+    help: &str,
+    value: impl Fn(&JobStatus) -> Option<f64>,
+) {
+    let mut f = Family::new(out, name, "gauge", help);
+    for j in jobs {
+        if let Some(v) = value(j) {
+            let id = j.job_id.to_string();
+            f.sample(
+                name,
+                &[
+                    ("device", &j.device_id),
+                    ("job", &j.job_name),
+                    ("job_id", &id),
+                ],
+                v,
+            );
         }
     }
+}
+
+/// The families of each job's newest success and newest finished run (when, with its
+/// status; how long; bytes added; new files).
+fn render_job_runs(out: &mut String, jobs: &[JobStatus], runs: &HashMap<Uuid, LastRun>) {
+    job_gauge(
+        out,
+        jobs,
+        "restic_fleet_job_last_success_timestamp_seconds",
+        "When the job's newest successful backup ended (Unix time); absent when it never succeeded.",
+        |j| j.last_success_at.map(seconds),
+    );
+    let name = "restic_fleet_job_last_run_timestamp_seconds";
+    let mut f = Family::new(
+        out,
+        name,
+        "gauge",
+        "When the job's newest finished run ended (Unix time), with its status.",
+    );
+    for j in jobs {
+        if let Some(r) = runs.get(&j.job_id) {
+            let t = r.end_time.unwrap_or(r.start_time);
+            let id = j.job_id.to_string();
+            f.sample(
+                name,
+                &[
+                    ("device", &j.device_id),
+                    ("job", &j.job_name),
+                    ("job_id", &id),
+                    ("status", &r.status),
+                ],
+                seconds(t),
+            );
+        }
+    }
+    job_gauge(
+        out,
+        jobs,
+        "restic_fleet_job_last_run_duration_seconds",
+        "How long the job's newest finished run took.",
+        |j| {
+            runs.get(&j.job_id).and_then(|r| {
+                r.duration_seconds.map(f64::from).or_else(|| {
+                    r.end_time
+                        .map(|e| (e - r.start_time).num_milliseconds() as f64 / 1000.0)
+                })
+            })
+        },
+    );
+    job_gauge(
+        out,
+        jobs,
+        "restic_fleet_job_last_run_added_bytes",
+        "Bytes the job's newest finished run added to the repository.",
+        |j| {
+            runs.get(&j.job_id)
+                .and_then(|r| r.data_added_bytes)
+                .map(|b| b as f64)
+        },
+    );
+    job_gauge(
+        out,
+        jobs,
+        "restic_fleet_job_last_run_files_new",
+        "New files the job's newest finished run backed up.",
+        |j| runs.get(&j.job_id).and_then(|r| r.files_new).map(f64::from),
+    );
+}
+
+/// One sample per job and verdict: 1 for its current verdict, 0 for the others.
+fn render_verdicts(out: &mut String, jobs: &[JobStatus]) {
+    let name = "restic_fleet_job_verdict";
+    let mut f = Family::new(
+        out,
+        name,
+        "gauge",
+        "1 for the job's current verdict as `restic-fleet status` decides it, 0 for the others.",
+    );
+    for j in jobs {
+        let id = j.job_id.to_string();
+        for v in VERDICTS {
+            f.sample(
+                name,
+                &[
+                    ("device", &j.device_id),
+                    ("job", &j.job_name),
+                    ("job_id", &id),
+                    ("verdict", v.as_str()),
+                ],
+                if j.verdict == v { 1.0 } else { 0.0 },
+            );
+        }
+    }
+}
+
+/// The devices' families: when each last synced, its state, whether it is enabled.
+fn render_devices(out: &mut String, devices: &[DeviceStatus]) {
     {
         let name = "restic_fleet_device_last_seen_timestamp_seconds";
         let mut f = Family::new(
-            &mut out,
+            out,
             name,
             "gauge",
             "When the device last synced (Unix time); absent when it never did.",
         );
-        for d in &report.devices {
+        for d in devices {
             if let Some(t) = d.last_seen {
                 f.sample(name, &[("device", &d.device_id)], seconds(t));
             }
@@ -339,12 +354,12 @@ fn render(report: &StatusReport, runs: &HashMap<Uuid, LastRun>) -> String {
     {
         let name = "restic_fleet_device_state";
         let mut f = Family::new(
-            &mut out,
+            out,
             name,
             "gauge",
             "1 for the device's state (online; offline after three sync intervals unseen; never_seen), 0 for the others.",
         );
-        for d in &report.devices {
+        for d in devices {
             for s in DEVICE_STATES {
                 f.sample(
                     name,
@@ -354,37 +369,24 @@ fn render(report: &StatusReport, runs: &HashMap<Uuid, LastRun>) -> String {
             }
         }
     }
-    {
-        let name = "restic_fleet_device_enabled";
-        let mut f = Family::new(&mut out, name, "gauge", "1 when the device is enabled.");
-        for d in &report.devices {
-            f.sample(
-                name,
-                &[("device", &d.device_id)],
-                if d.enabled { 1.0 } else { 0.0 },
-            );
-        }
-    }
-    {
-        let name = "restic_fleet_metrics_generated_timestamp_seconds";
-        let mut f = Family::new(
-            &mut out,
+    let name = "restic_fleet_device_enabled";
+    let mut f = Family::new(out, name, "gauge", "1 when the device is enabled.");
+    for d in devices {
+        f.sample(
             name,
-            "gauge",
-            "When these metrics were read from the database (Unix time).",
+            &[("device", &d.device_id)],
+            if d.enabled { 1.0 } else { 0.0 },
         );
-        f.sample(name, &[], seconds(report.generated_at));
     }
-    out
 }
 
 /// The maintenance verdicts `restic_fleet_maintenance_verdict` has a series for.
 const MAINTENANCE_VERDICTS: [&str; 5] = ["ok", "overdue", "failing", "never_run", "not_configured"];
 
-/// The repository's maintenance (issue 12): when forget, prune and check last succeeded and the
-/// verdict `status` gives it, from [`crate::ops::maintenance_status::collect`]. Repository-wide, so
+/// The repository's maintenance: when forget, prune and check last succeeded and the verdict
+/// `status` gives it, from [`crate::ops::maintenance_status::collect`]. Repository-wide, so
 /// without job or device labels (and written with `--device` too).
-fn render_maintenance(out: &mut String, m: &crate::ops::maintenance_status::MaintenanceStatus) {
+fn render_maintenance(out: &mut String, m: &MaintenanceStatus) {
     {
         let name = "restic_fleet_maintenance_last_success_timestamp_seconds";
         let mut f = Family::new(

@@ -17,6 +17,7 @@ pub mod maintain;
 pub mod man;
 pub mod metrics;
 pub mod relica_migrate;
+pub mod restore;
 pub mod run;
 pub mod runs;
 pub mod schedule;

@@ -160,72 +160,80 @@ pub fn print(p: &Preview, json: bool) -> anyhow::Result<()> {
 pub async fn run(config_path: &std::path::Path, args: &PreviewArgs) -> anyhow::Result<u8> {
     let from = parse_from(args.from.as_deref())?;
     let count = args.count.clamp(1, 10_000);
-    let (schedules, labels, tz) = if let Some(job) = &args.job {
-        let (cfg, pool) = crate::commands::open(config_path).await?;
-        // i14: a job name works wherever a UUID does
-        let job =
-            crate::store::jobs::resolve(&mut *pool.acquire().await?, job, Some(&cfg.device_id))
-                .await?;
-        let job_id = job.id;
-        let tz = match &args.tz {
-            Some(z) => parse_tz(z)?,
-            None => crate::store::settings::load(&pool, &job.device_id)
-                .await?
-                .timezone()?,
-        };
-        let rows: Vec<crate::domain::schedule::ScheduleRow> = sqlx::query_as(&format!(
-            "SELECT {} FROM schedules WHERE job_id = $1 AND enabled ORDER BY id",
-            crate::store::schedules::SCHEDULE_COLUMNS
-        ))
-        .bind(job_id)
-        .fetch_all(&pool)
-        .await?;
-        let mut scheds = Vec::new();
-        let mut labels = Vec::new();
-        for row in &rows {
-            scheds.push(
-                row.schedule()
-                    .map_err(|e| usage_err!("job {job_id} ({:?}): {e}", job.name))?,
-            );
-            labels.push(match &row.cron_expression {
-                Some(c) if row.schedule_type == "cron" => c.clone(),
-                _ => format!("every {}s", row.interval_seconds.unwrap_or(0)),
-            });
-        }
-        if scheds.is_empty() {
-            return Err(usage_err!(
-                "job {job_id} ({:?}) has no enabled schedule; add one with `restic-fleet schedule add {job_id} --cron EXPR`",
-                job.name
-            ));
-        }
-        (scheds, labels, tz)
-    } else {
-        let tz = match &args.tz {
-            Some(z) => parse_tz(z)?,
-            None => crate::domain::settings::local_timezone(),
-        };
-        if let Some(expr) = &args.cron {
-            (
-                vec![Schedule::Cron(parse_cron(expr)?)],
-                vec![expr.clone()],
-                tz,
-            )
-        } else {
-            // i14: the same bounds as `schedule add --interval`
-            let secs = i64::try_from(args.interval.unwrap_or(0)).unwrap_or(i64::MAX);
-            let Schedule::Interval { seconds: secs } =
-                crate::commands::schedule::parse_schedule(None, Some(secs))?
-            else {
-                return Err(usage_err!("--interval SECONDS is required without --cron"));
-            };
-            (
-                vec![Schedule::Interval { seconds: secs }],
-                vec![format!("every {secs}s")],
-                tz,
-            )
-        }
+    let (schedules, labels, tz) = match &args.job {
+        Some(job) => job_schedules(config_path, job, args.tz.as_deref()).await?,
+        None => given_schedule(args)?,
     };
     let p = preview(&schedules, labels, tz, from, count);
     print(&p, args.json)?;
     Ok(crate::domain::exit::SUCCESS)
+}
+
+/// What is previewed: the schedules, a label for each, and the zone they fire in.
+type Previewed = (Vec<Schedule>, Vec<String>, chrono_tz::Tz);
+
+/// Every enabled schedule of the job (a UUID or a name: a name works wherever a UUID does), in
+/// `tz` or else the job's device's `timezone` setting.
+async fn job_schedules(
+    config_path: &std::path::Path,
+    job: &str,
+    tz: Option<&str>,
+) -> anyhow::Result<Previewed> {
+    let (cfg, pool) = crate::commands::open(config_path).await?;
+    let job =
+        crate::store::jobs::resolve(&mut *pool.acquire().await?, job, Some(&cfg.device_id)).await?;
+    let job_id = job.id;
+    let tz = match tz {
+        Some(z) => parse_tz(z)?,
+        None => crate::store::settings::load(&pool, &job.device_id)
+            .await?
+            .timezone()?,
+    };
+    let rows = crate::store::schedules::enabled_of_job(&pool, job_id).await?;
+    let mut scheds = Vec::new();
+    let mut labels = Vec::new();
+    for row in &rows {
+        scheds.push(
+            row.schedule()
+                .map_err(|e| usage_err!("job {job_id} ({:?}): {e}", job.name))?,
+        );
+        labels.push(match &row.cron_expression {
+            Some(c) if row.schedule_type == "cron" => c.clone(),
+            _ => format!("every {}s", row.interval_seconds.unwrap_or(0)),
+        });
+    }
+    if scheds.is_empty() {
+        return Err(usage_err!(
+            "job {job_id} ({:?}) has no enabled schedule; add one with `restic-fleet schedule add {job_id} --cron EXPR`",
+            job.name
+        ));
+    }
+    Ok((scheds, labels, tz))
+}
+
+/// The schedule given by `--cron` or `--interval`, in `--tz` or else this machine's zone.
+fn given_schedule(args: &PreviewArgs) -> anyhow::Result<Previewed> {
+    let tz = match &args.tz {
+        Some(z) => parse_tz(z)?,
+        None => crate::domain::settings::local_timezone(),
+    };
+    if let Some(expr) = &args.cron {
+        return Ok((
+            vec![Schedule::Cron(parse_cron(expr)?)],
+            vec![expr.clone()],
+            tz,
+        ));
+    }
+    // An interval is held to the same bounds as `schedule add --interval`.
+    let secs = i64::try_from(args.interval.unwrap_or(0)).unwrap_or(i64::MAX);
+    let Schedule::Interval { seconds: secs } =
+        crate::commands::schedule::parse_schedule(None, Some(secs))?
+    else {
+        return Err(usage_err!("--interval SECONDS is required without --cron"));
+    };
+    Ok((
+        vec![Schedule::Interval { seconds: secs }],
+        vec![format!("every {secs}s")],
+        tz,
+    ))
 }

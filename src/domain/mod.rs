@@ -8,6 +8,7 @@
 
 pub mod calendar;
 pub mod exit;
+pub mod health;
 pub mod hook_command;
 pub mod job;
 pub mod maintenance;

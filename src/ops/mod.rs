@@ -14,3 +14,4 @@ pub mod maintenance_status;
 pub mod notify;
 pub mod reconcile;
 pub mod snapshot_ids;
+pub mod status;

@@ -20,14 +20,20 @@
 //!
 //! A target that fails never changes `status`'s exit code: the failure is a warning on stderr.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use crate::commands::status::{self, StatusReport, Verdict};
+use crate::domain::health::device;
+use crate::domain::health::job::Verdict;
+use crate::domain::settings::Settings;
+use crate::ops::status::{self, StatusReport};
 use crate::output::printable;
 use crate::platform::ping;
+use crate::store::notifications as store;
 
 /// A place notifications go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +104,47 @@ pub async fn collect_and_notify(
 ) -> anyhow::Result<StatusReport> {
     // Notification targets are fleet-wide: the global rows only.
     let settings = crate::store::settings::load(pool, "").await?;
+    let targets = targets(&settings);
+    if targets.is_empty() {
+        tracing::warn!(
+            "--notify: no notification target is set; set notify_webhook_url or notify_ntfy_url \
+             with `restic-fleet settings set`"
+        );
+        return status::collect(pool, device, Utc::now()).await;
+    }
+
+    // The lock is held on a connection of its own for the whole call, while the status is
+    // read through the pool (which has one connection: see `db::connect_no_migrate`).
+    let mut lock_conn = store::lock_connection(pool).await?;
+    let mut tx = sqlx::Connection::begin(&mut lock_conn).await?;
+    store::lock(&mut tx).await?;
+    let report = status::collect(pool, device, Utc::now()).await?;
+    let known = store::known(&mut tx).await?;
+
+    let subjects = subjects(&report);
+    if device.is_none() {
+        // Jobs and devices that no longer exist are forgotten (a report for one device does
+        // not list the others, so only a full report may do this).
+        let keys: Vec<&str> = subjects.iter().map(|s| s.key.as_str()).collect();
+        store::forget_all_but(&mut tx, &keys).await?;
+    }
+    let tally = notify_changes(&mut tx, subjects, &known, &targets).await?;
+    tx.commit().await?;
+    let _ = sqlx::Connection::close(lock_conn).await;
+    if tally.failed > 0 {
+        tracing::warn!(
+            "{} notification(s) could not be sent ({} sent)",
+            tally.failed,
+            tally.sent
+        );
+    } else if tally.sent > 0 {
+        tracing::info!("{} notification(s) sent", tally.sent);
+    }
+    Ok(report)
+}
+
+/// The targets whose URL is set and valid (an invalid one is named in a warning).
+fn targets(settings: &Settings) -> Vec<(Target, String)> {
     let mut targets = Vec::new();
     for t in [Target::Webhook, Target::Ntfy] {
         if let Some(url) = settings.get(t.setting()) {
@@ -112,49 +159,33 @@ pub async fn collect_and_notify(
             }
         }
     }
-    if targets.is_empty() {
-        tracing::warn!(
-            "--notify: no notification target is set; set notify_webhook_url or notify_ntfy_url \
-             with `restic-fleet settings set`"
-        );
-        return status::collect(pool, device, Utc::now()).await;
-    }
+    targets
+}
 
-    // The lock is held on a connection of its own for the whole call, while the status is
-    // read through the pool (which has one connection: see `db::connect_no_migrate`).
-    let mut lock_conn = sqlx::ConnectOptions::connect(&*pool.connect_options()).await?;
-    let mut tx = sqlx::Connection::begin(&mut lock_conn).await?;
-    sqlx::query("LOCK TABLE notification_state IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut *tx)
-        .await?;
-    let report = status::collect(pool, device, Utc::now()).await?;
-    let known: Vec<(String, String, String)> =
-        sqlx::query_as("SELECT target, subject, state FROM notification_state")
-            .fetch_all(&mut *tx)
-            .await?;
-    let known: std::collections::HashMap<(String, String), String> =
-        known.into_iter().map(|(t, s, st)| ((t, s), st)).collect();
+/// What one `--notify` sent and failed to send.
+#[derive(Default)]
+struct Tally {
+    sent: usize,
+    failed: usize,
+    /// A target that failed once is not tried again in this call (a black-holed target would
+    /// cost the timeout per change); its changes stay unsent for the next call.
+    down: Vec<Target>,
+}
 
-    let subjects = subjects(&report);
-    if device.is_none() {
-        // Jobs and devices that no longer exist are forgotten (a report for one device does
-        // not list the others, so only a full report may do this).
-        let keys: Vec<&str> = subjects.iter().map(|s| s.key.as_str()).collect();
-        sqlx::query("DELETE FROM notification_state WHERE subject <> ALL($1)")
-            .bind(&keys)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let mut sent = 0usize;
-    let mut failed = 0usize;
-    // A target that failed once is not tried again in this call (a black-holed target would
-    // cost the timeout per change); its changes stay unsent for the next call.
-    let mut down: Vec<Target> = Vec::new();
+/// Sends every subject's change to every target and records, in the transaction `tx`, what
+/// each target accepted (and the healthy states nobody needs to hear about).
+async fn notify_changes(
+    tx: &mut PgConnection,
+    subjects: Vec<Subject>,
+    known: &HashMap<(String, String), String>,
+    targets: &[(Target, String)],
+) -> anyhow::Result<Tally> {
+    let mut tally = Tally::default();
     for subject in subjects {
         if subject.kind == StateKind::Silent {
             continue;
         }
-        for (target, url) in &targets {
+        for (target, url) in targets {
             let prev = known
                 .get(&(target.as_str().to_string(), subject.key.clone()))
                 .cloned();
@@ -167,64 +198,62 @@ pub async fn collect_and_notify(
                 StateKind::Healthy => prev_was_problem,
                 StateKind::Silent => false,
             };
-            if send && down.contains(target) {
-                failed += 1;
+            if send && !tally.send(*target, url, &subject, prev).await {
                 continue;
             }
-            if send {
-                let mut n = subject.template.clone();
-                n.previous_verdict = prev.clone();
-                n.event = if subject.kind == StateKind::Problem {
-                    "problem"
-                } else {
-                    "resolved"
-                };
-                match deliver(*target, url, &n).await {
-                    Ok(()) => {
-                        sent += 1;
-                        tracing::info!(
-                            "notified {} of {}: {} is {}",
-                            target.as_str(),
-                            subject.key,
-                            printable(n.job.as_deref().unwrap_or(&n.device)),
-                            n.verdict
-                        );
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        down.push(*target);
-                        tracing::warn!(
-                            "could not notify {} of {} ({}); it is sent again by the next \
-                             `status --notify`",
-                            target.as_str(),
-                            subject.key,
-                            e
-                        );
-                        continue;
-                    }
-                }
-            }
-            sqlx::query(
-                "INSERT INTO notification_state (target, subject, state, notified_at) \
-                 VALUES ($1, $2, $3, NOW()) \
-                 ON CONFLICT (target, subject) DO UPDATE \
-                 SET state = EXCLUDED.state, notified_at = EXCLUDED.notified_at",
-            )
-            .bind(target.as_str())
-            .bind(&subject.key)
-            .bind(&subject.state)
-            .execute(&mut *tx)
-            .await?;
+            store::remember(tx, target.as_str(), &subject.key, &subject.state).await?;
         }
     }
-    tx.commit().await?;
-    let _ = sqlx::Connection::close(lock_conn).await;
-    if failed > 0 {
-        tracing::warn!("{failed} notification(s) could not be sent ({sent} sent)");
-    } else if sent > 0 {
-        tracing::info!("{sent} notification(s) sent");
+    Ok(tally)
+}
+
+impl Tally {
+    /// Sends the change of `subject` (last notified as `prev`) to one target; false when it
+    /// was not sent (the target is down), so the change stays unrecorded for the next call.
+    async fn send(
+        &mut self,
+        target: Target,
+        url: &str,
+        subject: &Subject,
+        prev: Option<String>,
+    ) -> bool {
+        if self.down.contains(&target) {
+            self.failed += 1;
+            return false;
+        }
+        let mut n = subject.template.clone();
+        n.previous_verdict = prev;
+        n.event = if subject.kind == StateKind::Problem {
+            "problem"
+        } else {
+            "resolved"
+        };
+        match deliver(target, url, &n).await {
+            Ok(()) => {
+                self.sent += 1;
+                tracing::info!(
+                    "notified {} of {}: {} is {}",
+                    target.as_str(),
+                    subject.key,
+                    printable(n.job.as_deref().unwrap_or(&n.device)),
+                    n.verdict
+                );
+                true
+            }
+            Err(e) => {
+                self.failed += 1;
+                self.down.push(target);
+                tracing::warn!(
+                    "could not notify {} of {} ({}); it is sent again by the next \
+                     `status --notify`",
+                    target.as_str(),
+                    subject.key,
+                    e
+                );
+                false
+            }
+        }
     }
-    Ok(report)
 }
 
 fn is_problem(state: &str) -> bool {
@@ -268,15 +297,7 @@ fn subjects(report: &StatusReport) -> Vec<Subject> {
             (true, "online") => StateKind::Healthy,
             _ => StateKind::Silent,
         };
-        let reason = match (d.state, d.last_seen) {
-            ("offline", Some(t)) => format!(
-                "the device has not synced for {} (expected every {})",
-                crate::output::age((now - t).num_seconds()),
-                crate::output::age(d.sync_interval_seconds as i64)
-            ),
-            ("online", _) => "the device synced recently".to_string(),
-            _ => "the device never synced".to_string(),
-        };
+        let reason = device::reason(d.state, d.last_seen, d.sync_interval_seconds, now);
         out.push(Subject {
             key: format!("device:{}", d.device_id),
             state: d.state.to_string(),

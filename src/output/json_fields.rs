@@ -1,7 +1,8 @@
 //! The `--json` field reference printed in the JSON OUTPUT section of `restic-fleet man` (and
 //! quoted by README). Each entry names the commands and the fields of the objects they print;
 //! the field names are a stable interface. The `Serialize` structs carry the same text in their
-//! doc comments; a test checks that every command with `--json` has an entry here.
+//! doc comments; a test (tests/json_fields.rs, which sees the whole CLI) checks that every
+//! command with `--json` has an entry here.
 
 /// (commands, fields) for every command with `--json`.
 pub const JSON_FIELDS: &[(&str, &str)] = &[

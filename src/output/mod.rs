@@ -173,7 +173,7 @@ fn escape(s: &str, keep_newlines: bool) -> Cow<'_, str> {
 
 /// Writes `value` as pretty JSON to stdout, the one way `--json` output is printed.
 pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    // i13: streamed, not built as one string first (a whole fleet's status is tens of MB), in
+    // Streamed, not built as one string first (a whole fleet's status is tens of MB), in
     // writes the size of a pipe's buffer rather than 8 KiB ones.
     use std::io::Write;
     let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
@@ -277,28 +277,10 @@ pub fn time(t: Option<DateTime<Utc>>) -> String {
     }
 }
 
-/// A duration in the largest two units: `45s`, `12m`, `3h 5m`, `9d 2h`.
-pub fn age(seconds: i64) -> String {
-    let s = seconds.max(0);
-    let (d, h, m) = (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60);
-    if d > 0 {
-        if h > 0 {
-            format!("{d}d {h}h")
-        } else {
-            format!("{d}d")
-        }
-    } else if h > 0 {
-        if m > 0 {
-            format!("{h}h {m}m")
-        } else {
-            format!("{h}h")
-        }
-    } else if m > 0 {
-        format!("{m}m")
-    } else {
-        format!("{s}s")
-    }
-}
+/// A duration in the largest two units: `45s`, `12m`, `3h 5m`, `9d 2h`. Written where the
+/// health verdicts' reasons need it (they are pure knowledge, below this layer), so that a
+/// table and a reason show a duration the same way.
+pub use crate::domain::health::age::age;
 
 /// How long ago `t` was, as [`age`] plus ` ago`, or `-`.
 pub fn ago(t: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {

@@ -187,3 +187,10 @@ pub async fn delete(conn: &mut sqlx::PgConnection, id: &str) -> anyhow::Result<(
         .await?;
     Ok(())
 }
+
+/// Every device's `(id, name)`, for naming the hosts of snapshots.
+pub async fn names(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(String, String)>> {
+    sqlx::query_as("SELECT id, name FROM devices")
+        .fetch_all(db)
+        .await
+}

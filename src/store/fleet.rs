@@ -1,6 +1,6 @@
 //! Fleet-wide reads and batched history maintenance, written to cost O(jobs asked about) and
-//! never O(run history): `status` (whole fleet or one device), `cleanup` in batches, and the
-//! pending short snapshot ids of one device.
+//! never O(run history): `status` (whole fleet or one device), the newest finished runs
+//! `metrics` shows, `cleanup` in batches, and the pending short snapshot ids of one device.
 //!
 //! Every statement here is safe behind PgBouncer in transaction pooling mode: no session state
 //! (a multi-statement read runs in one transaction, settings are changed with `SET LOCAL`).
@@ -91,8 +91,8 @@ pub(crate) struct FleetSnapshot {
 }
 
 /// The last finished run's metadata, sent only when the verdict reads something in it (a
-/// non-empty `warnings` or `missing_paths` array, see `status::run_warnings`): parsing 50,000
-/// metadata documents that say nothing was most of the client's work.
+/// non-empty `warnings` or `missing_paths` array, see `domain::health::job::run_warnings`):
+/// parsing 50,000 metadata documents that say nothing was most of the client's work.
 const WARNING_METADATA: &str = "CASE WHEN \
       CASE jsonb_typeof(s.last_finished_metadata -> 'warnings') \
         WHEN 'array' THEN jsonb_array_length(s.last_finished_metadata -> 'warnings') > 0 \
@@ -287,4 +287,37 @@ pub(crate) async fn mark_snapshot_ids_unresolved<'e>(
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// The figures of a job's newest finished run (`success` or `failed`, as for the verdict).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct LastRun {
+    pub job_id: Uuid,
+    pub status: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<i32>,
+    pub data_added_bytes: Option<i64>,
+    pub files_new: Option<i32>,
+}
+
+/// Every job's newest finished run (of one device, or the whole fleet), for `metrics`.
+pub(crate) async fn last_finished_runs(
+    pool: &PgPool,
+    device: Option<&str>,
+) -> anyhow::Result<Vec<LastRun>> {
+    // job_run_state (migration 008, kept by triggers) names each job's newest finished run;
+    // its figures come from runs by primary key, so this costs O(jobs) like `status` instead of
+    // scanning the run history.
+    Ok(sqlx::query_as(
+        "SELECT j.id AS job_id, r.status, r.start_time, r.end_time, \
+                r.duration_seconds, r.data_added_bytes, r.files_new \
+         FROM backup_jobs j \
+         JOIN job_run_state s ON s.job_id = j.id \
+         JOIN runs r ON r.id = s.last_finished_run_id \
+         WHERE $1::text IS NULL OR j.device_id = $1",
+    )
+    .bind(device)
+    .fetch_all(pool)
+    .await?)
 }

@@ -286,3 +286,12 @@ pub async fn of_device(pool: &PgPool, device: &str) -> anyhow::Result<Vec<Device
     .fetch_all(pool)
     .await?)
 }
+
+/// Every job's `(id, device_id, name)`, for naming the jobs of snapshots.
+pub async fn names(
+    db: impl sqlx::PgExecutor<'_>,
+) -> sqlx::Result<Vec<(uuid::Uuid, String, String)>> {
+    sqlx::query_as("SELECT id, device_id, name FROM backup_jobs")
+        .fetch_all(db)
+        .await
+}

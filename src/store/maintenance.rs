@@ -2,10 +2,11 @@
 //! rows that the owner writes (one per step) and `status` reads.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::PgPool;
 use uuid::Uuid;
+
+use crate::domain::health::maintenance::StepHistory;
 
 /// A job as maintenance needs it: whose snapshots (tag and host) and what it is called.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -38,8 +39,15 @@ pub async fn sees_every_job(pool: &PgPool) -> anyhow::Result<bool> {
     .await?)
 }
 
-/// Records the start of a step; returns its row id.
-pub async fn start_step(pool: &PgPool, device_id: &str, step: &str) -> anyhow::Result<i32> {
+/// Records the start of a step by this process (`client_version` and `hostname` are the
+/// running program's and machine's); returns its row id.
+pub async fn start_step(
+    pool: &PgPool,
+    device_id: &str,
+    step: &str,
+    client_version: &str,
+    hostname: &str,
+) -> anyhow::Result<i32> {
     Ok(sqlx::query_scalar(
         "INSERT INTO maintenance_runs (device_id, step, status, metadata) \
          VALUES ($1, $2, 'running', $3) RETURNING id",
@@ -47,8 +55,8 @@ pub async fn start_step(pool: &PgPool, device_id: &str, step: &str) -> anyhow::R
     .bind(device_id)
     .bind(step)
     .bind(serde_json::json!({
-        "client_version": crate::platform::host::VERSION,
-        "hostname": crate::platform::host::hostname(),
+        "client_version": client_version,
+        "hostname": hostname,
         "pid": std::process::id(),
     }))
     .fetch_one(pool)
@@ -100,18 +108,6 @@ pub async fn close_stale_steps(pool: &PgPool, device_id: &str) -> anyhow::Result
     .execute(pool)
     .await?
     .rows_affected())
-}
-
-/// The newest finished row and the newest successful row of one step.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct StepHistory {
-    /// End of the last successful run of the step (RFC 3339), null if never.
-    pub last_success_at: Option<DateTime<Utc>>,
-    /// Status of the newest finished run of the step (`success`, `failed`), null if never.
-    pub last_status: Option<String>,
-    pub last_run_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub device_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]

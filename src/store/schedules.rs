@@ -176,16 +176,16 @@ pub async fn lock_of_job(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<
     Ok(())
 }
 
-/// The job's enabled schedules.
+/// The job's enabled schedules, oldest first.
 pub async fn enabled_of_job(
-    conn: &mut PgConnection,
+    db: impl sqlx::PgExecutor<'_>,
     job_id: Uuid,
 ) -> sqlx::Result<Vec<ScheduleRow>> {
     sqlx::query_as(&format!(
         "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 AND enabled ORDER BY id"
     ))
     .bind(job_id)
-    .fetch_all(conn)
+    .fetch_all(db)
     .await
 }
 

@@ -1,0 +1,278 @@
+//! The report of `restic-fleet status` (and `metrics`, `status --notify`): reads the fleet
+//! from the database in a fixed number of statements whatever its size
+//! ([`crate::store::fleet::status_snapshot`]), joins the rows in memory by key and has
+//! [`crate::domain::health`] judge every job and device.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::domain::calendar::CronExpr;
+use crate::domain::health::device;
+use crate::domain::health::job::{Facts, RunFacts, Verdict, verdict};
+use crate::domain::health::maintenance::MaintenanceStatus;
+use crate::domain::health::period::GapMemo;
+use crate::domain::health::settings::DeviceSettings;
+use crate::domain::settings::Settings;
+use crate::store::fleet::{DeviceRow, FleetSnapshot, JobStateRow};
+
+/// `status --json`: `generated_at` (RFC 3339), `ok` (true when every enabled job is ok and
+/// maintenance is neither overdue nor failing: the exit code is 0 exactly then), `counts`
+/// (verdict → number of jobs), `devices`, `jobs`, `maintenance` (see
+/// [`MaintenanceStatus`]: filled by `status`, absent from `metrics`' and `--notify`'s use).
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    pub generated_at: DateTime<Utc>,
+    pub ok: bool,
+    pub counts: BTreeMap<&'static str, usize>,
+    pub devices: Vec<DeviceStatus>,
+    pub jobs: Vec<JobStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<MaintenanceStatus>,
+}
+
+/// A device in `status --json`: `device_id`, `name`, `platform`, `enabled`, `last_seen`
+/// (RFC 3339 or null), `state` (`online`, `offline` when not seen for three
+/// `sync_interval_seconds`, `never_seen`), `sync_interval_seconds`.
+#[derive(Debug, Serialize)]
+pub struct DeviceStatus {
+    pub device_id: String,
+    pub name: String,
+    pub platform: String,
+    pub enabled: bool,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub state: &'static str,
+    pub sync_interval_seconds: u64,
+}
+
+/// A job in `status --json`: `job_id`, `job_name`, `device_id`, `enabled` (the job's own
+/// flag), `verdict` (`ok`, `warning`, `failing`, `overdue`, `never_run`, `disabled`),
+/// `reason` (one sentence), `last_run_id`, `last_run_status` (of the newest run, `running`
+/// included), `last_run_start`, `running` (a run is in progress), `last_success_at` (end of the
+/// last successful run), `last_success_age_seconds`, `next_run_at` (earliest of the enabled
+/// schedules), `expected_period_seconds` (null without enabled schedules), `warnings`.
+#[derive(Debug, Serialize)]
+pub struct JobStatus {
+    pub job_id: Uuid,
+    pub job_name: String,
+    pub device_id: String,
+    pub enabled: bool,
+    pub verdict: Verdict,
+    pub reason: String,
+    pub last_run_id: Option<i32>,
+    pub last_run_status: Option<String>,
+    pub last_run_start: Option<DateTime<Utc>>,
+    pub running: bool,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_success_age_seconds: Option<i64>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub expected_period_seconds: Option<i64>,
+    pub warnings: Vec<String>,
+}
+
+/// A device's facts as its jobs' verdicts need them: whether it is enabled, and its settings.
+type DeviceFacts = (bool, DeviceSettings);
+
+/// Builds the status report from the database: a fixed number of statements whatever the
+/// fleet's size (see [`crate::store::fleet::status_snapshot`]), then in-memory joins by key.
+/// The snapshot's rows are moved into the report, not copied: at 50,000 jobs every copy and
+/// every free shows.
+pub async fn collect(
+    pool: &PgPool,
+    device: Option<&str>,
+    now: DateTime<Utc>,
+) -> anyhow::Result<StatusReport> {
+    let FleetSnapshot {
+        devices,
+        jobs,
+        running,
+        global_settings,
+        device_settings,
+    } = crate::store::fleet::status_snapshot(pool, device).await?;
+    // Settings: the globals are evaluated once; only devices with rows of their own merge.
+    let global = DeviceSettings::from(&Settings::from_pairs(global_settings.iter().cloned()));
+    let settings_of = |device_id: &str| match device_settings.get(device_id) {
+        None => global,
+        Some(own) => DeviceSettings::from(&Settings::from_pairs(
+            global_settings.iter().chain(own.iter()).cloned(),
+        )),
+    };
+    let (device_out, device_facts) = device_statuses(devices, &settings_of, now);
+    // A job whose device is not in the snapshot (deleted meanwhile) is judged with defaults.
+    let facts_of = |device_id: &str| {
+        device_facts
+            .get(device_id)
+            .copied()
+            .unwrap_or((true, DeviceSettings::DEFAULTS))
+    };
+    let job_out = job_statuses(jobs, &running, &facts_of, now);
+    Ok(summarize(now, device_out, job_out))
+}
+
+/// Each device's state, and its facts by id for its jobs' verdicts.
+fn device_statuses(
+    devices: Vec<DeviceRow>,
+    settings_of: &dyn Fn(&str) -> DeviceSettings,
+    now: DateTime<Utc>,
+) -> (Vec<DeviceStatus>, HashMap<String, DeviceFacts>) {
+    let mut device_facts: HashMap<String, DeviceFacts> = HashMap::with_capacity(devices.len());
+    let mut device_out = Vec::with_capacity(devices.len());
+    for d in devices {
+        let s = settings_of(&d.id);
+        let sync = s.sync_interval;
+        let state = device::state(d.last_seen, sync, now);
+        device_facts.insert(d.id.clone(), (d.enabled, s));
+        device_out.push(DeviceStatus {
+            device_id: d.id,
+            name: d.name,
+            platform: d.platform,
+            enabled: d.enabled,
+            last_seen: d.last_seen,
+            state,
+            sync_interval_seconds: sync,
+        });
+    }
+    (device_out, device_facts)
+}
+
+/// Each job's verdict, in the order of `jobs`.
+fn job_statuses(
+    jobs: Vec<JobStateRow>,
+    running: &HashSet<Uuid>,
+    facts_of: &dyn Fn(&str) -> DeviceFacts,
+    now: DateTime<Utc>,
+) -> Vec<JobStatus> {
+    let periods = expected_periods(&jobs, facts_of, now);
+    let mut job_out = Vec::with_capacity(jobs.len());
+    // Jobs come grouped by device: its facts are looked up once per device, not once per job.
+    let mut current: Option<(String, DeviceFacts)> = None;
+    for (j, period) in jobs.into_iter().zip(periods) {
+        let facts = match &current {
+            Some((id, facts)) if *id == j.device_id => *facts,
+            _ => {
+                let facts = facts_of(&j.device_id);
+                current = Some((j.device_id.clone(), facts));
+                facts
+            }
+        };
+        let is_running = running.contains(&j.id);
+        job_out.push(job_status(j, facts, period, is_running, now));
+    }
+    job_out
+}
+
+/// One job's verdict from its state row, its device's facts and its expected period.
+fn job_status(
+    j: JobStateRow,
+    (device_enabled, settings): DeviceFacts,
+    period: Option<i64>,
+    running: bool,
+    now: DateTime<Utc>,
+) -> JobStatus {
+    let success = j.last_success_start.zip(j.last_success_end);
+    let last_success = success.map(|(_, end)| end);
+    let finished = match (j.last_finished_run_id, j.last_finished_status) {
+        (Some(id), Some(status)) => Some(RunFacts {
+            id,
+            status,
+            error_message: j.last_finished_error,
+            metadata: j.last_finished_metadata,
+        }),
+        _ => None,
+    };
+    let facts = Facts {
+        job_enabled: j.enabled,
+        device_enabled,
+        last_finished: finished.as_ref(),
+        last_success,
+        expected_period: period,
+        grace_seconds: settings.grace,
+    };
+    let (v, reason, warnings) = verdict(&facts, now);
+    JobStatus {
+        job_id: j.id,
+        job_name: j.name,
+        device_id: j.device_id,
+        enabled: j.enabled,
+        verdict: v,
+        reason,
+        last_run_id: j.last_run_id,
+        last_run_status: j.last_run_status,
+        last_run_start: j.last_run_start,
+        running,
+        last_success_at: last_success,
+        last_success_age_seconds: last_success.map(|t| (now - t).num_seconds().max(0)),
+        next_run_at: j.next_run_at,
+        expected_period_seconds: period,
+        warnings,
+    }
+}
+
+/// The report: the counts by verdict and whether every enabled job is ok (maintenance is
+/// added by `status`).
+fn summarize(now: DateTime<Utc>, devices: Vec<DeviceStatus>, jobs: Vec<JobStatus>) -> StatusReport {
+    let mut counts = BTreeMap::new();
+    for j in &jobs {
+        *counts.entry(j.verdict.as_str()).or_insert(0) += 1;
+    }
+    let ok = jobs
+        .iter()
+        .all(|j| j.verdict == Verdict::Ok || j.verdict == Verdict::Disabled);
+    StatusReport {
+        generated_at: now,
+        ok,
+        counts,
+        devices,
+        jobs,
+        maintenance: None,
+    }
+}
+
+/// Each job's expected period (see [`crate::domain::health::period`]), in the order of `jobs`:
+/// around the start of its last success, else `now`, in its device's time zone (`facts_of`).
+/// Every distinct cron expression is parsed once and every distinct gap measured once.
+fn expected_periods(
+    jobs: &[JobStateRow],
+    facts_of: &dyn Fn(&str) -> DeviceFacts,
+    now: DateTime<Utc>,
+) -> Vec<Option<i64>> {
+    let mut parsed: HashMap<&str, Option<CronExpr>> = HashMap::new();
+    for expr in jobs.iter().flat_map(|j| &j.crons) {
+        parsed
+            .entry(expr.as_str())
+            .or_insert_with(|| CronExpr::parse(expr).ok());
+    }
+    let mut gaps = GapMemo::default();
+    let mut current: Option<(&str, Tz)> = None;
+    jobs.iter()
+        .map(|j| {
+            let tz = match current {
+                Some((id, tz)) if id == j.device_id => tz,
+                _ => {
+                    let tz = facts_of(&j.device_id).1.tz;
+                    current = Some((&j.device_id, tz));
+                    tz
+                }
+            };
+            let crons: Vec<&CronExpr> = j
+                .crons
+                .iter()
+                .filter_map(|expr| parsed.get(expr.as_str())?.as_ref())
+                .collect();
+            let around = j
+                .last_success_start
+                .filter(|_| j.last_success_end.is_some());
+            let gap = if crons.is_empty() {
+                None
+            } else {
+                gaps.gap(&j.crons, &crons, around.unwrap_or(now), tz)
+            };
+            let interval = j.min_interval.filter(|s| *s > 0).map(i64::from);
+            interval.into_iter().chain(gap).min()
+        })
+        .collect()
+}
