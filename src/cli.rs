@@ -1,11 +1,10 @@
-//! Command-line definitions (clap derive). The man page and shell completions are generated
-//! from these.
+//! The top of the command line (clap derive): the program's options, the list of subcommands
+//! whose `Args` live beside their handlers in `commands/`, and `dispatch`, one line per
+//! subcommand. The man page and shell completions are generated from this definition.
 
 use std::path::PathBuf;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
-
-use crate::domain::run_record::TriggeredBy;
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,7 +20,7 @@ pub struct Cli {
     /// Config file (default: /etc/restic-fleet/config.toml as root,
     /// $XDG_CONFIG_HOME/restic-fleet/config.toml otherwise, %ProgramData%\restic-fleet\config.toml
     /// on Windows).
-    // i14: hide_env_values: `--help` showed an empty `[env: RESTIC_FLEET_CONFIG=]`
+    // Without hide_env_values, `--help` shows an empty `[env: RESTIC_FLEET_CONFIG=]`.
     #[arg(
         long,
         global = true,
@@ -44,7 +43,7 @@ pub enum Command {
     /// Enrol this machine: write the local config and register the device.
     Init(crate::commands::init::InitArgs),
     /// Run one backup job now and record it.
-    Run(RunArgs),
+    Run(crate::commands::run::RunArgs),
     /// Install this device's schedules as timers/tasks, heartbeat, and catch up missed runs.
     Sync(crate::commands::sync::SyncArgs),
     /// Run records kept on this device while the database was away.
@@ -75,14 +74,14 @@ pub enum Command {
     /// is neither overdue nor failing, else 1.
     Status(crate::commands::status::StatusArgs),
     /// Print the fleet's state as Prometheus metrics (for node_exporter's textfile collector).
-    Metrics(crate::commands::metrics::MetricsArgs), // i12
+    Metrics(crate::commands::metrics::MetricsArgs),
     /// Forget (per job retention), prune and check the shared repository; only on the
     /// maintenance_device (exit 4 elsewhere unless --force).
-    Maintain(crate::commands::maintain::MaintainArgs), // i11
+    Maintain(crate::commands::maintain::MaintainArgs),
     /// List the repository's snapshots with their job and device names.
-    Snapshots(crate::commands::snapshots::SnapshotsArgs), // i11
+    Snapshots(crate::commands::snapshots::SnapshotsArgs),
     /// Restore a job's snapshot (latest by default) into a directory.
-    Restore(crate::commands::restore::RestoreArgs), // i11
+    Restore(crate::commands::restore::RestoreArgs),
     /// Delete finished runs older than the setting run_retention_days.
     Cleanup(crate::commands::cleanup::CleanupArgs),
     /// Print shell completions.
@@ -107,38 +106,12 @@ pub enum ScheduleCommand {
     Disable(crate::commands::schedule::IdArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// The backup job: its UUID or its name on this device.
-    #[arg(value_name = "JOB")]
-    pub job: String,
-    /// What started this run (recorded in runs.triggered_by).
-    #[arg(long, value_enum, default_value = "manual")]
-    pub triggered_by: TriggeredBy,
-    /// Run a disabled job once anyway.
-    #[arg(long)]
-    pub force: bool,
-    /// Print the recorded run as JSON instead of a sentence (no progress bar).
-    #[arg(long)]
-    pub json: bool,
-}
-
+/// Runs the subcommand; its `Ok` is the exit code, its error carries one.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let config_path = crate::local::config::resolve_path(cli.config.as_deref());
     match cli.command {
         Command::Init(args) => crate::commands::init::run(&config_path, &args).await,
-        Command::Run(args) => {
-            let cfg = crate::local::config::load(&config_path)?;
-            let opts = crate::commands::run::RunOptions {
-                job: args.job,
-                triggered_by: args.triggered_by,
-                force: args.force,
-                json: args.json,
-                progress: crate::commands::run::want_progress(args.json),
-                config_path: config_path.clone(),
-            };
-            crate::commands::run::run(&cfg, opts).await
-        }
+        Command::Run(args) => crate::commands::run::from_cli(&config_path, args).await,
         Command::Sync(args) => {
             let cfg = crate::local::config::load(&config_path)?;
             crate::commands::sync::run(&cfg, &config_path, &args).await
@@ -150,9 +123,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Settings(c) => crate::commands::settings::run(&config_path, c).await,
         Command::Runs(c) => crate::commands::runs::run(&config_path, c).await,
         Command::Status(a) => crate::commands::status::run(&config_path, a).await,
-        Command::Metrics(a) => crate::commands::metrics::run(&config_path, a).await, // i12
+        Command::Metrics(a) => crate::commands::metrics::run(&config_path, a).await,
         Command::Cleanup(a) => crate::commands::cleanup::run(&config_path, a).await,
-        // i11: maintenance, snapshots, restore
         Command::Maintain(a) => crate::commands::maintain::run(&config_path, &a).await,
         Command::Snapshots(a) => crate::commands::snapshots::snapshots(&config_path, a).await,
         Command::Restore(a) => crate::commands::restore::run(&config_path, a).await,

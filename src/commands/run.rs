@@ -13,10 +13,11 @@
 //! PgBouncer and survives a database restart in the middle of a backup. A backup never waits
 //! for, nor fails because of, an unreachable database.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use clap::Args;
 use serde::Serialize;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -38,6 +39,37 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on closing a job's stale runs before the backup: database steps plus a `restic
 /// snapshots` (120s) per stale run; a repository slower than that leaves the link offline.
 const RECONCILE_TIMEOUT: Duration = Duration::from_secs(300);
+
+// The options of `restic-fleet run` (its help text is on `cli::Command::Run`).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The backup job: its UUID or its name on this device.
+    #[arg(value_name = "JOB")]
+    pub job: String,
+    /// What started this run (recorded in runs.triggered_by).
+    #[arg(long, value_enum, default_value = "manual")]
+    pub triggered_by: TriggeredBy,
+    /// Run a disabled job once anyway.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the recorded run as JSON instead of a sentence (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the job the command line names, with this device's config.
+pub async fn from_cli(config_path: &Path, args: RunArgs) -> anyhow::Result<u8> {
+    let cfg = crate::local::config::load(config_path)?;
+    let opts = RunOptions {
+        job: args.job,
+        triggered_by: args.triggered_by,
+        force: args.force,
+        json: args.json,
+        progress: want_progress(args.json),
+        config_path: config_path.to_path_buf(),
+    };
+    run(&cfg, opts).await
+}
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
