@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fleet-scale benchmark (issue 13). Not part of CI's test run.
+# Fleet-scale benchmark. Not part of CI's test run.
 #
 #   scripts/bench.sh [--full] [--devices N] [--jobs-per-device N] [--runs-per-job N]
 #                    [--repeat N] [--syncs N] [--sync-seconds S] [--bin PATH]

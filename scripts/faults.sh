@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fault injection for `run`/`sync` (issue 10): random kill -9s of restic-fleet and of restic,
+# Fault injection for `run`/`sync`: random kill -9s of restic-fleet and of restic,
 # PostgreSQL outages (pg_ctl stop -m immediate) before, during and after backups, repeated
 # spool delivery, and 20 simultaneous runs with the database up and down. Everything runs
 # against a private PostgreSQL and a local restic repository in a temporary directory; the

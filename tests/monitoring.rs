@@ -698,7 +698,7 @@ async fn metrics_parse_with_hostile_names_and_match_status() {
         Some(2)
     );
 
-    // Maintenance (issue 12): without an owner, only the verdict `not_configured` is 1 and no
+    // Maintenance: without an owner, only the verdict `not_configured` is 1 and no
     // step has a last success.
     let maintenance_verdicts = |fams: &[Value]| -> Vec<String> {
         let all = samples(fams, "restic_fleet_maintenance_verdict");

@@ -1,5 +1,5 @@
 //! Backups while the database is away, exactly-once delivery, exclusion by file locks, no
-//! orphans, reconciliation and stale repository locks (issue 10). Real restic throughout; the
+//! orphans, reconciliation and stale repository locks. Real restic throughout; the
 //! outage tests stop and start a private PostgreSQL of their own (`pg_ctl stop -m immediate`),
 //! never the cluster the other tests share.
 

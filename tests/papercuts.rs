@@ -1,4 +1,4 @@
-//! What a new user tripped over (issue 14): bash completion below the first word (driven by
+//! What a new user tripped over: bash completion below the first word (driven by
 //! bash itself), job names wherever a job is taken, unknown setting keys, schedules that can
 //! never fire or do not fit, `schedule preview --interval` bounds, `--help` without an empty
 //! `[env: ...=]`, and the `--json` fields in `restic-fleet man`.

@@ -877,7 +877,7 @@ async fn imported_job_runs_with_the_relica_backup_tag() {
     );
 }
 
-// i11: Relica's retention_days N > 0 becomes keep-within Nd.
+// Relica's retention_days N > 0 becomes keep-within Nd.
 #[tokio::test]
 async fn retention_days_become_keep_within_policies() {
     let env = Env::enrolled().await;

@@ -182,7 +182,7 @@ async fn successful_run_matches_restic_snapshot_and_second_run_sees_unmodified_f
     let snaps = snaps.as_array().unwrap();
     assert_eq!(snaps.len(), 1);
     let snap = &snaps[0];
-    // i13: the id restic's summary gave: the full one (restic 0.17+), or restic 0.14's short
+    // The id restic's summary gave: the full one (restic 0.17+), or restic 0.14's short
     // one, which the next sync resolves (tests/fleet_scale.rs).
     let full = snap["id"].as_str().unwrap();
     let stored = r.snapshot_id.as_deref().unwrap();
@@ -241,7 +241,7 @@ async fn successful_run_matches_restic_snapshot_and_second_run_sees_unmodified_f
     // A timer firing when nothing is due (the slot was already covered) backs up nothing.
     let out = run_job(&env, job, &["--triggered-by", "schedule"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    // i14: a skip is not an error, and it claims nothing about other runs.
+    // A skip is not an error, and it claims nothing about other runs.
     assert!(
         stderr(&out).starts_with("skipped: not due, next run at "),
         "{}",
@@ -678,7 +678,7 @@ async fn a_stale_lock_of_a_dead_restic_is_removed_and_the_backup_retried() {
 
     let out = run_job(&env, job, &[]);
     assert_ok(&out);
-    // i10: run clears this device's stale locks (`restic unlock`) before it backs up, so the
+    // Run clears this device's stale locks (`restic unlock`) before it backs up, so the
     // backup does not even meet the lock.
     let locks = env.restic(&["list", "locks", "--no-lock"]);
     assert_eq!(String::from_utf8_lossy(&locks.stdout).trim(), "");

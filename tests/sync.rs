@@ -109,7 +109,7 @@ async fn sync_installs_changes_and_removes_exactly_what_the_database_says() {
     golden("daily.timer", &normalise(&timer, &env, daily));
     let service = std::fs::read_to_string(units.join(format!("{}.service", stem(daily)))).unwrap();
     golden("daily.service", &normalise(&service, &env, daily));
-    // i14: the catch-up template unit comes with the sync units.
+    // The catch-up template unit comes with the sync units.
     let catch_up = std::fs::read_to_string(units.join("restic-fleet-catchup@.service")).unwrap();
     golden("catchup@.service", &normalise(&catch_up, &env, daily));
     let interval_timer =
@@ -465,7 +465,7 @@ async fn missed_slot_gets_exactly_one_catch_up_and_the_persistent_timer_then_ski
     assert_eq!(missed.len(), 1, "one catch-up per job: {r:#}");
     assert_eq!(missed[0]["job_id"], job.to_string());
     assert_eq!(missed[0]["exit_code"], 0);
-    // i14: the catch-up went through systemd as an instance of the catch-up template unit.
+    // The catch-up went through systemd as an instance of the catch-up template unit.
     let unit = format!("restic-fleet-catchup@{job}.service");
     assert!(
         calls(&log).contains(&format!("start {unit}")),
@@ -563,7 +563,7 @@ async fn an_interval_timer_finds_its_slot_due_and_sync_does_not_move_it() {
     // Right after it, the next slot is an hour away: a second timer run is skipped.
     let out = scheduled_run();
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    // i14: a skip is not an error, and it claims nothing about other runs.
+    // A skip is not an error, and it claims nothing about other runs.
     assert!(
         stderr(&out).starts_with("skipped: not due, next run at "),
         "{}",
@@ -635,7 +635,7 @@ async fn a_disabled_device_keeps_only_the_sync_timer_and_refuses_runs() {
     assert!(stderr(&out).contains("is disabled"), "{}", stderr(&out));
 }
 
-// i11: the maintenance timer exists on the maintenance_device only.
+// The maintenance timer exists on the maintenance_device only.
 #[tokio::test]
 async fn the_maintenance_timer_is_installed_on_the_owner_only() {
     let env = Env::enrolled().await;

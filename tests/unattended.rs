@@ -1,4 +1,4 @@
-//! Scheduled runs behave like hand runs (issue 14): each generated unit's `ExecStart=` run
+//! Scheduled runs behave like hand runs: each generated unit's `ExecStart=` run
 //! under `env -i` with only what systemd gives it uses restic's cache; backend credentials
 //! reach restic (a real SFTP backend through `sftp-server`) and nowhere else; the network wait;
 //! the sleep inhibitor; ConditionACPower=; the meaningful failure line.

@@ -58,7 +58,7 @@ fn schema_check(files: &[PathBuf]) {
         .output()
         .unwrap();
     assert!(out.status.success(), "schema check:\n{}", stdout(&out));
-    // i14: and against the XSD written from Microsoft's published Task Scheduler schema.
+    // And against the XSD written from Microsoft's published Task Scheduler schema.
     let out = Command::new("xmllint")
         .args(["--noout", "--schema", TASK_XSD])
         .args(files)
@@ -582,7 +582,7 @@ fn preview_json_has_the_windows_triggers_element() {
     );
 }
 
-// i11: the maintenance task exists on the maintenance_device only.
+// The maintenance task exists on the maintenance_device only.
 #[tokio::test]
 async fn the_maintenance_task_is_registered_on_the_owner_only() {
     let env = Env::enrolled().await;

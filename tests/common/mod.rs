@@ -46,7 +46,7 @@ impl Env {
         Env::empty_on(&admin_url()).await
     }
 
-    /// i10: the same on another cluster (a private one a test stops and starts), given by the
+    /// The same on another cluster (a private one a test stops and starts), given by the
     /// superuser URL of its `postgres` database.
     pub async fn empty_on(admin_url: &str) -> Env {
         let db = format!("rf_{}", uuid::Uuid::new_v4().simple());
@@ -143,7 +143,7 @@ impl Env {
             .env_remove("RESTIC_PASSWORD")
             .env_remove("RESTIC_REPOSITORY")
             .env("RESTIC_FLEET_CONFIG", self.config_path())
-            // i10: each test's own state directory (local copy, spool, lock files).
+            // Each test's own state directory (local copy, spool, lock files).
             .env("RESTIC_FLEET_STATE_DIR", self.state_dir())
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg"))
             .env("HOME", self.dir.path());
@@ -385,7 +385,7 @@ pub fn sync_json(env: &Env, bin: &Path, args: &[&str]) -> (Option<i32>, serde_js
 /// The PATH systemd gives a service (its compiled-in default).
 pub const SYSTEMD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin";
 
-/// i14: a recording fake `systemctl` that also does what systemd would do for
+/// A recording fake `systemctl` that also does what systemd would do for
 /// `start [--no-block] restic-fleet-catchup@JOB.service`: it runs the template unit's
 /// `ExecStart=` (with `%i` = JOB) under `env -i`, with only what systemd gives a unit: PATH,
 /// INVOCATION_ID and the `CacheDirectory=` it creates (`$CACHE_DIRECTORY`, under `cache_base`).
