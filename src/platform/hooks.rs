@@ -645,14 +645,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn commands_are_checked() {
-        assert!(validate_command("echo hi").is_ok());
-        assert!(validate_command("  ").is_err());
-        assert!(validate_command("a\0b").is_err());
-        assert!(validate_command(&"x".repeat(9000)).is_err());
-    }
-
-    #[test]
     fn output_keeps_its_end() {
         assert_eq!(tail(b"abc", 10), "abc");
         assert_eq!(tail("ééé".as_bytes(), 3), "[...]é");
