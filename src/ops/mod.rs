@@ -1,7 +1,7 @@
 //! The work the commands share, made of the layers below: running one backup (resolve, execute,
 //! progress), delivering run records to the database or the spool, closing runs whose process
 //! died, resolving full snapshot ids, forgetting by retention policy, enrolling a device's
-//! credentials, the maintenance state, and notifications.
+//! credentials, the fleet's status report and the maintenance state, and notifications.
 //!
 //! Uses every layer below (`domain/`, `output/`, `store/`, `platform/`, `local/`); never
 //! `commands/`, so any command can call any operation.

@@ -3,8 +3,8 @@
 //! commands, outgoing HTTP pings, the network and sleep state, restic's environment and cache
 //! directory, and restic itself run against a repository.
 //!
-//! Uses `domain/` (and `output/`, `store/` only for types); never the device's local state or
-//! anything above.
+//! Uses `domain/` only: never the database, the device's local state or anything above, so
+//! what it installs or runs is computed by its caller.
 
 pub mod child;
 pub mod hooks;
