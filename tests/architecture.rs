@@ -228,6 +228,28 @@ fn upward_imports(files: &[Source]) -> Vec<String> {
     problems
 }
 
+/// A command using another command's module: what two commands share belongs in
+/// `commands/mod.rs` or a layer below. A file `job_monitor.rs` is part of the `job` command.
+fn commands_importing_commands(files: &[Source]) -> Vec<String> {
+    let modules: BTreeSet<String> = files.iter().map(|f| f.module.clone()).collect();
+    let mut problems = Vec::new();
+    for f in files.iter().filter(|f| f.module.starts_with("commands::")) {
+        let own = &f.module["commands::".len()..];
+        for (line, segs) in crate_paths(&non_test_code(&lex(&f.text).code)) {
+            let Some(target) = resolve(&segs, &modules) else {
+                continue;
+            };
+            let Some(other) = target.strip_prefix("commands::") else {
+                continue;
+            };
+            if other != own && !other.starts_with(&format!("{own}_")) {
+                problems.push(format!("{}:{line}: uses the command {target}", f.path));
+            }
+        }
+    }
+    problems
+}
+
 /// Import cycles between files, each reported once as the circle of modules it goes round.
 fn import_cycles(files: &[Source]) -> Vec<String> {
     let modules: BTreeSet<String> = files.iter().map(|f| f.module.clone()).collect();
@@ -458,6 +480,14 @@ fn imports_go_down_the_layers() {
 }
 
 #[test]
+fn commands_do_not_use_each_other() {
+    assert_clean(
+        "commands using other commands",
+        commands_importing_commands(&src()),
+    );
+}
+
+#[test]
 fn no_import_cycles() {
     assert_clean("import cycles", import_cycles(&src()));
 }
@@ -552,6 +582,28 @@ mod checker {
         assert!(
             found[0].starts_with("src/domain/job.rs:2: imports store::jobs"),
             "{found:?}"
+        );
+    }
+
+    #[test]
+    fn a_command_using_another_is_found_but_not_its_own_part() {
+        let files = [
+            file(
+                "commands::job",
+                "//! job\nuse crate::commands::job_monitor::X;\n",
+            ),
+            file("commands::job_monitor", "//! part of job\n"),
+            file(
+                "commands::restore",
+                "//! r\nuse crate::commands::snapshots::f;\nuse crate::commands::Conn;\n",
+            ),
+            file("commands::snapshots", "//! s\n"),
+            file("commands", "//! shared\npub struct Conn;\n"),
+        ];
+        let found = commands_importing_commands(&files);
+        assert_eq!(
+            found,
+            vec!["src/commands/restore.rs:2: uses the command commands::snapshots"]
         );
     }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 
 use crate::commands::{Conn, confirm, explain};
+use crate::domain::device::validate_device_name;
 use crate::domain::exit;
 use crate::ops::enroll::Enrolment;
 use crate::output::{self, print_json, printable};
@@ -231,19 +232,6 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         println!("jobs:\n{}", output::render(&t));
     }
     Ok(exit::SUCCESS)
-}
-
-/// A device name: 1 to 255 characters without control characters (it is printed in tables
-/// and reports, where a newline or an escape sequence would forge output).
-pub fn validate_device_name(name: &str) -> anyhow::Result<String> {
-    let n = name.trim();
-    if n.is_empty() || n.len() > 255 || n.chars().any(|c| c.is_control()) {
-        return Err(usage_err!(
-            "device name {name:?} must be 1 to 255 characters without control characters; give \
-             the device a readable name with --name"
-        ));
-    }
-    Ok(n.to_string())
 }
 
 async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {

@@ -12,8 +12,10 @@ use crate::commands::job_monitor::MonitorChanges;
 use crate::commands::{Conn, confirm, explain, require_device};
 use crate::domain::exit;
 use crate::domain::job::Job;
+use crate::domain::job::{is_absolute, validate_excludes, validate_name, validate_paths};
 use crate::domain::retention::RetentionView;
 use crate::domain::schedule::ScheduleRow;
+use crate::domain::schedule::describe_schedule;
 use crate::output::{self, print_json, printable};
 use crate::store::jobs::{JobEdit, NewJob};
 use crate::store::runs::LastRun;
@@ -188,76 +190,6 @@ async fn dispatch(config_path: &Path, cmd: JobCommand) -> anyhow::Result<u8> {
         JobCommand::Disable(a) => set_enabled(config_path, a, false).await,
         JobCommand::Rm(a) => rm(config_path, a).await,
     }
-}
-
-/// A job name: 1 to 255 characters, no control characters.
-pub fn validate_name(name: &str) -> anyhow::Result<String> {
-    let n = name.trim();
-    if n.is_empty() || n.len() > 255 || n.chars().any(|c| c.is_control()) {
-        return Err(usage_err!(
-            "job name {name:?} must be 1 to 255 characters without control characters"
-        ));
-    }
-    Ok(n.to_string())
-}
-
-/// Is `p` an absolute path on `platform` (`linux`: `/...`; `windows`: `C:\...`, `C:/...` or
-/// `\\server\share`)?
-pub fn is_absolute(p: &str, platform: &str) -> bool {
-    if platform == "windows" {
-        let b = p.as_bytes();
-        (b.len() >= 3
-            && b[0].is_ascii_alphabetic()
-            && b[1] == b':'
-            && (b[2] == b'\\' || b[2] == b'/'))
-            || p.starts_with("\\\\")
-    } else {
-        p.starts_with('/')
-    }
-}
-
-/// Source paths: at least one, each non-empty and absolute for the device's platform.
-pub fn validate_paths(paths: &[String], platform: &str) -> anyhow::Result<Vec<String>> {
-    if paths.is_empty() {
-        return Err(usage_err!(
-            "a job needs at least one path to back up; give it with --path P"
-        ));
-    }
-    let mut out = Vec::new();
-    for p in paths {
-        if p.trim().is_empty() || p.contains('\0') {
-            return Err(usage_err!(
-                "--path {p:?} is empty; give the full path of a folder or file to back up"
-            ));
-        }
-        if !is_absolute(p, platform) {
-            return Err(usage_err!(
-                "--path {p:?} is not an absolute {platform} path; a backup runs as a service from \
-                 an unknown working directory, so give the full path (like {})",
-                if platform == "windows" {
-                    "C:\\Users\\alice"
-                } else {
-                    "/home/alice"
-                }
-            ));
-        }
-        if !out.contains(p) {
-            out.push(p.clone());
-        }
-    }
-    Ok(out)
-}
-
-/// Exclude patterns: each non-empty.
-pub fn validate_excludes(patterns: &[String]) -> anyhow::Result<Vec<String>> {
-    for p in patterns {
-        if p.trim().is_empty() || p.contains('\0') {
-            return Err(usage_err!(
-                "--exclude {p:?} is empty; give a restic exclude pattern like '*.tmp'"
-            ));
-        }
-    }
-    Ok(patterns.to_vec())
 }
 
 /// `--restic-args`: a JSON array of strings on the allow-list of [`crate::domain::restic::args`].
@@ -536,24 +468,6 @@ async fn print_edited(pool: &PgPool, job_id: Uuid, json: bool) -> anyhow::Result
         );
     }
     Ok(exit::SUCCESS)
-}
-
-/// A schedule in one short phrase: `cron 0 2 * * *` or `every 3600s`.
-pub fn describe_schedule(s: &ScheduleRow) -> String {
-    let what = match (
-        s.schedule_type.as_str(),
-        &s.cron_expression,
-        s.interval_seconds,
-    ) {
-        ("cron", Some(c), _) => format!("cron {c}"),
-        (_, _, Some(i)) => format!("every {i}s"),
-        (t, _, _) => t.to_string(),
-    };
-    if s.enabled {
-        what
-    } else {
-        format!("{what} (disabled)")
-    }
 }
 
 async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {

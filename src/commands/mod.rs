@@ -37,6 +37,7 @@ use clap::Args;
 use sqlx::PgPool;
 
 use crate::domain::exit::Failure;
+use crate::platform::repository::Repository;
 use crate::usage_err;
 
 /// Options shared by the fleet-management commands.
@@ -155,4 +156,23 @@ pub async fn open(config_path: &Path) -> anyhow::Result<(Config, PgPool)> {
     let cfg = config_file::load(config_path)?;
     let pool = crate::store::db::connect(&cfg.database_url).await?;
     Ok((cfg, pool))
+}
+
+/// The repository as `device` reaches it (the job's device, or `--device`): its own
+/// `repository_url`, password and `repository_environment` override the global ones, exactly as
+/// that device's runs use them. Without a device, this machine's device when it has a config,
+/// else the global settings (an admin machine).
+pub(crate) async fn repository(
+    config_path: &Path,
+    pool: &PgPool,
+    device: Option<&str>,
+) -> anyhow::Result<Repository> {
+    let device = match device {
+        Some(d) => d.to_string(),
+        None => crate::local::config::load(config_path)
+            .map(|c| c.device_id)
+            .unwrap_or_default(),
+    };
+    let settings = crate::store::settings::load(pool, &device).await?;
+    Repository::from_settings(&settings)
 }

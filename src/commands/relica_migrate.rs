@@ -632,7 +632,7 @@ async fn import_jobs(
 
 /// Why the CLI would refuse this device (`device add`'s check of the name), if it would.
 fn rejected_device(d: &PlannedDevice) -> Option<String> {
-    crate::commands::device::validate_device_name(&d.name)
+    crate::domain::device::validate_device_name(&d.name)
         .err()
         .map(|e| e.to_string())
 }
@@ -641,7 +641,7 @@ fn rejected_device(d: &PlannedDevice) -> Option<String> {
 /// platform, exclude patterns), if it would. Relica backups carry no restic arguments, so there
 /// are none to check against [`crate::domain::restic::args`].
 fn rejected_job(j: &PlannedJob, platform: &str) -> Option<String> {
-    use crate::commands::job;
+    use crate::domain::job;
     job::validate_name(&j.name)
         .and_then(|_| job::validate_paths(&j.source_paths, platform))
         .and_then(|_| job::validate_excludes(&j.exclude_patterns))

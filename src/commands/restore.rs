@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::commands::snapshots::repository;
+use crate::commands::repository;
 use crate::commands::{Conn, explain};
 use crate::domain::exit::{self, Failure};
 use crate::domain::job::Job;

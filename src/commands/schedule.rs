@@ -13,6 +13,7 @@ use crate::commands::{Conn, confirm, explain, require_device};
 use crate::domain::calendar::Schedule;
 use crate::domain::exit;
 use crate::domain::schedule::ScheduleRow;
+use crate::domain::schedule::parse_schedule;
 use crate::output::{self, print_json};
 use crate::store::schedules::NewSchedule;
 use crate::usage_err;
@@ -97,26 +98,6 @@ pub async fn disable(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
     explain(set_enabled(config_path, a, false).await)
 }
 
-/// Validates `--cron`/`--interval` into a schedule.
-pub fn parse_schedule(cron: Option<&str>, interval: Option<i64>) -> anyhow::Result<Schedule> {
-    match (cron, interval) {
-        // Refuses what can never fire or does not fit the column.
-        (Some(expr), None) => crate::domain::calendar::storable_cron(expr)
-            .map(Schedule::Cron)
-            .map_err(|e| usage_err!("{e}")),
-        (None, Some(s)) if s > 0 && s <= i64::from(i32::MAX) => {
-            Ok(Schedule::Interval { seconds: s as u64 })
-        }
-        (None, Some(s)) => Err(usage_err!(
-            "--interval {s} must be a positive number of seconds (at most {}), e.g. 3600 for hourly",
-            i32::MAX
-        )),
-        _ => Err(usage_err!(
-            "give exactly one of --cron EXPR or --interval SECONDS"
-        )),
-    }
-}
-
 fn parse_id(text: &str) -> anyhow::Result<i32> {
     text.trim().parse::<i32>().ok().filter(|n| *n > 0).ok_or_else(|| {
         usage_err!("{text:?} is not a schedule id (a number); list them with `restic-fleet schedule list`")
@@ -155,7 +136,7 @@ fn print_one(s: &ScheduleOut, json: bool, verb: &str) -> anyhow::Result<()> {
     println!(
         "{verb} schedule {} ({}) of job {} ({:?} on device {:?}); next run: {}",
         s.row.id,
-        crate::commands::job::describe_schedule(&s.row),
+        crate::domain::schedule::describe_schedule(&s.row),
         s.row.job_id,
         s.job_name,
         s.device_id,
@@ -235,7 +216,7 @@ async fn list_inner(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
             s.row.id.to_string().into(),
             s.device_id.clone().into(),
             output::lines([s.job_name.clone(), s.row.job_id.to_string()]),
-            crate::commands::job::describe_schedule(&s.row).into(),
+            crate::domain::schedule::describe_schedule(&s.row).into(),
             output::time(s.row.last_run_at).into(),
             output::time(s.row.next_run_at).into(),
         ]);
@@ -251,7 +232,7 @@ async fn rm_inner(config_path: &Path, a: RmArgs) -> anyhow::Result<u8> {
     confirm(
         &format!(
             "remove schedule {id} ({}) of job {:?} on device {:?}",
-            crate::commands::job::describe_schedule(&s.row),
+            crate::domain::schedule::describe_schedule(&s.row),
             s.job_name,
             s.device_id
         ),

@@ -227,7 +227,7 @@ fn given_schedule(args: &PreviewArgs) -> anyhow::Result<Previewed> {
     // An interval is held to the same bounds as `schedule add --interval`.
     let secs = i64::try_from(args.interval.unwrap_or(0)).unwrap_or(i64::MAX);
     let Schedule::Interval { seconds: secs } =
-        crate::commands::schedule::parse_schedule(None, Some(secs))?
+        crate::domain::schedule::parse_schedule(None, Some(secs))?
     else {
         return Err(usage_err!("--interval SECONDS is required without --cron"));
     };

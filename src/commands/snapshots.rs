@@ -10,13 +10,13 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde::Serialize;
-use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::commands::repository;
 use crate::commands::{Conn, explain, require_device};
 use crate::domain::exit;
 use crate::output::{self, print_json};
-use crate::platform::repository::{Repository, Snapshot};
+use crate::platform::repository::Snapshot;
 use crate::usage_err;
 
 #[derive(Debug, Args)]
@@ -46,25 +46,6 @@ pub struct SnapshotRow {
     pub job_name: Option<String>,
     pub paths: Vec<String>,
     pub tags: Vec<String>,
-}
-
-/// The repository as `device` reaches it (the job's device, or `--device`): its own
-/// `repository_url`, password and `repository_environment` override the global ones, exactly as
-/// that device's runs use them. Without a device, this machine's device when it has a config,
-/// else the global settings (an admin machine).
-pub(crate) async fn repository(
-    config_path: &Path,
-    pool: &PgPool,
-    device: Option<&str>,
-) -> anyhow::Result<Repository> {
-    let device = match device {
-        Some(d) => d.to_string(),
-        None => crate::local::config::load(config_path)
-            .map(|c| c.device_id)
-            .unwrap_or_default(),
-    };
-    let settings = crate::store::settings::load(pool, &device).await?;
-    Repository::from_settings(&settings)
 }
 
 pub async fn snapshots(config_path: &Path, args: SnapshotsArgs) -> anyhow::Result<u8> {

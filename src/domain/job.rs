@@ -147,6 +147,76 @@ pub fn standard_tags(job: &Job, device_id: &str) -> Vec<String> {
     tags
 }
 
+/// A job name: 1 to 255 characters, no control characters.
+pub fn validate_name(name: &str) -> anyhow::Result<String> {
+    let n = name.trim();
+    if n.is_empty() || n.len() > 255 || n.chars().any(|c| c.is_control()) {
+        return Err(usage_err!(
+            "job name {name:?} must be 1 to 255 characters without control characters"
+        ));
+    }
+    Ok(n.to_string())
+}
+
+/// Is `p` an absolute path on `platform` (`linux`: `/...`; `windows`: `C:\...`, `C:/...` or
+/// `\\server\share`)?
+pub fn is_absolute(p: &str, platform: &str) -> bool {
+    if platform == "windows" {
+        let b = p.as_bytes();
+        (b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1] == b':'
+            && (b[2] == b'\\' || b[2] == b'/'))
+            || p.starts_with("\\\\")
+    } else {
+        p.starts_with('/')
+    }
+}
+
+/// Source paths: at least one, each non-empty and absolute for the device's platform.
+pub fn validate_paths(paths: &[String], platform: &str) -> anyhow::Result<Vec<String>> {
+    if paths.is_empty() {
+        return Err(usage_err!(
+            "a job needs at least one path to back up; give it with --path P"
+        ));
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.trim().is_empty() || p.contains('\0') {
+            return Err(usage_err!(
+                "--path {p:?} is empty; give the full path of a folder or file to back up"
+            ));
+        }
+        if !is_absolute(p, platform) {
+            return Err(usage_err!(
+                "--path {p:?} is not an absolute {platform} path; a backup runs as a service from \
+                 an unknown working directory, so give the full path (like {})",
+                if platform == "windows" {
+                    "C:\\Users\\alice"
+                } else {
+                    "/home/alice"
+                }
+            ));
+        }
+        if !out.contains(p) {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Exclude patterns: each non-empty.
+pub fn validate_excludes(patterns: &[String]) -> anyhow::Result<Vec<String>> {
+    for p in patterns {
+        if p.trim().is_empty() || p.contains('\0') {
+            return Err(usage_err!(
+                "--exclude {p:?} is empty; give a restic exclude pattern like '*.tmp'"
+            ));
+        }
+    }
+    Ok(patterns.to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

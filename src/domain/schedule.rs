@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::calendar::{CronExpr, Schedule};
+use crate::usage_err;
 
 #[derive(Debug, Clone, sqlx::FromRow, Serialize, Deserialize)]
 pub struct ScheduleRow {
@@ -58,5 +59,43 @@ pub fn next_run(
     match schedule {
         Schedule::Cron(_) => schedule.next_after(now, tz),
         Schedule::Interval { .. } => schedule.next_after(last_run.unwrap_or(now), tz),
+    }
+}
+
+/// A schedule in one short phrase: `cron 0 2 * * *` or `every 3600s`.
+pub fn describe_schedule(s: &ScheduleRow) -> String {
+    let what = match (
+        s.schedule_type.as_str(),
+        &s.cron_expression,
+        s.interval_seconds,
+    ) {
+        ("cron", Some(c), _) => format!("cron {c}"),
+        (_, _, Some(i)) => format!("every {i}s"),
+        (t, _, _) => t.to_string(),
+    };
+    if s.enabled {
+        what
+    } else {
+        format!("{what} (disabled)")
+    }
+}
+
+/// Validates `--cron`/`--interval` into a schedule.
+pub fn parse_schedule(cron: Option<&str>, interval: Option<i64>) -> anyhow::Result<Schedule> {
+    match (cron, interval) {
+        // Refuses what can never fire or does not fit the column.
+        (Some(expr), None) => crate::domain::calendar::storable_cron(expr)
+            .map(Schedule::Cron)
+            .map_err(|e| usage_err!("{e}")),
+        (None, Some(s)) if s > 0 && s <= i64::from(i32::MAX) => {
+            Ok(Schedule::Interval { seconds: s as u64 })
+        }
+        (None, Some(s)) => Err(usage_err!(
+            "--interval {s} must be a positive number of seconds (at most {}), e.g. 3600 for hourly",
+            i32::MAX
+        )),
+        _ => Err(usage_err!(
+            "give exactly one of --cron EXPR or --interval SECONDS"
+        )),
     }
 }
