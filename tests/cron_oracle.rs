@@ -497,7 +497,8 @@ fn a_clock_jump_of_three_hours_or_more_fires_no_catch_up() {
     let base = utc(2011, 12, 29, 22, 0, 0);
     let daily = CronExpr::parse("0 12 * * *").unwrap();
     let got = daily.upcoming(base, &apia, 2);
-    // Not 2011-12-31 00:00 (the end of the gap): the next noon, 31 Dec 12:00 +14 = 30 Dec 22:00 UTC.
+    // Not 2011-12-31 00:00 (the end of the gap): the next noon, 31 Dec 12:00 +14 = 30 Dec 22:00
+    // UTC.
     assert_eq!(got[0], utc(2011, 12, 30, 22, 0, 0));
     let midnight_only_on_30th = CronExpr::parse("30 6 30 12 *").unwrap();
     assert!(

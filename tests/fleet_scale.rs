@@ -1,7 +1,7 @@
 //! Fleet scale: the trigger-maintained `job_run_state` against the run history it
-//! summarises (the seed's DISTINCT ON queries are the oracle) and the schedules it sums up, `status --device` against the
-//! whole fleet's status, batched `cleanup`, and full snapshot ids resolved by one restic call at
-//! the next sync instead of a second repository open per run.
+//! summarises (the seed's DISTINCT ON queries are the oracle) and the schedules it sums up, `status
+//! --device` against the whole fleet's status, batched `cleanup`, and full snapshot ids resolved by
+//! one restic call at the next sync instead of a second repository open per run.
 
 mod common;
 

@@ -1509,7 +1509,7 @@ async fn migration_012_moves_ping_urls_without_waiting_for_db_roles() {
         "GRANT SELECT ON ALL TABLES IN SCHEMA public TO backup_viewer".to_string(),
     ];
     grants.extend(
-        restic_fleet::commands::db::DEVICE_GRANTS
+        restic_fleet::store::roles::DEVICE_GRANTS
             .iter()
             .filter(|g| !g.contains("job_ping_urls"))
             .map(|g| g.to_string()),

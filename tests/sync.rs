@@ -489,7 +489,8 @@ async fn missed_slot_gets_exactly_one_catch_up_and_the_persistent_timer_then_ski
         vec![(job, "missed".to_string(), "success".to_string())]
     );
 
-    // systemd's Persistent= catch-up fires the timer after boot: the slot is covered, no 2nd backup.
+    // systemd's Persistent= catch-up fires the timer after boot: the slot is covered, no 2nd
+    // backup.
     let out = env
         .cmd()
         .args(["run", &job.to_string(), "--triggered-by", "schedule"])

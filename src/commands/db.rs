@@ -15,12 +15,13 @@
 //! in an SQL statement's text: they are passed as a transaction-local setting that a
 //! server-side block reads. Running the command again updates the passwords (ALTER ROLE) and
 //! re-applies the grants. Default privileges give admins and viewers tables that later
-//! migrations create; devices get nothing on a new table until [`DEVICE_GRANTS`] names it
-//! (and a policy in its migration restricts the rows).
+//! migrations create; devices get nothing on a new table until
+//! [`DEVICE_GRANTS`](crate::store::roles::DEVICE_GRANTS) names it (and a policy in its migration
+//! restricts the rows).
 //!
 //! Anything that lets the database decide what a device executes or contacts (restic args,
 //! hooks, ping URLs, backend environment) must stay writable by admins only: never add such a
-//! table or column to [`DEVICE_GRANTS`].
+//! table or column to [`DEVICE_GRANTS`](crate::store::roles::DEVICE_GRANTS).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
@@ -33,10 +34,6 @@ use crate::domain::exit::{self, Failure};
 use crate::output::print_json;
 use crate::store::roles::{ADMIN, CLIENT, VIEWER};
 use crate::usage_err;
-
-/// What a device role may do at all (see the module's notes); named here too because the
-/// security tests check the grants `db roles` applies.
-pub use crate::store::roles::DEVICE_GRANTS;
 
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {

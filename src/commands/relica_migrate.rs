@@ -1,11 +1,12 @@
-//! `restic-fleet relica-migrate`: writes the [`crate::domain::relica::ImportPlan`] of a Relica client
-//! cache into the database, in one transaction, safely re-runnable.
+//! `restic-fleet relica-migrate`: writes the [`crate::domain::relica::ImportPlan`] of a Relica
+//! client cache into the database, in one transaction, safely re-runnable.
 //!
 //! # What is written
 //!
-//! * `devices`: one per selected Relica origin (the id rule is [`crate::domain::relica::device_ids`]:
-//!   the origin's name, or its UUID when the name cannot serve). Name and platform are set;
-//!   `metadata.relica` holds the origin's facts, merged into existing metadata.
+//! * `devices`: one per selected Relica origin (the id rule is
+//!   [`crate::domain::relica::device_ids`]: the origin's name, or its UUID when the name cannot
+//!   serve). Name and platform are set; `metadata.relica` holds the origin's facts, merged into
+//!   existing metadata.
 //! * `backup_jobs`: the Relica backup id and name kept; `origin_name`/`origin_id` from the
 //!   origin, `account_id` from the backup; `metadata.relica` holds destinations, the original
 //!   hooks (which become the job's before/finally hooks), the original schedule and ids.

@@ -788,8 +788,8 @@ fn short_id(id: Option<&str>) -> &str {
 }
 
 /// The job's timer or task is a single entry at its next instant (see
-/// [`crate::domain::calendar::needs_reregistration`]): start a sync, in the background, to register the
-/// following one.
+/// [`crate::domain::calendar::needs_reregistration`]): start a sync, in the background, to register
+/// the following one.
 fn reregister(config_path: &std::path::Path) {
     // Through the OS scheduler (the sync unit / task), so it outlives this run's unit.
     crate::platform::scheduler::catch_up::reregister(config_path);

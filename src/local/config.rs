@@ -2,7 +2,8 @@
 //!
 //! Resolution order for the file: `--config PATH`, then `RESTIC_FLEET_CONFIG`, then the default
 //! location ([`default_path`]). Single values are then overridden by `DATABASE_URL` and
-//! `RESTIC_FLEET_DEVICE_ID`; the state directory by `RESTIC_FLEET_STATE_DIR` (see [`crate::local::state`]).
+//! `RESTIC_FLEET_DEVICE_ID`; the state directory by `RESTIC_FLEET_STATE_DIR` (see
+//! [`crate::local::state`]).
 
 use std::path::{Path, PathBuf};
 

@@ -57,7 +57,8 @@ impl FileLock {
         &self.path
     }
 
-    /// The descriptor a child may inherit to share the lock (see [`crate::platform::child::share_locks`]).
+    /// The descriptor a child may inherit to share the lock (see
+    /// [`crate::platform::child::share_locks`]).
     #[cfg(unix)]
     pub fn raw_fd(&self) -> i32 {
         std::os::fd::AsRawFd::as_raw_fd(&self.file)

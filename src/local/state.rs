@@ -2,8 +2,8 @@
 //!
 //! The state directory holds what a backup needs when the database is away: the local copy of
 //! this device's jobs ([`crate::local::copy`]), the spool of undelivered run records
-//! ([`crate::local::spool`]), the lock files that keep runs apart ([`crate::local::locks`]) and the time of
-//! each job's last run. Location: `RESTIC_FLEET_STATE_DIR`, else `state_dir` in the config
+//! ([`crate::local::spool`]), the lock files that keep runs apart ([`crate::local::locks`]) and the
+//! time of each job's last run. Location: `RESTIC_FLEET_STATE_DIR`, else `state_dir` in the config
 //! file, else `/var/lib/restic-fleet` as root, `$XDG_STATE_HOME/restic-fleet` otherwise
 //! (`~/.local/state/restic-fleet`), `%ProgramData%\restic-fleet` on Windows.
 //!

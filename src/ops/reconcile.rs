@@ -1,7 +1,7 @@
 //! Closing runs whose process died, with the right verdict.
 //!
-//! A `running` row of this device whose job lock ([`crate::local::locks`]) nobody holds belongs to a
-//! process that is gone (killed, crashed, power loss). Before it is closed, the spool has been
+//! A `running` row of this device whose job lock ([`crate::local::locks`]) nobody holds belongs to
+//! a process that is gone (killed, crashed, power loss). Before it is closed, the spool has been
 //! delivered (a record spooled by that process finishes the row itself), and the repository is
 //! asked for a snapshot of the job from this device (`--host`, tag `backup:<job>`) taken inside
 //! the run's window that no other row claims: restic may have finished after its parent died.

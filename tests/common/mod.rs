@@ -368,7 +368,8 @@ pub fn golden(name: &str, actual: &str) {
     assert_eq!(actual, want, "golden file {name} differs");
 }
 
-/// `restic-fleet sync --json ARGS` with the fake tools of `bin` first on PATH: exit code and report.
+/// `restic-fleet sync --json ARGS` with the fake tools of `bin` first on PATH: exit code and
+/// report.
 pub fn sync_json(env: &Env, bin: &Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
     let out = env
         .cmd()

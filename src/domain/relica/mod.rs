@@ -418,7 +418,8 @@ mod tests {
 
     #[test]
     fn tolerant_parsing() {
-        // No exclude, no hooks, no destinations, no schedule, no account; unknown fields; zero times.
+        // No exclude, no hooks, no destinations, no schedule, no account; unknown fields; zero
+        // times.
         let d = parse(&doc(
             "pc",
             r#""include": ["/a", "/a", "/b"], "whatever": {"x": 1}"#,

@@ -23,7 +23,8 @@ pub struct Missed {
     pub job_name: String,
     /// The stored `next_run_at` that passed without a run.
     pub slot: DateTime<Utc>,
-    /// `started`, `finished`, `not started (--no-catch-up)`, `not started (dry run)`, `failed to start`.
+    /// `started`, `finished`, `not started (--no-catch-up)`, `not started (dry run)`, `failed to
+    /// start`.
     pub catch_up: String,
     /// With `--wait`: the catch-up run's exit code.
     pub exit_code: Option<i32>,

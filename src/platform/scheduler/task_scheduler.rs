@@ -2,9 +2,9 @@
 //! the sync task, registered with `schtasks /Create /TN \restic-fleet\<name> /XML <file> /F`.
 //!
 //! * The task XML is rendered from `templates/task.xml` and written as UTF-16LE with a BOM (the
-//!   form Windows itself exports). Triggers come from [`crate::domain::calendar::task_scheduler`], which also
-//!   documents the daylight-saving behaviour and the single-TimeTrigger fallback (such a task
-//!   is re-registered by every sync, which runs every `sync_interval_seconds`).
+//!   form Windows itself exports). Triggers come from [`crate::domain::calendar::task_scheduler`],
+//!   which also documents the daylight-saving behaviour and the single-TimeTrigger fallback (such a
+//!   task is re-registered by every sync, which runs every `sync_interval_seconds`).
 //! * What is installed is known from a local state folder, `tasks/` beside the config file: the
 //!   XML last registered successfully, one `<name>.xml` per task. A task is re-registered only
 //!   when its XML differs; tasks of deleted, disabled or moved jobs are deleted with
