@@ -13,5 +13,6 @@ pub mod forget;
 pub mod maintenance_status;
 pub mod notify;
 pub mod reconcile;
+pub mod relica_import;
 pub mod snapshot_ids;
 pub mod status;
