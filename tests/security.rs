@@ -610,6 +610,34 @@ async fn enrolment_rotates_and_rm_drops_the_login() {
     );
 }
 
+/// backup_admin has CREATEROLE but is no superuser: rotating a device's password as it works
+/// (PostgreSQL refuses a non-superuser any change to the superuser attribute, even NOSUPERUSER).
+#[tokio::test]
+async fn backup_admin_rotates_a_device_password() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let admin = url_with_user(&env.db, "backup_admin", ADMIN_PW);
+    let a = enroll(&env, &admin, &unique("rot-admin"));
+    let out = with_url(&env, &admin, &["device", "enroll", &a.id, "--json"]);
+    assert_ok(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["rotated"], true, "{v}");
+    let new_url = v["database_url"].as_str().unwrap();
+    assert_ne!(new_url, a.url);
+    let (ok, text) = psql(&a.url, "SELECT 1");
+    assert!(!ok, "the old password still works: {text}");
+    let (ok, text) = psql(new_url, "SELECT fleet_current_device()");
+    assert!(ok && text.trim() == a.id, "{text}");
+    let attrs: (bool, bool, bool, bool) = sqlx::query_as(
+        "SELECT rolsuper, rolcreatedb, rolcreaterole, rolcanlogin FROM pg_roles WHERE rolname = $1",
+    )
+    .bind(&a.role)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(attrs, (false, false, false, true));
+}
+
 #[tokio::test]
 async fn viewers_read_everything_but_secrets() {
     let env = Env::with_repo().await;

@@ -244,9 +244,18 @@ pub async fn set_device_login(
     .bind(CLIENT)
     .execute(&mut *conn)
     .await?;
+    // An attribute is switched off only when it is on: PostgreSQL refuses a CREATEROLE
+    // non-superuser (backup_admin) any mention of SUPERUSER, even NOSUPERUSER.
     let block = if exists {
-        "DO $$ BEGIN \
-           EXECUTE format('ALTER ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L', \
+        "DO $$ DECLARE r pg_roles; BEGIN \
+           SELECT * INTO r FROM pg_roles WHERE rolname = current_setting('restic_fleet.role'); \
+           IF r.rolsuper THEN \
+             EXECUTE format('ALTER ROLE %I NOSUPERUSER', r.rolname); \
+           END IF; \
+           IF r.rolcreatedb OR r.rolcreaterole THEN \
+             EXECUTE format('ALTER ROLE %I NOCREATEDB NOCREATEROLE', r.rolname); \
+           END IF; \
+           EXECUTE format('ALTER ROLE %I WITH LOGIN PASSWORD %L', \
              current_setting('restic_fleet.role'), current_setting('restic_fleet.password')); \
            EXECUTE format('GRANT %I TO %I', current_setting('restic_fleet.group'), \
              current_setting('restic_fleet.role')); \
