@@ -1149,6 +1149,79 @@ async fn the_maintenance_owner_role_maintains_the_whole_fleet() {
     assert_eq!(kept, 1);
 }
 
+/// `status` on a device reports what it can see and nothing else: an ordinary device its own
+/// jobs and no maintenance (it cannot see the owner's row); the maintenance owner its own jobs
+/// (not the fleet's, which it reads only to forget) and maintenance; both exit 0 when their
+/// jobs are ok. An admin still sees every job and maintenance.
+#[tokio::test]
+async fn status_on_a_device_reports_its_own_jobs() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let owner = enroll(&env, &env.url, &unique("st-own"));
+    let other = enroll(&env, &env.url, &unique("st-oth"));
+    let src_o = env.make_source("src-o", 2);
+    let src_x = env.make_source("src-x", 2);
+    let job_o = add_job_for(&env, &owner.id, "home", &src_o).await;
+    let job_x = add_job_for(&env, &other.id, "home", &src_x).await;
+    add_interval(&env, job_o, 3600).await;
+    add_interval(&env, job_x, 3600).await;
+    env.set_setting("maintenance_device", &owner.id).await;
+    for (dev, job) in [(&owner, job_o), (&other, job_x)] {
+        assert_ok(
+            &as_device(&env, dev)
+                .args(["run", &job.to_string()])
+                .output()
+                .unwrap(),
+        );
+    }
+    sqlx::query("UPDATE devices SET last_seen = NOW() WHERE id = ANY($1)")
+        .bind(vec![owner.id.clone(), other.id.clone()])
+        .execute(&env.pool)
+        .await
+        .unwrap();
+
+    for (dev, job, maintenance) in [(&other, job_x, false), (&owner, job_o, true)] {
+        let out = as_device(&env, dev)
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let jobs: Vec<&str> = report["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["job_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(jobs, vec![job.to_string()], "{report}");
+        assert_eq!(
+            report["devices"].as_array().map(Vec::len),
+            Some(1),
+            "{report}"
+        );
+        assert_eq!(report.get("maintenance").is_some(), maintenance, "{report}");
+        let out = as_device(&env, dev).arg("status").output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+        let text = stdout(&out);
+        assert_eq!(text.contains("maintenance:"), maintenance, "{text}");
+        assert!(!text.contains("unknown_device"), "{text}");
+    }
+    let out = with_url(&env, &env.url, &["status", "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["jobs"].as_array().map(Vec::len), Some(2), "{report}");
+    assert_eq!(
+        report["maintenance"]["owner"],
+        owner.id.as_str(),
+        "{report}"
+    );
+}
+
 /// A device role delivers its own spool: a run made while the database was unreachable is
 /// recorded under row-level security and the column grants exactly like a live one, and moves
 /// its schedule on.

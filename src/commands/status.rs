@@ -1,6 +1,9 @@
 //! `restic-fleet status`: is everything backed up? The report is collected by
 //! [`crate::ops::status`] and judged by [`crate::domain::health`]; this file prints it.
 //!
+//! On an enrolled device, the report covers that device's jobs, and maintenance only on the
+//! maintenance owner.
+//!
 //! Exit codes: 0 when every enabled job (of an enabled device) has the verdict `ok` and
 //! maintenance needs no attention; 1 when any enabled job is `warning`, `failing`, `overdue` or
 //! `never_run`, or maintenance is `overdue` or `failing` (so `status` can drive monitoring); 2
@@ -40,17 +43,25 @@ async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
     if let Some(d) = &args.device {
         require_device(&pool, d).await?;
     }
+    // A device's role reports its own jobs: the maintenance owner reads every job (to forget
+    // by them) but answers only for its own. Maintenance is the owner's and the admins' to
+    // see; another device cannot see the owner's row.
+    let (own_device, owner) = crate::store::roles::session_device(&pool).await?;
+    let device = args.device.as_deref().or(own_device.as_deref());
     let mut report = if args.notify {
         // Notifications of what changed since the last --notify, judged on the report they
         // return (collected under their lock).
-        crate::ops::notify::collect_and_notify(&pool, args.device.as_deref()).await?
+        crate::ops::notify::collect_and_notify(&pool, device).await?
     } else {
-        crate::ops::status::collect(&pool, args.device.as_deref(), chrono::Utc::now()).await?
+        crate::ops::status::collect(&pool, device, chrono::Utc::now()).await?
     };
-    // Overdue or failing maintenance makes status exit 1, like a job that needs attention.
-    let maintenance = crate::ops::maintenance_status::collect(&pool, report.generated_at).await?;
-    report.ok &= !maintenance.needs_attention();
-    report.maintenance = Some(maintenance);
+    if own_device.is_none() || owner {
+        // Overdue or failing maintenance makes status exit 1, like a job that needs attention.
+        let maintenance =
+            crate::ops::maintenance_status::collect(&pool, report.generated_at).await?;
+        report.ok &= !maintenance.needs_attention();
+        report.maintenance = Some(maintenance);
+    }
     if args.conn.json {
         print_json(&report)?;
     } else {

@@ -187,6 +187,16 @@ pub async fn current_role(pool: &PgPool) -> anyhow::Result<CurrentRole> {
     })
 }
 
+/// The enrolled device this session's role belongs to (None for admins, viewers and
+/// superusers), and whether that device is the maintenance owner.
+pub async fn session_device(pool: &PgPool) -> anyhow::Result<(Option<String>, bool)> {
+    Ok(
+        sqlx::query_as("SELECT fleet_current_device(), fleet_is_maintenance_owner()")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
 /// Whether this session's role may create roles (a superuser or CREATEROLE), the database's
 /// name, and whether the group `backup_client` exists.
 pub async fn may_enrol(pool: &PgPool) -> anyhow::Result<(bool, String, bool)> {
