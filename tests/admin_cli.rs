@@ -1040,3 +1040,58 @@ async fn admin_commands_work_with_only_a_database_url() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--database-url"), "{}", stderr(&out));
 }
+
+/// A job name never reads as `DEVICE/NAME`: `/` is refused in new names, and a name that
+/// matches both a job named literally (from before the rule) and a `DEVICE/NAME` pair is
+/// refused with every candidate's UUID, by which each stays addressable.
+#[tokio::test]
+async fn slashes_in_job_names_are_refused_and_never_ambiguous() {
+    let env = Env::enrolled().await;
+    let add = [
+        "job",
+        "add",
+        "--device",
+        &env.device,
+        "--name",
+        "nas/etc",
+        "--path",
+        "/etc",
+    ];
+    rejected(&env, &add, &["\"nas/etc\"", "'/'", "nas-etc"]).await;
+    let job = job_add(&env, "etc", "/etc");
+    rejected(&env, &["job", "edit", &job, "--name", "a/b"], &["'/'"]).await;
+
+    assert_ok(&rf(
+        &env,
+        &[
+            "device",
+            "add",
+            "nas",
+            "--name",
+            "nas",
+            "--platform",
+            "linux",
+        ],
+    ));
+    let mut ids = Vec::new();
+    for (device, name) in [("nas", "etc"), (env.device.as_str(), "nas/etc")] {
+        let id: uuid::Uuid = sqlx::query_scalar(
+            "INSERT INTO backup_jobs (device_id, name, source_paths) \
+             VALUES ($1, $2, ARRAY['/etc']) RETURNING id",
+        )
+        .bind(device)
+        .bind(name)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+        ids.push(id.to_string());
+    }
+    for args in [
+        &["job", "show", "nas/etc"][..],
+        &["job", "rm", "nas/etc", "-y"],
+    ] {
+        rejected(&env, args, &["ambiguous", &ids[0], &ids[1], "UUID"]).await;
+    }
+    let shown = json(&rf(&env, &["job", "show", &ids[1], "--json"]));
+    assert_eq!(shown["name"], "nas/etc", "{shown}");
+}

@@ -171,7 +171,8 @@ async fn fixture_imports_end_to_end() {
         .unwrap();
     assert_eq!(platform, "linux");
 
-    // 21 backups -> 21 jobs with their Relica ids and names.
+    // 21 backups -> 21 jobs with their Relica ids and names, the origin's prefix kept in
+    // origin_name and any other '/' made '-' (a job name never reads as DEVICE/NAME).
     assert_eq!(n(&r, "jobs", "created"), 21);
     assert_eq!(count(&env, "backup_jobs").await, 21);
     let text = fixture_text();
@@ -179,14 +180,30 @@ async fn fixture_imports_end_to_end() {
     for b in doc["read_only"]["backups"].as_array().unwrap() {
         let id = b["id"].as_str().unwrap();
         let name: String = job_field(&env, id, "name").await;
-        assert_eq!(name, b["name"].as_str().unwrap());
+        let origin: String = job_field(&env, id, "origin_name").await;
+        let relica = b["name"].as_str().unwrap();
+        let expected = relica
+            .strip_prefix(&format!("{origin}/"))
+            .unwrap_or(relica)
+            .replace('/', "-");
+        assert_eq!(name, expected);
         let account: Option<Uuid> = job_field(&env, id, "account_id").await;
         assert_eq!(account, Some(Uuid::parse_str(ACCOUNT).unwrap()));
     }
     let name: String = job_field(&env, DEVICE4_UCTO, "name").await;
-    assert_eq!(name, "device4/ÚČTO");
+    assert_eq!(name, "ÚČTO");
     let dev: String = job_field(&env, DEVICE4_UCTO, "device_id").await;
     assert_eq!(dev, "device4");
+    // The origin is shown beside the name (the list's column may wrap it).
+    for (args, shown) in [
+        (&["job", "list", "--device", "device4"][..], "(origin"),
+        (&["job", "show", DEVICE4_UCTO], "origin:      device4"),
+    ] {
+        let out = env.cmd().args(args).output().unwrap();
+        assert_ok(&out);
+        let text = stdout(&out);
+        assert!(text.contains(shown), "{args:?}: {text}");
+    }
 
     // The "device7/..." backups belong to origin 9c04c5c2, whose name is "device8".
     let dev: String = job_field(&env, DEVICE7_FOTKY, "device_id").await;
@@ -494,7 +511,7 @@ async fn rerun_is_idempotent_and_keeps_edits() {
     let out = migrate(&env, Path::new(FIXTURE), &[]);
     assert_ok(&out);
     assert!(
-        stdout(&out).contains(&format!("skipped job \"device1/home\" ({DEVICE1_HOME})")),
+        stdout(&out).contains(&format!("skipped job \"home\" ({DEVICE1_HOME})")),
         "{}",
         stdout(&out)
     );
@@ -727,7 +744,7 @@ async fn origin_filter_imports_one_device() {
     names.sort();
     assert_eq!(
         names,
-        ["homepc/Fotky", "homepc/User3 dokumenty", "homepc/davinci"]
+        ["homepc-Fotky", "homepc-User3 dokumenty", "homepc-davinci"]
     );
     let devices: Vec<String> = sqlx::query_scalar("SELECT DISTINCT device_id FROM backup_jobs")
         .fetch_all(&env.pool)
@@ -758,7 +775,7 @@ async fn conflicts_are_reported_not_crashes() {
         .unwrap();
     let other: Uuid = sqlx::query_scalar(
         "INSERT INTO backup_jobs (device_id, name, source_paths) \
-         VALUES ('device1', 'device1/home', ARRAY['/x']) RETURNING id",
+         VALUES ('device1', 'home', ARRAY['/x']) RETURNING id",
     )
     .fetch_one(&env.pool)
     .await
@@ -821,7 +838,7 @@ async fn conflicts_are_reported_not_crashes() {
     let dev: String = job_field(&env, CLOUD_HOME, "device_id").await;
     assert_eq!(dev, "cloud");
     let name: String = job_field(&env, CLOUD_HOME, "name").await;
-    assert_eq!(name, "cloud/home");
+    assert_eq!(name, "home");
     let still: i64 = sqlx::query_scalar("SELECT count(*) FROM backup_jobs WHERE id = $1")
         .bind(other)
         .fetch_one(&env.pool)

@@ -44,7 +44,7 @@ pub struct AddArgs {
     /// Device the job belongs to.
     #[arg(long, value_name = "ID")]
     pub device: String,
-    /// Job name, unique per device (may include an origin prefix like "blade/home").
+    /// Job name, unique per device, without '/' (which would read as DEVICE/NAME).
     #[arg(long, value_name = "NAME")]
     pub name: String,
     /// A path to back up (absolute; repeat for several).
@@ -503,7 +503,11 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
         t.add_row([
             d.job.id.to_string().into(),
             d.job.device_id.clone().into(),
-            d.job.name.clone().into(),
+            // An imported job's origin (a Relica machine) is part of how its owner knows it.
+            match d.job.origin_name.as_deref().filter(|o| !o.is_empty()) {
+                Some(o) => output::lines([d.job.name.clone(), format!("(origin {o})")]),
+                None => d.job.name.clone().into(),
+            },
             output::yes_no(d.job.enabled).into(),
             output::lines(&d.job.source_paths),
             if d.schedules.is_empty() {

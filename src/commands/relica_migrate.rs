@@ -8,8 +8,8 @@
 //!   [`crate::domain::relica::device_ids`]: the origin's name, or its UUID when the name cannot
 //!   serve). Name and platform are set; `metadata.relica` holds the origin's facts, merged into
 //!   existing metadata.
-//! * `backup_jobs`: the Relica backup id and name kept; `origin_name`/`origin_id` from the
-//!   origin, `account_id` from the backup; `metadata.relica` holds destinations, the original
+//! * `backup_jobs`: the Relica backup id kept, and its name without the `ORIGIN/` prefix (no
+//!   `/` left); `origin_name`/`origin_id` from the origin, `account_id` from the backup; `metadata.relica` holds destinations, the original
 //!   hooks (which become the job's before/finally hooks), the original schedule and ids.
 //! * `schedules`: one cron row per Relica time of day (plus the short-month lines the planner
 //!   adds), marked `metadata.source = "relica"`. Only those rows are replaced by a re-import;

@@ -43,22 +43,25 @@ fn default_hook_before_on_error() -> String {
 }
 
 /// Chooses the job a bare `NAME` or a `DEVICE/NAME` means among `candidates` (the jobs of that
-/// name, and the one at `DEVICE/NAME`). `DEVICE/NAME` wins; a bare name means the job of that
-/// name on `local_device` (this machine's device, when it is enrolled), else the one job of that
-/// name in the fleet; when several devices have a job of that name the error (exit 2) lists
-/// them as `DEVICE/NAME`.
+/// name, and the one at `DEVICE/NAME`). A bare name means the job of that name on
+/// `local_device` (this machine's device, when it is enrolled), else the one job of that name
+/// in the fleet. Text with a `/` must match exactly one job: a job named so literally (from
+/// before `/` was refused in names) and a `DEVICE/NAME` pair are ambiguous. An ambiguous name
+/// is refused (exit 2) with every candidate and its UUID.
 pub fn pick_named(
     text: &str,
     candidates: Vec<Job>,
     local_device: Option<&str>,
 ) -> anyhow::Result<Job> {
-    // `DEVICE/NAME` wins over a job whose name itself contains the slash.
-    let qualified: Vec<&Job> = candidates
-        .iter()
-        .filter(|j| text.split_once('/') == Some((j.device_id.as_str(), j.name.as_str())))
-        .collect();
-    if let [one] = qualified.as_slice() {
-        return Ok((*one).clone());
+    if text.contains('/') && candidates.len() > 1 {
+        return Err(usage_err!(
+            "the job name {text:?} is ambiguous: it names {}; name the job by its UUID",
+            candidates
+                .iter()
+                .map(|j| format!("job {:?} of device {:?} ({})", j.name, j.device_id, j.id))
+                .collect::<Vec<_>>()
+                .join(" and ")
+        ));
     }
     if let Some(local) = local_device
         && let Some(j) = candidates
@@ -147,12 +150,20 @@ pub fn standard_tags(job: &Job, device_id: &str) -> Vec<String> {
     tags
 }
 
-/// A job name: 1 to 255 characters, no control characters.
+/// A job name: 1 to 255 characters, no control characters, no `/` (which would read as
+/// `DEVICE/NAME` wherever a job is named).
 pub fn validate_name(name: &str) -> anyhow::Result<String> {
     let n = name.trim();
     if n.is_empty() || n.len() > 255 || n.chars().any(|c| c.is_control()) {
         return Err(usage_err!(
             "job name {name:?} must be 1 to 255 characters without control characters"
+        ));
+    }
+    if n.contains('/') {
+        return Err(usage_err!(
+            "job name {name:?} contains '/', which reads as DEVICE/NAME wherever a job is named; \
+             choose a name without it, like {:?}",
+            n.replace('/', "-")
         ));
     }
     Ok(n.to_string())

@@ -77,8 +77,12 @@ mod tests {
         parse(&text).expect("fixture parses")
     }
 
+    /// The job planned for the Relica backup named `name`.
     fn job<'a>(p: &'a ImportPlan, name: &str) -> &'a PlannedJob {
-        p.jobs.iter().find(|j| j.name == name).expect(name)
+        p.jobs
+            .iter()
+            .find(|j| j.metadata["relica"]["backup_name"] == name)
+            .expect(name)
     }
 
     fn crons(j: &PlannedJob) -> Vec<&str> {
@@ -113,7 +117,7 @@ mod tests {
             .filter(|j| j.schedules.is_empty())
             .map(|j| j.name.as_str())
             .collect();
-        assert_eq!(manual, ["homepc/Fotky", "device1/test"]);
+        assert_eq!(manual, ["homepc-Fotky", "test"]);
         // 17 backups with one time of day, two (device1/Dokumenty, device6/Dokumenty) with two.
         assert_eq!(p.jobs.iter().map(|j| j.schedules.len()).sum::<usize>(), 21);
         assert!(p.jobs.iter().all(|j| j.enabled));
@@ -366,9 +370,10 @@ mod tests {
         let p = plan(&d, &["device2".into()]).unwrap();
         assert_eq!(p.devices.len(), 1);
         let names: Vec<&str> = p.jobs.iter().map(|j| j.name.as_str()).collect();
+        // Their prefix "homepc" is not their origin's name (device2): it stays, without '/'.
         assert_eq!(
             names,
-            ["homepc/User3 dokumenty", "homepc/Fotky", "homepc/davinci"]
+            ["homepc-User3 dokumenty", "homepc-Fotky", "homepc-davinci"]
         );
         assert!(p.history.is_empty());
 
@@ -414,6 +419,24 @@ mod tests {
 
     fn plan_of(backup_fields: &str) -> ImportPlan {
         plan(&parse(&doc("pc", backup_fields)).unwrap(), &[]).unwrap()
+    }
+
+    #[test]
+    fn job_names_drop_the_origin_prefix_and_never_keep_a_slash() {
+        let p = plan_of(r#""include": ["/a"]"#);
+        assert_eq!(
+            (p.jobs[0].name.as_str(), p.jobs[0].origin_name.as_str()),
+            ("Docs", "pc")
+        );
+        let p = plan(&parse(&doc("laptop", r#""include": ["/a"]"#)).unwrap(), &[]).unwrap();
+        assert_eq!(p.jobs[0].name, "pc-Docs");
+        let p = plan(
+            &parse(&doc("pc", r#""include": ["/a"]"#).replace("pc/Docs", "pc/a/b")).unwrap(),
+            &[],
+        )
+        .unwrap();
+        assert_eq!(p.jobs[0].name, "a-b");
+        assert!(crate::domain::job::validate_name(&p.jobs[0].name).is_ok());
     }
 
     #[test]

@@ -211,7 +211,7 @@ fn plan_job(
     let label = b.label();
     origin_warnings(b, origin, &device_id, &label, warnings);
     let taken = names_per_device.entry(device_id.clone()).or_default();
-    let name = unique_name(b, taken, &label, warnings);
+    let name = unique_name(b, &job_name(b, origin), taken, &label, warnings);
     let source_paths = source_paths(b, &label, warnings);
     let enabled = !source_paths.is_empty();
     if !enabled {
@@ -272,7 +272,7 @@ fn origin_warnings(
     {
         warnings.push(format!(
             "{label}: the name prefix {prefix:?} differs from its origin's name {:?}; the \
-             job belongs to device {device_id:?} by origin_id and keeps its name",
+             job belongs to device {device_id:?} by origin_id and keeps the prefix in its name",
             origin.name
         ));
     }
@@ -283,17 +283,30 @@ fn origin_warnings(
     }
 }
 
-/// The backup's name, or `name (id)` when the device already has a job of that name
-/// (compared case-insensitively); records the name as taken.
+/// The job name of a Relica backup: Relica names a backup `ORIGIN/NAME`; the origin is kept in
+/// `origin_name` (and shown beside the name), so the name drops that prefix. A `/` left (a
+/// prefix other than the origin's name, or one inside the name) becomes `-`, since a job name
+/// with `/` would read as `DEVICE/NAME`.
+fn job_name(b: &Backup, origin: &Origin) -> String {
+    let name = match b.name.split_once('/') {
+        Some((prefix, rest)) if prefix == origin.name && !rest.trim().is_empty() => rest,
+        _ => b.name.as_str(),
+    };
+    name.replace('/', "-")
+}
+
+/// `base`, or `base (id)` when the device already has a job of that name (compared
+/// case-insensitively); records the name as taken.
 fn unique_name(
     b: &Backup,
+    base: &str,
     taken: &mut HashSet<String>,
     label: &str,
     warnings: &mut Vec<String>,
 ) -> String {
-    let mut name = b.name.clone();
+    let mut name = base.to_string();
     if taken.contains(&name.to_lowercase()) {
-        name = format!("{} ({})", b.name, b.id);
+        name = format!("{base} ({})", b.id);
         warnings.push(format!(
             "{label}: another backup of the same origin has this name; imported as {name:?}"
         ));
