@@ -1222,6 +1222,46 @@ async fn status_on_a_device_reports_its_own_jobs() {
     );
 }
 
+/// `snapshots` on a device lists that device's snapshots, not every device's (which it could
+/// not name); an admin sees them all, or one device's with `--device`.
+#[tokio::test]
+async fn snapshots_on_a_device_are_its_own() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let a = enroll(&env, &env.url, &unique("snap-a"));
+    let b = enroll(&env, &env.url, &unique("snap-b"));
+    for dev in [&a, &b] {
+        let src = env.make_source(&format!("src-{}", dev.id), 1);
+        let job = add_job_for(&env, &dev.id, "home", &src).await;
+        let run = as_device(&env, dev)
+            .args(["run", &job.to_string()])
+            .output();
+        assert_ok(&run.unwrap());
+    }
+    let hosts = |out: &Output| -> Vec<String> {
+        assert_ok(out);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["hostname"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let out = as_device(&env, &a).args(["snapshots", "--json"]).output();
+    assert_eq!(hosts(&out.unwrap()), vec![a.id.clone()]);
+    let out = as_device(&env, &b).arg("snapshots").output().unwrap();
+    assert_ok(&out);
+    assert!(!stdout(&out).contains("no such job"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("1 snapshot(s)"), "{}", stdout(&out));
+    let mut all = hosts(&with_url(&env, &env.url, &["snapshots", "--json"]));
+    all.sort();
+    let mut both = vec![a.id.clone(), b.id.clone()];
+    both.sort();
+    assert_eq!(all, both);
+    let one = with_url(&env, &env.url, &["snapshots", "--device", &b.id, "--json"]);
+    assert_eq!(hosts(&one), vec![b.id.clone()]);
+}
+
 /// A device role delivers its own spool: a run made while the database was unreachable is
 /// recorded under row-level security and the column grants exactly like a live one, and moves
 /// its schedule on.

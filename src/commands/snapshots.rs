@@ -1,6 +1,6 @@
 //! `restic-fleet snapshots`: the repository's snapshots seen through the fleet (job and device
 //! names instead of tags), with the fleet's repository settings, from the device itself or an
-//! admin machine (`--database-url`).
+//! admin machine (`--database-url`). On a device with its own login, only that device's.
 //!
 //! A snapshot belongs to a job when it carries the job's `backup:<uuid>` tag AND its host is the
 //! job's device (see `restore`, which always filters by both).
@@ -70,10 +70,14 @@ async fn list(config_path: &Path, args: SnapshotsArgs) -> anyhow::Result<u8> {
             ));
         }
     }
+    // On a device (its own login), the device's snapshots: another device's it could neither
+    // name nor restore.
+    let own = crate::store::roles::session_device(&pool).await?.0;
     let host = job
         .as_ref()
         .map(|j| j.device_id.clone())
-        .or(args.device.clone());
+        .or(args.device.clone())
+        .or(own);
     let repo = repository(config_path, &pool, host.as_deref()).await?;
     let tags: Vec<String> = job.iter().map(|j| format!("backup:{}", j.id)).collect();
     let snaps = repo.snapshots(host.as_deref(), &tags).await?;
