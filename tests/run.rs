@@ -286,6 +286,65 @@ async fn wrong_password_is_a_failed_run_saying_so() {
     assert!(rows[0].end_time.is_some());
 }
 
+/// A wrong repository password or URL names the value in force (the device's own, or the
+/// global setting) and the exact `settings set` for that scope.
+#[tokio::test]
+async fn wrong_repository_settings_name_the_scope_in_force() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 1);
+    let job = env.add_job("docs", &[&src]).await;
+    let own = |key: &'static str, value: String| {
+        let env = &env;
+        async move {
+            sqlx::query(
+                "INSERT INTO settings (device_id, key, value) VALUES ($1, $2, $3) \
+                 ON CONFLICT (device_id, key) DO UPDATE SET value = EXCLUDED.value",
+            )
+            .bind(&env.device)
+            .bind(key)
+            .bind(value)
+            .execute(&env.pool)
+            .await
+            .unwrap();
+        }
+    };
+    own("repository_password", "not the password".into()).await;
+    assert_eq!(run_job(&env, job, &[]).status.code(), Some(1));
+    let msg = runs(&env).await.pop().unwrap().error_message.unwrap();
+    let fix = format!(
+        "`restic-fleet settings set repository_password - --device {}`",
+        env.device
+    );
+    assert!(
+        msg.contains("wrong password") && msg.contains(&fix),
+        "{msg}"
+    );
+    assert!(msg.contains("device") && msg.contains("own"), "{msg}");
+
+    sqlx::query("DELETE FROM settings WHERE device_id IS NOT NULL")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    env.set_setting("repository_password", "not the password")
+        .await;
+    assert_eq!(run_job(&env, job, &[]).status.code(), Some(1));
+    let msg = runs(&env).await.pop().unwrap().error_message.unwrap();
+    assert!(
+        msg.contains("global") && msg.contains("`restic-fleet settings set repository_password -`"),
+        "{msg}"
+    );
+
+    let missing = env.dir.path().join("no-such-repo");
+    own("repository_url", missing.to_string_lossy().into_owned()).await;
+    assert_eq!(run_job(&env, job, &[]).status.code(), Some(1));
+    let msg = runs(&env).await.pop().unwrap().error_message.unwrap();
+    let fix = format!(
+        "`restic-fleet settings set repository_url URL --device {}`",
+        env.device
+    );
+    assert!(msg.contains("no-such-repo") && msg.contains(&fix), "{msg}");
+}
+
 #[tokio::test]
 async fn missing_repository_is_a_failed_run_saying_so() {
     let env = Env::with_repo().await;

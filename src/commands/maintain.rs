@@ -417,7 +417,7 @@ async fn forget_job(
     }
     let out = repo.run_waiting(&argv, wait).await;
     if !out.success() {
-        return Err((out.reason(&repo.url), out));
+        return Err((out.reason(repo), out));
     }
     match crate::ops::forget::parse_forget(&out.stdout) {
         Ok(r) => Ok((r, out)),
@@ -429,7 +429,7 @@ fn step_end(out: &ResticOutput, repo: &Repository, metadata: serde_json::Value) 
     StepEnd {
         success: out.success(),
         exit_code: out.code,
-        error_message: (!out.success()).then(|| out.reason(&repo.url)),
+        error_message: (!out.success()).then(|| out.reason(repo)),
         output: bounded(&out.stdout),
         errors: bounded(&out.stderr),
         metadata,

@@ -203,7 +203,7 @@ async fn restic_restore(
             crate::domain::text::truncate_str(snapshot_id, 8),
             job.id,
             job.name,
-            out.reason(&repo.url)
+            out.reason(repo)
         ))
         .into());
     }

@@ -1,6 +1,6 @@
 //! Settings: the global rows overridden by the device's own.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::usage_err;
 
@@ -9,12 +9,46 @@ use crate::usage_err;
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     values: BTreeMap<String, String>,
+    /// The device whose own rows are merged in, when known.
+    device: Option<String>,
+    /// The keys that device sets itself (the others are global).
+    own: BTreeSet<String>,
 }
 
 impl Settings {
     pub fn from_pairs(rows: impl IntoIterator<Item = (String, String)>) -> Self {
         Self {
             values: rows.into_iter().collect(),
+            device: None,
+            own: BTreeSet::new(),
+        }
+    }
+
+    /// The same settings, known to be `device`'s, which sets `own` itself.
+    pub fn with_own(mut self, device: &str, own: impl IntoIterator<Item = String>) -> Self {
+        self.device = Some(device.to_string());
+        self.own = own.into_iter().collect();
+        self
+    }
+
+    /// The keys the device sets itself.
+    pub fn own_keys(&self) -> &BTreeSet<String> {
+        &self.own
+    }
+
+    /// Where the value of `key` in force comes from and the `settings set` that changes it
+    /// there (`value` is the placeholder shown), as the end of a sentence.
+    pub fn fix_of(&self, key: &str, value: &str) -> String {
+        match self.device.as_deref().filter(|_| self.own.contains(key)) {
+            Some(d) => format!(
+                "the {key} in force is device {d:?}'s own, so set the right one with \
+                 `restic-fleet settings set {key} {value} --device {}`",
+                crate::domain::quote::posix(d)
+            ),
+            None => format!(
+                "the {key} in force is the global setting, so set the right one with \
+                 `restic-fleet settings set {key} {value}`"
+            ),
         }
     }
 

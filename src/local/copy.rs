@@ -36,6 +36,10 @@ pub struct LocalCopy {
     pub written_at: DateTime<Utc>,
     pub device_enabled: bool,
     pub settings: BTreeMap<String, String>,
+    /// The keys of `settings` the device sets itself (the others are global); absent from a
+    /// copy written by an older client.
+    #[serde(default)]
+    pub own_settings: Vec<String>,
     pub jobs: Vec<Job>,
     /// The enabled schedules of the device's jobs.
     pub schedules: Vec<ScheduleRow>,
@@ -57,6 +61,7 @@ impl LocalCopy {
             written_at: Utc::now(),
             device_enabled,
             settings: settings.values().clone(),
+            own_settings: settings.own_keys().iter().cloned().collect(),
             jobs,
             schedules,
         }))
@@ -113,6 +118,7 @@ impl LocalCopy {
 
     pub fn settings(&self) -> Settings {
         Settings::from_pairs(self.settings.clone())
+            .with_own(&self.device_id, self.own_settings.iter().cloned())
     }
 
     pub fn job(&self, id: Uuid) -> Option<&Job> {

@@ -60,10 +60,10 @@ impl ResticOutput {
         is_lock_failure(self.code, &self.stderr)
     }
 
-    /// One sentence for a failed command.
-    pub fn reason(&self, repository: &str) -> String {
+    /// One sentence for a failed command against `repo`.
+    pub fn reason(&self, repo: &Repository) -> String {
         match self.code {
-            Some(c) => restic::failure_reason(c, &[], &self.stderr, repository),
+            Some(c) => restic::failure_reason(c, &[], &self.stderr, &repo.url, &repo.settings),
             None => format!(
                 "restic did not finish: {}",
                 self.stderr.lines().last().unwrap_or("killed by a signal")
@@ -188,7 +188,7 @@ impl Repository {
         if !out.success() {
             return Err(crate::domain::exit::Failure::failed(format!(
                 "could not list the snapshots of the repository: {}",
-                out.reason(&self.url)
+                out.reason(self)
             ))
             .into());
         }

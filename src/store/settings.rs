@@ -21,14 +21,19 @@ pub async fn secret_keys(pool: &PgPool) -> anyhow::Result<Vec<String>> {
 /// The merged settings for `device_id` with the seed's query: global settings first, then the
 /// device's own, later rows winning.
 pub async fn load<'e>(db: impl PgExecutor<'e>, device_id: &str) -> anyhow::Result<Settings> {
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SELECT key, value FROM settings WHERE device_id IS NULL OR device_id = $1 \
-         ORDER BY device_id NULLS FIRST",
+    let rows: Vec<(String, String, bool)> = sqlx::query_as(
+        "SELECT key, value, device_id IS NOT NULL FROM settings \
+         WHERE device_id IS NULL OR device_id = $1 ORDER BY device_id NULLS FIRST",
     )
     .bind(device_id)
     .fetch_all(db)
     .await?;
-    Ok(Settings::from_pairs(rows))
+    let own: Vec<String> = rows
+        .iter()
+        .filter(|(_, _, own)| *own)
+        .map(|(k, _, _)| k.clone())
+        .collect();
+    Ok(Settings::from_pairs(rows.into_iter().map(|(k, v, _)| (k, v))).with_own(device_id, own))
 }
 
 /// The global settings only (no device's own rows).

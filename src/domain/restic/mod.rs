@@ -7,6 +7,8 @@ pub mod backend_env;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::domain::settings::Settings;
+
 /// At most this many bytes of stdout and of stderr are stored per run (1 MiB each). When more
 /// arrives, the first half and the last half of the budget are kept with a marker between them,
 /// so that both the start of a run and its summary survive.
@@ -194,8 +196,15 @@ impl Transcript {
 }
 
 /// Why a restic run failed, in one sentence, from its exit code and what it said.
-/// `fatal` holds `exit_error` messages and `Fatal:` lines from stderr; `stderr` the whole text.
-pub fn failure_reason(exit_code: i32, fatal: &[String], stderr: &str, repository: &str) -> String {
+/// `fatal` holds `exit_error` messages and `Fatal:` lines from stderr; `stderr` the whole text;
+/// `settings` (those in force) say where a wrong password or URL is set.
+pub fn failure_reason(
+    exit_code: i32,
+    fatal: &[String],
+    stderr: &str,
+    repository: &str,
+    settings: &Settings,
+) -> String {
     let lower = stderr.to_lowercase();
     let said = fatal
         .last()
@@ -225,7 +234,8 @@ pub fn failure_reason(exit_code: i32, fatal: &[String], stderr: &str, repository
     {
         return format!(
             "restic could not open the repository {repo}: wrong password (restic exit {exit_code}); \
-             set the right one with `restic-fleet settings set repository_password -`"
+             {}",
+            settings.fix_of("repository_password", "-")
         );
     }
     if exit_code == code::NO_REPOSITORY
@@ -234,7 +244,8 @@ pub fn failure_reason(exit_code: i32, fatal: &[String], stderr: &str, repository
     {
         return format!(
             "restic found no repository at {repo} (restic exit {exit_code}): {said}; create it with \
-             `restic init` or fix the repository_url setting"
+             `restic init`, or if the URL is wrong: {}",
+            settings.fix_of("repository_url", "URL")
         );
     }
     if exit_code == code::LOCK_FAILED
@@ -382,32 +393,57 @@ mod tests {
 
     #[test]
     fn reasons_for_known_failures() {
-        let r = failure_reason(1, &[], "Fatal: wrong password or no key found\n", "/r");
+        let none = Settings::default();
+        let r = failure_reason(
+            1,
+            &[],
+            "Fatal: wrong password or no key found\n",
+            "/r",
+            &none,
+        );
         assert!(r.contains("wrong password"), "{r}");
         let r = failure_reason(
             12,
             &["Fatal: wrong password or no key found".into()],
             "",
             "/r",
+            &none,
         );
         assert!(r.contains("wrong password") && r.contains("exit 12"), "{r}");
+        assert!(r.contains("global setting"), "{r}");
+        let own = Settings::from_pairs([("repository_password".into(), "x".into())])
+            .with_own("my pc", ["repository_password".to_string()]);
+        let r = failure_reason(12, &[], "Fatal: wrong password", "/r", &own);
+        assert!(
+            r.contains("device \"my pc\"'s own")
+                && r.contains("`restic-fleet settings set repository_password - --device 'my pc'`"),
+            "{r}"
+        );
         let r = failure_reason(
             1,
             &[],
             "Fatal: unable to open config file: stat /n/config: no such file or directory\nIs there a repository at the following location?\n/n\n",
             "/n",
+            &none,
         );
         assert!(r.contains("no repository at /n"), "{r}");
-        let r = failure_reason(10, &["Fatal: repository does not exist".into()], "", "s3:x");
+        let r = failure_reason(
+            10,
+            &["Fatal: repository does not exist".into()],
+            "",
+            "s3:x",
+            &none,
+        );
         assert!(r.contains("no repository"), "{r}");
         let r = failure_reason(
             11,
             &[],
             "Fatal: unable to create lock in backend: repository is already locked exclusively by PID 1",
             "/r",
+            &none,
         );
         assert!(r.contains("locked"), "{r}");
-        let r = failure_reason(7, &[], "", "/r");
+        let r = failure_reason(7, &[], "", "/r", &none);
         assert!(r.contains("exit code 7"), "{r}");
     }
 
@@ -416,7 +452,7 @@ mod tests {
         let stderr = "subprocess ssh: ssh: connect to host 127.0.0.1 port 22: Connection refused\n\
                       Fatal: unable to open repository at sftp:u@h:/r: unable to start the sftp \
                       session, error: EOF\n";
-        let r = failure_reason(1, &[], stderr, "sftp:u@h:/r");
+        let r = failure_reason(1, &[], stderr, "sftp:u@h:/r", &Settings::default());
         assert!(
             r.starts_with(
                 "restic failed (exit 1): ssh: connect to host 127.0.0.1 port 22: Connection refused"
@@ -427,13 +463,20 @@ mod tests {
         // restic lost the program's line (its race): the sentence says how to find the cause.
         let lost = "Fatal: unable to open repository at sftp:u@h:/r: unable to start the sftp \
                     session, error: failed to send packet: write |1: broken pipe\n";
-        let r = failure_reason(1, &[], lost, "sftp:u@h:/r");
+        let r = failure_reason(1, &[], lost, "sftp:u@h:/r", &Settings::default());
         assert!(
             r.contains("broken pipe (the ssh command restic started ended"),
             "{r}"
         );
         // A specific fatal line stays as it is.
-        let r = failure_reason(1, &[], "subprocess ssh: banner\nFatal: disk full\n", "/r");
+        let none = Settings::default();
+        let r = failure_reason(
+            1,
+            &[],
+            "subprocess ssh: banner\nFatal: disk full\n",
+            "/r",
+            &none,
+        );
         assert_eq!(r, "restic failed (exit 1): disk full");
     }
 

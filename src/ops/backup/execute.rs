@@ -297,7 +297,7 @@ impl Restic<'_> {
             &fatal,
             &file_errors,
             &mut warnings,
-            repository,
+            (repository, &self.resolved.settings),
         );
         if outcome.status == "success" && !warnings.is_empty() {
             outcome.error_message = Some(format!("warning: {}", warnings.join("; warning: ")));
@@ -349,7 +349,7 @@ fn judge(
     fatal: &[String],
     file_errors: &[String],
     warnings: &mut Vec<String>,
-    repository: &str,
+    (repository, settings): (&str, &crate::domain::settings::Settings),
 ) {
     match outcome.exit_code {
         Some(restic::code::OK) => {
@@ -381,6 +381,7 @@ fn judge(
                 fatal,
                 &outcome.errors,
                 repository,
+                settings,
             ));
         }
         None => {
