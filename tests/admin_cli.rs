@@ -524,7 +524,8 @@ async fn schedule_commands_compute_next_run_in_the_device_zone() {
     assert_eq!((next.hour(), next.minute()), (17, 0), "{next}");
     assert!(next > chrono::Utc::now());
 
-    let out = rf(&env, &["schedule", "add", &job, "--interval", "3600"]);
+    // An interval with a unit: 1h is 3600 seconds.
+    let out = rf(&env, &["schedule", "add", &job, "--interval", "1h"]);
     assert_ok(&out);
     assert!(stdout(&out).contains("every 3600s"), "{}", stdout(&out));
 
@@ -595,7 +596,7 @@ async fn schedule_commands_compute_next_run_in_the_device_zone() {
     rejected(
         &env,
         &["schedule", "add", &job, "--interval", "soon"],
-        &["interval"],
+        &["\"soon\" is not an interval", "30m, 1h, 2d"],
     )
     .await;
     rejected(&env, &["schedule", "add", &job], &["--cron"]).await;

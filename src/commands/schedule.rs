@@ -27,8 +27,14 @@ pub struct AddArgs {
     /// A 5-field cron expression or a macro like @daily, in the device's time zone.
     #[arg(long, value_name = "EXPR")]
     pub cron: Option<String>,
-    /// Run every SECONDS seconds (counted from the previous run).
-    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    /// Run every DURATION, counted from the previous run: seconds (3600) or a number with a
+    /// unit s, m, h, d or w (30m, 1h, 2d).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        allow_negative_numbers = true,
+        value_parser = crate::domain::schedule::parse_interval
+    )]
     pub interval: Option<i64>,
     /// Create the schedule disabled.
     #[arg(long)]

@@ -13,9 +13,14 @@ pub struct PreviewArgs {
     /// A cron expression (5 fields or a macro like @daily).
     #[arg(long, value_name = "EXPR")]
     pub cron: Option<String>,
-    /// An interval in seconds.
-    #[arg(long, value_name = "SECONDS")]
-    pub interval: Option<u64>,
+    /// An interval: seconds (3600) or a number with a unit s, m, h, d or w (30m, 1h, 2d).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        allow_negative_numbers = true,
+        value_parser = crate::domain::schedule::parse_interval
+    )]
+    pub interval: Option<i64>,
     /// Every enabled schedule of this job (UUID or name; needs the database).
     #[arg(long, value_name = "JOB")]
     pub job: Option<String>,
@@ -225,7 +230,7 @@ fn given_schedule(args: &PreviewArgs) -> anyhow::Result<Previewed> {
         ));
     }
     // An interval is held to the same bounds as `schedule add --interval`.
-    let secs = i64::try_from(args.interval.unwrap_or(0)).unwrap_or(i64::MAX);
+    let secs = args.interval.unwrap_or(0);
     let Schedule::Interval { seconds: secs } =
         crate::domain::schedule::parse_schedule(None, Some(secs))?
     else {

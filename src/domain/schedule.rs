@@ -80,6 +80,33 @@ pub fn describe_schedule(s: &ScheduleRow) -> String {
     }
 }
 
+/// An `--interval` value: whole seconds (`3600`), or a number with a unit: `90s`, `30m`, `1h`,
+/// `2d`, `1w`. The bounds are checked by [`parse_schedule`], so the value may be out of range
+/// here; clap calls this and prints the sentence on failure.
+pub fn parse_interval(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let bad = || {
+        format!(
+            "{text:?} is not an interval: give seconds (3600) or a number with a unit s, m, h, d \
+             or w (90s, 30m, 1h, 2d, 1w)"
+        )
+    };
+    let (digits, unit) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&t[..i], c.to_ascii_lowercase()),
+        _ => (t, 's'),
+    };
+    let n: i64 = digits.trim().parse().map_err(|_| bad())?;
+    let scale = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return Err(bad()),
+    };
+    Ok(n.saturating_mul(scale))
+}
+
 /// Validates `--cron`/`--interval` into a schedule.
 pub fn parse_schedule(cron: Option<&str>, interval: Option<i64>) -> anyhow::Result<Schedule> {
     match (cron, interval) {
@@ -91,11 +118,32 @@ pub fn parse_schedule(cron: Option<&str>, interval: Option<i64>) -> anyhow::Resu
             Ok(Schedule::Interval { seconds: s as u64 })
         }
         (None, Some(s)) => Err(usage_err!(
-            "--interval {s} must be a positive number of seconds (at most {}), e.g. 3600 for hourly",
+            "--interval {s} must be a positive number of seconds (at most {}), e.g. 3600 or 1h for \
+             hourly",
             i32::MAX
         )),
         _ => Err(usage_err!(
             "give exactly one of --cron EXPR or --interval SECONDS"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_take_seconds_or_a_unit() {
+        for (text, secs) in [("3600", 3600), ("90s", 90), ("30m", 1800), ("1h", 3600)] {
+            assert_eq!(parse_interval(text), Ok(secs), "{text}");
+        }
+        assert_eq!(parse_interval("2d"), Ok(172_800));
+        assert_eq!(parse_interval("1W"), Ok(604_800));
+        assert_eq!(parse_interval("-60"), Ok(-60));
+        for bad in ["soon", "1x", "h", "", "1.5h"] {
+            let e = parse_interval(bad).unwrap_err();
+            assert!(e.contains("30m, 1h, 2d"), "{bad}: {e}");
+        }
+        assert!(parse_schedule(None, parse_interval("1h").ok()).is_ok());
     }
 }
