@@ -94,7 +94,7 @@ pub enum Command {
 pub enum ScheduleCommand {
     /// Print the next fire times of a schedule and the systemd OnCalendar= lines for it.
     Preview(crate::commands::schedule_preview::PreviewArgs),
-    /// Add a schedule to a job (--cron EXPR or --interval SECONDS).
+    /// Add a schedule to a job (--cron EXPR or --interval DURATION).
     Add(crate::commands::schedule::AddArgs),
     /// List schedules.
     List(crate::commands::schedule::ListArgs),

@@ -52,6 +52,20 @@ pub struct Conn {
     pub json: bool,
 }
 
+/// `--interval` of `schedule add` and `schedule preview`.
+#[derive(Debug, Clone, Args)]
+pub struct IntervalArg {
+    /// Every DURATION, counted from the previous run: seconds (3600) or a number with a unit
+    /// s, m, h, d or w (30m, 1h, 2d).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        allow_negative_numbers = true,
+        value_parser = crate::domain::schedule::parse_interval
+    )]
+    pub interval: Option<i64>,
+}
+
 /// The database URL in force: `--database-url`, then `DATABASE_URL`, then the config file.
 /// An admin machine needs no enrolled device: a URL alone is enough.
 pub fn database_url(config_path: &Path, flag: Option<&str>) -> anyhow::Result<String> {

@@ -27,15 +27,8 @@ pub struct AddArgs {
     /// A 5-field cron expression or a macro like @daily, in the device's time zone.
     #[arg(long, value_name = "EXPR")]
     pub cron: Option<String>,
-    /// Run every DURATION, counted from the previous run: seconds (3600) or a number with a
-    /// unit s, m, h, d or w (30m, 1h, 2d).
-    #[arg(
-        long,
-        value_name = "DURATION",
-        allow_negative_numbers = true,
-        value_parser = crate::domain::schedule::parse_interval
-    )]
-    pub interval: Option<i64>,
+    #[command(flatten)]
+    pub interval: crate::commands::IntervalArg,
     /// Create the schedule disabled.
     #[arg(long)]
     pub disabled: bool,
@@ -152,7 +145,7 @@ fn print_one(s: &ScheduleOut, json: bool, verb: &str) -> anyhow::Result<()> {
 }
 
 async fn add_inner(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
-    let sched = parse_schedule(a.cron.as_deref(), a.interval)?;
+    let sched = parse_schedule(a.cron.as_deref(), a.interval.interval)?;
     let pool = crate::commands::connect(config_path, &a.conn).await?;
     let job = crate::commands::resolve_job(config_path, &pool, &a.job).await?;
     let job_id = job.id;

@@ -13,14 +13,8 @@ pub struct PreviewArgs {
     /// A cron expression (5 fields or a macro like @daily).
     #[arg(long, value_name = "EXPR")]
     pub cron: Option<String>,
-    /// An interval: seconds (3600) or a number with a unit s, m, h, d or w (30m, 1h, 2d).
-    #[arg(
-        long,
-        value_name = "DURATION",
-        allow_negative_numbers = true,
-        value_parser = crate::domain::schedule::parse_interval
-    )]
-    pub interval: Option<i64>,
+    #[command(flatten)]
+    pub interval: crate::commands::IntervalArg,
     /// Every enabled schedule of this job (UUID or name; needs the database).
     #[arg(long, value_name = "JOB")]
     pub job: Option<String>,
@@ -230,11 +224,11 @@ fn given_schedule(args: &PreviewArgs) -> anyhow::Result<Previewed> {
         ));
     }
     // An interval is held to the same bounds as `schedule add --interval`.
-    let secs = args.interval.unwrap_or(0);
+    let secs = args.interval.interval.unwrap_or(0);
     let Schedule::Interval { seconds: secs } =
         crate::domain::schedule::parse_schedule(None, Some(secs))?
     else {
-        return Err(usage_err!("--interval SECONDS is required without --cron"));
+        return Err(usage_err!("--interval DURATION is required without --cron"));
     };
     Ok((
         vec![Schedule::Interval { seconds: secs }],

@@ -123,7 +123,7 @@ pub fn parse_schedule(cron: Option<&str>, interval: Option<i64>) -> anyhow::Resu
             i32::MAX
         )),
         _ => Err(usage_err!(
-            "give exactly one of --cron EXPR or --interval SECONDS"
+            "give exactly one of --cron EXPR or --interval DURATION"
         )),
     }
 }
