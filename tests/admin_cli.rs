@@ -791,11 +791,16 @@ async fn settings_commands_mask_the_password_and_validate() {
         &["no device"],
     )
     .await;
-    rejected(&env, &["settings", "get", "no_such_key"], &["not set"]).await;
+    rejected(
+        &env,
+        &["settings", "get", "no_such_key"],
+        &["unknown setting"],
+    )
+    .await;
     rejected(
         &env,
         &["settings", "unset", "no_such_key", "-y"],
-        &["not set"],
+        &["unknown setting"],
     )
     .await;
     rejected(

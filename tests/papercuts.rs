@@ -228,15 +228,33 @@ async fn jobs_are_named_by_name_and_ambiguity_lists_the_candidates() {
 #[tokio::test]
 async fn settings_set_refuses_unknown_keys() {
     let env = Env::enrolled().await;
+    // A near miss gets one suggestion, not the list of every key.
     let out = rf(&env, &["settings", "set", "repositry_url", "x"]);
     refused(
         &out,
         &[
             "unknown setting \"repositry_url\"",
-            "repository_url",
-            "network_wait_seconds",
+            "did you mean repository_url?",
+            "restic-fleet settings list",
         ],
     );
+    assert!(
+        !stderr(&out).contains("network_wait_seconds"),
+        "{}",
+        stderr(&out)
+    );
+    // get and unset of a key no setting has say so too (not "is not set").
+    for args in [
+        &["settings", "get", "nosuch"][..],
+        &["settings", "unset", "nosuch", "-y"],
+    ] {
+        let out = rf(&env, args);
+        refused(&out, &["unknown setting \"nosuch\"", "settings list"]);
+        assert!(!stderr(&out).contains("did you mean"), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("is not set"), "{}", stderr(&out));
+    }
+    let out = rf(&env, &["settings", "get", "timezon"]);
+    refused(&out, &["did you mean timezone?"]);
     let n: i64 = sqlx::query_scalar("SELECT count(*) FROM settings WHERE key = 'repositry_url'")
         .fetch_one(&env.pool)
         .await

@@ -241,6 +241,7 @@ async fn get(config_path: &Path, a: GetArgs) -> anyhow::Result<u8> {
     let row = rows.into_iter().find(|r| r.key == a.key);
     if row.is_none() {
         refuse_hidden_secret(&pool, &a.key).await?;
+        require_known_key(&pool, &a.key).await?;
     }
     let mut row = row.ok_or_else(|| {
         usage_err!(
@@ -275,16 +276,17 @@ async fn refuse_hidden_secret(pool: &PgPool, key: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses a key the database does not know (exit 2, listing the known ones).
+/// Refuses a key the database does not know (exit 2, with the known key it most resembles).
 async fn require_known_key(pool: &PgPool, key: &str) -> anyhow::Result<()> {
     let known = crate::store::settings::known_keys(pool).await?;
     if known.iter().any(|k| k == key) {
         return Ok(());
     }
-    Err(usage_err!(
-        "unknown setting {key:?}; the known settings are: {}",
-        known.join(", ")
-    ))
+    let list = "`restic-fleet settings list` shows every setting";
+    Err(match crate::domain::settings::closest_key(key, &known) {
+        Some(k) => usage_err!("unknown setting {key:?}; did you mean {k}? ({list})"),
+        None => usage_err!("unknown setting {key:?}; {list}"),
+    })
 }
 
 fn read_stdin_value() -> anyhow::Result<String> {
@@ -362,6 +364,7 @@ async fn unset(config_path: &Path, a: UnsetArgs) -> anyhow::Result<u8> {
     if let Some(d) = &a.device {
         require_device(&pool, d).await?;
     }
+    require_known_key(&pool, &a.key).await?;
     let exists = crate::store::settings::row_id(&pool, &a.key, a.device.as_deref()).await?;
     let Some(id) = exists else {
         return Err(usage_err!(

@@ -123,6 +123,17 @@ pub fn local_timezone() -> chrono_tz::Tz {
         .unwrap_or(chrono_tz::UTC)
 }
 
+/// The known key closest to `key`, when one is close enough to be what was meant: the measure
+/// and threshold clap uses for a mistyped subcommand (Jaro similarity above 0.7).
+pub fn closest_key<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
+    known
+        .iter()
+        .map(|k| (strsim::jaro(key, k), k))
+        .filter(|(score, _)| *score > 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k.as_str())
+}
+
 /// The largest numeric setting accepted (seconds: 68 years). Bounding it keeps every time
 /// computation with settings (deadlines, timer values) far from overflow.
 pub const MAX_NUMBER: u64 = i32::MAX as u64;
@@ -139,6 +150,26 @@ pub fn parse_number(value: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_near_miss_gets_the_closest_key_and_a_stranger_none() {
+        let known: Vec<String> = [
+            "repository_url",
+            "repository_password",
+            "timezone",
+            "prevent_sleep",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(closest_key("repositry_url", &known), Some("repository_url"));
+        assert_eq!(
+            closest_key("repository_pasword", &known),
+            Some("repository_password")
+        );
+        assert_eq!(closest_key("timezon", &known), Some("timezone"));
+        assert_eq!(closest_key("nosuch", &known), None);
+        assert_eq!(closest_key("x", &known), None);
+    }
 
     #[test]
     fn later_rows_override_and_empty_is_unset() {
