@@ -1101,3 +1101,37 @@ async fn slashes_in_job_names_are_refused_and_never_ambiguous() {
     let shown = json(&rf(&env, &["job", "show", &ids[1], "--json"]));
     assert_eq!(shown["name"], "nas/etc", "{shown}");
 }
+
+/// A path that does not exist on this machine is saved (the job's device may be another
+/// machine) with a warning naming it; an existing path gets none.
+#[tokio::test]
+async fn job_paths_missing_here_are_a_warning() {
+    let env = Env::enrolled().await;
+    let gone = env.dir.path().join("gone-folder");
+    let gone = gone.to_str().unwrap();
+    let args = [
+        "job",
+        "add",
+        "--device",
+        &env.device,
+        "--name",
+        "docs",
+        "--path",
+        gone,
+    ];
+    let out = rf(&env, &args);
+    assert_ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("warning:") && err.contains(gone) && err.contains("does not exist"),
+        "{err}"
+    );
+    let id = stdout(&out).trim().to_string();
+    let here = env.dir.path().to_str().unwrap();
+    let out = rf(&env, &["job", "edit", &id, "--path", here]);
+    assert_ok(&out);
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+    let out = rf(&env, &["job", "edit", &id, "--path", here, "--path", gone]);
+    assert_ok(&out);
+    assert!(stderr(&out).contains(gone), "{}", stderr(&out));
+}

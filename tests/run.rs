@@ -390,6 +390,25 @@ async fn missing_source_path_is_named_in_a_warning() {
     assert!(rows[0].snapshot_id.is_some());
 }
 
+/// A job whose every path is missing fails; the recorded message names the paths (restic only
+/// says that all of them do not exist) and the command that fixes them.
+#[tokio::test]
+async fn a_job_whose_only_path_is_missing_names_it() {
+    let env = Env::with_repo().await;
+    let gone = env.dir.path().join("gone-folder");
+    let job = env.add_job("docs", &[&gone]).await;
+    let out = run_job(&env, job, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows = runs(&env).await;
+    assert_eq!(rows[0].status, "failed");
+    let msg = rows[0].error_message.as_deref().unwrap();
+    assert!(
+        msg.contains(&format!("{:?}", gone.to_str().unwrap()))
+            && msg.contains(&format!("restic-fleet job edit {job} --path")),
+        "{msg}"
+    );
+}
+
 #[tokio::test]
 async fn bad_restic_args_are_recorded_as_failed_with_a_clear_message() {
     let env = Env::with_repo().await;

@@ -251,6 +251,7 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
     let pool = crate::commands::connect(config_path, &a.conn).await?;
     let platform = device_platform(&pool, &a.device).await?;
     let paths = validate_paths(&a.paths, &platform)?;
+    let missing = missing_here(&paths, &platform);
     if let Some(other) = crate::store::jobs::name_taken(&pool, &a.device, &name, None).await? {
         return Err(name_taken_err(&a.device, &name, other));
     }
@@ -296,7 +297,30 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
     } else {
         println!("{new_id}");
     }
+    if let Some(w) = missing {
+        eprintln!("warning: {w}");
+    }
     Ok(exit::SUCCESS)
+}
+
+/// The warning for paths that do not exist on this machine, when it has the device's platform
+/// (not an error: the job's device may be another machine, where they exist).
+fn missing_here(paths: &[String], platform: &str) -> Option<String> {
+    if platform != crate::platform::host::platform() {
+        return None;
+    }
+    let missing: Vec<String> = paths
+        .iter()
+        .filter(|p| !Path::new(p.as_str()).exists())
+        .map(|p| format!("{:?}", printable(p)))
+        .collect();
+    (!missing.is_empty()).then(|| {
+        format!(
+            "{} does not exist on this machine; if this machine is the job's device, the backup \
+             fails until it does (saved anyway: on another device it may exist)",
+            missing.join(", ")
+        )
+    })
 }
 
 /// What `job edit` changes, checked before the database is touched.
@@ -373,7 +397,11 @@ async fn edited_paths(
 ) -> anyhow::Result<Option<Vec<String>>> {
     let platform = device_platform(pool, device).await?;
     if !a.paths.is_empty() {
-        return Ok(Some(validate_paths(&a.paths, &platform)?));
+        let paths = validate_paths(&a.paths, &platform)?;
+        if let Some(w) = missing_here(&paths, &platform) {
+            eprintln!("warning: {w}");
+        }
+        return Ok(Some(paths));
     }
     if device != job.device_id
         && let Some(p) = job.source_paths.iter().find(|p| !is_absolute(p, &platform))

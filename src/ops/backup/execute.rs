@@ -302,6 +302,17 @@ impl Restic<'_> {
         if outcome.status == "success" && !warnings.is_empty() {
             outcome.error_message = Some(format!("warning: {}", warnings.join("; warning: ")));
         }
+        // restic says only that all paths are missing; the record names them and the fix.
+        if outcome.status == "failed"
+            && let Some(missing) = missing_warning(&outcome.missing_paths)
+        {
+            outcome.error_message = Some(format!(
+                "{}; {missing}; give the job paths that exist on this machine with \
+                 `restic-fleet job edit {} --path P`",
+                outcome.error_message.as_deref().unwrap_or("restic failed"),
+                self.resolved.job.id
+            ));
+        }
         // No second repository open to learn the full snapshot id: restic 0.17+ reports it,
         // and an older restic's short id is resolved by the next sync
         // ([`crate::ops::snapshot_ids`]).
