@@ -343,9 +343,22 @@ impl CronExpr {
         };
         let fields: Vec<&str> = expanded.split_whitespace().collect();
         if fields.len() != 5 {
+            // A 6-field expression is usually Quartz/Spring style, starting with seconds.
+            let seconds = if fields.len() == 6 {
+                format!(
+                    "; a seconds field is not supported (the first field is the minute): drop it, \
+                     as in {:?}",
+                    fields[1..].join(" ")
+                )
+            } else {
+                String::new()
+            };
             return Err(CronError::new(
                 expr,
-                format!("expected 5 fields ({FIELD_LIST}), found {}", fields.len()),
+                format!(
+                    "expected 5 fields ({FIELD_LIST}), found {}{seconds}",
+                    fields.len()
+                ),
             ));
         }
         let mut bits = [0u64; 5];
@@ -675,7 +688,12 @@ mod tests {
         assert!(err("@fortnightly").contains("unknown macro \"@fortnightly\""));
         assert!(err("").contains("the expression is empty"));
         assert!(err("* * * * * *").contains("expected 5 fields"));
-        assert!(err("* * * * * *").ends_with("found 6"));
+        let six = err("0 30 3 * * *");
+        assert!(
+            six.contains("found 6; a seconds field is not supported")
+                && six.ends_with("drop it, as in \"30 3 * * *\""),
+            "{six}"
+        );
         assert!(err("1-2-3 * * * *").contains("minute field value \"2-3\""));
         assert!(err("*/5/2 * * * *").contains("minute field step \"5/2\""));
         assert!(err("-5 * * * *").contains("minute field has an empty value"));
