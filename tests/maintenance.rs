@@ -352,6 +352,26 @@ async fn maintain_keeps_each_jobs_policy_and_touches_nothing_else() {
         names.contains(&Value::Null),
         "the ghost and A-tagged snapshots have no job name"
     );
+
+    // The unknown job's snapshot: the report names the restic-fleet command that removes it
+    // (never a bare restic command, whose repository and password are hidden), which does.
+    let out = cli(&env, &["maintain", "--dry-run"]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains("`restic-fleet maintain --forget-unknown-jobs`")
+            && !text.contains("`restic forget"),
+        "{text}"
+    );
+    let out = cli(&env, &["maintain", "--forget-unknown-jobs", "--json"]);
+    let r = json_of(&out);
+    assert_eq!(r["unknown_job_snapshots_forgotten"], true, "{r:#}");
+    assert!(!snapshots_by_job(&env).contains_key(&tag(ghost)), "removed");
+    assert_eq!(
+        after[&tag(b)],
+        snapshots_by_job(&env)[&tag(b)],
+        "B still keeps all 5"
+    );
 }
 
 #[tokio::test]

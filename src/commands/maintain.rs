@@ -38,6 +38,10 @@ pub struct MaintainArgs {
     /// Maintain even though this device is not the maintenance_device.
     #[arg(long)]
     pub force: bool,
+    /// Also forget the snapshots tagged for jobs that no longer exist (which maintain only
+    /// reports otherwise); on the maintenance owner, which sees every job.
+    #[arg(long)]
+    pub forget_unknown_jobs: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -77,7 +81,8 @@ pub struct StepReport {
 /// a policy: `job_id`, `job_name`, `device_id`, `policy`, `policy_source`, `kept`, `removed`,
 /// `error`), `jobs_without_policy` (count; they keep everything), `unknown_job_snapshots`
 /// (`snapshot_id`, `time`, `hostname`, `paths`, `job_id`: tagged `backup:<uuid>` with no such
-/// job; reported, never removed).
+/// job; reported, removed only with `--forget-unknown-jobs`), `unknown_job_snapshots_forgotten`
+/// (true when they were removed).
 #[derive(Debug, Default, Serialize)]
 pub struct MaintainReport {
     pub device_id: String,
@@ -88,6 +93,7 @@ pub struct MaintainReport {
     pub jobs: Vec<JobForget>,
     pub jobs_without_policy: usize,
     pub unknown_job_snapshots: Vec<crate::ops::forget::Orphan>,
+    pub unknown_job_snapshots_forgotten: bool,
 }
 
 /// Runs `maintain`. Exit code 0 when every step succeeded, 1 otherwise.
@@ -135,7 +141,7 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
         let step = m.restic_step("unlock", vec![], json!({})).await?;
         report.steps.push(step);
     }
-    forget(&m, &default, args.dry_run, &mut report).await?;
+    forget(&m, &default, args, &mut report).await?;
     if !args.dry_run {
         let step = m.restic_step("prune", prune_args, json!({})).await?;
         report.steps.push(step);
@@ -233,9 +239,10 @@ struct ForgetTotals {
 async fn forget(
     m: &Maintenance<'_>,
     default: &RetentionPolicy,
-    dry_run: bool,
+    args: &MaintainArgs,
     report: &mut MaintainReport,
 ) -> anyhow::Result<()> {
+    let dry_run = args.dry_run;
     let jobs = crate::store::maintenance::all_jobs(m.pool).await?;
     let own = crate::store::retention::load_all(m.pool).await?;
     let step = if dry_run {
@@ -260,7 +267,11 @@ async fn forget(
         report.jobs.push(entry);
     }
     report.unknown_job_snapshots = unknown_job_snapshots(m, &jobs).await?;
-    let end = forget_end(report, totals);
+    let mut unknown_error = None;
+    if args.forget_unknown_jobs && !dry_run && !report.unknown_job_snapshots.is_empty() {
+        unknown_error = forget_unknown(m, report, &mut totals).await?;
+    }
+    let end = forget_end(report, totals, unknown_error);
     report.steps.push(match step {
         Some(step) => step.finish(m.pool, end).await?,
         None => StepReport {
@@ -336,8 +347,39 @@ async fn unknown_job_snapshots(
     Ok(vec![])
 }
 
+/// `--forget-unknown-jobs`: forgets the snapshots of unknown jobs by id, in one restic call.
+/// Returns why it failed, if it did.
+async fn forget_unknown(
+    m: &Maintenance<'_>,
+    report: &mut MaintainReport,
+    totals: &mut ForgetTotals,
+) -> anyhow::Result<Option<String>> {
+    let orphans = &report.unknown_job_snapshots;
+    let mut argv = vec!["forget".to_string()];
+    argv.extend(orphans.iter().map(|o| o.snapshot_id.clone()));
+    let out = m.repo.run_waiting(&argv, &mut m.lock_wait()?).await;
+    totals
+        .output
+        .push_str(&format!("snapshots of unknown jobs:\n{}", out.stdout));
+    totals.errors.push_str(&out.stderr);
+    if !out.success() {
+        totals.last_code = out.code;
+        return Ok(Some(format!(
+            "snapshots of unknown jobs: {}",
+            out.reason(m.repo)
+        )));
+    }
+    totals.removed += orphans.len();
+    report.unknown_job_snapshots_forgotten = true;
+    Ok(None)
+}
+
 /// How the `forget` step ended, with a summary of every job's forget as its metadata.
-fn forget_end(report: &MaintainReport, totals: ForgetTotals) -> StepEnd {
+fn forget_end(
+    report: &MaintainReport,
+    totals: ForgetTotals,
+    unknown_error: Option<String>,
+) -> StepEnd {
     let failures: Vec<String> = report
         .jobs
         .iter()
@@ -346,6 +388,7 @@ fn forget_end(report: &MaintainReport, totals: ForgetTotals) -> StepEnd {
                 .as_ref()
                 .map(|e| format!("job {} ({:?}): {e}", j.job_id, j.job_name))
         })
+        .chain(unknown_error)
         .collect();
     StepEnd {
         success: failures.is_empty(),
@@ -366,6 +409,7 @@ fn forget_end(report: &MaintainReport, totals: ForgetTotals) -> StepEnd {
             })).collect::<Vec<_>>(),
             "jobs_without_policy": report.jobs_without_policy,
             "unknown_job_snapshots": report.unknown_job_snapshots.len(),
+            "unknown_job_snapshots_forgotten": report.unknown_job_snapshots_forgotten,
         }),
     }
 }
@@ -542,15 +586,18 @@ fn print_report(r: &MaintainReport) {
             r.jobs_without_policy
         );
     }
+    let fate = if r.unknown_job_snapshots_forgotten {
+        "removed"
+    } else {
+        "not removed; `restic-fleet maintain --forget-unknown-jobs` removes such snapshots"
+    };
     for o in &r.unknown_job_snapshots {
         println!(
-            "  snapshot {} of {} at {} is tagged backup:{} but no such job exists (not removed; \
-             `restic forget {}` removes it)",
+            "  snapshot {} of {} at {} is tagged backup:{} but no such job exists ({fate})",
             printable(crate::domain::text::truncate_str(&o.snapshot_id, 8)),
             printable(&o.hostname),
             o.time.to_rfc3339(),
             o.job_id,
-            printable(crate::domain::text::truncate_str(&o.snapshot_id, 8)),
         );
     }
     for s in &r.steps {

@@ -134,7 +134,8 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
          (the maintenance_runs row; null with --dry-run)}), jobs (array of {job_id, job_name, \
          device_id, policy, policy_source (job, default), kept, removed (snapshot ids), \
          error}), jobs_without_policy, unknown_job_snapshots (array of {snapshot_id, time, \
-         hostname, paths, job_id}).",
+         hostname, paths, job_id}), unknown_job_snapshots_forgotten (true when \
+         --forget-unknown-jobs removed them).",
     ),
     (
         "snapshots --json (an array)",

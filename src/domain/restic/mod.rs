@@ -254,7 +254,8 @@ pub fn failure_reason(
     {
         return format!(
             "the repository {repo} is locked by another restic process (restic exit {exit_code}): \
-             {said}; if no other restic runs, remove a stale lock with `restic unlock`"
+             {said}; if no other restic runs, the lock is stale and `restic-fleet maintain` on the \
+             maintenance owner removes it"
         );
     }
     if exit_code == code::INTERRUPTED {
