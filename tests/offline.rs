@@ -272,6 +272,28 @@ async fn wait_for_running(env: &Env) -> i32 {
     }
 }
 
+/// The database away and no local copy yet: a failure (exit 1, as the README's table says),
+/// whether the job is named by UUID or by name, never a usage error.
+#[tokio::test]
+async fn with_the_database_down_and_no_local_copy_a_run_fails_with_exit_1() {
+    let env = Env::enrolled().await;
+    let job = env.add_job("docs", &[env.dir.path()]).await;
+    for name in [job.to_string(), "docs".to_string()] {
+        let out = env
+            .cmd()
+            .env("DATABASE_URL", "postgres://nobody:x@127.0.0.1:1/none")
+            .args(["run", &name])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(
+            err.contains("no local copy") && err.contains("sync"),
+            "{name}: {err}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn with_the_database_down_a_run_backs_up_from_the_local_copy_and_is_delivered_once() {
     let pg = PrivatePg::start_new();

@@ -736,10 +736,12 @@ async fn job_id(
         }
     }
     let name = text.trim();
+    // The database being away is a failure (exit 1), not a usage error, as with a UUID.
     let copy = crate::local::copy::LocalCopy::read(state, &config.device_id).map_err(|e| {
-        crate::usage_err!(
-            "the database cannot be reached and job {name:?} cannot be looked up offline: {e}"
-        )
+        crate::domain::exit::Failure::failed(format!(
+            "the database cannot be reached and job {name:?} cannot be looked up offline: {e}; \
+             the backup needs one sync while the database is reachable"
+        ))
     })?;
     let found: Vec<&Job> = copy.jobs.iter().filter(|j| j.name == name).collect();
     match found.as_slice() {
