@@ -337,6 +337,82 @@ async fn ping_urls_and_hooks_are_validated_when_written() {
     assert_eq!((url, after), (None, None));
 }
 
+/// `http://127.0.0.1:PORT\@display.example/x` names display.example to a reader splitting at
+/// the last `@`, but an HTTP client reads `\` as `/` and contacts 127.0.0.1. Such URLs, and
+/// URLs carrying a user name or password, are refused where written and where used; a URL is
+/// shown as the host it would contact.
+#[tokio::test]
+async fn a_url_that_names_one_host_and_contacts_another_is_refused() {
+    let env = Env::with_repo().await;
+    let http = Recorder::start(&env, "tricky", 0.0);
+    let src = env.make_source("src", 1);
+    let job = env.add_job("home", &[&src]).await;
+    let tricky = format!("{}\\@display.example/x", http.url(""));
+    let with_user = http.url("/x").replacen("http://", "http://user:pw@", 1);
+    for (bad, why) in [
+        (&tricky, "backslash"),
+        (&with_user, "user name or password"),
+    ] {
+        let edit = ["job", "edit", &job.to_string(), "--ping-url", bad];
+        let webhook = ["settings", "set", "notify_webhook_url", bad];
+        let ntfy = [
+            "settings",
+            "set",
+            "notify_ntfy_url",
+            bad,
+            "--device",
+            &env.device,
+        ];
+        for args in [&edit[..], &webhook[..], &ntfy[..]] {
+            let out = admin(&env, args);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+            assert!(stderr(&out).contains(why), "{args:?}: {}", stderr(&out));
+        }
+    }
+    let written: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM job_ping_urls) + (SELECT count(*) FROM settings \
+         WHERE key LIKE 'notify_%' AND value LIKE '%127.0.0.1%')",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(written, 0);
+
+    // Rows written around the CLI: shown as the host they would reach, and never contacted.
+    sqlx::query("INSERT INTO job_ping_urls (job_id, ping_url) VALUES ($1, $2)")
+        .bind(job)
+        .bind(&tricky)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = admin(&env, &["job", "show", &job.to_string()]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains(&format!("{}/***", http.url("")))
+            && !stdout(&out).contains("display.example"),
+        "{}",
+        stdout(&out)
+    );
+    assert_ok(&run_job(&env, job));
+    let noted: String = sqlx::query_scalar("SELECT metadata::text FROM runs WHERE job_id = $1")
+        .bind(job)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert!(noted.contains("contains a backslash"), "{noted}");
+    env.set_setting("notify_webhook_url", &tricky).await;
+    env.set_setting("notify_ntfy_url", &with_user).await;
+    sqlx::query("UPDATE devices SET last_seen = NOW()")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(notify(&env).status.code(), Some(0));
+    add_failed_run(&env, job, "disk full").await;
+    let out = notify(&env);
+    assert!(stderr(&out).contains("backslash"), "{}", stderr(&out));
+    assert!(http.requests().is_empty(), "{:?}", http.paths());
+}
+
 #[tokio::test]
 async fn a_failing_before_hook_stops_the_backup() {
     let env = Env::with_repo().await;

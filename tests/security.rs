@@ -534,13 +534,29 @@ async fn enrolment_rotates_and_rm_drops_the_login() {
         .lines()
         .find(|l| l.trim_start().starts_with("restic-fleet init"))
         .unwrap_or_else(|| panic!("no init line: {human}"));
-    let new_url = line
-        .split_whitespace()
-        .nth(3)
-        .unwrap()
-        .trim_matches('\'')
+    assert_eq!(
+        line.trim(),
+        format!("restic-fleet init --device-id {} --database-url -", a.id)
+    );
+    let new_url = human
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("postgres://"))
+        .unwrap_or_else(|| panic!("no URL: {human}"))
         .to_string();
     assert_ne!(new_url, a.url);
+    // The URL is given on standard input, never as an argument (the process list, history).
+    let config = env.dir.path().join("rotated.toml");
+    let mut init = env.cmd();
+    init.env("RESTIC_FLEET_CONFIG", &config);
+    let out = with_stdin_on(
+        init,
+        &["init", "--device-id", &a.id, "--database-url", "-"],
+        &format!("{new_url}\n"),
+    );
+    assert_ok(&out);
+    let written = std::fs::read_to_string(&config).unwrap();
+    assert!(written.contains(&new_url), "{written}");
     assert!(new_url.contains(&a.role), "{new_url}");
     let (ok, text) = psql(&a.url, "SELECT 1");
     assert!(!ok, "the old password still works: {text}");
@@ -1336,23 +1352,7 @@ async fn a_device_role_runs_offline_and_delivers_its_spool() {
 async fn enrolment_sends_postgresql_a_verifier_never_the_password() {
     let env = Env::enrolled().await;
     make_roles(&env);
-    sqlx::query(&format!(
-        "ALTER DATABASE {} SET log_statement = 'all'",
-        env.db
-    ))
-    .execute(&env.pool)
-    .await
-    .unwrap();
-    let data: String = sqlx::query_scalar("SHOW data_directory")
-        .fetch_one(&env.pool)
-        .await
-        .unwrap();
-    // scripts/pg.sh: the server logs to server.log beside its data directory.
-    let log = std::path::Path::new(&data)
-        .parent()
-        .unwrap()
-        .join("server.log");
-    let from = std::fs::metadata(&log).unwrap().len() as usize;
+    let log = StatementLog::start(&env).await;
 
     let dev = enroll(&env, &env.url, &unique("scram"));
     let rotated = with_url(&env, &env.url, &["device", "enroll", &dev.id, "--json"]);
@@ -1373,8 +1373,7 @@ async fn enrolment_sends_postgresql_a_verifier_never_the_password() {
         .unwrap();
     assert!(stored.starts_with("SCRAM-SHA-256$4096:"), "{stored}");
 
-    std::thread::sleep(std::time::Duration::from_millis(300)); // the log is written asynchronously
-    let text = String::from_utf8_lossy(&std::fs::read(&log).unwrap()[from..]).to_string();
+    let text = log.since_start();
     assert!(
         text.contains(&stored),
         "the statements were logged, the verifier among them"
@@ -1386,6 +1385,105 @@ async fn enrolment_sends_postgresql_a_verifier_never_the_password() {
             "the password reached the server log"
         );
     }
+}
+
+/// The private cluster's server log (scripts/pg.sh: `server.log` beside the data directory),
+/// with every statement of this test's database logged from now on.
+struct StatementLog {
+    path: PathBuf,
+    from: usize,
+}
+
+impl StatementLog {
+    async fn start(env: &Env) -> StatementLog {
+        sqlx::query(&format!(
+            "ALTER DATABASE {} SET log_statement = 'all'",
+            env.db
+        ))
+        .execute(&env.pool)
+        .await
+        .unwrap();
+        let data: String = sqlx::query_scalar("SHOW data_directory")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+        let path = Path::new(&data).parent().unwrap().join("server.log");
+        let from = std::fs::metadata(&path).unwrap().len() as usize;
+        StatementLog { path, from }
+    }
+
+    /// What the server logged since [`StatementLog::start`].
+    fn since_start(&self) -> String {
+        std::thread::sleep(std::time::Duration::from_millis(300)); // written asynchronously
+        String::from_utf8_lossy(&std::fs::read(&self.path).unwrap()[self.from..]).to_string()
+    }
+}
+
+/// With `log_statement = all`, the server logs every statement with its bound parameters: a
+/// secret setting reaches the server as COPY data instead, which the log never holds, and is
+/// stored exactly as given.
+#[tokio::test]
+async fn secret_settings_stay_out_of_the_statement_log() {
+    let env = Env::enrolled().await;
+    let log = StatementLog::start(&env).await;
+    let password = "S3cretXYZ-pw\\with\tescapes\\.";
+    let backend = "B2_ACCOUNT_ID=acct-1\nB2_ACCOUNT_KEY=K3yMarker77\n";
+    let writes: [(&[&str], &str); 5] = [
+        (&["settings", "set", "repository_password", "-"], password),
+        (
+            &[
+                "settings",
+                "set",
+                "repository_password",
+                "-",
+                "--device",
+                &env.device,
+            ],
+            password,
+        ),
+        (&["settings", "set", "repository_environment", "-"], backend),
+        (
+            &["settings", "set", "repository_url", "-"],
+            "rest:https://fleet:UrlPa55Marker@backup.example.com/",
+        ),
+        (
+            &["settings", "set", "notify_webhook_url", "-"],
+            "https://hooks.example.com/T0kenMarker",
+        ),
+    ];
+    for (args, value) in writes {
+        assert_ok(&with_stdin(&env, args, &format!("{value}\n")));
+    }
+    let job = env.add_job("home", &[Path::new("/srv")]).await.to_string();
+    let ping = "https://hc-ping.com/P1ngMarker";
+    assert_ok(&with_stdin(
+        &env,
+        &["job", "edit", &job, "--ping-url", ping],
+        "",
+    ));
+    let stored: Vec<String> = sqlx::query_scalar(
+        "SELECT value FROM settings WHERE key = 'repository_password' ORDER BY device_id NULLS FIRST",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, [password, password]);
+
+    let text = log.since_start();
+    assert!(
+        text.contains("repository_password"),
+        "the statements were logged: {text}"
+    );
+    for secret in [
+        "S3cretXYZ",
+        "K3yMarker77",
+        "UrlPa55Marker",
+        "T0kenMarker",
+        "P1ngMarker",
+    ] {
+        assert!(!text.contains(secret), "{secret} reached the server log");
+    }
+    assert!(text.contains("COPY fleet_staged_value"), "{text}");
 }
 
 /// `tests/oracle/http_recorder.py` on 127.0.0.1: records every request; killed when dropped.

@@ -393,10 +393,13 @@ fn print_enrolment(report: &Enrolment, platform: &str) {
             ""
         }
     );
-    println!("on that machine, run (the password is shown only this once):");
+    // The URL is given at init's prompt, not as an argument: an argument is in every process
+    // listing of the machine and in its shell history.
+    println!("on that machine, run");
     println!(
-        "  restic-fleet init --database-url {} --device-id {}",
-        crate::domain::quote::for_platform(platform, &report.database_url),
+        "  restic-fleet init --device-id {} --database-url -",
         crate::domain::quote::for_platform(platform, &report.device_id)
     );
+    println!("and paste this database URL at its prompt (the password is shown only this once):");
+    println!("  {}", report.database_url);
 }

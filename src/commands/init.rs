@@ -1,5 +1,6 @@
 //! `restic-fleet init`: enrol this machine.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use clap::Args;
@@ -12,7 +13,9 @@ use crate::local::config::{self, Config};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// PostgreSQL URL, e.g. postgres://backup_client:PASSWORD@db.example.com/backup_control.
+    /// PostgreSQL URL, e.g. postgres://fleet_laptop_...:PASSWORD@db.example.com/backup_control;
+    /// `-` reads it from standard input (prompted for, not echoed, on a terminal), so that its
+    /// password stays out of the process list and shell history.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
     pub database_url: String,
     /// This device's id (default: the host name up to the first dot, lowercased).
@@ -106,13 +109,25 @@ pub async fn init(config_path: &Path, args: &InitArgs) -> anyhow::Result<InitRep
         .clone()
         .unwrap_or_else(config::default_device_id);
     config::validate_device_id(&device_id)?;
+    let database_url = match args.database_url.as_str() {
+        "-" if std::io::stdin().is_terminal() => rpassword::prompt_password("database URL: ")
+            .map_err(|e| crate::usage_err!("cannot read the database URL: {e}"))?,
+        "-" => crate::commands::read_stdin_value()?,
+        url => url.to_string(),
+    };
+    let database_url = database_url.trim().to_string();
+    if database_url.is_empty() {
+        return Err(crate::usage_err!(
+            "no database URL was given; paste the URL that `restic-fleet device enroll` printed"
+        ));
+    }
     // Connect (and migrate) first: a config is only written for a database that works.
-    let pool = crate::store::db::connect(&args.database_url).await?;
+    let pool = crate::store::db::connect(&database_url).await?;
     let (name, created) = register_device(&pool, &device_id, args.name.as_deref())
         .await
         .map_err(|e| not_this_device(e, &device_id))?;
     let cfg = Config {
-        database_url: args.database_url.clone(),
+        database_url,
         device_id: device_id.clone(),
         // Keep a state_dir the existing file names.
         state_dir: config::load(config_path).ok().and_then(|c| c.state_dir),

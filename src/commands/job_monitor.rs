@@ -75,14 +75,15 @@ impl MonitorArgs {
             (_, true) => Some(None),
             (Some(u), false) => {
                 let u = u.trim();
-                ping::validate_url(u).map_err(|e| {
+                let parsed = ping::validate_url(u).map_err(|e| {
                     usage_err!(
                         "--ping-url {:?} is not usable: {e}; give a URL like \
                          https://hc-ping.com/UUID",
                         ping::display_url(u)
                     )
                 })?;
-                Some(Some(u.to_string()))
+                // Stored as parsed, so what `job show` names is what `run` contacts.
+                Some(Some(parsed.to_string()))
             }
             (None, false) => None,
         };

@@ -85,6 +85,23 @@ pub fn database_url(config_path: &Path, flag: Option<&str>) -> anyhow::Result<St
     }
 }
 
+/// A value given as `-` (a secret, kept out of the process list and shell history): the whole
+/// of standard input, one trailing newline removed.
+pub fn read_stdin_value() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut s = String::new();
+    std::io::stdin()
+        .read_to_string(&mut s)
+        .map_err(|e| usage_err!("cannot read the value from standard input: {e}"))?;
+    if s.ends_with('\n') {
+        s.pop();
+        if s.ends_with('\r') {
+            s.pop();
+        }
+    }
+    Ok(s)
+}
+
 /// The job a management command names (UUID, `DEVICE/NAME`, or a name on this machine's
 /// device when it is enrolled); see [`crate::store::jobs::resolve`].
 pub async fn resolve_job(

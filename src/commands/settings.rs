@@ -1,6 +1,5 @@
 //! `restic-fleet settings list|get|set|unset [--device ID]`.
 
-use std::io::Read;
 use std::path::Path;
 
 use clap::{Args, Subcommand};
@@ -289,24 +288,10 @@ async fn require_known_key(pool: &PgPool, key: &str) -> anyhow::Result<()> {
     })
 }
 
-fn read_stdin_value() -> anyhow::Result<String> {
-    let mut s = String::new();
-    std::io::stdin()
-        .read_to_string(&mut s)
-        .map_err(|e| usage_err!("cannot read the value from standard input: {e}"))?;
-    if s.ends_with('\n') {
-        s.pop();
-        if s.ends_with('\r') {
-            s.pop();
-        }
-    }
-    Ok(s)
-}
-
 async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
     let from_stdin = a.value == "-";
     let value = if from_stdin {
-        read_stdin_value()?
+        crate::commands::read_stdin_value()?
     } else {
         a.value.clone()
     };

@@ -141,7 +141,9 @@ fn restic_version(state: &StateDir) -> String {
     {
         return version.trim().to_string();
     }
-    match std::process::Command::new(&program).arg("version").output() {
+    let mut cmd = std::process::Command::new(&program);
+    crate::platform::restic_env::clean_environment(&mut cmd);
+    match cmd.arg("version").output() {
         Ok(out) if out.status.success() => {
             let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
             if let Some(stamp) = stamp

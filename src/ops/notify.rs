@@ -150,7 +150,7 @@ fn targets(settings: &Settings) -> Vec<(Target, String)> {
         if let Some(url) = settings.get(t.setting()) {
             let url = url.trim().to_string();
             match ping::validate_url(&url) {
-                Ok(()) => targets.push((t, url)),
+                Ok(parsed) => targets.push((t, parsed.to_string())),
                 Err(e) => tracing::warn!(
                     "setting {} is not used: {e}; fix it with `restic-fleet settings set {} URL`",
                     t.setting(),

@@ -134,7 +134,7 @@ async fn snapshots_in_window(
         return Vec::new();
     };
     let mut cmd =
-        crate::ops::backup::execute::restic_command(&restic, repository, password, settings);
+        crate::platform::restic_env::restic_command(&restic, repository, password, settings);
     cmd.args(["snapshots", "--json", "--no-lock"])
         .arg(format!("--host={device}"))
         .arg(format!("--tag=backup:{job}"));

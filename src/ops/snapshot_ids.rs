@@ -164,7 +164,7 @@ async fn list_snapshot_ids(
     // The same restic environment as `run` (repository, password and cache dir in the
     // environment, never in argv), so the cache restic built while backing up is reused.
     let mut cmd =
-        crate::ops::backup::execute::restic_command(restic, repository, password, settings);
+        crate::platform::restic_env::restic_command(restic, repository, password, settings);
     cmd.args(["snapshots", "--json", "--no-lock", "--host", device_id]);
     let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
         .await

@@ -328,7 +328,7 @@ impl RunMonitor {
         let shown = ping::display_url(&base);
         let result = match ping::validate_url(&base) {
             Err(e) => Err(format!("the job's ping URL {shown} is not used: {e}")),
-            Ok(()) => ping::send_ping(&base, kind, body).await,
+            Ok(url) => ping::send_ping(&url, kind, body).await,
         };
         match &result {
             Ok(()) => tracing::debug!("pinged {shown} ({})", kind.as_str()),

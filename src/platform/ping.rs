@@ -36,53 +36,67 @@ impl PingKind {
     }
 }
 
-/// Checks a URL a device will contact or the notifier will post to: `http://` or `https://`,
-/// a host, no whitespace or control characters, at most 2048 bytes. The error is the reason,
+/// Parses and checks a URL a device will contact or the notifier will post to: `http://` or
+/// `https://`, a host, no user name or password, no backslash, whitespace or control
+/// characters, at most 2048 bytes. The one parser is the `url` crate's, the parser of the HTTP
+/// client too, so the URL shown ([`display_url`]) is the URL contacted. The error is the reason,
 /// to be put into a sentence by the caller.
-pub fn validate_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| "it must start with http:// or https://".to_string())?;
+pub fn validate_url(url: &str) -> Result<url::Url, String> {
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err("it must start with http:// or https://".into());
+    }
     if url.len() > MAX_URL_LEN {
         return Err(format!("it is longer than {MAX_URL_LEN} bytes"));
     }
     if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("it contains spaces or control characters".into());
     }
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = host.rsplit('@').next().unwrap_or("");
-    if host.is_empty() || host.starts_with(':') {
+    // An HTTP client reads `\` as `/`: `http://a\@b/` contacts a while naming b.
+    if url.contains('\\') {
+        return Err("it contains a backslash".into());
+    }
+    let parsed = url::Url::parse(url).map_err(|e| format!("it is not a valid URL ({e})"))?;
+    if !parsed.has_host() || parsed.host_str().is_some_and(str::is_empty) {
         return Err("it has no host name".into());
     }
-    Ok(())
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "it carries a user name or password (user:password@); put the token into the path \
+             or the query instead"
+                .into(),
+        );
+    }
+    Ok(parsed)
 }
 
 /// The URL of one ping: `URL/start`, `URL`, `URL/fail`; a query string stays at the end
 /// (`https://hc/abc?rid=1` → `https://hc/abc/fail?rid=1`).
-pub(crate) fn ping_url(base: &str, kind: PingKind) -> String {
-    let (path, query) = match base.find('?') {
-        Some(q) => base.split_at(q),
-        None => (base, ""),
-    };
-    let path = path.trim_end_matches('/');
+pub(crate) fn ping_url(base: &url::Url, kind: PingKind) -> url::Url {
+    let mut url = base.clone();
+    let path = base.path().trim_end_matches('/');
     match kind {
-        PingKind::Success => format!("{path}{query}"),
-        PingKind::Start => format!("{path}/start{query}"),
-        PingKind::Fail => format!("{path}/fail{query}"),
+        PingKind::Success => url.set_path(path),
+        PingKind::Start => url.set_path(&format!("{path}/start")),
+        PingKind::Fail => url.set_path(&format!("{path}/fail")),
     }
+    url
 }
 
-/// A URL as logs and run records show it: scheme and host only, since the path of a ping URL
-/// (a healthchecks UUID, an ntfy topic, a webhook token) is what grants access.
+/// A URL as logs, run records and `job show` show it: scheme, host and port only, since the
+/// path of a ping URL (a healthchecks UUID, an ntfy topic, a webhook token) is what grants
+/// access. The host is the one the HTTP client would contact, read by the same parser.
 pub fn display_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return "***".into();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit('@').next().unwrap_or("");
-    format!("{}{host}/***", &url[..scheme_end + 3])
+    match url::Url::parse(url) {
+        Ok(u) if u.has_host() => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!(
+                "{}://{}{port}/***",
+                u.scheme(),
+                u.host_str().unwrap_or_default()
+            )
+        }
+        _ => "(not a URL)".into(),
+    }
 }
 
 /// One HTTP POST, tried up to `attempts` times. Blocking: call it from `spawn_blocking` in async
@@ -94,7 +108,9 @@ pub(crate) fn post_blocking(
     timeout: Duration,
     attempts: usize,
 ) -> Result<(), String> {
-    validate_url(url).map_err(|e| format!("refusing to contact {}: {e}", display_url(url)))?;
+    let url =
+        validate_url(url).map_err(|e| format!("refusing to contact {}: {e}", display_url(url)))?;
+    let url = url.as_str();
     let builder = ureq::AgentBuilder::new()
         .timeout(timeout)
         .redirects(3)
@@ -138,8 +154,8 @@ pub(crate) fn post_blocking(
 }
 
 /// Sends one ping of a job's run. Never fails the caller: the error is returned to be noted.
-pub(crate) async fn send_ping(base: &str, kind: PingKind, body: String) -> Result<(), String> {
-    let url = ping_url(base, kind);
+pub(crate) async fn send_ping(base: &url::Url, kind: PingKind, body: String) -> Result<(), String> {
+    let url = ping_url(base, kind).to_string();
     let headers = vec![("Content-Type", "text/plain; charset=utf-8".to_string())];
     tokio::task::spawn_blocking(move || {
         post_blocking(&url, &headers, &body, TIMEOUT, PING_ATTEMPTS)
@@ -154,17 +170,12 @@ mod tests {
 
     #[test]
     fn ping_paths() {
+        let at = |b: &str, k| ping_url(&validate_url(b).unwrap(), k).to_string();
         let b = "https://hc-ping.com/abc";
-        assert_eq!(
-            ping_url(b, PingKind::Start),
-            "https://hc-ping.com/abc/start"
-        );
-        assert_eq!(ping_url(b, PingKind::Success), "https://hc-ping.com/abc");
-        assert_eq!(ping_url(b, PingKind::Fail), "https://hc-ping.com/abc/fail");
-        assert_eq!(
-            ping_url("http://h/x/?a=1", PingKind::Fail),
-            "http://h/x/fail?a=1"
-        );
+        assert_eq!(at(b, PingKind::Start), "https://hc-ping.com/abc/start");
+        assert_eq!(at(b, PingKind::Success), "https://hc-ping.com/abc");
+        assert_eq!(at(b, PingKind::Fail), "https://hc-ping.com/abc/fail");
+        assert_eq!(at("http://h/x/?a=1", PingKind::Fail), "http://h/x/fail?a=1");
     }
 
     #[test]
@@ -176,9 +187,24 @@ mod tests {
         assert!(validate_url("https://a b/").is_err());
         assert!(validate_url("https://h/\n").is_err());
         assert!(validate_url("file:///etc/passwd").is_err());
+        for bad in [
+            "http://127.0.0.1:9\\@display.example/x",
+            "https://h\\x/",
+            "https://user:pw@hc-ping.com/abc",
+            "https://user@hc-ping.com/abc",
+            "https://:pw@hc-ping.com/abc",
+        ] {
+            assert!(validate_url(bad).is_err(), "{bad}");
+        }
+        // What is shown is what the HTTP client would contact.
+        assert_eq!(
+            display_url("http://127.0.0.1:9\\@display.example/x"),
+            "http://127.0.0.1:9/***"
+        );
         assert_eq!(
             display_url("https://u:p@hc-ping.com/secret-uuid?x=1"),
             "https://hc-ping.com/***"
         );
+        assert_eq!(display_url("nonsense"), "(not a URL)");
     }
 }

@@ -99,6 +99,8 @@ impl Repository {
                  set repository_password -` (reads it from standard input)"
             )
         })?;
+        // Checked again here, where it is used: a row written around `settings set`.
+        crate::domain::restic::backend_env::from_settings(settings)?;
         let restic = which::which("restic").map_err(|_| {
             usage_err!(
                 "restic was not found on PATH; install it (Debian/Ubuntu: apt install restic, \
@@ -113,23 +115,16 @@ impl Repository {
         })
     }
 
-    /// A restic command whose environment carries the repository, the password and the cache
-    /// directory, and nothing inherited that could contradict them.
+    /// A restic command with the same clean environment as a backup's: the repository, the
+    /// password, the cache directory and the backend credentials, nothing of restic-fleet's.
     pub fn command(&self) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(&self.restic);
-        cmd.env_remove("RESTIC_PASSWORD_FILE")
-            .env_remove("RESTIC_PASSWORD_COMMAND")
-            .env_remove("RESTIC_REPOSITORY_FILE")
-            .env("RESTIC_REPOSITORY", &self.url)
-            .env("RESTIC_PASSWORD", &self.password)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        // restic dies with this process (no orphan keeps a lock), and gets the same cache
-        // directory and backend credentials as a backup.
-        crate::platform::child::die_with_parent(&mut cmd);
-        crate::platform::restic_env::configure_restic(&mut cmd, &self.settings);
+        let mut cmd = crate::platform::restic_env::restic_command(
+            &self.restic,
+            &self.url,
+            &self.password,
+            &self.settings,
+        );
+        cmd.stdout(Stdio::piped());
         cmd
     }
 

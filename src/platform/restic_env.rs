@@ -1,25 +1,108 @@
-//! restic's environment as a run started by a systemd timer or a Windows task needs it to
-//! behave like a run started by hand: restic's cache directory
-//! ([`crate::platform::restic_cache`]) and the backend credentials
-//! ([`crate::domain::restic::backend_env`]) on every restic command, and those credentials
-//! masked wherever restic's output is shown or stored.
+//! restic's environment: a clean one, built from nothing. restic gets what it and the programs
+//! it starts (ssh, rclone) need from this process's environment ([`INHERITED`]), the
+//! repository, its password and restic's cache directory ([`crate::platform::restic_cache`]),
+//! and the backend credentials ([`crate::domain::restic::backend_env`]); never anything of
+//! restic-fleet's own (`DATABASE_URL` and its password, `PG*`, `RESTIC_FLEET_*`). Those
+//! credentials are masked wherever restic's output is shown or stored.
 //!
-//! Every restic command (`run`, the stale-run reconciliation, snapshot ids, unlock) goes
-//! through [`configure_restic`], so none of them can drift from the others.
+//! Every restic command (`run`, unlock, the stale-run reconciliation, snapshot ids, `snapshots`,
+//! `restore`, `maintain`, `restic version`) starts through [`restic_command`] or
+//! [`clean_environment`], so none of them can drift from the others.
+
+use std::process::Stdio;
 
 use crate::domain::settings::Settings;
 
+/// What restic and the programs it starts need of this process's environment, by name
+/// (compared upper-cased, as Windows does): the search path, the user and home (ssh's
+/// configuration and known hosts, rclone's configuration), language and time zone, the
+/// temporary and cache directories, the ssh agent of a person running a command by hand, and
+/// this machine's own proxy and certificate settings. These come from the machine, not from the
+/// database, which may set only [`crate::domain::restic::backend_env::ALLOWED`].
+const INHERITED: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TERM",
+    "TMPDIR",
+    "XDG_CACHE_HOME",
+    "XDG_CONFIG_HOME",
+    "XDG_RUNTIME_DIR",
+    "SSH_AUTH_SOCK",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    // Windows: Go's networking and os.UserCacheDir, ssh.exe and rclone.exe need these.
+    "SYSTEMROOT",
+    "SYSTEMDRIVE",
+    "WINDIR",
+    "COMSPEC",
+    "PATHEXT",
+    "APPDATA",
+    "LOCALAPPDATA",
+    "PROGRAMDATA",
+    "USERPROFILE",
+    "HOMEDRIVE",
+    "HOMEPATH",
+    "USERNAME",
+    "USERDOMAIN",
+    "TEMP",
+    "TMP",
+];
+
+/// Whether restic inherits the variable `name` of this process's environment: a name of
+/// [`INHERITED`], a locale category (`LC_*`), or a backend variable the machine itself set.
+fn inherited(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    INHERITED.contains(&upper.as_str())
+        || upper.starts_with("LC_")
+        || crate::domain::restic::backend_env::is_allowed(name)
+}
+
+/// Empties `cmd`'s environment and puts back what [`inherited`] keeps of this process's.
+pub(crate) fn clean_environment(cmd: &mut std::process::Command) {
+    cmd.env_clear();
+    for (name, value) in std::env::vars_os() {
+        if name.to_str().is_some_and(inherited) {
+            cmd.env(name, value);
+        }
+    }
+}
+
+/// A restic command whose environment is clean and carries the repository, the password, the
+/// cache directory and the backend environment (never its argv); stdin is closed, stderr piped,
+/// and restic dies with this process (no orphan keeps a lock).
+pub(crate) fn restic_command(
+    restic: &std::path::Path,
+    repository: &str,
+    password: &str,
+    settings: &Settings,
+) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(restic);
+    clean_environment(cmd.as_std_mut());
+    cmd.env("RESTIC_REPOSITORY", repository)
+        .env("RESTIC_PASSWORD", password)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    crate::platform::child::die_with_parent(&mut cmd);
+    configure_restic(&mut cmd, settings);
+    cmd
+}
+
 /// Sets restic's cache directory and the backend environment on a restic command. The backend
-/// environment was validated by [`backend_env::from_settings`] before the run started; a value
-/// that no longer parses adds nothing here.
-pub(crate) fn configure_restic(cmd: &mut tokio::process::Command, settings: &Settings) {
-    match crate::platform::restic_cache::resolve(settings) {
-        Some(dir) => {
-            cmd.env("RESTIC_CACHE_DIR", dir);
-        }
-        None => {
-            cmd.env_remove("RESTIC_CACHE_DIR");
-        }
+/// environment was validated by
+/// [`from_settings`](crate::domain::restic::backend_env::from_settings) before the command
+/// started; a value that does not parse adds nothing here.
+fn configure_restic(cmd: &mut tokio::process::Command, settings: &Settings) {
+    if let Some(dir) = crate::platform::restic_cache::resolve(settings) {
+        cmd.env("RESTIC_CACHE_DIR", dir);
     }
     if let Ok(vars) = crate::domain::restic::backend_env::from_settings(settings) {
         for (k, v) in vars {

@@ -31,19 +31,21 @@ pub async fn global_setting(conn: &mut PgConnection, key: &str) -> sqlx::Result<
         .await
 }
 
-/// Sets the global value of setting `key`.
+/// Sets the global value of setting `key` (the value through
+/// [`crate::store::settings::stage_value`], out of the statement log).
 pub async fn set_global_setting(
     conn: &mut PgConnection,
     key: &str,
     value: &str,
-) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO settings (device_id, key, value) VALUES (NULL, $1, $2) \
+) -> anyhow::Result<()> {
+    crate::store::settings::stage_value(conn, value).await?;
+    sqlx::query(&format!(
+        "INSERT INTO settings (device_id, key, value) SELECT NULL, $1, {} \
          ON CONFLICT (key) WHERE device_id IS NULL \
          DO UPDATE SET value = EXCLUDED.value, updated_at = NOW()",
-    )
+        crate::store::settings::STAGED_VALUE
+    ))
     .bind(key)
-    .bind(value)
     .execute(&mut *conn)
     .await?;
     Ok(())

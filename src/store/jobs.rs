@@ -217,12 +217,14 @@ pub async fn set_hooks_and_ping_url(
     match ping_url {
         None => {}
         Some(Some(url)) => {
-            sqlx::query(
-                "INSERT INTO job_ping_urls (job_id, ping_url) VALUES ($1, $2) \
+            // A bearer secret: handed over as COPY data, out of the statement log.
+            crate::store::settings::stage_value(&mut tx, url).await?;
+            sqlx::query(&format!(
+                "INSERT INTO job_ping_urls (job_id, ping_url) SELECT $1, {} \
                  ON CONFLICT (job_id) DO UPDATE SET ping_url = EXCLUDED.ping_url, updated_at = NOW()",
-            )
+                crate::store::settings::STAGED_VALUE
+            ))
             .bind(job)
-            .bind(url)
             .execute(&mut *tx)
             .await?;
         }

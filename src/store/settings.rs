@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 
 use crate::domain::settings::Settings;
 
@@ -172,28 +172,77 @@ pub async fn secret_for_viewer(pool: &PgPool, key: &str) -> anyhow::Result<(bool
     .await?)
 }
 
-/// Sets a global setting (its description kept unless a new one is given).
+/// Hands PostgreSQL a setting's value as the data of a `COPY ... FROM STDIN` into a temporary
+/// table of the open transaction, instead of as a bound parameter: with `log_statement = all`
+/// (or `log_min_duration_statement`) the server logs each statement with its bound parameters,
+/// but never the rows of a COPY, so a secret (the repository password, a URL's token, backend
+/// credentials) stays out of its log. The statement that follows reads it as
+/// [`STAGED_VALUE`]. The table is dropped at commit, so it works behind PgBouncer too.
+pub(crate) async fn stage_value(conn: &mut PgConnection, value: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "CREATE TEMPORARY TABLE IF NOT EXISTS fleet_staged_value (value TEXT NOT NULL) \
+         ON COMMIT DROP",
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM fleet_staged_value")
+        .execute(&mut *conn)
+        .await?;
+    let mut copy = conn
+        .copy_in_raw("COPY fleet_staged_value (value) FROM STDIN")
+        .await?;
+    copy.send(copy_text_row(value).into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// The value [`stage_value`] handed over, as an SQL expression.
+pub(crate) const STAGED_VALUE: &str = "(SELECT value FROM fleet_staged_value)";
+
+/// One row of COPY's text format holding `value`: backslash, newline, carriage return and tab
+/// escaped, so no value can end the row or the data early.
+fn copy_text_row(value: &str) -> String {
+    let mut row = String::with_capacity(value.len() + 1);
+    for c in value.chars() {
+        match c {
+            '\\' => row.push_str("\\\\"),
+            '\n' => row.push_str("\\n"),
+            '\r' => row.push_str("\\r"),
+            '\t' => row.push_str("\\t"),
+            c => row.push(c),
+        }
+    }
+    row.push('\n');
+    row
+}
+
+/// Sets a global setting (its description kept unless a new one is given). The value reaches
+/// the server through [`stage_value`], never the statement log.
 pub async fn set_global(
     pool: &PgPool,
     key: &str,
     value: &str,
     description: Option<&str>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO settings (device_id, key, value, description) VALUES (NULL, $1, $2, $3) \
+    let mut tx = pool.begin().await?;
+    stage_value(&mut tx, value).await?;
+    sqlx::query(&format!(
+        "INSERT INTO settings (device_id, key, value, description) \
+         SELECT NULL, $1, {STAGED_VALUE}, $2 \
          ON CONFLICT (key) WHERE device_id IS NULL DO UPDATE SET value = EXCLUDED.value, \
          description = COALESCE(EXCLUDED.description, settings.description), \
-         updated_at = NOW()",
-    )
+         updated_at = NOW()"
+    ))
     .bind(key)
-    .bind(value)
     .bind(description)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
-/// Sets a device's own value of a setting (its description kept unless a new one is given).
+/// Sets a device's own value of a setting (its description kept unless a new one is given),
+/// the value through [`stage_value`].
 pub async fn set_for_device(
     pool: &PgPool,
     device: &str,
@@ -201,18 +250,21 @@ pub async fn set_for_device(
     value: &str,
     description: Option<&str>,
 ) -> anyhow::Result<()> {
-    sqlx::query(
-        "INSERT INTO settings (device_id, key, value, description) VALUES ($1, $2, $3, $4) \
+    let mut tx = pool.begin().await?;
+    stage_value(&mut tx, value).await?;
+    sqlx::query(&format!(
+        "INSERT INTO settings (device_id, key, value, description) \
+         SELECT $1, $2, {STAGED_VALUE}, $3 \
          ON CONFLICT (device_id, key) DO UPDATE SET value = EXCLUDED.value, \
          description = COALESCE(EXCLUDED.description, settings.description), \
-         updated_at = NOW()",
-    )
+         updated_at = NOW()"
+    ))
     .bind(device)
     .bind(key)
-    .bind(value)
     .bind(description)
-    .execute(pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -239,6 +291,12 @@ pub async fn delete(pool: &PgPool, id: i32) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_rows_escape_what_would_end_them() {
+        assert_eq!(copy_text_row("pw"), "pw\n");
+        assert_eq!(copy_text_row("a\\.\nb\r\tc\\"), "a\\\\.\\nb\\r\\tc\\\\\n");
+    }
 
     #[test]
     fn migrations_name_their_settings() {

@@ -332,10 +332,14 @@ pub fn stem(job: uuid::Uuid) -> String {
 
 /// Runs the binary with `args`, feeding `input` on standard input.
 pub fn with_stdin(env: &Env, args: &[&str], input: &str) -> Output {
+    with_stdin_on(env.cmd(), args, input)
+}
+
+/// `cmd ARGS` with `input` on standard input.
+pub fn with_stdin_on(mut cmd: Command, args: &[&str], input: &str) -> Output {
     use std::io::Write;
     use std::process::Stdio;
-    let mut child = env
-        .cmd()
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

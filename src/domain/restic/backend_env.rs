@@ -3,69 +3,81 @@
 //!
 //! The variables go into restic's environment only: never into unit files, task XML, argv,
 //! logs or stored output (run output is redacted with their values). The text is validated
-//! where it is written (`settings set`) and again where it is used (`run`), because the
-//! database decides what a device executes: variables that run programs, load code, or change
-//! the repository or its password are refused, since restic-fleet sets those itself.
+//! where it is written (`settings set`) and again where it is used (`run` and every command
+//! that starts restic), because the database decides what a device executes and contacts: only
+//! the backends' credential and endpoint variables ([`ALLOWED`]) are accepted.
 
 use crate::domain::settings::Settings;
 
 /// The setting's key.
 pub const KEY: &str = "repository_environment";
 
-/// Variables restic-fleet owns or that would let the database run code on a device.
-const REFUSED: &[(&str, &str)] = &[
-    (
-        "RESTIC_REPOSITORY",
-        "the repository comes from the repository_url setting",
-    ),
-    (
-        "RESTIC_REPOSITORY_FILE",
-        "the repository comes from the repository_url setting",
-    ),
-    (
-        "RESTIC_PASSWORD",
-        "the password comes from the repository_password setting",
-    ),
-    (
-        "RESTIC_PASSWORD_FILE",
-        "the password comes from the repository_password setting",
-    ),
-    ("RESTIC_PASSWORD_COMMAND", "it runs a program"),
-    (
-        "RESTIC_CACHE_DIR",
-        "the cache directory comes from the repository_cache_dir setting",
-    ),
-    ("RESTIC_HOST", "the host is the device id"),
-    ("PATH", "it chooses which programs run"),
-    (
-        "HOME",
-        "it chooses the ssh configuration, which can run programs",
-    ),
-    ("SSH_ASKPASS", "it runs a program"),
-    ("SSH_ASKPASS_REQUIRE", "it runs a program"),
-    ("BASH_ENV", "it runs a program"),
-    ("ENV", "it runs a program"),
-    ("SHELL", "it runs a program"),
-    ("IFS", "it changes how shells split commands"),
+/// The variables restic's backends read for their credentials and endpoints (restic's
+/// "Environment variables" reference), and nothing else. Everything else is refused: a variable
+/// that names a file, a program, a proxy, a certificate store or a library would let the
+/// database decide what a device trusts, contacts or runs (`SSL_CERT_FILE`, `HTTPS_PROXY`,
+/// `RCLONE_CONFIG`, `AWS_SHARED_CREDENTIALS_FILE`, `GOOGLE_APPLICATION_CREDENTIALS`, ...).
+/// GCS is by value (`GOOGLE_ACCESS_TOKEN`), and of rclone only the bandwidth limit: rclone maps
+/// every option of every remote to an `RCLONE_*` variable, some of which run programs (an sftp
+/// remote's `ssh`, `--password-command`), so an rclone remote is configured on the device.
+/// `AZURE_FORCE_CLI_CREDENTIAL` is left out because it runs the `az` program.
+pub const ALLOWED: &[&str] = &[
+    // S3 (and S3-compatible servers: the endpoint is in the repository URL)
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "RESTIC_AWS_ASSUME_ROLE_ARN",
+    "RESTIC_AWS_ASSUME_ROLE_SESSION_NAME",
+    "RESTIC_AWS_ASSUME_ROLE_EXTERNAL_ID",
+    "RESTIC_AWS_ASSUME_ROLE_POLICY",
+    "RESTIC_AWS_ASSUME_ROLE_REGION",
+    "RESTIC_AWS_ASSUME_ROLE_STS_ENDPOINT",
+    // Backblaze B2
+    "B2_ACCOUNT_ID",
+    "B2_ACCOUNT_KEY",
+    // Azure
+    "AZURE_ACCOUNT_NAME",
+    "AZURE_ACCOUNT_KEY",
+    "AZURE_ACCOUNT_SAS",
+    "AZURE_ENDPOINT_SUFFIX",
+    // Google Cloud Storage, by value
+    "GOOGLE_PROJECT_ID",
+    "GOOGLE_ACCESS_TOKEN",
+    // OpenStack Swift
+    "OS_AUTH_URL",
+    "OS_REGION_NAME",
+    "OS_USERNAME",
+    "OS_USER_ID",
+    "OS_PASSWORD",
+    "OS_TENANT_ID",
+    "OS_TENANT_NAME",
+    "OS_USER_DOMAIN_NAME",
+    "OS_USER_DOMAIN_ID",
+    "OS_PROJECT_NAME",
+    "OS_PROJECT_DOMAIN_NAME",
+    "OS_PROJECT_DOMAIN_ID",
+    "OS_TRUST_ID",
+    "OS_APPLICATION_CREDENTIAL_ID",
+    "OS_APPLICATION_CREDENTIAL_NAME",
+    "OS_APPLICATION_CREDENTIAL_SECRET",
+    "OS_STORAGE_URL",
+    "OS_AUTH_TOKEN",
+    "ST_AUTH",
+    "ST_USER",
+    "ST_KEY",
+    "SWIFT_DEFAULT_CONTAINER_POLICY",
+    // rest-server
+    "RESTIC_REST_USERNAME",
+    "RESTIC_REST_PASSWORD",
+    // rclone
+    "RCLONE_BWLIMIT",
 ];
 
-/// Prefixes of refused variables (dynamic loader, restic's copy source, Go runtime hooks).
-const REFUSED_PREFIXES: &[(&str, &str)] = &[
-    ("LD_", "it loads code into every program"),
-    ("DYLD_", "it loads code into every program"),
-    (
-        "RESTIC_FROM_",
-        "restic-fleet never copies from another repository",
-    ),
-    (
-        "RESTIC_PASSWORD",
-        "the password comes from the repository_password setting",
-    ),
-    (
-        "RESTIC_REPOSITORY",
-        "the repository comes from the repository_url setting",
-    ),
-];
+/// Whether `key` is one of the [`ALLOWED`] backend variables.
+pub fn is_allowed(key: &str) -> bool {
+    ALLOWED.contains(&key)
+}
 
 /// Parses and checks the setting's text: one `KEY=VALUE` a line, blank lines and lines
 /// starting with `#` ignored. The error is one sentence naming the line and the fix.
@@ -97,14 +109,11 @@ pub fn parse(text: &str) -> Result<Vec<(String, String)>, String> {
                 crate::domain::text::truncate_str(key, 40)
             ));
         }
-        let why = REFUSED
-            .iter()
-            .find(|(k, _)| *k == key)
-            .or_else(|| REFUSED_PREFIXES.iter().find(|(p, _)| key.starts_with(p)))
-            .map(|(_, why)| *why);
-        if let Some(why) = why {
+        if !is_allowed(key) {
             return Err(format!(
-                "line {n} of {KEY}: {key} is not allowed because {why}; remove that line"
+                "line {n} of {KEY}: {key} is not one of the backend credential and endpoint \
+                 variables restic-fleet passes to restic ({}); remove that line",
+                ALLOWED.join(", ")
             ));
         }
         if value.contains('\0') {
@@ -140,7 +149,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_credentials_and_refuses_what_runs_programs() {
+    fn accepts_backend_credentials_only() {
         let v = parse("# b2\nB2_ACCOUNT_ID=abc\n\nB2_ACCOUNT_KEY=k=with=equals\r\n").unwrap();
         assert_eq!(
             v,
@@ -150,16 +159,27 @@ mod tests {
             ]
         );
         for bad in [
-            "RESTIC_PASSWORD_COMMAND=cat /x",
-            "RESTIC_REPOSITORY=/elsewhere",
-            "RESTIC_PASSWORD=x",
-            "LD_PRELOAD=/tmp/x.so",
-            "PATH=/tmp",
-            "HOME=/tmp",
-            "RESTIC_FROM_REPOSITORY=/x",
+            "RESTIC_PASSWORD_COMMAND",
+            "RESTIC_REPOSITORY",
+            "RESTIC_PASSWORD",
+            "RESTIC_CACHE_DIR",
+            "LD_PRELOAD",
+            "PATH",
+            "HOME",
+            "RESTIC_FROM_REPOSITORY",
+            "AZURE_FORCE_CLI_CREDENTIAL",
+            "AWS_PROFILE",
+            "SSL_CERT_FILE",
+            "HTTPS_PROXY",
+            "RCLONE_CONFIG",
+            "GOOGLE_APPLICATION_CREDENTIALS",
         ] {
-            let e = parse(bad).unwrap_err();
-            assert!(e.contains("not allowed"), "{bad}: {e}");
+            let e = parse(&format!("{bad}=x")).unwrap_err();
+            assert!(e.contains("is not one of"), "{bad}: {e}");
+            assert!(
+                e.contains("B2_ACCOUNT_KEY, AZURE_ACCOUNT_NAME"),
+                "{bad}: {e}"
+            );
         }
         assert!(
             parse("lower=x")
@@ -167,7 +187,11 @@ mod tests {
                 .contains("not an environment variable")
         );
         assert!(parse("NOEQUALS").unwrap_err().contains("line 1"));
-        assert!(parse("A=1\nA=2").unwrap_err().contains("twice"));
+        assert!(
+            parse("B2_ACCOUNT_ID=1\nB2_ACCOUNT_ID=2")
+                .unwrap_err()
+                .contains("twice")
+        );
         assert_eq!(parse("").unwrap(), vec![]);
     }
 }

@@ -441,7 +441,7 @@ async fn backup_once(
     fds: &[i32],
 ) -> Result<Attempt, String> {
     let job_name = resolved.job.name.as_str();
-    let mut cmd = restic_command(
+    let mut cmd = crate::platform::restic_env::restic_command(
         restic,
         &resolved.repository,
         &resolved.password,
@@ -542,29 +542,6 @@ async fn wait_or_stop(
     (status, cancelled_by)
 }
 
-/// A restic command whose environment carries the repository, the password and the cache
-/// directory (never its argv), and nothing inherited that could contradict them.
-pub(crate) fn restic_command(
-    restic: &std::path::Path,
-    repository: &str,
-    password: &str,
-    settings: &Settings,
-) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(restic);
-    cmd.env_remove("RESTIC_PASSWORD_FILE")
-        .env_remove("RESTIC_PASSWORD_COMMAND")
-        .env_remove("RESTIC_REPOSITORY_FILE")
-        .env("RESTIC_REPOSITORY", repository)
-        .env("RESTIC_PASSWORD", password)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    crate::platform::child::die_with_parent(&mut cmd);
-    // restic's cache directory and the backend environment (repository_environment)
-    crate::platform::restic_env::configure_restic(&mut cmd, settings);
-    cmd
-}
-
 /// Runs `restic unlock`: removes locks whose process no longer exists (on this host) or that are
 /// older than 30 minutes; live locks of other machines are left alone. Returns whether restic
 /// unlock succeeded (the markers of dead restics are cleared only then).
@@ -574,7 +551,8 @@ pub(crate) async fn remove_stale_locks(
     password: &str,
     settings: &Settings,
 ) -> bool {
-    let mut cmd = restic_command(restic, repository, password, settings);
+    let mut cmd =
+        crate::platform::restic_env::restic_command(restic, repository, password, settings);
     cmd.arg("unlock").stdout(Stdio::null());
     match tokio::time::timeout(Duration::from_secs(120), cmd.output()).await {
         Ok(Ok(out)) if out.status.success() => true,
