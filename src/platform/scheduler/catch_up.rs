@@ -55,6 +55,17 @@ pub enum Systemctl {
     Failed(String),
 }
 
+/// A program's standard error as one line: its non-empty lines joined by "; " (systemctl
+/// writes several, which a one-line report would otherwise show as `\n`).
+pub fn stderr_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `systemctl [--user] start [--no-block] UNIT`.
 pub fn systemctl_start(user: bool, unit: &str, wait: bool) -> Systemctl {
     let Ok(program) = which::which("systemctl") else {
@@ -72,7 +83,7 @@ pub fn systemctl_start(user: bool, unit: &str, wait: bool) -> Systemctl {
     match cmd.output() {
         Ok(out) if out.status.success() => Systemctl::Done(out.status.code()),
         Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            let err = stderr_line(&out.stderr);
             if err.contains("not been booted with systemd")
                 || err.contains("Failed to connect to bus")
             {
