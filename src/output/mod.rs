@@ -489,7 +489,12 @@ mod tests {
         assert_eq!(wrap_path("/etc", 32), ["/etc"]);
         assert_eq!(
             wrap_path("/home/alice/Documents/Projects/2024/reports", 20),
-            ["/home/alice/", "  Documents/", "  Projects/2024/", "  reports"]
+            [
+                "/home/alice/",
+                "  Documents/",
+                "  Projects/2024/",
+                "  reports"
+            ]
         );
         assert_eq!(
             wrap_path(r"C:\Users\Alice\AppData\Roaming", 16),
