@@ -1047,6 +1047,19 @@ async fn an_admin_config_with_only_a_database_url_serves_every_admin_command() {
     std::fs::write(env.config_path(), format!("database_url = {:?}\n", env.url)).unwrap();
     let src = env.dir.path().join("src");
     std::fs::create_dir_all(&src).unwrap();
+    // An empty fleet points to the command that exists and gives a device its own login.
+    let out = rf(&env, &["device", "list"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("enrol one with `restic-fleet device enroll ID"),
+        "{}",
+        stdout(&out)
+    );
+    let help = stdout(&rf(&env, &["init", "--help"]));
+    assert!(
+        help.contains("device's own login") && !help.contains("backup_client"),
+        "{help}"
+    );
     for args in [
         vec!["db", "migrate"],
         vec![

@@ -148,3 +148,21 @@ pub fn reregister(config_path: &Path) {
         Err(e) => tracing::warn!("could not start a sync to register the next run: {e}"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::stderr_line;
+
+    #[test]
+    fn systemctl_stderr_becomes_one_line() {
+        let err =
+            b"System has not been booted with systemd as init system (PID 1). Can't operate.\n\
+                    Failed to connect to bus: Host is down\n";
+        assert_eq!(
+            stderr_line(err),
+            "System has not been booted with systemd as init system (PID 1). Can't operate.; \
+             Failed to connect to bus: Host is down"
+        );
+        assert_eq!(stderr_line(b"\n  \n"), "");
+    }
+}
