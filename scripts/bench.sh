@@ -33,7 +33,7 @@ done
 scripts/install-deps.sh
 if [ -z "$bin" ]; then
   cargo build --release --locked -q
-  bin=target/release/restic-fleet
+  bin=$(scripts/target-dir.sh)/release/restic-fleet
 fi
 . scripts/pg.sh
 dir=$(mktemp -d /tmp/restic-fleet-bench.XXXXXX)

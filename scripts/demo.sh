@@ -12,7 +12,8 @@ scripts/install-deps.sh
 
 echo "== building restic-fleet"
 cargo build --locked --quiet
-rf() { "$root/target/debug/restic-fleet" --config "$demo/config.toml" "$@"; }
+bin=$(scripts/target-dir.sh)/debug/restic-fleet
+rf() { "$bin" --config "$demo/config.toml" "$@"; }
 
 rm -rf "$demo"
 mkdir -p "$demo/data/documents" "$demo/units"

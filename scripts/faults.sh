@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 KILLS=${1:-30}
 cargo build --quiet --locked
-BIN=$PWD/target/debug/restic-fleet
+BIN=$(scripts/target-dir.sh)/debug/restic-fleet
 . scripts/pg.sh
 
 work=$(mktemp -d /tmp/restic-fleet-faults.XXXXXX)

@@ -1135,3 +1135,104 @@ async fn job_paths_missing_here_are_a_warning() {
     assert_ok(&out);
     assert!(stderr(&out).contains(gone), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn an_admin_config_with_only_a_database_url_serves_every_admin_command() {
+    let env = Env::empty().await;
+    std::fs::write(env.config_path(), format!("database_url = {:?}\n", env.url)).unwrap();
+    let src = env.dir.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // An empty fleet points to the command that exists and gives a device its own login.
+    let out = rf(&env, &["device", "list"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains("enrol one with `restic-fleet device enroll ID"),
+        "{}",
+        stdout(&out)
+    );
+    let help = stdout(&rf(&env, &["init", "--help"]));
+    assert!(
+        help.contains("device's own login") && !help.contains("backup_client"),
+        "{help}"
+    );
+    for args in [
+        vec!["db", "migrate"],
+        vec![
+            "device",
+            "add",
+            &env.device,
+            "--name",
+            "Web",
+            "--platform",
+            "linux",
+        ],
+        vec!["device", "list"],
+        vec!["device", "show", &env.device],
+        vec!["settings", "set", "timezone", "UTC"],
+        vec!["settings", "get", "timezone"],
+        vec!["settings", "list"],
+    ] {
+        let out = rf(&env, &args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    let job = job_add(&env, "etc", src.to_str().unwrap());
+    let qualified = format!("{}/etc", env.device);
+    for args in [
+        vec!["job", "list"],
+        vec!["job", "show", &qualified],
+        vec!["schedule", "add", &job, "--cron", "30 2 * * *"],
+        vec!["schedule", "list"],
+        vec!["schedule", "preview", "--job", "etc", "--count", "2"],
+        vec!["runs", "list"],
+        vec!["status", "--json"],
+        vec!["metrics"],
+        vec!["cleanup", "--dry-run"],
+    ] {
+        let out = rf(&env, &args);
+        // `status` exits 1 for a job that never ran; it still reports.
+        let want = if args[0] == "status" { 1 } else { 0 };
+        assert_eq!(out.status.code(), Some(want), "{args:?}: {}", stderr(&out));
+    }
+    // `schedule preview --job` also takes --database-url on a machine without any config.
+    let out = env
+        .cmd()
+        .env("RESTIC_FLEET_CONFIG", env.dir.path().join("missing.toml"))
+        .args(["schedule", "preview", "--job", &job, "--json"])
+        .args(["--database-url", &env.url, "--from", "2027-01-01T00:00:00Z"])
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["next"][0], "2027-01-01T02:30:00+00:00");
+
+    // What only a device does is refused in one sentence that says how to enrol one.
+    for args in [
+        vec!["run", job.as_str()],
+        vec!["sync"],
+        vec!["spool", "list"],
+        vec!["maintain", "--dry-run"],
+    ] {
+        let out = rf(&env, &args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("names no device_id (it is an admin config)")
+                && err.contains("restic-fleet device enroll ID")
+                && !err.contains("missing field"),
+            "{args:?}: {err}"
+        );
+    }
+    // `init` would overwrite the admin's config: refused, naming --config.
+    let out = rf(
+        &env,
+        &["init", "--database-url", &env.url, "--device-id", "web1"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is an admin config") && err.contains("--config PATH"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.config_path()).unwrap(),
+        format!("database_url = {:?}\n", env.url)
+    );
+}

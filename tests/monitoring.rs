@@ -1042,7 +1042,7 @@ async fn relica_hooks_run() {
     std::fs::set_permissions(&watcher, std::fs::Permissions::from_mode(0o755)).unwrap();
     let fixture = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/relica/relica-account-info.json"
+        "/tests/fixtures/relica/relica-account-info.json"
     ))
     .unwrap()
     .replace("/usr/bin/endpoint-watcher", watcher.to_str().unwrap());

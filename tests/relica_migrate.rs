@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/fixtures/relica/relica-account-info.json"
+    "/tests/fixtures/relica/relica-account-info.json"
 );
 
 // Backup ids and names from read_only.backups.

@@ -998,7 +998,7 @@ async fn relica_migrate_rejects_what_the_cli_would_refuse() {
     let env = Env::enrolled().await;
     let fixture = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/relica/relica-account-info.json"
+        "/tests/fixtures/relica/relica-account-info.json"
     );
     let text = std::fs::read_to_string(fixture).unwrap();
     // device1/Dokumenty gets a relative path; device1/home a name with an escape sequence.

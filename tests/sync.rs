@@ -48,7 +48,97 @@ fn verify(dir: &Path) {
 fn normalise(text: &str, env: &Env, job: Uuid) -> String {
     text.replace(env!("CARGO_BIN_EXE_restic-fleet"), "{BINARY}")
         .replace(env.config_path().to_str().unwrap(), "{CONFIG}")
+        .replace(env.state_dir().to_str().unwrap(), "{STATE}")
         .replace(&job.to_string(), "{JOB}")
+}
+
+/// Every `.service` file sync wrote into `dir`, by name.
+fn services(dir: &Path) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "service"))
+        .map(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read_to_string(&p).unwrap())
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn units_carry_the_unit_dir_and_the_state_dir_that_sync_was_given() {
+    let env = Env::enrolled().await;
+    env.set_setting("timezone", "UTC").await;
+    env.set_setting("maintenance_device", &env.device).await;
+    let (bin, log) = fake_tool(&env, "systemctl", "");
+    // Characters systemd would otherwise expand or split on, in both directories.
+    let units = env.dir.path().join("unit dir 100%");
+    let state = env.dir.path().join("state $HOME 50% \"q\" \\x");
+    let src = env.make_source("src", 1);
+    let job = env.add_job("daily", &[&src]).await;
+    add_cron(&env, job, "30 2 * * *").await;
+    let sync_by_hand = || {
+        env.cmd()
+            .env("PATH", path_with(&bin))
+            .env("RESTIC_FLEET_STATE_DIR", &state)
+            .args(["sync", "--json", "--unit-dir", units.to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let out = sync_by_hand();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    verify(&units);
+    // The hand run's state directory is in every unit, escaped for systemd: `%` doubled, `"`
+    // and `\` escaped, `$` kept (Environment= expands no variables).
+    let assignment = format!(
+        "Environment=\"RESTIC_FLEET_STATE_DIR={}/state $HOME 50%% \\\"q\\\" \\\\x\"",
+        env.dir.path().display()
+    );
+    let services = services(&units);
+    let files: Vec<&str> = services.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        files,
+        [
+            "restic-fleet-catchup@.service".to_string(),
+            format!("{}.service", stem(job)),
+            "restic-fleet-maintenance.service".to_string(),
+            "restic-fleet-sync.service".to_string(),
+        ]
+    );
+    for (name, text) in &services {
+        assert_eq!(
+            text.lines()
+                .filter(|l| l.starts_with("Environment="))
+                .collect::<Vec<_>>(),
+            [assignment.as_str()],
+            "{name}:\n{text}"
+        );
+    }
+    // The sync unit syncs into the same unit directory (`%` doubled for systemd).
+    let sync_service = &services[3].1;
+    let unit_arg = format!(
+        "\"sync\" \"--unit-dir\" \"{}/unit dir 100%%\"",
+        env.dir.path().display()
+    );
+    assert!(sync_service.contains(&unit_arg), "{sync_service}");
+    // What the sync unit runs (the same arguments and state directory) changes nothing.
+    let before = calls(&log).len();
+    let out = sync_by_hand();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        names(&r, "added").is_empty() && names(&r, "updated").is_empty(),
+        "{r:#}"
+    );
+    assert_eq!(calls(&log).len(), before);
 }
 
 #[tokio::test]

@@ -160,9 +160,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
         return Ok(exit::SUCCESS);
     }
     if rows.is_empty() {
-        println!(
-            "no devices; add one with `restic-fleet device add ID --name NAME --platform linux`"
-        );
+        println!("no devices; enrol one with `restic-fleet device enroll ID --platform linux`");
         return Ok(exit::SUCCESS);
     }
     let now = Utc::now();

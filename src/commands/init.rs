@@ -13,7 +13,8 @@ use crate::local::config::{self, Config};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// PostgreSQL URL, e.g. postgres://fleet_laptop_...:PASSWORD@db.example.com/backup_control;
+    /// PostgreSQL URL with this device's own login, as `restic-fleet device enroll` prints it,
+    /// e.g. postgres://fleet_laptop_3f9a0c21d7e4:PASSWORD@db.example.com/backup_control;
     /// `-` reads it from standard input (prompted for, not echoed, on a terminal), so that its
     /// password stays out of the process list and shell history.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]
@@ -103,12 +104,32 @@ fn not_this_device(err: anyhow::Error, device_id: &str) -> anyhow::Error {
     }
 }
 
+/// The config file already at `config_path`, unless it is an admin config (no `device_id`):
+/// enrolling would overwrite the admin's database URL, so that is refused.
+fn keep_admin_config(config_path: &Path) -> anyhow::Result<Option<config::ConfigFile>> {
+    if !config_path.exists() {
+        return Ok(None);
+    }
+    let existing = config::load_file(config_path).ok();
+    if existing.as_ref().is_some_and(|c| c.device_id.is_none()) {
+        return Err(crate::usage_err!(
+            "the config file {} is an admin config (database_url without device_id) and \
+             enrolling this machine would overwrite it; pass --config PATH to give the device \
+             a config file of its own, or remove {} first",
+            config_path.display(),
+            config_path.display()
+        ));
+    }
+    Ok(existing)
+}
+
 pub async fn init(config_path: &Path, args: &InitArgs) -> anyhow::Result<InitReport> {
     let device_id = args
         .device_id
         .clone()
         .unwrap_or_else(config::default_device_id);
     config::validate_device_id(&device_id)?;
+    let existing = keep_admin_config(config_path)?;
     let database_url = match args.database_url.as_str() {
         "-" if std::io::stdin().is_terminal() => rpassword::prompt_password("database URL: ")
             .map_err(|e| crate::usage_err!("cannot read the database URL: {e}"))?,
@@ -130,7 +151,7 @@ pub async fn init(config_path: &Path, args: &InitArgs) -> anyhow::Result<InitRep
         database_url,
         device_id: device_id.clone(),
         // Keep a state_dir the existing file names.
-        state_dir: config::load(config_path).ok().and_then(|c| c.state_dir),
+        state_dir: existing.and_then(|c| c.state_dir),
     };
     config::write(config_path, &cfg)?;
     Ok(InitReport {

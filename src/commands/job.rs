@@ -527,6 +527,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     }
     let mut t = output::table(&["job id", "device", "name", "on", "paths", "schedules"]);
     output::keep_whole(&mut t, 0);
+    output::keep_whole(&mut t, 4);
     for d in &details {
         t.add_row([
             d.job.id.to_string().into(),
@@ -537,7 +538,7 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
                 None => d.job.name.clone().into(),
             },
             output::yes_no(d.job.enabled).into(),
-            output::lines(&d.job.source_paths),
+            output::path_lines(&d.job.source_paths),
             if d.schedules.is_empty() {
                 "-".into()
             } else {

@@ -77,7 +77,7 @@ pub fn database_url(config_path: &Path, flag: Option<&str>) -> anyhow::Result<St
     {
         return Ok(u);
     }
-    match crate::local::config::load(config_path) {
+    match crate::local::config::load_file(config_path) {
         Ok(cfg) => Ok(cfg.database_url),
         Err(e) => Err(usage_err!(
             "no database to manage: {e}; or pass --database-url URL (or set DATABASE_URL)"
@@ -109,9 +109,9 @@ pub async fn resolve_job(
     pool: &PgPool,
     text: &str,
 ) -> anyhow::Result<crate::domain::job::Job> {
-    let local = crate::local::config::load(config_path)
+    let local = crate::local::config::load_file(config_path)
         .ok()
-        .map(|c| c.device_id);
+        .and_then(|c| c.device_id);
     let mut conn = pool.acquire().await?;
     crate::store::jobs::resolve(&mut conn, text, local.as_deref()).await
 }
@@ -174,15 +174,16 @@ pub fn confirm(what: &str, yes: bool) -> anyhow::Result<()> {
 pub async fn require_device(pool: &PgPool, id: &str) -> anyhow::Result<()> {
     if !crate::store::devices::exists(pool, id).await? {
         return Err(usage_err!(
-            "no device with id {id:?} exists; list devices with `restic-fleet device list` or add \
-             one with `restic-fleet device add {} --name NAME --platform linux`",
+            "no device with id {id:?} exists; list devices with `restic-fleet device list` or enrol \
+             one with `restic-fleet device enroll {} --platform linux`",
             crate::domain::quote::posix(id)
         ));
     }
     Ok(())
 }
 
-/// Loads the config at `config_path` (with env overrides) and connects, migrating if needed.
+/// Loads this machine's device config at `config_path` (with env overrides; an admin config is
+/// refused) and connects, migrating if needed.
 pub async fn open(config_path: &Path) -> anyhow::Result<(Config, PgPool)> {
     let cfg = config_file::load(config_path)?;
     let pool = crate::store::db::connect(&cfg.database_url).await?;
@@ -200,8 +201,9 @@ pub(crate) async fn repository(
 ) -> anyhow::Result<Repository> {
     let device = match device {
         Some(d) => d.to_string(),
-        None => crate::local::config::load(config_path)
-            .map(|c| c.device_id)
+        None => crate::local::config::load_file(config_path)
+            .ok()
+            .and_then(|c| c.device_id)
             .unwrap_or_default(),
     };
     let settings = crate::store::settings::load(pool, &device).await?;

@@ -199,21 +199,22 @@ fn check_input(args: &RelicaMigrateArgs) -> anyhow::Result<CheckedInput> {
     })
 }
 
-/// The database URL and a pool: `--database-url`, or the config's on an enrolled machine.
+/// The database URL and a pool: `--database-url`, or the config's (an admin's or a device's).
 async fn connect(config_path: &Path, args: &RelicaMigrateArgs) -> anyhow::Result<(String, PgPool)> {
     if let Some(u) = &args.database_url {
         return Ok((u.clone(), crate::store::db::connect(u).await?));
     }
-    let (cfg, pool) = crate::commands::open(config_path).await.map_err(|e| {
+    let cfg = crate::local::config::load_file(config_path).map_err(|e| {
         if exit::code_of(&e) == exit::USAGE {
             usage_err!(
                 "no database to import into: pass --database-url \
-                 postgres://USER:PASSWORD@HOST/DATABASE, or run this on an enrolled machine ({e})"
+                 postgres://USER:PASSWORD@HOST/DATABASE, or give this machine a config ({e})"
             )
         } else {
             e
         }
     })?;
+    let pool = crate::store::db::connect(&cfg.database_url).await?;
     Ok((cfg.database_url, pool))
 }
 

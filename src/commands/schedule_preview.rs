@@ -18,6 +18,10 @@ pub struct PreviewArgs {
     /// Every enabled schedule of this job (UUID or name; needs the database).
     #[arg(long, value_name = "JOB")]
     pub job: Option<String>,
+    /// Database URL for --job (default: the DATABASE_URL variable, else database_url from the
+    /// config file, a device's or an admin machine's).
+    #[arg(long, value_name = "URL", requires = "job")]
+    pub database_url: Option<String>,
     /// How many fire times to print.
     #[arg(long, default_value_t = 10)]
     pub count: usize,
@@ -160,7 +164,7 @@ pub async fn run(config_path: &std::path::Path, args: &PreviewArgs) -> anyhow::R
     let from = parse_from(args.from.as_deref())?;
     let count = args.count.clamp(1, 10_000);
     let (schedules, labels, tz) = match &args.job {
-        Some(job) => job_schedules(config_path, job, args.tz.as_deref()).await?,
+        Some(job) => job_schedules(config_path, args, job).await?,
         None => given_schedule(args)?,
     };
     let p = preview(&schedules, labels, tz, from, count);
@@ -175,14 +179,14 @@ type Previewed = (Vec<Schedule>, Vec<String>, chrono_tz::Tz);
 /// `tz` or else the job's device's `timezone` setting.
 async fn job_schedules(
     config_path: &std::path::Path,
+    args: &PreviewArgs,
     job: &str,
-    tz: Option<&str>,
 ) -> anyhow::Result<Previewed> {
-    let (cfg, pool) = crate::commands::open(config_path).await?;
-    let job =
-        crate::store::jobs::resolve(&mut *pool.acquire().await?, job, Some(&cfg.device_id)).await?;
+    let url = crate::commands::database_url(config_path, args.database_url.as_deref())?;
+    let pool = crate::store::db::connect(&url).await?;
+    let job = crate::commands::resolve_job(config_path, &pool, job).await?;
     let job_id = job.id;
-    let tz = match tz {
+    let tz = match args.tz.as_deref() {
         Some(z) => parse_tz(z)?,
         None => crate::store::settings::load(&pool, &job.device_id)
             .await?

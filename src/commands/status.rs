@@ -93,9 +93,7 @@ fn colour_of(v: Verdict) -> &'static str {
 /// a summary line.
 fn print_human(r: &StatusReport) {
     if r.devices.is_empty() {
-        println!(
-            "no devices; add one with `restic-fleet device add ID --name NAME --platform linux`"
-        );
+        println!("no devices; enrol one with `restic-fleet device enroll ID --platform linux`");
         return;
     }
     print_devices(r);

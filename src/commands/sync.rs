@@ -19,7 +19,7 @@ use crate::domain::job::Job;
 use crate::domain::schedule::ScheduleRow;
 use crate::domain::settings::Settings;
 use crate::local::config::Config;
-use crate::local::state::StateDir;
+use crate::local::state::{ENV_STATE_DIR, StateDir};
 use crate::output::printable;
 use crate::platform::scheduler::backend::{self, Backend};
 use crate::platform::scheduler::catch_up::CatchUp;
@@ -203,6 +203,7 @@ fn make_backend(args: &SyncArgs) -> anyhow::Result<Box<dyn Backend>> {
                     .unit_dir
                     .clone()
                     .unwrap_or_else(|| crate::platform::scheduler::systemd::default_unit_dir(user)),
+                unit_dir_given: args.unit_dir.is_some(),
                 user,
                 dry_run: args.dry_run,
                 run_on_battery: true,
@@ -280,6 +281,18 @@ pub async fn run(
         maintenance_schedule(db, &settings, &config.device_id, &mut report).await;
     crate::store::db::release_pinned(db).await?;
     let plan = make_plan(config, config_path, &timing, now, slots.jobs, maintenance)?;
+    if backend.name() == "windows"
+        && !plan.environment.is_empty()
+        && config.state_dir.as_deref() != Some(state.root())
+    {
+        report.warnings.push(format!(
+            "{ENV_STATE_DIR} is set, but scheduled tasks cannot carry environment variables: \
+             put state_dir = {:?} into the config file {} so that scheduled runs use the same \
+             state directory",
+            state.root().display(),
+            plan.config_path.display()
+        ));
+    }
     backend::install(
         backend.as_mut(),
         &settings,
@@ -501,6 +514,7 @@ fn make_plan(
         device_id: config.device_id.clone(),
         binary,
         config_path: config_abs,
+        environment: unit_environment(),
         tz: timing.tz,
         now,
         jitter_seconds: timing.jitter,
@@ -508,6 +522,21 @@ fn make_plan(
         jobs,
         maintenance,
     })
+}
+
+/// What the units and tasks must carry of this process's environment: a state directory given
+/// by `RESTIC_FLEET_STATE_DIR` (absolute, since units start in `/`), so that timer runs take
+/// the same locks and spool as the hand run that installed them.
+fn unit_environment() -> Vec<(String, String)> {
+    let Some(dir) = std::env::var_os(ENV_STATE_DIR).filter(|v| !v.is_empty()) else {
+        return Vec::new();
+    };
+    let dir = PathBuf::from(dir);
+    let dir = std::path::absolute(&dir).unwrap_or(dir);
+    vec![(
+        ENV_STATE_DIR.to_string(),
+        dir.to_string_lossy().into_owned(),
+    )]
 }
 
 /// Catch-up: one run per job with a missed slot, started through the OS scheduler so that the

@@ -4,6 +4,10 @@
 //! location ([`default_path`]). Single values are then overridden by `DATABASE_URL` and
 //! `RESTIC_FLEET_DEVICE_ID`; the state directory by `RESTIC_FLEET_STATE_DIR` (see
 //! [`crate::local::state`]).
+//!
+//! A device's config names its `device_id`; an admin machine's config may hold `database_url`
+//! alone ([`load_file`]), which every management command accepts and the commands that act as
+//! a device ([`load`]: `run`, `sync`, `spool`, `maintain`) refuse with one sentence.
 
 use std::path::{Path, PathBuf};
 
@@ -19,12 +23,24 @@ pub const ENV_DEVICE_ID: &str = "RESTIC_FLEET_DEVICE_ID";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// PostgreSQL connection URL, e.g. `postgres://backup_client:pw@db.example.com/backup_control`.
+    /// PostgreSQL connection URL with the device's own login, e.g.
+    /// `postgres://fleet_laptop_3f9a0c21d7e4:pw@db.example.com/backup_control`.
     pub database_url: String,
     /// This machine's id in the `devices` table.
     pub device_id: String,
     /// The state directory (local copy, spool, lock files); see [`crate::local::state`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// What a config file holds: an admin machine's has no `device_id`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub database_url: String,
+    #[serde(default)]
+    pub device_id: Option<String>,
+    #[serde(default)]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -70,9 +86,40 @@ fn env_nonempty(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Loads the config at `path` and applies the environment overrides. When the file does not
-/// exist but both `DATABASE_URL` and `RESTIC_FLEET_DEVICE_ID` are set, those alone suffice.
+/// Loads the config of this machine's device at `path` (see [`load_file`]); an admin config,
+/// which names no device, is refused with the way to enrol this machine.
 pub fn load(path: &Path) -> anyhow::Result<Config> {
+    let file = load_file(path)?;
+    let Some(device_id) = file.device_id else {
+        let what = if path.exists() {
+            format!(
+                "the config file {} names no device_id (it is an admin config)",
+                path.display()
+            )
+        } else {
+            format!(
+                "no config file at {} (DATABASE_URL alone names no device)",
+                path.display()
+            )
+        };
+        return Err(usage_err!(
+            "{what}, so this machine has no device to back up or sync; enrol one with \
+             `restic-fleet device enroll ID` on an admin machine and run the printed `init` line \
+             here (with --config PATH to keep an admin config in its own file)"
+        ));
+    };
+    validate_device_id(&device_id)?;
+    Ok(Config {
+        database_url: file.database_url,
+        device_id,
+        state_dir: file.state_dir,
+    })
+}
+
+/// Loads the config at `path`, a device's or an admin machine's (`database_url` only), and
+/// applies the environment overrides. Without a file, `DATABASE_URL` (with
+/// `RESTIC_FLEET_DEVICE_ID` for a device) suffices.
+pub fn load_file(path: &Path) -> anyhow::Result<ConfigFile> {
     let env_url = env_nonempty(ENV_DATABASE_URL);
     let env_device = env_nonempty(ENV_DEVICE_ID);
     let text = match std::fs::read_to_string(path) {
@@ -85,36 +132,36 @@ pub fn load(path: &Path) -> anyhow::Result<Config> {
             ));
         }
     };
-    let mut config = match text {
-        Some(text) => toml::from_str::<Config>(&text).map_err(|e| {
+    let mut config = match (text, &env_url) {
+        (Some(text), _) => toml::from_str::<ConfigFile>(&text).map_err(|e| {
             usage_err!(
                 "the config file {} is not valid: {}; fix it or rewrite it with `restic-fleet init`",
                 path.display(),
                 e.message()
             )
         })?,
-        None => match (&env_url, &env_device) {
-            (Some(u), Some(d)) => Config {
-                database_url: u.clone(),
-                device_id: d.clone(),
-                state_dir: None,
-            },
-            _ => {
-                return Err(usage_err!(
-                    "no config file at {}; enrol this machine with `restic-fleet init --database-url URL` \
-                     or pass --config PATH",
-                    path.display()
-                ))
-            }
+        (None, Some(u)) => ConfigFile {
+            database_url: u.clone(),
+            device_id: None,
+            state_dir: None,
         },
+        (None, None) => {
+            return Err(usage_err!(
+                "no config file at {}; enrol this machine with `restic-fleet init --database-url URL` \
+                 or pass --config PATH",
+                path.display()
+            ));
+        }
     };
     if let Some(u) = env_url {
         config.database_url = u;
     }
     if let Some(d) = env_device {
-        config.device_id = d;
+        config.device_id = Some(d);
     }
-    validate_device_id(&config.device_id)?;
+    if let Some(d) = &config.device_id {
+        validate_device_id(d)?;
+    }
     Ok(config)
 }
 

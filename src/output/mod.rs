@@ -62,6 +62,54 @@ where
     Cell::Lines(items.into_iter().map(Into::into).collect())
 }
 
+/// Widest a path is shown in a table: a longer one continues on the next line.
+pub const PATH_WIDTH: usize = 32;
+
+/// A cell of paths, one a line. A path wider than [`PATH_WIDTH`] is broken after a `/` or `\`
+/// and continues on the next line indented by two spaces, never inside a name (unless one name
+/// alone is wider); give its column [`keep_whole`] so that the table does not break it again.
+pub fn path_lines<I, S>(paths: I) -> Cell
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    Cell::Lines(
+        paths
+            .into_iter()
+            .flat_map(|p| wrap_path(p.as_ref(), PATH_WIDTH))
+            .collect(),
+    )
+}
+
+fn wrap_path(path: &str, width: usize) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut part = String::new();
+    for c in path.chars() {
+        part.push(c);
+        if c == '/' || c == '\\' {
+            parts.push(std::mem::take(&mut part));
+        }
+    }
+    parts.push(part);
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for part in parts.iter().filter(|p| !p.is_empty()) {
+        let fits = line.chars().count() + part.chars().count() <= width;
+        if !fits && !line.trim().is_empty() {
+            out.push(std::mem::replace(&mut line, "  ".to_string()));
+        }
+        for c in part.chars() {
+            // A single name wider than the column is cut where it must be.
+            if line.chars().count() >= width && !line.trim().is_empty() {
+                out.push(std::mem::replace(&mut line, "  ".to_string()));
+            }
+            line.push(c);
+        }
+    }
+    out.push(line);
+    out
+}
+
 impl Table {
     /// Adds a row; every cell is made [`printable`].
     pub fn add_row<C: Into<Cell>>(&mut self, cells: impl IntoIterator<Item = C>) {
@@ -434,6 +482,29 @@ mod tests {
             "one\ntwo\\rX\\x1b[K\n"
         );
         assert_eq!(printable("one\r\ntwo"), "one\\r\\ntwo");
+    }
+
+    #[test]
+    fn long_paths_wrap_after_a_separator() {
+        assert_eq!(wrap_path("/etc", 32), ["/etc"]);
+        assert_eq!(
+            wrap_path("/home/alice/Documents/Projects/2024/reports", 20),
+            [
+                "/home/alice/",
+                "  Documents/",
+                "  Projects/2024/",
+                "  reports"
+            ]
+        );
+        assert_eq!(
+            wrap_path(r"C:\Users\Alice\AppData\Roaming", 16),
+            [r"C:\Users\Alice\", r"  AppData\", "  Roaming"]
+        );
+        // A single name wider than the column is cut, and nothing is lost.
+        let long = format!("/srv/{}", "x".repeat(40));
+        let lines = wrap_path(&long, 20);
+        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
+        assert_eq!(lines.concat().replace("  ", ""), long);
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! server connection finds none of them; the statement cache is off, and no
 //! `extra_float_digits` startup parameter is sent (PgBouncer would refuse it). A connection
 //! whose transaction failed is closed instead of reused (PgBouncer then drops its server
-//! connection). See README "PgBouncer".
+//! connection). See docs/pgbouncer.md.
 
 use std::collections::BTreeSet;
 use std::time::Duration;

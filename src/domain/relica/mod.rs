@@ -69,7 +69,7 @@ mod tests {
 
     const FIXTURE: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/relica/relica-account-info.json"
+        "/tests/fixtures/relica/relica-account-info.json"
     );
 
     fn fixture() -> RelicaDocument {
@@ -335,8 +335,6 @@ mod tests {
         let all = serde_json::to_string(&p).unwrap();
         for secret in [
             "<DEVICE_KEY",
-            "T9oFN7DmzdJiYiUKjTaL",
-            "YD7FoJcgYvuhgWXR79C3",
             "<PASSWORD_HASH>",
             "<ACCOUNT_PASSWORD_ENCRYPTED>",
             "<METADATA_ENCRYPTION_KEY>",

@@ -55,6 +55,17 @@ pub enum Systemctl {
     Failed(String),
 }
 
+/// A program's standard error as one line: its non-empty lines joined by "; " (systemctl
+/// writes several, which a one-line report would otherwise show as `\n`).
+pub fn stderr_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `systemctl [--user] start [--no-block] UNIT`.
 pub fn systemctl_start(user: bool, unit: &str, wait: bool) -> Systemctl {
     let Ok(program) = which::which("systemctl") else {
@@ -72,7 +83,7 @@ pub fn systemctl_start(user: bool, unit: &str, wait: bool) -> Systemctl {
     match cmd.output() {
         Ok(out) if out.status.success() => Systemctl::Done(out.status.code()),
         Ok(out) => {
-            let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            let err = stderr_line(&out.stderr);
             if err.contains("not been booted with systemd")
                 || err.contains("Failed to connect to bus")
             {
@@ -135,5 +146,23 @@ pub fn reregister(config_path: &Path) {
     match cmd.spawn() {
         Ok(_) => tracing::info!("started a sync to register this job's next run"),
         Err(e) => tracing::warn!("could not start a sync to register the next run: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stderr_line;
+
+    #[test]
+    fn systemctl_stderr_becomes_one_line() {
+        let err =
+            b"System has not been booted with systemd as init system (PID 1). Can't operate.\n\
+                    Failed to connect to bus: Host is down\n";
+        assert_eq!(
+            stderr_line(err),
+            "System has not been booted with systemd as init system (PID 1). Can't operate.; \
+             Failed to connect to bus: Host is down"
+        );
+        assert_eq!(stderr_line(b"\n  \n"), "");
     }
 }

@@ -26,6 +26,10 @@ pub struct Plan {
     pub device_id: String,
     pub binary: std::path::PathBuf,
     pub config_path: std::path::PathBuf,
+    /// Variables every unit sets for the program it starts, so that a timer run uses what the
+    /// sync run by hand used (a state directory given by environment). Task Scheduler actions
+    /// cannot set variables; sync warns there instead.
+    pub environment: Vec<(String, String)>,
     pub tz: Tz,
     pub now: DateTime<Utc>,
     pub jitter_seconds: u64,

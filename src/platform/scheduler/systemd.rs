@@ -32,6 +32,16 @@ const MAINTENANCE_TIMER: &str = include_str!("../../../templates/maintenance.tim
 /// Quotes one command-line word for `ExecStart=`: double quotes with C escapes, `%` and `$`
 /// doubled so that neither specifiers nor variables expand.
 pub fn exec_quote(word: &str) -> String {
+    quote(word, true)
+}
+
+/// One `Environment=` assignment, quoted: C escapes and `%` doubled as in [`exec_quote`], but
+/// `$` kept, since systemd expands no variables there.
+pub fn environment_quote(name: &str, value: &str) -> String {
+    quote(&format!("{name}={value}"), false)
+}
+
+fn quote(word: &str, double_dollar: bool) -> String {
     let mut out = String::from("\"");
     for c in word.chars() {
         match c {
@@ -40,7 +50,7 @@ pub fn exec_quote(word: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '%' => out.push_str("%%"),
-            '$' => out.push_str("$$"),
+            '$' if double_dollar => out.push_str("$$"),
             c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32 & 0xff)),
             c => out.push(c),
         }
@@ -73,6 +83,14 @@ fn exec_start(plan: &Plan, args: &[&str]) -> String {
     words.join(" ")
 }
 
+/// The `Environment=` lines' values of every unit.
+fn environment(plan: &Plan) -> Vec<String> {
+    plan.environment
+        .iter()
+        .map(|(name, value)| environment_quote(name, value))
+        .collect()
+}
+
 fn env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_keep_trailing_newline(true);
@@ -99,6 +117,8 @@ pub fn default_unit_dir(user: bool) -> PathBuf {
 
 pub struct Systemd {
     pub unit_dir: PathBuf,
+    /// The unit directory was given (`sync --unit-dir`): the sync unit's own sync gets it too.
+    pub unit_dir_given: bool,
     /// The setting `run_on_battery` (false adds `ConditionACPower=true` to the job units and
     /// the catch-up template).
     pub run_on_battery: bool,
@@ -131,12 +151,7 @@ impl Systemd {
         match Command::new(program).args(&full).output() {
             Ok(out) if out.status.success() => *usable = Some(true),
             Ok(out) => {
-                let err = String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .collect::<Vec<_>>()
-                    .join("; ");
+                let err = catch_up::stderr_line(&out.stderr);
                 if err.contains("not been booted with systemd")
                     || err.contains("Failed to connect to bus")
                     || err.contains("System has not been booted")
@@ -169,6 +184,7 @@ impl Systemd {
                 job_id => &job_id,
                 description => &description,
                 exec_start => exec_start(plan, &["run", &job_id, "--triggered-by", "schedule"]),
+                environment => environment(plan),
                 run_on_battery => self.run_on_battery,
             },
         )?;
@@ -197,9 +213,19 @@ impl Systemd {
 
     /// The sync `.service` and `.timer`, and the catch-up template unit that belongs with them.
     fn sync_units(&self, plan: &Plan) -> anyhow::Result<Artifact> {
+        let unit_dir = self.unit_dir.to_string_lossy();
+        let sync_args: &[&str] = if self.unit_dir_given {
+            &["sync", "--unit-dir", &unit_dir]
+        } else {
+            &["sync"]
+        };
         let sync_service = render(
             SYNC_SERVICE,
-            context! { marker => MARKER, exec_start => exec_start(plan, &["sync"]) },
+            context! {
+                marker => MARKER,
+                exec_start => exec_start(plan, sync_args),
+                environment => environment(plan),
+            },
         )?;
         let sync_timer = render(
             SYNC_TIMER,
@@ -223,6 +249,7 @@ impl Systemd {
                     exec_quote("--triggered-by"),
                     exec_quote("missed")
                 ),
+                environment => environment(plan),
                 run_on_battery => self.run_on_battery,
             },
         )?;
@@ -426,7 +453,11 @@ fn maintenance_units(
     );
     let service = render(
         MAINTENANCE_SERVICE,
-        context! { marker => MARKER, exec_start => exec_start(plan, &["maintain"]) },
+        context! {
+            marker => MARKER,
+            exec_start => exec_start(plan, &["maintain"]),
+            environment => environment(plan),
+        },
     )?;
     let timer = render(
         MAINTENANCE_TIMER,

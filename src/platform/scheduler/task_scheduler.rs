@@ -26,7 +26,7 @@ use minijinja::{Environment, context};
 use crate::domain::calendar::task_scheduler::{self as triggers, TriggerSet};
 use crate::domain::settings::Settings;
 use crate::platform::scheduler::backend::{Artifact, Backend, Changes};
-use crate::platform::scheduler::catch_up::{CatchUp, spawn_direct};
+use crate::platform::scheduler::catch_up::{CatchUp, spawn_direct, stderr_line};
 use crate::platform::scheduler::names::{
     self, CATCH_UP_TASK_PREFIX, MAINTENANCE, PREFIX, SYNC, TASK_FOLDER,
 };
@@ -272,10 +272,7 @@ impl Windows {
         report.commands.push(line.clone());
         match Command::new(program).args(args).output() {
             Ok(out) if out.status.success() => Ok(()),
-            Ok(out) => Err(format!(
-                "`{line}` failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )),
+            Ok(out) => Err(format!("`{line}` failed: {}", stderr_line(&out.stderr))),
             Err(e) => Err(format!("could not run `{line}`: {e}")),
         }
     }
