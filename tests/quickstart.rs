@@ -212,11 +212,16 @@ async fn the_readme_quick_start_ends_with_a_green_status() {
             stdout(&out),
             stderr(&out)
         );
-        if let Some(l) = stdout(&out).lines().find(|l| {
-            l.trim_start()
-                .starts_with("restic-fleet init --database-url")
-        }) {
-            init_line = Some(l.trim().to_string());
+        // enroll prints the init line and, on a line of its own, the URL pasted at its prompt.
+        let printed = stdout(&out);
+        let init = printed
+            .lines()
+            .find(|l| l.trim_start().starts_with("restic-fleet init "));
+        let url = printed
+            .lines()
+            .find(|l| l.trim_start().starts_with("postgres://"));
+        if let (Some(init), Some(url)) = (init, url) {
+            init_line = Some(format!("{} <<< '{}'", init.trim(), url.trim()));
         }
         last = Some((machine, lines));
     }
