@@ -39,6 +39,17 @@ impl DayOutcome {
         }
     }
 
+    /// The outcome in words, for the page's tooltips.
+    pub fn label(self) -> &'static str {
+        match self {
+            DayOutcome::Nothing => "nothing scheduled",
+            DayOutcome::Success => "success",
+            DayOutcome::Warning => "success with warnings",
+            DayOutcome::Missed => "scheduled but missed",
+            DayOutcome::Failed => "failed",
+        }
+    }
+
     /// One character per outcome, so that the strip reads without colour (and without CSS).
     pub fn glyph(self) -> char {
         match self {
@@ -126,13 +137,6 @@ impl FireMemo {
                 out
             })
     }
-}
-
-/// One schedule of a job, as the history needs it.
-#[derive(Debug, Clone)]
-pub enum Expectation<'a> {
-    Cron(&'a CronExpr),
-    Interval { seconds: u64 },
 }
 
 /// When runs were expected: from `since` (the later of the schedule's and the job's creation)

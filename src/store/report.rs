@@ -1,0 +1,204 @@
+//! The reads of `report --html` beyond what `status` reads: each job's runs summed up per UTC
+//! day, bytes and files added per day per device, the devices' versions, every schedule with
+//! its creation, and the newest error of the jobs that need attention. The run history is
+//! aggregated by the server (`GROUP BY` day) and arrives as one row per job or device, never one
+//! per run.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// A successful run with warnings, by the rule of `domain::health::job::run_warnings`: a
+/// non-empty `warnings` or `missing_paths` array, or a message starting with `warning:`.
+const RUN_WARNED: &str = "(CASE jsonb_typeof(metadata -> 'warnings') \
+        WHEN 'array' THEN jsonb_array_length(metadata -> 'warnings') > 0 ELSE false END \
+     OR CASE jsonb_typeof(metadata -> 'missing_paths') \
+        WHEN 'array' THEN jsonb_array_length(metadata -> 'missing_paths') > 0 ELSE false END \
+     OR COALESCE(ltrim(error_message) ILIKE 'warning:%', false))";
+
+/// The runs of one job in the window, by day: `days[i]` (days since the window's first day)
+/// had runs that add up to `codes[i]` (see `domain::health::history::ran`).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct JobDays {
+    pub job_id: Uuid,
+    pub days: Vec<i32>,
+    pub codes: Vec<String>,
+}
+
+/// Each job's days with runs in `[start, end)`, for the given devices (all when `None`).
+async fn job_days(
+    db: &mut sqlx::PgConnection,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    devices: Option<&[String]>,
+) -> anyhow::Result<Vec<JobDays>> {
+    Ok(sqlx::query_as(&format!(
+        "SELECT job_id, array_agg(day ORDER BY day) AS days, array_agg(code ORDER BY day) AS codes \
+         FROM (SELECT job_id, \
+                 ((start_time AT TIME ZONE 'UTC')::date - ($1 AT TIME ZONE 'UTC')::date) AS day, \
+                 CASE WHEN bool_or(status = 'failed') THEN 'f' \
+                      WHEN bool_or(status = 'success' AND {RUN_WARNED}) THEN 'w' \
+                      WHEN bool_or(status = 'success') THEN 's' \
+                      WHEN bool_or(status = 'running') THEN 'r' ELSE 'c' END AS code \
+               FROM runs \
+               WHERE start_time >= $1 AND start_time < $2 \
+                 AND ($3::text[] IS NULL OR device_id = ANY($3)) \
+               GROUP BY 1, 2) d \
+         GROUP BY job_id"
+    ))
+    .bind(start)
+    .bind(end)
+    .bind(devices)
+    .fetch_all(db)
+    .await?)
+}
+
+/// What successful runs added per day: for one device, or for the fleet (`device_id` `None`).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct GrowthDays {
+    pub device_id: Option<String>,
+    pub days: Vec<i32>,
+    pub bytes: Vec<i64>,
+    pub files: Vec<i64>,
+}
+
+/// Bytes added and files new or changed per day in `[start, end)`, per device and for the
+/// fleet (the devices given, all when `None`), in one statement.
+async fn growth_days(
+    db: &mut sqlx::PgConnection,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    devices: Option<&[String]>,
+) -> anyhow::Result<Vec<GrowthDays>> {
+    Ok(sqlx::query_as(
+        "WITH d AS ( \
+           SELECT device_id, \
+                  ((start_time AT TIME ZONE 'UTC')::date - ($1 AT TIME ZONE 'UTC')::date) AS day, \
+                  COALESCE(sum(data_added_bytes), 0)::bigint AS bytes, \
+                  COALESCE(sum(COALESCE(files_new, 0) + COALESCE(files_changed, 0)), 0)::bigint \
+                    AS files \
+           FROM runs \
+           WHERE start_time >= $1 AND start_time < $2 AND status = 'success' \
+             AND ($3::text[] IS NULL OR device_id = ANY($3)) \
+           GROUP BY 1, 2) \
+         SELECT device_id, array_agg(day ORDER BY day) AS days, \
+                array_agg(bytes ORDER BY day) AS bytes, array_agg(files ORDER BY day) AS files \
+         FROM d GROUP BY device_id \
+         UNION ALL \
+         SELECT NULL, array_agg(day ORDER BY day), array_agg(bytes ORDER BY day), \
+                array_agg(files ORDER BY day) \
+         FROM (SELECT day, sum(bytes)::bigint AS bytes, sum(files)::bigint AS files \
+               FROM d GROUP BY day) f \
+         HAVING count(*) > 0",
+    )
+    .bind(start)
+    .bind(end)
+    .bind(devices)
+    .fetch_all(db)
+    .await?)
+}
+
+/// The run history of `[start, end)` summed up by day: per job ([`JobDays`]) and per device and
+/// fleet ([`GrowthDays`]), in one transaction. Both statements scan the window's runs once,
+/// through the index on `start_time`.
+pub(crate) async fn history(
+    pool: &PgPool,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    devices: Option<&[String]>,
+) -> anyhow::Result<(Vec<JobDays>, Vec<GrowthDays>)> {
+    let mut tx = pool.begin().await?;
+    // JIT compilation costs more than these aggregates; the hash aggregate of a month of a
+    // large fleet's runs must stay in memory. SET LOCAL ends with the transaction (PgBouncer).
+    sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
+    sqlx::query("SET LOCAL work_mem = '128MB'")
+        .execute(&mut *tx)
+        .await?;
+    let jobs = job_days(&mut tx, start, end, devices).await?;
+    let growth = growth_days(&mut tx, start, end, devices).await?;
+    tx.commit().await?;
+    Ok((jobs, growth))
+}
+
+/// What a device's heartbeat recorded of it.
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct DeviceInfo {
+    pub id: String,
+    pub hostname: Option<String>,
+    pub client_version: Option<String>,
+    pub restic_version: Option<String>,
+}
+
+/// The host name and versions of the given devices (all when `None`).
+pub(crate) async fn device_info(
+    pool: &PgPool,
+    devices: Option<&[String]>,
+) -> anyhow::Result<Vec<DeviceInfo>> {
+    Ok(sqlx::query_as(
+        "SELECT id, hostname, metadata ->> 'client_version' AS client_version, \
+                metadata ->> 'restic_version' AS restic_version \
+         FROM devices WHERE $1::text[] IS NULL OR id = ANY($1)",
+    )
+    .bind(devices)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// A schedule with its job's and its own creation (when it started to expect runs).
+#[derive(Debug, sqlx::FromRow)]
+pub(crate) struct ScheduleInfo {
+    #[sqlx(flatten)]
+    pub row: crate::domain::schedule::ScheduleRow,
+    pub created_at: DateTime<Utc>,
+    pub job_created_at: DateTime<Utc>,
+}
+
+/// Every schedule of the given devices' jobs (all when `None`), by job, then id.
+pub(crate) async fn schedules(
+    pool: &PgPool,
+    devices: Option<&[String]>,
+) -> anyhow::Result<Vec<ScheduleInfo>> {
+    Ok(sqlx::query_as(
+        "SELECT s.id, s.job_id, s.schedule_type, s.cron_expression, s.interval_seconds, \
+                s.enabled, s.last_run_at, s.next_run_at, s.created_at, \
+                j.created_at AS job_created_at \
+         FROM schedules s JOIN backup_jobs j ON j.id = s.job_id \
+         WHERE $1::text[] IS NULL OR j.device_id = ANY($1) \
+         ORDER BY s.job_id, s.id",
+    )
+    .bind(devices)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The newest failed run of each of `jobs`: `(job, its error message, its start)`.
+pub(crate) async fn last_errors(
+    pool: &PgPool,
+    jobs: &[Uuid],
+) -> anyhow::Result<Vec<(Uuid, Option<String>, DateTime<Utc>)>> {
+    Ok(sqlx::query_as(
+        "SELECT j.id, r.error_message, r.start_time \
+         FROM unnest($1::uuid[]) AS j(id) \
+         CROSS JOIN LATERAL (SELECT error_message, start_time FROM runs \
+                             WHERE job_id = j.id AND status = 'failed' \
+                             ORDER BY start_time DESC, id DESC LIMIT 1) r",
+    )
+    .bind(jobs)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The global settings (`device_id` `None`) and those of the given devices (all when `None`).
+pub(crate) async fn settings(
+    pool: &PgPool,
+    devices: Option<&[String]>,
+) -> anyhow::Result<Vec<(Option<String>, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT device_id, key, value FROM settings \
+         WHERE device_id IS NULL OR $1::text[] IS NULL OR device_id = ANY($1) \
+         ORDER BY device_id NULLS FIRST, id",
+    )
+    .bind(devices)
+    .fetch_all(pool)
+    .await?)
+}
