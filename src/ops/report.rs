@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::calendar::Schedule;
 use crate::domain::health::history::{
-    self, DayOutcome, FireMemo, Span, Window, outcomes, segments, worst,
+    self, DAYS_PER_MASK, DayMasks, DayOutcome, FireMemo, Span, Window, outcomes, segments, worst,
 };
 use crate::domain::health::job::Verdict;
 use crate::domain::health::maintenance::MaintenanceStatus;
@@ -30,6 +30,14 @@ use crate::output::{human_bytes, printable};
 use crate::store::report::{GrowthDays, ScheduleInfo};
 
 const TEMPLATE: &str = include_str!("../../templates/report.html");
+
+/// How many devices the page shows in detail (each job's days, facts, growth); the others get
+/// one line each. A page for 10,000 devices and 50,000 jobs in full weighs tens of megabytes
+/// and takes a browser many seconds; `--device` shows any device in full.
+const MAX_DETAILED: usize = 500;
+
+/// How many jobs the table of problems lists (worst first); the counts cover them all.
+const MAX_PROBLEMS: usize = 1000;
 
 /// The verdicts in the order the page lists them, worst first.
 const VERDICT_ORDER: [Verdict; 6] = [
@@ -59,6 +67,10 @@ pub struct ReportView {
     pub device_problems: Vec<DeviceProblemView>,
     pub attention: Vec<DeviceView>,
     pub healthy: Vec<DeviceView>,
+    /// The devices beyond the first [`MAX_DETAILED`], those that need attention first.
+    pub lines: Vec<DeviceLine>,
+    /// The jobs that need attention and are not in `problems` (beyond [`MAX_PROBLEMS`]).
+    pub more_problems: usize,
     pub fleet_growth: GrowthView,
 }
 
@@ -107,6 +119,17 @@ pub struct JobView {
     pub job_id: String,
     pub verdict: &'static str,
     pub schedules: Vec<String>,
+    pub strip: Vec<Segment>,
+}
+
+/// A device beyond the first [`MAX_DETAILED`]: one line.
+#[derive(Debug, Serialize)]
+pub struct DeviceLine {
+    pub device_id: String,
+    pub name: String,
+    pub state: &'static str,
+    pub jobs: usize,
+    pub needing_attention: usize,
     pub strip: Vec<Segment>,
 }
 
@@ -163,29 +186,20 @@ pub async fn collect(
     let info = crate::store::report::device_info(pool, only).await?;
     let schedules = crate::store::report::schedules(pool, only).await?;
     let settings = device_settings(pool, only).await?;
-    let problem_jobs: Vec<Uuid> = status
-        .jobs
-        .iter()
-        .filter(|j| needs_attention(j.verdict))
-        .map(|j| j.job_id)
-        .collect();
-    let errors: HashMap<Uuid, String> = crate::store::report::last_errors(pool, &problem_jobs)
-        .await?
-        .into_iter()
-        .map(|(id, msg, _)| (id, first_line(msg.as_deref().unwrap_or(""))))
-        .collect();
-    let ran: HashMap<Uuid, Vec<Option<DayOutcome>>> = job_days
-        .into_iter()
-        .map(|d| {
-            let mut out = vec![None; window.days as usize];
-            for (day, code) in d.days.iter().zip(&d.codes) {
-                if let Some(slot) = usize::try_from(*day).ok().and_then(|i| out.get_mut(i)) {
-                    *slot = history::ran(code);
-                }
-            }
-            (d.job_id, out)
-        })
-        .collect();
+    let (problems, more_problems) = problems(pool, &status).await?;
+    let mut ran: HashMap<Uuid, Vec<Option<DayOutcome>>> = HashMap::new();
+    for d in job_days {
+        let days = ran
+            .entry(d.job_id)
+            .or_insert_with(|| vec![None; window.days as usize]);
+        DayMasks {
+            first: usize::try_from(d.chunk).unwrap_or(usize::MAX / 2) * DAYS_PER_MASK as usize,
+            failed: d.failed,
+            warned: d.warned,
+            succeeded: d.succeeded,
+        }
+        .fill(days);
+    }
     let strips = Strips {
         window,
         now,
@@ -193,13 +207,21 @@ pub async fn collect(
         schedules: by_job(schedules),
         settings,
     };
-    let mut growth: HashMap<Option<String>, GrowthDays> = growth
-        .into_iter()
-        .map(|g| (g.device_id.clone(), g))
-        .collect();
-    let fleet_growth = growth_view(growth.remove(&None).as_ref(), &window);
+    let fleet_growth = growth_view(growth.as_ref(), &window);
     let info: HashMap<String, _> = info.into_iter().map(|i| (i.id.clone(), i)).collect();
-    let (attention, healthy) = device_views(&status, &strips, &info, &growth);
+    let ranked = rank_devices(&status, &strips);
+    let detailed: Vec<String> = ranked
+        .iter()
+        .take(MAX_DETAILED)
+        .map(|d| d.device.device_id.clone())
+        .collect();
+    let growth: HashMap<String, GrowthDays> =
+        crate::store::report::device_growth(pool, window.start(), window.end(), &detailed)
+            .await?
+            .into_iter()
+            .filter_map(|g| Some((g.device_id.clone()?, g)))
+            .collect();
+    let (attention, healthy, lines) = device_views(ranked, &strips, &info, &growth, now);
     Ok(ReportView {
         generated_at: now.format("%Y-%m-%d %H:%M UTC").to_string(),
         days: window.days,
@@ -219,10 +241,12 @@ pub async fn collect(
         offline: count_state(&status.devices, "offline"),
         never_seen: count_state(&status.devices, "never_seen"),
         maintenance: maintenance_view(&maintenance),
-        problems: problem_views(&status, &errors),
+        problems,
+        more_problems,
         device_problems: device_problems(&status, now),
         attention,
         healthy,
+        lines,
         fleet_growth,
     })
 }
@@ -385,70 +409,154 @@ fn needs_attention(v: Verdict) -> bool {
     !matches!(v, Verdict::Ok | Verdict::Disabled)
 }
 
-/// The devices with their jobs: those that need attention now (offline, never seen, or with a
-/// job that is not ok), then the healthy ones.
-fn device_views(
-    status: &StatusReport,
-    strips: &Strips,
-    info: &HashMap<String, crate::store::report::DeviceInfo>,
-    growth: &HashMap<Option<String>, GrowthDays>,
-) -> (Vec<DeviceView>, Vec<DeviceView>) {
+/// One device's days: each job's and the worst of them, and whether it needs attention now
+/// (enabled, and offline, never seen, or with a job that is not ok).
+struct DeviceDays<'a> {
+    device: &'a DeviceStatus,
+    jobs: Vec<&'a JobStatus>,
+    days: Vec<Vec<DayOutcome>>,
+    combined: Vec<DayOutcome>,
+    bad: bool,
+}
+
+/// Every device's days, those that need attention first (otherwise in the order of `status`).
+fn rank_devices<'a>(status: &'a StatusReport, strips: &Strips) -> Vec<DeviceDays<'a>> {
     let mut jobs_of: HashMap<&str, Vec<&JobStatus>> = HashMap::new();
     for j in &status.jobs {
         jobs_of.entry(j.device_id.as_str()).or_default().push(j);
     }
     let mut memo = FireMemo::default();
-    let (mut attention, mut healthy) = (Vec::new(), Vec::new());
-    for d in &status.devices {
-        let jobs = jobs_of.remove(d.device_id.as_str()).unwrap_or_default();
-        let days: Vec<Vec<DayOutcome>> = jobs
-            .iter()
-            .map(|j| strips.job(j, d.enabled, &mut memo))
-            .collect();
-        let rows: Vec<&[DayOutcome]> = days.iter().map(Vec::as_slice).collect();
-        let combined = worst(&rows, strips.window.days as usize);
-        let bad =
-            d.enabled && (d.state != "online" || jobs.iter().any(|j| needs_attention(j.verdict)));
-        let i = info.get(&d.device_id);
-        let text = |f: fn(&crate::store::report::DeviceInfo) -> Option<&String>| {
-            i.and_then(f)
-                .map(|s| printable(s).into_owned())
-                .unwrap_or_else(|| "not recorded".into())
-        };
-        let view = DeviceView {
-            device_id: printable(&d.device_id).into_owned(),
-            name: printable(&d.name).into_owned(),
-            hostname: text(|i| i.hostname.as_ref()),
-            platform: printable(&d.platform).into_owned(),
-            state: if d.enabled { d.state } else { "disabled" },
-            last_seen: crate::output::ago(d.last_seen, status.generated_at),
-            client_version: text(|i| i.client_version.as_ref()),
-            // The heartbeat stores `restic version`'s whole line ("restic 0.17.3 compiled...").
-            restic_version: match text(|i| i.restic_version.as_ref()) {
-                v if v.starts_with("restic") => v,
-                v => format!("restic {v}"),
-            },
-            strip: strips.segments(&combined),
-            jobs: jobs
+    let mut all: Vec<DeviceDays> = status
+        .devices
+        .iter()
+        .map(|d| {
+            let jobs = jobs_of.remove(d.device_id.as_str()).unwrap_or_default();
+            let days: Vec<Vec<DayOutcome>> = jobs
                 .iter()
-                .zip(&days)
-                .map(|(j, days)| JobView {
-                    name: printable(&j.job_name).into_owned(),
-                    job_id: j.job_id.to_string(),
-                    verdict: j.verdict.as_str(),
-                    schedules: strips.described(j.job_id),
-                    strip: strips.segments(days),
-                })
-                .collect(),
-            growth: growth_view(growth.get(&Some(d.device_id.clone())), &strips.window),
-        };
+                .map(|j| strips.job(j, d.enabled, &mut memo))
+                .collect();
+            let rows: Vec<&[DayOutcome]> = days.iter().map(Vec::as_slice).collect();
+            let combined = worst(&rows, strips.window.days as usize);
+            let bad = d.enabled
+                && (d.state != "online" || jobs.iter().any(|j| needs_attention(j.verdict)));
+            DeviceDays {
+                device: d,
+                jobs,
+                days,
+                combined,
+                bad,
+            }
+        })
+        .collect();
+    // Stable: within each group the devices keep the order of `status`.
+    all.sort_by_key(|d| !d.bad);
+    all
+}
+
+/// The devices in `ranked` order: the first [`MAX_DETAILED`] in detail (their jobs, facts and
+/// growth; split into those that need attention and the healthy ones), the rest as one line
+/// each, so that the page stays small at fleet scale.
+fn device_views(
+    ranked: Vec<DeviceDays>,
+    strips: &Strips,
+    info: &HashMap<String, crate::store::report::DeviceInfo>,
+    growth: &HashMap<String, GrowthDays>,
+    now: DateTime<Utc>,
+) -> (Vec<DeviceView>, Vec<DeviceView>, Vec<DeviceLine>) {
+    let (mut attention, mut healthy, mut lines) = (Vec::new(), Vec::new(), Vec::new());
+    for (n, d) in ranked.into_iter().enumerate() {
+        if n >= MAX_DETAILED {
+            lines.push(DeviceLine {
+                device_id: printable(&d.device.device_id).into_owned(),
+                name: printable(&d.device.name).into_owned(),
+                state: state_of(d.device),
+                jobs: d.jobs.len(),
+                needing_attention: d.jobs.iter().filter(|j| needs_attention(j.verdict)).count(),
+                strip: strips.segments(&d.combined),
+            });
+            continue;
+        }
+        let g = growth.get(&d.device.device_id);
+        let bad = d.bad;
+        let view = device_view(d, strips, info, g, now);
         if bad { &mut attention } else { &mut healthy }.push(view);
     }
-    (attention, healthy)
+    (attention, healthy, lines)
+}
+
+/// A device's state on the page: `disabled`, or its state.
+fn state_of(d: &DeviceStatus) -> &'static str {
+    if d.enabled { d.state } else { "disabled" }
+}
+
+/// One device in detail.
+fn device_view(
+    d: DeviceDays,
+    strips: &Strips,
+    info: &HashMap<String, crate::store::report::DeviceInfo>,
+    growth: Option<&GrowthDays>,
+    now: DateTime<Utc>,
+) -> DeviceView {
+    let i = info.get(&d.device.device_id);
+    let text = |f: fn(&crate::store::report::DeviceInfo) -> Option<&String>| {
+        i.and_then(f)
+            .map(|s| printable(s).into_owned())
+            .unwrap_or_else(|| "not recorded".into())
+    };
+    DeviceView {
+        device_id: printable(&d.device.device_id).into_owned(),
+        name: printable(&d.device.name).into_owned(),
+        hostname: text(|i| i.hostname.as_ref()),
+        platform: printable(&d.device.platform).into_owned(),
+        state: state_of(d.device),
+        last_seen: crate::output::ago(d.device.last_seen, now),
+        client_version: text(|i| i.client_version.as_ref()),
+        // The heartbeat stores `restic version`'s whole line ("restic 0.17.3 compiled...").
+        restic_version: match text(|i| i.restic_version.as_ref()) {
+            v if v.starts_with("restic") => v,
+            v => format!("restic {v}"),
+        },
+        strip: strips.segments(&d.combined),
+        jobs: d
+            .jobs
+            .iter()
+            .zip(&d.days)
+            .map(|(j, days)| JobView {
+                name: printable(&j.job_name).into_owned(),
+                job_id: j.job_id.to_string(),
+                verdict: j.verdict.as_str(),
+                schedules: strips.described(j.job_id),
+                strip: strips.segments(days),
+            })
+            .collect(),
+        growth: growth_view(growth, &strips.window),
+    }
+}
+
+/// The first [`MAX_PROBLEMS`] jobs that need attention, worst first, with the first line of
+/// their newest error, and how many more there are.
+async fn problems(
+    pool: &PgPool,
+    status: &StatusReport,
+) -> anyhow::Result<(Vec<ProblemView>, usize)> {
+    let ranked = ranked_problems(status);
+    let more = ranked.len().saturating_sub(MAX_PROBLEMS);
+    let shown: Vec<Uuid> = ranked.iter().take(MAX_PROBLEMS).map(|j| j.job_id).collect();
+    let errors: HashMap<Uuid, String> = crate::store::report::last_errors(pool, &shown)
+        .await?
+        .into_iter()
+        .map(|(id, msg, _)| (id, first_line(msg.as_deref().unwrap_or(""))))
+        .collect();
+    let views = ranked
+        .into_iter()
+        .take(MAX_PROBLEMS)
+        .map(|j| problem_view(j, &errors))
+        .collect();
+    Ok((views, more))
 }
 
 /// The jobs that need attention, worst verdict first.
-fn problem_views(status: &StatusReport, errors: &HashMap<Uuid, String>) -> Vec<ProblemView> {
+fn ranked_problems(status: &StatusReport) -> Vec<&JobStatus> {
     let rank = |v: Verdict| VERDICT_ORDER.iter().position(|o| *o == v).unwrap_or(0);
     let mut jobs: Vec<&JobStatus> = status
         .jobs
@@ -462,17 +570,20 @@ fn problem_views(status: &StatusReport, errors: &HashMap<Uuid, String>) -> Vec<P
             &b.job_name,
         ))
     });
-    jobs.into_iter()
-        .map(|j| ProblemView {
-            device_id: printable(&j.device_id).into_owned(),
-            job_name: printable(&j.job_name).into_owned(),
-            job_id: j.job_id.to_string(),
-            verdict: j.verdict.as_str(),
-            reason: printable(&j.reason).into_owned(),
-            last_success: when(j.last_success_at),
-            last_error: errors.get(&j.job_id).cloned().unwrap_or_default(),
-        })
-        .collect()
+    jobs
+}
+
+/// A job that needs attention, with the first line of its newest error.
+fn problem_view(j: &JobStatus, errors: &HashMap<Uuid, String>) -> ProblemView {
+    ProblemView {
+        device_id: printable(&j.device_id).into_owned(),
+        job_name: printable(&j.job_name).into_owned(),
+        job_id: j.job_id.to_string(),
+        verdict: j.verdict.as_str(),
+        reason: printable(&j.reason).into_owned(),
+        last_success: when(j.last_success_at),
+        last_error: errors.get(&j.job_id).cloned().unwrap_or_default(),
+    }
 }
 
 /// The enabled devices that are offline or never synced.

@@ -16,16 +16,21 @@ const RUN_WARNED: &str = "(CASE jsonb_typeof(metadata -> 'warnings') \
         WHEN 'array' THEN jsonb_array_length(metadata -> 'missing_paths') > 0 ELSE false END \
      OR COALESCE(ltrim(error_message) ILIKE 'warning:%', false))";
 
-/// The runs of one job in the window, by day: `days[i]` (days since the window's first day)
-/// had runs that add up to `codes[i]` (see `domain::health::history::ran`).
+/// The runs of one job over up to 63 days of the window (see
+/// `domain::health::history::DayMasks`): bit `i` of a mask is day `63 * chunk + i`.
 #[derive(Debug, sqlx::FromRow)]
 pub(crate) struct JobDays {
     pub job_id: Uuid,
-    pub days: Vec<i32>,
-    pub codes: Vec<String>,
+    pub chunk: i32,
+    pub failed: i64,
+    pub warned: i64,
+    pub succeeded: i64,
 }
 
-/// Each job's days with runs in `[start, end)`, for the given devices (all when `None`).
+/// Each job's days with runs in `[start, end)`, for the given devices (all when `None`), as
+/// bit masks: one hash aggregate over the window's runs, one row per job (per 63 days), so the
+/// server never sorts or groups per job and day, and a month of 50,000 jobs arrives as 50,000
+/// rows of four numbers.
 async fn job_days(
     db: &mut sqlx::PgConnection,
     start: DateTime<Utc>,
@@ -33,18 +38,20 @@ async fn job_days(
     devices: Option<&[String]>,
 ) -> anyhow::Result<Vec<JobDays>> {
     Ok(sqlx::query_as(&format!(
-        "SELECT job_id, array_agg(day ORDER BY day) AS days, array_agg(code ORDER BY day) AS codes \
-         FROM (SELECT job_id, \
-                 ((start_time AT TIME ZONE 'UTC')::date - ($1 AT TIME ZONE 'UTC')::date) AS day, \
-                 CASE WHEN bool_or(status = 'failed') THEN 'f' \
-                      WHEN bool_or(status = 'success' AND {RUN_WARNED}) THEN 'w' \
-                      WHEN bool_or(status = 'success') THEN 's' \
-                      WHEN bool_or(status = 'running') THEN 'r' ELSE 'c' END AS code \
+        "SELECT job_id, day / 63 AS chunk, \
+                COALESCE(bit_or(1::bigint << (day % 63)) FILTER (WHERE status = 'failed'), 0) \
+                  AS failed, \
+                COALESCE(bit_or(1::bigint << (day % 63)) \
+                  FILTER (WHERE status = 'success' AND {RUN_WARNED}), 0) AS warned, \
+                COALESCE(bit_or(1::bigint << (day % 63)) FILTER (WHERE status = 'success'), 0) \
+                  AS succeeded \
+         FROM (SELECT job_id, status, metadata, error_message, \
+                 ((start_time AT TIME ZONE 'UTC')::date - ($1 AT TIME ZONE 'UTC')::date) AS day \
                FROM runs \
                WHERE start_time >= $1 AND start_time < $2 \
-                 AND ($3::text[] IS NULL OR device_id = ANY($3)) \
-               GROUP BY 1, 2) d \
-         GROUP BY job_id"
+                 AND status IN ('success', 'failed') \
+                 AND ($3::text[] IS NULL OR device_id = ANY($3))) r \
+         GROUP BY job_id, day / 63"
     ))
     .bind(start)
     .bind(end)
@@ -62,35 +69,34 @@ pub(crate) struct GrowthDays {
     pub files: Vec<i64>,
 }
 
-/// Bytes added and files new or changed per day in `[start, end)`, per device and for the
-/// fleet (the devices given, all when `None`), in one statement.
-async fn growth_days(
-    db: &mut sqlx::PgConnection,
+/// Bytes added and files new or changed per day in `[start, end)`: per device (`per_device`)
+/// or for all of them together (`device_id` `None`), over the devices given (all when `None`).
+async fn growth_days<'e>(
+    db: impl sqlx::PgExecutor<'e>,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     devices: Option<&[String]>,
+    per_device: bool,
 ) -> anyhow::Result<Vec<GrowthDays>> {
-    Ok(sqlx::query_as(
-        "WITH d AS ( \
-           SELECT device_id, \
-                  ((start_time AT TIME ZONE 'UTC')::date - ($1 AT TIME ZONE 'UTC')::date) AS day, \
-                  COALESCE(sum(data_added_bytes), 0)::bigint AS bytes, \
-                  COALESCE(sum(COALESCE(files_new, 0) + COALESCE(files_changed, 0)), 0)::bigint \
-                    AS files \
-           FROM runs \
-           WHERE start_time >= $1 AND start_time < $2 AND status = 'success' \
-             AND ($3::text[] IS NULL OR device_id = ANY($3)) \
-           GROUP BY 1, 2) \
-         SELECT device_id, array_agg(day ORDER BY day) AS days, \
+    let key = if per_device {
+        "device_id"
+    } else {
+        "NULL::text"
+    };
+    Ok(sqlx::query_as(&format!(
+        "SELECT device_id, array_agg(day ORDER BY day) AS days, \
                 array_agg(bytes ORDER BY day) AS bytes, array_agg(files ORDER BY day) AS files \
-         FROM d GROUP BY device_id \
-         UNION ALL \
-         SELECT NULL, array_agg(day ORDER BY day), array_agg(bytes ORDER BY day), \
-                array_agg(files ORDER BY day) \
-         FROM (SELECT day, sum(bytes)::bigint AS bytes, sum(files)::bigint AS files \
-               FROM d GROUP BY day) f \
-         HAVING count(*) > 0",
-    )
+         FROM (SELECT {key} AS device_id, \
+                 ((start_time AT TIME ZONE 'UTC')::date - ($1 AT TIME ZONE 'UTC')::date) AS day, \
+                 COALESCE(sum(data_added_bytes), 0)::bigint AS bytes, \
+                 COALESCE(sum(COALESCE(files_new, 0) + COALESCE(files_changed, 0)), 0)::bigint \
+                   AS files \
+               FROM runs \
+               WHERE start_time >= $1 AND start_time < $2 AND status = 'success' \
+                 AND ($3::text[] IS NULL OR device_id = ANY($3)) \
+               GROUP BY 1, 2) d \
+         GROUP BY device_id"
+    ))
     .bind(start)
     .bind(end)
     .bind(devices)
@@ -98,15 +104,26 @@ async fn growth_days(
     .await?)
 }
 
-/// The run history of `[start, end)` summed up by day: per job ([`JobDays`]) and per device and
-/// fleet ([`GrowthDays`]), in one transaction. Both statements scan the window's runs once,
-/// through the index on `start_time`.
+/// The growth per day of each of `devices` (those the page shows in detail), through the index
+/// on `(device_id, start_time)`.
+pub(crate) async fn device_growth(
+    pool: &PgPool,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    devices: &[String],
+) -> anyhow::Result<Vec<GrowthDays>> {
+    growth_days(pool, start, end, Some(devices), true).await
+}
+
+/// The run history of `[start, end)` summed up by day: per job ([`JobDays`]) and the growth of
+/// all the devices given together ([`GrowthDays`]), in one transaction. Each statement is one
+/// parallel hash aggregate over the window's runs.
 pub(crate) async fn history(
     pool: &PgPool,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     devices: Option<&[String]>,
-) -> anyhow::Result<(Vec<JobDays>, Vec<GrowthDays>)> {
+) -> anyhow::Result<(Vec<JobDays>, Option<GrowthDays>)> {
     let mut tx = pool.begin().await?;
     // JIT compilation costs more than these aggregates; the hash aggregate of a month of a
     // large fleet's runs must stay in memory. SET LOCAL ends with the transaction (PgBouncer).
@@ -115,9 +132,9 @@ pub(crate) async fn history(
         .execute(&mut *tx)
         .await?;
     let jobs = job_days(&mut tx, start, end, devices).await?;
-    let growth = growth_days(&mut tx, start, end, devices).await?;
+    let growth = growth_days(&mut *tx, start, end, devices, false).await?;
     tx.commit().await?;
-    Ok((jobs, growth))
+    Ok((jobs, growth.into_iter().next()))
 }
 
 /// What a device's heartbeat recorded of it.

@@ -62,15 +62,40 @@ impl DayOutcome {
     }
 }
 
-/// What the runs of one day added up to, as the store's aggregate reports it: `f` a run failed,
-/// `w` a run succeeded with warnings, `s` a run succeeded, `r` a run is still in progress, `c`
-/// only cancelled runs.
-pub fn ran(code: &str) -> Option<DayOutcome> {
-    match code {
-        "f" => Some(DayOutcome::Failed),
-        "w" => Some(DayOutcome::Warning),
-        "s" => Some(DayOutcome::Success),
-        _ => None,
+/// How many days one set of [`DayMasks`] covers: the bits of a signed 64-bit integer that
+/// shifts leave positive.
+pub const DAYS_PER_MASK: u32 = 63;
+
+/// The runs of one job over [`DAYS_PER_MASK`] days, as the store sums them up: bit `i` of each
+/// mask is day `first + i`, set when a run of that day failed, succeeded with warnings, or
+/// succeeded. A day with only cancelled runs, or a run still in progress, has no bit.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DayMasks {
+    pub first: usize,
+    pub failed: i64,
+    pub warned: i64,
+    pub succeeded: i64,
+}
+
+impl DayMasks {
+    /// Writes what ran on each of its days into `ran` (indexed by day of the window): the
+    /// worst of the day's finished runs.
+    pub fn fill(&self, ran: &mut [Option<DayOutcome>]) {
+        for bit in 0..DAYS_PER_MASK as usize {
+            let Some(slot) = ran.get_mut(self.first + bit) else {
+                break;
+            };
+            let on = |mask: i64| (mask >> bit) & 1 == 1;
+            *slot = if on(self.failed) {
+                Some(DayOutcome::Failed)
+            } else if on(self.warned) {
+                Some(DayOutcome::Warning)
+            } else if on(self.succeeded) {
+                Some(DayOutcome::Success)
+            } else {
+                *slot
+            };
+        }
     }
 }
 
@@ -383,11 +408,36 @@ mod tests {
             segments(&[Success, Success, Missed, Success]),
             vec![(Success, 0, 2), (Missed, 2, 1), (Success, 3, 1)]
         );
-        assert_eq!(ran_code("f"), Some(Failed));
-        assert_eq!(ran_code("c"), None);
     }
 
-    fn ran_code(c: &str) -> Option<DayOutcome> {
-        ran(c)
+    #[test]
+    fn masks_give_the_worst_run_of_each_day() {
+        use DayOutcome::*;
+        let mut ran = vec![None; 70];
+        let m = DayMasks {
+            first: 63,
+            failed: 0b0100,
+            warned: 0b0110,
+            succeeded: 0b1111 | 1 << 62,
+        };
+        m.fill(&mut ran);
+        assert_eq!(
+            ran[63..].to_vec(),
+            vec![
+                Some(Success),
+                Some(Warning),
+                Some(Failed),
+                Some(Success),
+                None,
+                None,
+                None
+            ]
+        );
+        assert!(ran[..63].iter().all(Option::is_none));
+        let mut ran = vec![None; 63];
+        m.fill(&mut ran);
+        assert!(ran.iter().all(Option::is_none));
+        DayMasks { first: 0, ..m }.fill(&mut ran);
+        assert_eq!(ran[62], Some(Success));
     }
 }
