@@ -411,7 +411,7 @@ async fn chromium_loads(env: &Env, status: &Value) {
     let shot = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report.png");
     let out = base(&[
         &format!("--screenshot={}", shot.display()),
-        "--window-size=1280,2000",
+        "--window-size=1280,1500",
     ])
     .output()
     .unwrap();
