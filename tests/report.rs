@@ -353,6 +353,29 @@ async fn report_shows_each_problem_and_the_days_as_they_ran() {
     assert!(only.iter().any(|e| e.attr("data-device") == Some("beta")));
     assert!(!only.iter().any(|e| e.attr("data-device") == Some("alpha")));
     assert_eq!(row_marks(&only, db).len(), 7);
+
+    // Bad input: one sentence, exit 2, the page left as it was.
+    let file = env.dir.path().join("report.html");
+    let before = std::fs::read(&file).unwrap();
+    for (args, says) in [
+        (vec!["--days", "0"], "--days 0 is out of range"),
+        (vec!["--device", "nosuch"], "nosuch"),
+    ] {
+        let mut all = vec!["report", "--html", file.to_str().unwrap()];
+        all.extend(args);
+        let out = rf(&env, &all);
+        assert_eq!(out.status.code(), Some(2), "{all:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{all:?}: {}", stderr(&out));
+    }
+    assert_eq!(std::fs::read(&file).unwrap(), before);
+    let dir = env.dir.path().join("no-such-dir").join("r.html");
+    let out = rf(&env, &["report", "--html", dir.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("give --html a file"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 /// `output::human_bytes` as the page shows it.
