@@ -34,9 +34,14 @@ const TEMPLATE: &str = include_str!("../../templates/report.html");
 /// How many devices the page shows in detail (each job's days, facts, growth); the others get
 /// one line each. A page for 10,000 devices and 50,000 jobs in full weighs tens of megabytes
 /// and takes a browser many seconds; `--device` shows any device in full.
-const MAX_DETAILED: usize = 500;
+const MAX_DETAILED: usize = 200;
 
-/// How many jobs the table of problems lists (worst first); the counts cover them all.
+/// How many devices after those get a line with their days; the rest are named in one
+/// sentence (a browser lays out a line of text far faster than thousands of table rows).
+const MAX_LINES: usize = 2000;
+
+/// How many jobs (and devices) the tables of problems list (worst first); the counts cover
+/// them all.
 const MAX_PROBLEMS: usize = 1000;
 
 /// The verdicts in the order the page lists them, worst first.
@@ -67,8 +72,12 @@ pub struct ReportView {
     pub device_problems: Vec<DeviceProblemView>,
     pub attention: Vec<DeviceView>,
     pub healthy: Vec<DeviceView>,
-    /// The devices beyond the first [`MAX_DETAILED`], those that need attention first.
+    /// The next [`MAX_LINES`] devices, those that need attention first.
     pub lines: Vec<DeviceLine>,
+    /// The ids of the devices after those, in the same order.
+    pub rest: Vec<String>,
+    /// The devices that do not sync and are not in `device_problems`.
+    pub more_device_problems: usize,
     /// The jobs that need attention and are not in `problems` (beyond [`MAX_PROBLEMS`]).
     pub more_problems: usize,
     pub fleet_growth: GrowthView,
@@ -221,7 +230,10 @@ pub async fn collect(
             .into_iter()
             .filter_map(|g| Some((g.device_id.clone()?, g)))
             .collect();
-    let (attention, healthy, lines) = device_views(ranked, &strips, &info, &growth, now);
+    let (attention, healthy, lines, rest) = device_views(ranked, &strips, &info, &growth, now);
+    let mut device_problems = device_problems(&status, now);
+    let more_device_problems = device_problems.len().saturating_sub(MAX_PROBLEMS);
+    device_problems.truncate(MAX_PROBLEMS);
     Ok(ReportView {
         generated_at: now.format("%Y-%m-%d %H:%M UTC").to_string(),
         days: window.days,
@@ -243,10 +255,12 @@ pub async fn collect(
         maintenance: maintenance_view(&maintenance),
         problems,
         more_problems,
-        device_problems: device_problems(&status, now),
+        device_problems,
+        more_device_problems,
         attention,
         healthy,
         lines,
+        rest,
         fleet_growth,
     })
 }
@@ -409,6 +423,14 @@ fn needs_attention(v: Verdict) -> bool {
     !matches!(v, Verdict::Ok | Verdict::Disabled)
 }
 
+/// The devices in detail (those that need attention, the healthy ones), as lines, and named.
+type DeviceViews = (
+    Vec<DeviceView>,
+    Vec<DeviceView>,
+    Vec<DeviceLine>,
+    Vec<String>,
+);
+
 /// One device's days: each job's and the worst of them, and whether it needs attention now
 /// (enabled, and offline, never seen, or with a job that is not ok).
 struct DeviceDays<'a> {
@@ -454,17 +476,22 @@ fn rank_devices<'a>(status: &'a StatusReport, strips: &Strips) -> Vec<DeviceDays
 }
 
 /// The devices in `ranked` order: the first [`MAX_DETAILED`] in detail (their jobs, facts and
-/// growth; split into those that need attention and the healthy ones), the rest as one line
-/// each, so that the page stays small at fleet scale.
+/// growth; split into those that need attention and the healthy ones), the next [`MAX_LINES`]
+/// as one line each, the rest by id, so that the page stays small at fleet scale.
 fn device_views(
     ranked: Vec<DeviceDays>,
     strips: &Strips,
     info: &HashMap<String, crate::store::report::DeviceInfo>,
     growth: &HashMap<String, GrowthDays>,
     now: DateTime<Utc>,
-) -> (Vec<DeviceView>, Vec<DeviceView>, Vec<DeviceLine>) {
-    let (mut attention, mut healthy, mut lines) = (Vec::new(), Vec::new(), Vec::new());
+) -> DeviceViews {
+    let (mut attention, mut healthy, mut lines, mut rest) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for (n, d) in ranked.into_iter().enumerate() {
+        if n >= MAX_DETAILED + MAX_LINES {
+            rest.push(printable(&d.device.device_id).into_owned());
+            continue;
+        }
         if n >= MAX_DETAILED {
             lines.push(DeviceLine {
                 device_id: printable(&d.device.device_id).into_owned(),
@@ -481,7 +508,7 @@ fn device_views(
         let view = device_view(d, strips, info, g, now);
         if bad { &mut attention } else { &mut healthy }.push(view);
     }
-    (attention, healthy, lines)
+    (attention, healthy, lines, rest)
 }
 
 /// A device's state on the page: `disabled`, or its state.
