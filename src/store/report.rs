@@ -1,8 +1,8 @@
 //! The reads of `report --html` beyond what `status` reads: each job's runs summed up per UTC
-//! day, bytes and files added per day per device, the devices' versions, every schedule with
-//! its creation, and the newest error of the jobs that need attention. The run history is
-//! aggregated by the server (`GROUP BY` day) and arrives as one row per job or device, never one
-//! per run.
+//! day, bytes and files added per day (the fleet's, and each device's shown in detail), the
+//! devices' versions, every schedule with its creation, the settings, and the newest error of
+//! the jobs that need attention. The run history is aggregated by the server and arrives as one
+//! row per job (bit masks of days) or device (arrays of days), never one per run.
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
