@@ -331,11 +331,15 @@ async fn device_settings(
     Ok(out)
 }
 
-/// Schedules grouped by job.
+/// Schedules grouped by job, each job's by id.
 fn by_job(schedules: Vec<ScheduleInfo>) -> HashMap<Uuid, Vec<ScheduleInfo>> {
     let mut out: HashMap<Uuid, Vec<ScheduleInfo>> = HashMap::new();
     for s in schedules {
         out.entry(s.row.job_id).or_default().push(s);
+    }
+    // A job's schedules in the order they were added, as `schedule list` shows them.
+    for list in out.values_mut() {
+        list.sort_unstable_by_key(|s| s.row.id);
     }
     out
 }
@@ -371,7 +375,7 @@ impl Strips {
                 continue;
             }
             let span = Span {
-                since: s.created_at.max(s.job_created_at),
+                since: s.since,
                 until,
             };
             match s.row.schedule() {

@@ -161,27 +161,44 @@ pub(crate) async fn device_info(
     .await?)
 }
 
-/// A schedule with its job's and its own creation (when it started to expect runs).
-#[derive(Debug, sqlx::FromRow)]
+/// A schedule, and since when it expects runs: the later of its own and its job's creation.
+#[derive(Debug)]
 pub(crate) struct ScheduleInfo {
-    #[sqlx(flatten)]
+    /// Without `last_run_at` and `next_run_at`, which the report does not show.
     pub row: crate::domain::schedule::ScheduleRow,
-    pub created_at: DateTime<Utc>,
-    pub job_created_at: DateTime<Utc>,
+    pub since: DateTime<Utc>,
 }
 
-/// Every schedule of the given devices' jobs (all when `None`), by job, then id.
+// Decoded by position, not by name: 100,000 rows at fleet scale.
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for ScheduleInfo {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            row: crate::domain::schedule::ScheduleRow {
+                id: row.try_get(0)?,
+                job_id: row.try_get(1)?,
+                schedule_type: row.try_get(2)?,
+                cron_expression: row.try_get(3)?,
+                interval_seconds: row.try_get(4)?,
+                enabled: row.try_get(5)?,
+                last_run_at: None,
+                next_run_at: None,
+            },
+            since: row.try_get(6)?,
+        })
+    }
+}
+
+/// Every schedule of the given devices' jobs (all when `None`), in no particular order.
 pub(crate) async fn schedules(
     pool: &PgPool,
     devices: Option<&[String]>,
 ) -> anyhow::Result<Vec<ScheduleInfo>> {
     Ok(sqlx::query_as(
         "SELECT s.id, s.job_id, s.schedule_type, s.cron_expression, s.interval_seconds, \
-                s.enabled, s.last_run_at, s.next_run_at, s.created_at, \
-                j.created_at AS job_created_at \
+                s.enabled, GREATEST(s.created_at, j.created_at) \
          FROM schedules s JOIN backup_jobs j ON j.id = s.job_id \
-         WHERE $1::text[] IS NULL OR j.device_id = ANY($1) \
-         ORDER BY s.job_id, s.id",
+         WHERE $1::text[] IS NULL OR j.device_id = ANY($1)",
     )
     .bind(devices)
     .fetch_all(pool)
