@@ -169,8 +169,11 @@ async fn report_shows_each_problem_and_the_days_as_they_ran() {
     let home = job(&env, "alpha", "home", None, Some(86400)).await;
     let warned = job(&env, "alpha", "warned", None, Some(86400)).await;
     let db = job(&env, "beta", "db", None, Some(86400)).await;
-    for k in 0..30 {
+    // One more day than the window, so that its first day has a run whatever the time of day.
+    for k in 0..31 {
         run(&env, home, past(k), "success", None, none.clone()).await;
+    }
+    for k in 0..30 {
         let meta = if k == 0 {
             json!({"warnings": ["1 file could not be read"]})
         } else {
@@ -279,7 +282,7 @@ async fn report_shows_each_problem_and_the_days_as_they_ran() {
     let marks = row_marks(&page, home);
     assert_eq!(marks.len(), 30);
     let mut expected = vec!['·'; 30];
-    for k in 0..30 {
+    for k in 0..31 {
         if let Some(c) = expected.get_mut(day(first, past(k))) {
             *c = '●';
         }
