@@ -2,13 +2,15 @@
 """Measurements of scripts/bench.sh (which starts PostgreSQL, PgBouncer and builds the fleet).
 
 Prints, side by side from one run: `run` vs bare `restic backup` (interleaved, median), no-op
-`sync`, `status --json`, `status --device`, `runs list --job`, `cleanup`, N syncs spread over a
+`sync`, `status --json`, `status --device`, `runs list --job`, `report --html` (and the time
+headless Chromium takes to load the page), `cleanup`, N syncs spread over a
 minute (p50/p99, errors, connections at once) directly and through PgBouncer, with peak RSS,
 statements (pg_stat_statements) and connections (the server log) per command.
 """
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -191,6 +193,36 @@ rows.append(profile(f"status --device {dev}", [bin_, "status", "--json", "--devi
 some_job = sql(f"SELECT id FROM backup_jobs WHERE device_id = '{dev}' ORDER BY name LIMIT 1")
 rows.append(profile("runs list --job (newest 50)", [bin_, "runs", "list", "--json", "--job", some_job,
                                                     "--database-url", a.url], e))
+
+
+def browser_load(page):
+    """How long headless Chromium takes to load and lay out `page` (DOM dumped to /dev/null),
+    next to an empty page (the browser's own start), or why it was not measured."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser:
+        return "; headless Chromium not installed, browser load not measured"
+    empty = os.path.join(work, "empty.html")
+    with open(empty, "w") as f:
+        f.write("<!DOCTYPE html><title>empty</title>")
+
+    def load(path):
+        argv = [browser, "--headless", "--no-sandbox", "--disable-gpu",
+                f"--user-data-dir={os.path.join(work, 'chromium')}", "--dump-dom",
+                "file://" + path]
+        times = []
+        for _ in range(3):
+            t = time.monotonic()
+            subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            times.append(time.monotonic() - t)
+        return statistics.median(times)
+    return f"; headless Chromium loads it in {load(page):.1f} s (an empty page: {load(empty):.1f} s)"
+
+
+page = os.path.join(work, "report.html")
+r = profile("report --html (whole fleet)", [bin_, "report", "--html", page, "--database-url", a.url], e)
+r["extra"] = (f"target <= 2 s and 256 MiB; page {os.path.getsize(page) / 1e6:.1f} MB"
+              + browser_load(page))
+rows.append(r)
 r = profile("status --json through PgBouncer",
             [bin_, "status", "--json", "--database-url", a.pgb_url + "?pgbouncer=true"],
             e, ok=(0, 1))

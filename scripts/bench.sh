@@ -8,7 +8,8 @@
 # transaction pooling mode in front of it, generates a fleet in SQL (devices with 5 jobs each,
 # 2 schedules per job, one run per job per day), and prints side by side: `run` vs bare
 # `restic backup` (interleaved, median), no-op `sync`, `status --json`, `status --device`,
-# `runs list --job`, `cleanup`, N syncs spread over a minute (p50/p99, directly and through
+# `runs list --job`, `report --html` (with the time headless Chromium takes to load the page, when
+# installed), `cleanup`, N syncs spread over a minute (p50/p99, directly and through
 # PgBouncer), with peak RSS, statements and connections per command.
 # Default: 200 devices / 1,000 jobs / 100,000 runs, about a minute plus the release build.
 # --full: 10,000 devices / 50,000 jobs / 10,000,000 runs and 1,000 syncs (the fleet takes

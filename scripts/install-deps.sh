@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need when it is missing: PostgreSQL server, restic,
 # systemd-analyze, xmllint, sftp-server, pgbouncer, python3 with the cron oracles and the
-# Prometheus text parser, and the Windows target for cargo check.
+# Prometheus text parser, headless Chromium (--tests), and the Windows target for cargo check.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -15,6 +15,11 @@ command -v xmllint >/dev/null || need+=(libxml2-utils)
 [ -x /usr/lib/openssh/sftp-server ] || need+=(openssh-sftp-server)
 command -v bash >/dev/null || need+=(bash)
 command -v pgbouncer >/dev/null || need+=(pgbouncer)
+# Headless Chromium loads the HTML report in tests/report.rs (the test says so and skips the
+# browser part where Chromium is missing or cannot start).
+if [ "${1:-}" = "--tests" ]; then
+  command -v chromium >/dev/null || need+=(chromium)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
     echo "missing packages: ${need[*]}; install them (apt-get install ${need[*]}) and run again" >&2

@@ -73,6 +73,9 @@ pub enum Command {
     /// Is everything backed up? Exit code 0 only when every enabled job is ok and maintenance
     /// is neither overdue nor failing, else 1.
     Status(crate::commands::status::StatusArgs),
+    /// Write the fleet's state as one self-contained HTML page: verdicts, problems, a heat map
+    /// of each job's last days, and the repository's growth.
+    Report(crate::commands::report::ReportArgs),
     /// Print the fleet's state as Prometheus metrics (for node_exporter's textfile collector).
     Metrics(crate::commands::metrics::MetricsArgs),
     /// Forget (per job retention), prune and check the shared repository; only on the
@@ -124,6 +127,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Runs(c) => crate::commands::runs::run(&config_path, c).await,
         Command::Status(a) => crate::commands::status::run(&config_path, a).await,
         Command::Metrics(a) => crate::commands::metrics::run(&config_path, a).await,
+        Command::Report(a) => crate::commands::report::run(&config_path, a).await,
         Command::Cleanup(a) => crate::commands::cleanup::run(&config_path, a).await,
         Command::Maintain(a) => crate::commands::maintain::run(&config_path, &a).await,
         Command::Snapshots(a) => crate::commands::snapshots::snapshots(&config_path, a).await,

@@ -72,44 +72,9 @@ async fn metrics(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
             out.write_all(text.as_bytes())?;
             out.flush()?;
         }
-        Some(path) => write_atomically(path, &text)?,
+        Some(path) => crate::commands::write_public_file(path, "metrics", "--output", &text)?,
     }
     Ok(exit::SUCCESS)
-}
-
-/// Writes `text` to `path` so that a reader sees the old file or the new one, never half of
-/// one: a temp file in the same directory, flushed to disk, renamed over `path`. The file is
-/// world-readable (0644) because node_exporter usually runs as another user.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".restic-fleet-metrics")
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| {
-            crate::usage_err!(
-                "cannot write the metrics next to {}: {e}; give --output a file in an existing, \
-                 writable directory",
-                path.display()
-            )
-        })?;
-    tmp.write_all(text.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing the metrics to {}", tmp.path().display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
-    }
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming the metrics file to {}", path.display()))?;
-    Ok(())
 }
 
 /// Escapes a label value as the text format requires.

@@ -17,6 +17,7 @@ pub mod maintain;
 pub mod man;
 pub mod metrics;
 pub mod relica_migrate;
+pub mod report;
 pub mod restore;
 pub mod run;
 pub mod runs;
@@ -208,4 +209,41 @@ pub(crate) async fn repository(
     };
     let settings = crate::store::settings::load(pool, &device).await?;
     Repository::from_settings(&settings)
+}
+
+/// Writes `text` to `path` so that a reader sees the old file or the new one, never half of
+/// one: a temp file in the same directory, flushed to disk, renamed over `path`. The file is
+/// world-readable (0644): node_exporter or a web server usually runs as another user. `what`
+/// names the file and `flag` the option that gave the path, for the error.
+pub fn write_public_file(path: &Path, what: &str, flag: &str, text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".restic-fleet-{what}"))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| {
+            usage_err!(
+                "cannot write the {what} next to {}: {e}; give {flag} a file in an existing, \
+                 writable directory",
+                path.display()
+            )
+        })?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing the {what} to {}", tmp.path().display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting the mode of {}", tmp.path().display()))?;
+    }
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming the {what} file to {}", path.display()))?;
+    Ok(())
 }

@@ -14,5 +14,6 @@ pub mod maintenance_status;
 pub mod notify;
 pub mod reconcile;
 pub mod relica_import;
+pub mod report;
 pub mod snapshot_ids;
 pub mod status;

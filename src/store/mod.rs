@@ -12,6 +12,7 @@ pub mod import;
 pub mod jobs;
 pub mod maintenance;
 pub mod notifications;
+pub mod report;
 pub mod retention;
 pub mod roles;
 pub mod runs;

@@ -8,6 +8,7 @@
 
 pub mod age;
 pub mod device;
+pub mod history;
 pub mod job;
 pub mod maintenance;
 pub mod period;
