@@ -3,10 +3,16 @@
 # stops, with a PgBouncer (transaction pooling) in front of it for tests/pgbouncer.rs. Needs:
 # postgresql (server), pgbouncer, restic, systemd (systemd-analyze), python3 with croniter
 # (scripts/install-deps.sh installs them). Extra arguments go to `cargo test`.
+#
+# The tests run once per restic version in RESTIC_VERSIONS (default "0.14 0.18 0.19"; e.g.
+# RESTIC_VERSIONS=0.19 for the newest alone), with that version first on PATH: the first pass
+# runs everything, the later ones only the test binaries that run restic (RESTIC_TESTS). With
+# extra arguments, every pass runs those. A summary per version closes the output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh --tests
 . scripts/pg.sh
+. scripts/restic.sh
 dir=$(mktemp -d /tmp/restic-fleet-test-pg.XXXXXX)
 trap 'pgb_stop "$dir/pgbouncer"; pg_stop "$dir"; rm -rf "$dir"' EXIT
 pg_start "$dir"
@@ -14,4 +20,36 @@ export RESTIC_FLEET_TEST_PG="$PG_URL"
 pgb_start "$dir/pgbouncer"
 export RESTIC_FLEET_TEST_PGBOUNCER="$PGB_URL"
 echo "private PostgreSQL for the tests: $(echo "$PG_URL" | sed 's/:[^:@]*@/@/')"
-cargo test --locked "$@"
+
+# The test binaries that start restic (directly or through restic-fleet).
+RESTIC_TESTS=(admin_status fleet_scale maintenance monitoring offline papercuts pgbouncer
+  relica_migrate run security sync unattended)
+
+summary=()
+status=0
+pass=0
+for v in ${RESTIC_VERSIONS:-0.14 0.18 0.19}; do
+  bin=$(restic_dir "$v")
+  if [ $# -gt 0 ]; then
+    args=("$@")
+  elif [ $pass = 0 ]; then
+    args=()
+  else
+    args=()
+    for t in "${RESTIC_TESTS[@]}"; do args+=(--test "$t"); done
+  fi
+  pass=$((pass + 1))
+  full=$(restic_version_of "$bin/restic")
+  echo "=== restic $full ($bin/restic) ==="
+  log="$dir/restic-$v.log"
+  rc=0
+  PATH="$bin:$PATH" cargo test --locked --no-fail-fast "${args[@]}" 2>&1 | tee "$log" || rc=$?
+  counts=$(awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed", p, f }' "$log")
+  failed=$(sed -n 's/^test \(.*\) \.\.\. FAILED$/\1/p' "$log" | tr '\n' ' ')
+  [ $rc = 0 ] || status=1
+  summary+=("restic $full: $counts${failed:+: $failed}$([ $rc = 0 ] || echo " (cargo test exit $rc)")")
+done
+echo
+echo "=== tests per restic version ==="
+printf '%s\n' "${summary[@]}"
+exit $status
