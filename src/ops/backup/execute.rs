@@ -302,7 +302,7 @@ impl Restic<'_> {
         if outcome.status == "success" && !warnings.is_empty() {
             outcome.error_message = Some(format!("warning: {}", warnings.join("; warning: ")));
         }
-        // No second repository open to learn the full snapshot id: restic 0.17+ reports it,
+        // No second repository open to learn the full snapshot id: restic 0.15+ reports it,
         // and an older restic's short id is resolved by the next sync
         // ([`crate::ops::snapshot_ids`]).
         outcome.warnings = warnings;
