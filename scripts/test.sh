@@ -21,9 +21,10 @@ pgb_start "$dir/pgbouncer"
 export RESTIC_FLEET_TEST_PGBOUNCER="$PGB_URL"
 echo "private PostgreSQL for the tests: $(echo "$PG_URL" | sed 's/:[^:@]*@/@/')"
 
-# The test binaries that start restic (directly or through restic-fleet).
-RESTIC_TESTS=(admin_status fleet_scale maintenance monitoring offline papercuts pgbouncer
-  relica_migrate run security sync unattended)
+# The test binaries that start restic (directly or through restic-fleet), found by running the
+# suite with a `restic` on PATH that logged which test binary its ancestors were.
+RESTIC_TESTS=(admin_roles admin_status fleet_scale maintenance monitoring offline papercuts pgbouncer
+  relica_migrate run schema security sync task_schema terminal_safety unattended)
 
 summary=()
 status=0

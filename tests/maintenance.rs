@@ -723,8 +723,14 @@ async fn a_backup_started_while_prune_holds_the_lock_succeeds_after_waiting() {
     assert!(prune_status.success(), "the prune itself failed");
     assert_ok(&out);
     let err = stderr(&out);
+    // restic 0.16+ waits for the lock itself (--retry-lock); for 0.14 restic-fleet retries.
+    let waiting = if restic_version() >= (0, 16, 0) {
+        "restic waits for the lock itself for up to"
+    } else {
+        "retrying in"
+    };
     assert!(
-        err.contains("the repository is locked") && err.contains("retrying in"),
+        err.contains("the repository is locked") && err.contains(waiting),
         "the backup did not wait for the lock:\n{err}"
     );
     let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE job_id = $1")
