@@ -791,3 +791,64 @@ async fn one_maintain_at_a_time_and_a_dead_ones_steps_are_closed() {
     let st = json_of(&cli(&env, &["status", "--json"]));
     assert_eq!(st["maintenance"]["verdict"], "ok", "{st:#}");
 }
+
+#[tokio::test]
+async fn a_damaged_repository_is_a_failed_check_saying_what_restic_found() {
+    let env = Env::with_repo().await;
+    env.set_setting("maintenance_device", &env.device).await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("docs", &[&src]).await;
+    assert_ok(&run_as(&env, &env.device.clone(), job));
+    // A pack file lost from the repository's storage.
+    let pack = walk_files(&env.repo().join("data"))
+        .into_iter()
+        .next()
+        .unwrap();
+    std::fs::remove_file(&pack).unwrap();
+    let out = cli(&env, &["maintain", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let (status, message, metadata): (String, String, Value) = sqlx::query_as(
+        "SELECT status, error_message, metadata FROM maintenance_runs WHERE step = 'check'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "failed");
+    assert!(!message.contains('\n'), "one sentence: {message}");
+    if restic_version() >= (0, 18, 0) {
+        // check --json: the count, the first error, what to do.
+        assert!(
+            message.starts_with(&format!(
+                "restic check found {} error(s) in the repository {}, the first: pack ",
+                metadata["check"]["num_errors"],
+                env.repo().display()
+            )),
+            "{message}"
+        );
+        assert!(
+            metadata["check"]["num_errors"].as_u64().unwrap() > 0,
+            "{metadata}"
+        );
+        assert!(message.contains("does not exist; repair it"), "{message}");
+    } else {
+        assert_eq!(
+            message,
+            "restic failed (exit 1): repository contains errors"
+        );
+        assert!(metadata.get("check").is_none(), "{metadata}");
+    }
+}
+
+/// Every file under `dir`, at any depth.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}

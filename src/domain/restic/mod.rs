@@ -40,6 +40,55 @@ pub struct Summary {
     pub snapshot_id: Option<String>,
 }
 
+/// The `summary` message of `restic check --json` (0.18+).
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
+pub struct CheckSummary {
+    #[serde(default)]
+    pub num_errors: u64,
+    #[serde(default)]
+    pub broken_packs: Option<Vec<String>>,
+    #[serde(default)]
+    pub suggest_repair_index: bool,
+    #[serde(default)]
+    pub suggest_prune: bool,
+}
+
+/// The summary `restic check --json` printed, if it printed one.
+pub fn check_summary(stdout: &str) -> Option<CheckSummary> {
+    stdout.lines().find_map(|l| {
+        let v: Value = serde_json::from_str(l.trim()).ok()?;
+        if v.get("message_type")?.as_str()? != "summary" {
+            return None;
+        }
+        serde_json::from_value(v).ok()
+    })
+}
+
+/// Why `restic check --json` found the repository damaged, in one sentence: how many errors,
+/// the first one restic named, and what restic suggests.
+pub fn check_failure(summary: &CheckSummary, stderr: &str, repository: &str) -> String {
+    let first = stderr.lines().find_map(|l| match parse_line(l) {
+        Line::Error(e) if !e.is_empty() => Some(first_line(&e)),
+        _ => None,
+    });
+    let advice = if summary.suggest_repair_index {
+        "run `restic repair index`, then `restic check` again"
+    } else if summary.suggest_prune {
+        "run `restic prune`, then `restic check` again"
+    } else {
+        "repair it as restic's troubleshooting guide says \
+         (https://restic.readthedocs.io/en/stable/077_troubleshooting.html)"
+    };
+    format!(
+        "restic check found {} error(s) in the repository {}{}; {advice}",
+        summary.num_errors,
+        crate::domain::text::mask_url(repository),
+        first
+            .map(|f| format!(", the first: {f}"))
+            .unwrap_or_default()
+    )
+}
+
 /// The `status` message (sent several times a second).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct Status {
@@ -119,7 +168,12 @@ fn error_text(value: &Value) -> String {
                 }
             }
         }
-        _ => "error".to_string(),
+        // `check --json` (0.18+): {"message_type":"error","message":"pack ...: does not exist\n"}
+        _ => value
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or("error", str::trim)
+            .to_string(),
     };
     if item.is_empty() || msg.contains(item) {
         msg
@@ -603,6 +657,39 @@ mod tests {
             ),
             Line::ExitError("Warning: at least one source file could not be read".into())
         );
+    }
+
+    #[test]
+    fn check_json_of_0_18_and_later() {
+        for (stdout, stderr) in [
+            (
+                fixture!("0.18", "check_broken.stdout"),
+                fixture!("0.18", "check_broken.stderr"),
+            ),
+            (
+                fixture!("0.19", "check_broken.stdout"),
+                fixture!("0.19", "check_broken.stderr"),
+            ),
+        ] {
+            let summary = check_summary(stdout).unwrap();
+            assert_eq!(summary.num_errors, 2);
+            let r = check_failure(&summary, stderr, "/tmp/fx/repo");
+            assert!(
+                r.starts_with(
+                    "restic check found 2 error(s) in the repository /tmp/fx/repo, the first: pack "
+                ),
+                "{r}"
+            );
+            assert!(r.contains(": does not exist; repair it as restic's"), "{r}");
+        }
+        for ok in [
+            fixture!("0.18", "check.stdout"),
+            fixture!("0.19", "check.stdout"),
+        ] {
+            assert_eq!(check_summary(ok), Some(CheckSummary::default()));
+        }
+        // 0.14 ignores --json and prints text.
+        assert_eq!(check_summary(fixture!("0.14", "check_broken.stdout")), None);
     }
 
     #[test]
