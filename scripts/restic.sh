@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The restic versions the tests run against; source this file.
 #   restic_dir VERSION   prints the directory whose `restic` is restic VERSION (major.minor):
-#                        the system's restic when it is that version, else the copy that
-#                        restic_fetch keeps in .cache/restic/VERSION/usr/bin of the repository.
+#                        .cache/restic/system-VERSION (a link to the system's restic) when
+#                        that is the version, else the copy that restic_fetch keeps in
+#                        .cache/restic/VERSION/usr/bin of the repository.
 #   restic_fetch VERSION fetches restic VERSION from the Debian suite that ships it (0.14
 #                        bookworm, 0.18 trixie, 0.19 sid) on this machine's own Debian mirror,
 #                        with `apt-get download` and a private sources list and package lists, so
@@ -28,7 +29,10 @@ restic_dir() {
   local v=$1 sys
   sys=$(command -v restic || true)
   if [ -n "$sys" ] && [[ "$(restic_version_of "$sys")" == "$v".* ]]; then
-    dirname "$sys"
+    # A directory of its own, so that putting it first on PATH puts nothing else there.
+    mkdir -p "$RESTIC_CACHE/system-$v"
+    ln -sfn "$(readlink -f "$sys")" "$RESTIC_CACHE/system-$v/restic"
+    echo "$RESTIC_CACHE/system-$v"
   elif [ -x "$RESTIC_CACHE/$v/usr/bin/restic" ]; then
     echo "$RESTIC_CACHE/$v/usr/bin"
   else

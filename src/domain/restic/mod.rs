@@ -292,14 +292,21 @@ pub fn failure_reason(exit_code: i32, fatal: &[String], stderr: &str, repository
     }
 }
 
-/// What restic gave as its reason: the last `exit_error` message or `Fatal:` line; else (0.14
-/// prints a lock failure without `Fatal:`, its last line a hint to `unlock`) the line saying
-/// the repository is locked; else its last line.
+/// What restic gave as its reason: the last `exit_error` message or `Fatal:` line (from
+/// `fatal`, or found in `stderr` when the caller did not classify it); else (0.14 prints a lock
+/// failure without `Fatal:`, its last line a hint to `unlock`) the line saying the repository
+/// is locked; else its last line.
 fn stated_reason(fatal: &[String], stderr: &str) -> String {
     let lines = || stderr.lines().rev().map(str::trim);
     fatal
         .last()
         .cloned()
+        .or_else(|| {
+            lines().find_map(|l| match parse_line(l) {
+                Line::ExitError(m) => Some(m),
+                _ => None,
+            })
+        })
         .or_else(|| {
             lines()
                 .find(|l| l.starts_with("Fatal:"))
@@ -548,6 +555,20 @@ mod tests {
             })
             .collect();
         failure_reason(exit_code, &fatal, stderr, "/tmp/fx/repo")
+    }
+
+    #[test]
+    fn exit_error_messages_are_found_in_stderr_too() {
+        // `snapshots --json` and the other repository commands hand over stderr unclassified.
+        for (code, stderr) in [
+            (11, fixture!("0.18", "locked.stderr")),
+            (10, fixture!("0.19", "no_repository.stderr")),
+            (1, fixture!("0.19", "cache_unusable.stderr")),
+        ] {
+            let r = failure_reason(code, &[], stderr, "/tmp/fx/repo");
+            assert_eq!(r, reason_of(code, stderr));
+            assert!(!r.contains("message_type"), "{r}");
+        }
     }
 
     #[test]
