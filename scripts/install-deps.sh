@@ -2,6 +2,8 @@
 # Installs what the demo and the tests need when it is missing: PostgreSQL server, restic,
 # systemd-analyze, xmllint, sftp-server, pgbouncer, python3 with the cron oracles and the
 # Prometheus text parser, headless Chromium (--tests), and the Windows target for cargo check.
+# With --tests, also the restic versions the tests run against (RESTIC_VERSIONS, default
+# "0.14 0.18 0.19"; see scripts/restic.sh), beside the system's restic, which stays as it is.
 set -euo pipefail
 need=()
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
@@ -33,4 +35,8 @@ if [ "${1:-}" = "--tests" ]; then
   python3 -c "import cronsim" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check cronsim
   python3 -c "import prometheus_client" 2>/dev/null \
     || python3 -m pip install -q --disable-pip-version-check prometheus_client
+  . "$(dirname "$0")/restic.sh"
+  for v in ${RESTIC_VERSIONS:-0.14 0.18 0.19}; do
+    restic_fetch "$v"
+  done
 fi

@@ -743,8 +743,14 @@ async fn a_backup_started_while_prune_holds_the_lock_succeeds_after_waiting() {
     assert!(prune_status.success(), "the prune itself failed");
     assert_ok(&out);
     let err = stderr(&out);
+    // restic 0.16+ waits for the lock itself (--retry-lock); for 0.14 restic-fleet retries.
+    let waiting = if restic_version() >= (0, 16, 0) {
+        "restic waits for the lock itself for up to"
+    } else {
+        "retrying in"
+    };
     assert!(
-        err.contains("the repository is locked") && err.contains("retrying in"),
+        err.contains("the repository is locked") && err.contains(waiting),
         "the backup did not wait for the lock:\n{err}"
     );
     let status: String = sqlx::query_scalar("SELECT status FROM runs WHERE job_id = $1")
@@ -804,4 +810,65 @@ async fn one_maintain_at_a_time_and_a_dead_ones_steps_are_closed() {
     // The failed leftover is older than the new prune: status is ok again.
     let st = json_of(&cli(&env, &["status", "--json"]));
     assert_eq!(st["maintenance"]["verdict"], "ok", "{st:#}");
+}
+
+#[tokio::test]
+async fn a_damaged_repository_is_a_failed_check_saying_what_restic_found() {
+    let env = Env::with_repo().await;
+    env.set_setting("maintenance_device", &env.device).await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("docs", &[&src]).await;
+    assert_ok(&run_as(&env, &env.device.clone(), job));
+    // A pack file lost from the repository's storage.
+    let pack = walk_files(&env.repo().join("data"))
+        .into_iter()
+        .next()
+        .unwrap();
+    std::fs::remove_file(&pack).unwrap();
+    let out = cli(&env, &["maintain", "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let (status, message, metadata): (String, String, Value) = sqlx::query_as(
+        "SELECT status, error_message, metadata FROM maintenance_runs WHERE step = 'check'",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(status, "failed");
+    assert!(!message.contains('\n'), "one sentence: {message}");
+    if restic_version() >= (0, 18, 0) {
+        // check --json: the count, the first error, what to do.
+        assert!(
+            message.starts_with(&format!(
+                "restic check found {} error(s) in the repository {}, the first: pack ",
+                metadata["check"]["num_errors"],
+                env.repo().display()
+            )),
+            "{message}"
+        );
+        assert!(
+            metadata["check"]["num_errors"].as_u64().unwrap() > 0,
+            "{metadata}"
+        );
+        assert!(message.contains("does not exist; repair it"), "{message}");
+    } else {
+        assert_eq!(
+            message,
+            "restic failed (exit 1): repository contains errors"
+        );
+        assert!(metadata.get("check").is_none(), "{metadata}");
+    }
+}
+
+/// Every file under `dir`, at any depth.
+fn walk_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk_files(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

@@ -143,6 +143,20 @@ async fn a_cache_restic_cannot_use_is_a_warning() {
     let st = env.cmd().args(["status", "--json"]).output().unwrap();
     let st: Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(st["jobs"][0]["verdict"], "warning", "{st:#}");
+    // The other restic commands work without the cache too (restic 0.19 would abort), and say
+    // why it is not used.
+    let out = env.cmd().args(["snapshots", "--json"]).output().unwrap();
+    assert_ok(&out);
+    assert!(
+        stderr(&out).contains("could not use its cache"),
+        "{}",
+        stderr(&out)
+    );
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed:#}");
+    env.set_setting("maintenance_device", &env.device).await;
+    let out = env.cmd().args(["maintain"]).output().unwrap();
+    assert_ok(&out);
 }
 
 /// A fake `ssh` that logs its environment and speaks SFTP through the real `sftp-server`

@@ -215,11 +215,33 @@ impl Maintenance<'_> {
         let mut wait = self.lock_wait()?;
         let step = Step::start(self.pool, self.device_id, name).await?;
         let mut argv = vec![name.to_string()];
+        // restic 0.18+ says what check found in a summary (0.14 ignores the flag).
+        let check_json = name == "check"
+            && self
+                .repo
+                .version()
+                .is_some_and(crate::domain::restic::Version::check_json);
+        if check_json {
+            argv.push("--json".to_string());
+        }
         argv.extend(args);
         let out = self.repo.run_waiting(&argv, &mut wait).await;
         let mut end = step_end(&out, self.repo, metadata);
         if name == "prune" {
             end.bytes_freed = prune_freed_bytes(&out.stdout);
+        }
+        if let Some(summary) = check_json
+            .then(|| crate::domain::restic::check_summary(&out.stdout))
+            .flatten()
+        {
+            if !out.success() && summary.num_errors > 0 {
+                end.error_message = Some(crate::domain::restic::check_failure(
+                    &summary,
+                    &out.stderr,
+                    &self.repo.url,
+                ));
+            }
+            end.metadata["check"] = serde_json::to_value(&summary)?;
         }
         step.finish(self.pool, end).await
     }

@@ -116,54 +116,6 @@ fn print_report(report: &Report) {
     );
 }
 
-/// `restic version` as one line, or why it is unknown.
-///
-/// Starting restic is 40% of a no-op sync (9 of 22 ms), so the answer is kept in the state
-/// directory with the binary's path, size and modification time, and restic runs again only
-/// when one of them changed (an upgrade) or the file is missing.
-fn restic_version(state: &StateDir) -> String {
-    const CACHE: &str = "restic-version";
-    let Ok(program) = which::which("restic") else {
-        return "not installed".to_string();
-    };
-    let stamp = std::fs::metadata(&program).ok().map(|m| {
-        let modified = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        format!("{}\n{}\n{modified}\n", program.display(), m.len())
-    });
-    if let Some(stamp) = &stamp
-        && let Ok(cached) = std::fs::read_to_string(state.root().join(CACHE))
-        && let Some(version) = cached.strip_prefix(stamp.as_str())
-        && !version.trim().is_empty()
-    {
-        return version.trim().to_string();
-    }
-    let mut cmd = std::process::Command::new(&program);
-    crate::platform::restic_env::clean_environment(&mut cmd);
-    match cmd.arg("version").output() {
-        Ok(out) if out.status.success() => {
-            let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if let Some(stamp) = stamp
-                && let Err(e) = state.ensure().and_then(|dir| {
-                    crate::local::state::write_atomic(
-                        dir,
-                        CACHE,
-                        format!("{stamp}{version}\n").as_bytes(),
-                    )
-                })
-            {
-                tracing::debug!("cannot keep the restic version: {e:#}");
-            }
-            version
-        }
-        Ok(_) => "unknown (restic version failed)".to_string(),
-        Err(_) => "not installed".to_string(),
-    }
-}
-
 /// Records that the device is alive (host name, client, OS and restic versions), and refuses a
 /// device the database does not know.
 async fn heartbeat(db: &mut PgConnection, device_id: &str, state: &StateDir) -> anyhow::Result<()> {
@@ -171,7 +123,7 @@ async fn heartbeat(db: &mut PgConnection, device_id: &str, state: &StateDir) -> 
         "client_version": crate::platform::host::VERSION,
         "os": std::env::consts::OS,
         "arch": std::env::consts::ARCH,
-        "restic_version": restic_version(state),
+        "restic_version": crate::local::restic_version::line(state),
     });
     let hostname = crate::platform::host::hostname();
     let updated = crate::store::devices::heartbeat(db, device_id, &hostname, metadata).await?;

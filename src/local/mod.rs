@@ -8,5 +8,6 @@ pub mod config;
 pub mod copy;
 pub mod locks;
 pub mod markers;
+pub mod restic_version;
 pub mod spool;
 pub mod state;

@@ -1,7 +1,7 @@
 //! Full snapshot ids without a second repository open per run.
 //!
-//! restic 0.17 and later report the full 64-digit snapshot id in the backup summary, and `run`
-//! stores it as given. restic 0.14 to 0.16 report only the 8-digit short id; opening the
+//! restic 0.15 and later report the full 64-digit snapshot id in the backup summary, and `run`
+//! stores it as given. restic 0.14 reports only the 8-digit short id; opening the
 //! repository again just to learn the full one costs a second restic process and a scrypt key
 //! derivation (~0.3 s, 60% of an incremental backup). So `run` stores the short id, and the next
 //! `sync` of the device resolves all its pending short ids with ONE `restic snapshots --json`

@@ -3,9 +3,11 @@
 //! environment, never in argv), the snapshot listing, and waiting while another restic holds
 //! the repository lock.
 //!
-//! restic 0.16+ has `--retry-lock`; 0.14 fails at once when it cannot lock, so the retry lives
-//! here ([`LockWait`]): a backup waits while the maintenance owner prunes, and maintenance
-//! waits while backups run, each up to `repository_lock_wait_seconds`.
+//! A backup waits while the maintenance owner prunes, and maintenance waits while backups run,
+//! each up to `repository_lock_wait_seconds` ([`LockWait`]): after a lock failure stale locks
+//! go and restic is tried again at once; if the lock is still held, restic 0.16+ waits for the
+//! rest of the time itself (`--retry-lock`, so it gets the lock the moment it is free), while
+//! for 0.14, which fails at once when it cannot lock, the retries live here.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -28,6 +30,8 @@ pub struct Repository {
     /// The settings in force: restic's cache directory and the backend environment
     /// (`repository_environment`) come from them, as for `run`.
     settings: Settings,
+    /// Whether the warning for a cache restic cannot use was given (once per command).
+    cache_warned: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -112,19 +116,27 @@ impl Repository {
             url: url.to_string(),
             password: password.to_string(),
             settings: settings.clone(),
+            cache_warned: Default::default(),
         })
     }
 
     /// A restic command with the same clean environment as a backup's: the repository, the
     /// password, the cache directory and the backend credentials, nothing of restic-fleet's.
     pub fn command(&self) -> tokio::process::Command {
-        let mut cmd = crate::platform::restic_env::restic_command(
+        let (mut cmd, cache_warning) = crate::platform::restic_env::restic_command_warning(
             &self.restic,
             &self.url,
             &self.password,
             &self.settings,
         );
         cmd.stdout(Stdio::piped());
+        if let Some(w) = cache_warning
+            && !self
+                .cache_warned
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!("{w}");
+        }
         cmd
     }
 
@@ -156,13 +168,27 @@ impl Repository {
     }
 
     /// Runs `restic ARGS`, retrying while another process holds the repository lock.
+    /// restic 0.16+ waits itself (see [`LockWait`]); its version is asked only then.
     pub async fn run_waiting(&self, args: &[String], wait: &mut LockWait) -> ResticOutput {
+        let mut argv = args.to_vec();
         loop {
-            let out = self.run(args).await;
+            let out = self.run(&argv).await;
+            if out.lock_failure() && wait.version.is_none() {
+                wait.version = self.version();
+            }
             if !out.lock_failure() || !wait.wait(false).await {
                 return out;
             }
+            argv = wait.restic_args();
+            argv.extend_from_slice(args);
         }
+    }
+
+    /// The version of this restic, if it says.
+    pub fn version(&self) -> Option<restic::Version> {
+        crate::platform::restic_env::version_line(&self.restic)
+            .ok()
+            .and_then(|l| restic::Version::parse(&l))
     }
 
     /// The repository's snapshots, optionally only those of `host` carrying every tag of
@@ -244,6 +270,10 @@ pub struct LockWait {
     deadline: Option<Instant>,
     limit: Duration,
     retries: u32,
+    /// The restic in use, if known: 0.16+ waits for the lock itself.
+    version: Option<restic::Version>,
+    /// The `--retry-lock` argument of the attempt that hands the rest of the wait to restic.
+    handed_over: Option<String>,
 }
 
 impl LockWait {
@@ -252,7 +282,21 @@ impl LockWait {
             deadline: None,
             limit,
             retries: 0,
+            version: None,
+            handed_over: None,
         }
+    }
+
+    /// Waits with restic's `--retry-lock` when `version` has it.
+    pub fn with_version(mut self, version: Option<restic::Version>) -> Self {
+        self.version = version;
+        self
+    }
+
+    /// The global restic arguments of the next attempt: `--retry-lock` once the wait has been
+    /// handed to restic.
+    pub fn restic_args(&self) -> Vec<String> {
+        self.handed_over.iter().cloned().collect()
     }
 
     /// From the setting `repository_lock_wait_seconds` (default 1800).
@@ -280,14 +324,27 @@ impl LockWait {
     pub async fn wait(&mut self, stop_on_signal: bool) -> bool {
         let now = Instant::now();
         let deadline = *self.deadline.get_or_insert(now + self.limit);
-        if self.retries > 0 && now >= deadline {
+        if self.retries > 0 && (now >= deadline || self.handed_over.is_some()) {
             tracing::warn!(
                 "the repository stayed locked for {}s (repository_lock_wait_seconds); giving up",
                 self.limit.as_secs()
             );
             return false;
         }
-        let pause = Self::pause(self.retries).min(deadline.saturating_duration_since(now));
+        let left = deadline.saturating_duration_since(now);
+        if self.retries > 0 && self.version.is_some_and(restic::Version::retries_lock) {
+            self.retries += 1;
+            // Whole seconds, rounded up: restic's own wait ends no earlier than ours would.
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            tracing::info!(
+                "the repository is locked by another restic (maintenance or a backup); restic \
+                 waits for the lock itself for up to {secs}s (waiting at most {}s in all)",
+                self.limit.as_secs()
+            );
+            self.handed_over = Some(format!("--retry-lock={secs}s"));
+            return true;
+        }
+        let pause = Self::pause(self.retries).min(left);
         self.retries += 1;
         if !pause.is_zero() {
             tracing::info!(
@@ -355,5 +412,26 @@ mod tests {
         assert!(w.wait(false).await);
         assert!(!w.wait(false).await);
         assert_eq!(w.retries(), 1);
+    }
+
+    #[tokio::test]
+    async fn restic_0_16_and_later_wait_for_the_rest_themselves() {
+        let v = restic::Version::parse("restic 0.18.0 compiled with go1.24.4").unwrap();
+        let mut w = LockWait::new(Duration::from_secs(60)).with_version(Some(v));
+        // The first retry is at once, after stale locks were removed, and as before.
+        assert!(w.wait(false).await);
+        assert!(w.restic_args().is_empty());
+        let t0 = Instant::now();
+        assert!(w.wait(false).await);
+        assert!(t0.elapsed() < Duration::from_secs(1), "no pause of its own");
+        assert_eq!(w.restic_args(), vec!["--retry-lock=60s".to_string()]);
+        // restic waited the rest: a lock failure after that ends the wait.
+        assert!(!w.wait(false).await);
+        // 0.14 has no --retry-lock.
+        let v = restic::Version::parse("restic 0.14.0 compiled with go1.19.8").unwrap();
+        let mut w = LockWait::new(Duration::ZERO).with_version(Some(v));
+        assert!(w.wait(false).await);
+        assert!(!w.wait(false).await);
+        assert!(w.restic_args().is_empty());
     }
 }

@@ -7,9 +7,12 @@
 //! `%ProgramData%\restic-fleet\cache` on Windows; `/var/cache/restic-fleet` as root (the same
 //! directory a system unit gets, so hand runs and timer runs share one cache);
 //! `$XDG_CACHE_HOME/restic-fleet` or `~/.cache/restic-fleet` otherwise (what a user unit gets).
-//! A run in which restic still reports that it cannot use its cache records a warning.
+//! A run in which restic cannot use its cache records a warning. restic 0.19 aborts when it
+//! cannot create its cache directory, where 0.14 to 0.18 warned and carried on uncached; so a
+//! directory that cannot be made or written is replaced by `--no-cache` before restic starts
+//! ([`unusable`]), with the same warning, for every restic version and command.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::domain::settings::Settings;
 
@@ -58,6 +61,24 @@ fn is_root() -> bool {
     false
 }
 
+/// Why restic cannot use `dir` as its cache (`None`: restic's own default, which it cannot
+/// find), in the words restic 0.14 to 0.18 print for it; `None` when it can: the directory
+/// exists or can be made, and a file can be written in it.
+pub fn unusable(dir: Option<&Path>) -> Option<String> {
+    let Some(dir) = dir else {
+        return Some(
+            "unable to open cache: unable to locate cache directory: neither $XDG_CACHE_HOME \
+             nor $HOME are defined"
+                .to_string(),
+        );
+    };
+    let usable = std::fs::create_dir_all(dir).and_then(|()| tempfile::tempfile_in(dir));
+    match usable {
+        Ok(_) => None,
+        Err(e) => Some(format!("unable to open cache: {}: {e}", dir.display())),
+    }
+}
+
 /// The warning for a run whose restic said it cannot use its cache (restic prints
 /// `unable to open cache: ...` and carries on uncached), if it said so in `stderr`.
 pub fn warning(stderr: &str) -> Option<String> {
@@ -65,11 +86,16 @@ pub fn warning(stderr: &str) -> Option<String> {
         .lines()
         .map(str::trim)
         .find(|l| l.contains("unable to open cache"))?;
-    Some(format!(
+    Some(warning_for(line))
+}
+
+/// The warning for a cache restic cannot use, `line` saying why.
+pub fn warning_for(line: &str) -> String {
+    format!(
         "restic could not use its cache ({line}), so every backup re-reads the repository \
          index; set a writable directory with `restic-fleet settings set repository_cache_dir \
          DIR`"
-    ))
+    )
 }
 
 #[cfg(test)]
@@ -90,5 +116,22 @@ mod tests {
             "{w}"
         );
         assert_eq!(warning("using parent snapshot 1234\n"), None);
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_made_or_written_is_unusable() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(unusable(Some(&tmp.path().join("a/b"))), None);
+        assert!(tmp.path().join("a/b").is_dir());
+        let file = tmp.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let why = unusable(Some(&file.join("cache"))).unwrap();
+        assert!(why.starts_with("unable to open cache: "), "{why}");
+        assert!(why.contains("/file/cache"), "{why}");
+        assert!(
+            unusable(None)
+                .unwrap()
+                .contains("neither $XDG_CACHE_HOME nor $HOME")
+        );
     }
 }

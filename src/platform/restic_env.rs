@@ -77,13 +77,29 @@ pub(crate) fn clean_environment(cmd: &mut std::process::Command) {
 
 /// A restic command whose environment is clean and carries the repository, the password, the
 /// cache directory and the backend environment (never its argv); stdin is closed, stderr piped,
-/// and restic dies with this process (no orphan keeps a lock).
+/// and restic dies with this process (no orphan keeps a lock). A cache directory restic cannot
+/// use is left out (`--no-cache`); that warning belongs to a backup or a command a person runs
+/// ([`restic_command_warning`]), so a helper command (unlock, snapshot lookups) only logs it.
 pub(crate) fn restic_command(
     restic: &std::path::Path,
     repository: &str,
     password: &str,
     settings: &Settings,
 ) -> tokio::process::Command {
+    let (cmd, cache_warning) = restic_command_warning(restic, repository, password, settings);
+    if let Some(w) = cache_warning {
+        tracing::debug!("{w}");
+    }
+    cmd
+}
+
+/// [`restic_command`] and the warning for a cache directory restic cannot use.
+pub(crate) fn restic_command_warning(
+    restic: &std::path::Path,
+    repository: &str,
+    password: &str,
+    settings: &Settings,
+) -> (tokio::process::Command, Option<String>) {
     let mut cmd = tokio::process::Command::new(restic);
     clean_environment(cmd.as_std_mut());
     cmd.env("RESTIC_REPOSITORY", repository)
@@ -92,23 +108,33 @@ pub(crate) fn restic_command(
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     crate::platform::child::die_with_parent(&mut cmd);
-    configure_restic(&mut cmd, settings);
-    cmd
+    let cache_warning = configure_restic(&mut cmd, settings);
+    (cmd, cache_warning)
 }
 
-/// Sets restic's cache directory and the backend environment on a restic command. The backend
-/// environment was validated by
-/// [`from_settings`](crate::domain::restic::backend_env::from_settings) before the command
-/// started; a value that does not parse adds nothing here.
-fn configure_restic(cmd: &mut tokio::process::Command, settings: &Settings) {
-    if let Some(dir) = crate::platform::restic_cache::resolve(settings) {
-        cmd.env("RESTIC_CACHE_DIR", dir);
+/// Sets restic's cache directory and the backend environment on a restic command, before its
+/// arguments. A cache directory restic cannot use gives `--no-cache` and the warning returned.
+/// The backend environment was validated by [`backend_env::from_settings`] before the run
+/// started; a value that no longer parses adds nothing here.
+fn configure_restic(cmd: &mut tokio::process::Command, settings: &Settings) -> Option<String> {
+    use crate::platform::restic_cache;
+    let dir = restic_cache::resolve(settings);
+    let warning = restic_cache::unusable(dir.as_deref()).map(|why| {
+        cmd.arg("--no-cache").env_remove("RESTIC_CACHE_DIR");
+        restic_cache::warning_for(&why)
+    });
+    if warning.is_none() {
+        match dir {
+            Some(dir) => cmd.env("RESTIC_CACHE_DIR", dir),
+            None => cmd.env_remove("RESTIC_CACHE_DIR"),
+        };
     }
     if let Ok(vars) = crate::domain::restic::backend_env::from_settings(settings) {
         for (k, v) in vars {
             cmd.env(k, v);
         }
     }
+    warning
 }
 
 /// `text` with the repository password and every backend environment value replaced by `***`.
@@ -122,4 +148,21 @@ pub(crate) fn redact_secrets(text: &str, password: &str, settings: &Settings) ->
         }
     }
     out
+}
+
+/// The first line of `restic version` (`restic 0.18.0 compiled with go1.24.4 on linux/amd64`),
+/// or why there is none.
+pub fn version_line(program: &std::path::Path) -> Result<String, &'static str> {
+    let mut cmd = std::process::Command::new(program);
+    clean_environment(&mut cmd);
+    match cmd.arg("version").output() {
+        Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()),
+        Ok(_) => Err("unknown (restic version failed)"),
+        Err(_) => Err("not installed"),
+    }
 }

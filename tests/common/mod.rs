@@ -204,6 +204,29 @@ impl Env {
     }
 }
 
+/// The version of the restic on PATH, as (major, minor, patch): the tests run against several
+/// (scripts/test.sh), and some of restic's answers differ between them.
+pub fn restic_version() -> (u32, u32, u32) {
+    let out = Command::new("restic")
+        .arg("version")
+        .output()
+        .expect("restic on PATH");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let number = text.split_whitespace().nth(1).expect("restic version");
+    let mut parts = number.split('.').map(|p| {
+        p.chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse::<u32>()
+            .unwrap_or(0)
+    });
+    (
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+    )
+}
+
 pub fn assert_ok(out: &Output) {
     assert!(
         out.status.success(),

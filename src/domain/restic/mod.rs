@@ -14,7 +14,7 @@ use crate::domain::settings::Settings;
 /// so that both the start of a run and its summary survive.
 pub const OUTPUT_CAP_BYTES: usize = 1024 * 1024;
 
-/// restic exit codes (restic 0.17+ documents 10-12; 0.14 uses 1 for all of those).
+/// restic exit codes (restic 0.17+ ends with 10 and 11, 0.17.1+ with 12; 0.14 uses 1 for all of those).
 pub mod code {
     pub const OK: i32 = 0;
     pub const FATAL: i32 = 1;
@@ -40,6 +40,55 @@ pub struct Summary {
     pub total_bytes_processed: Option<i64>,
     pub total_duration: Option<f64>,
     pub snapshot_id: Option<String>,
+}
+
+/// The `summary` message of `restic check --json` (0.18+).
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
+pub struct CheckSummary {
+    #[serde(default)]
+    pub num_errors: u64,
+    #[serde(default)]
+    pub broken_packs: Option<Vec<String>>,
+    #[serde(default)]
+    pub suggest_repair_index: bool,
+    #[serde(default)]
+    pub suggest_prune: bool,
+}
+
+/// The summary `restic check --json` printed, if it printed one.
+pub fn check_summary(stdout: &str) -> Option<CheckSummary> {
+    stdout.lines().find_map(|l| {
+        let v: Value = serde_json::from_str(l.trim()).ok()?;
+        if v.get("message_type")?.as_str()? != "summary" {
+            return None;
+        }
+        serde_json::from_value(v).ok()
+    })
+}
+
+/// Why `restic check --json` found the repository damaged, in one sentence: how many errors,
+/// the first one restic named, and what restic suggests.
+pub fn check_failure(summary: &CheckSummary, stderr: &str, repository: &str) -> String {
+    let first = stderr.lines().find_map(|l| match parse_line(l) {
+        Line::Error(e) if !e.is_empty() => Some(first_line(&e)),
+        _ => None,
+    });
+    let advice = if summary.suggest_repair_index {
+        "run `restic repair index`, then `restic check` again"
+    } else if summary.suggest_prune {
+        "run `restic prune`, then `restic check` again"
+    } else {
+        "repair it as restic's troubleshooting guide says \
+         (https://restic.readthedocs.io/en/stable/077_troubleshooting.html)"
+    };
+    format!(
+        "restic check found {} error(s) in the repository {}{}; {advice}",
+        summary.num_errors,
+        crate::domain::text::mask_url(repository),
+        first
+            .map(|f| format!(", the first: {f}"))
+            .unwrap_or_default()
+    )
 }
 
 /// The `status` message (sent several times a second).
@@ -68,7 +117,7 @@ pub enum Line {
     Summary(Summary),
     /// An `error` message (a file that could not be read, ...): its text.
     Error(String),
-    /// An `exit_error` message (restic 0.17+): the fatal reason.
+    /// An `exit_error` message (restic 0.18+): the fatal reason.
     ExitError(String),
     /// Any other JSON message (verbose_status, ...).
     OtherJson,
@@ -103,7 +152,7 @@ pub fn parse_line(line: &str) -> Line {
 
 /// The text of an `error` message in any version's shape:
 /// 0.14-0.16 `{"error":{"Op":"lstat","Path":"x","Err":2},"item":"x"}`,
-/// 0.17+ `{"error":{"message":"..."},"during":"archival","item":"x"}`.
+/// 0.17.1+ `{"error":{"message":"..."},"during":"archival","item":"x"}`.
 fn error_text(value: &Value) -> String {
     let item = value.get("item").and_then(Value::as_str).unwrap_or("");
     let err = value.get("error");
@@ -121,7 +170,12 @@ fn error_text(value: &Value) -> String {
                 }
             }
         }
-        _ => "error".to_string(),
+        // `check --json` (0.18+): {"message_type":"error","message":"pack ...: does not exist\n"}
+        _ => value
+            .get("message")
+            .and_then(Value::as_str)
+            .map_or("error", str::trim)
+            .to_string(),
     };
     if item.is_empty() || msg.contains(item) {
         msg
@@ -197,7 +251,10 @@ impl Transcript {
 
 /// Why a restic run failed, in one sentence, from its exit code and what it said.
 /// `fatal` holds `exit_error` messages and `Fatal:` lines from stderr; `stderr` the whole text;
-/// `settings` (those in force) say where a wrong password or URL is set.
+/// `settings` (those in force) say where a wrong password or URL is set. restic 0.17+ ends with
+/// an exit code for the failures it knows (10, 11, 12) and 0.18+ with an `exit_error` message,
+/// which come first; 0.14's text is understood as well. A multi-line message (a lock's holder
+/// and age, restic's hint, a stack trace) is kept to its first line.
 pub fn failure_reason(
     exit_code: i32,
     fatal: &[String],
@@ -206,25 +263,7 @@ pub fn failure_reason(
     settings: &Settings,
 ) -> String {
     let lower = stderr.to_lowercase();
-    let said = fatal
-        .last()
-        .cloned()
-        .or_else(|| {
-            stderr
-                .lines()
-                .rev()
-                .find(|l| l.trim_start().starts_with("Fatal:"))
-                .map(|l| l.trim().to_string())
-        })
-        .unwrap_or_else(|| {
-            stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        });
+    let said = first_line(&stated_reason(fatal, stderr));
     let said = meaningful_reason(said.trim_start_matches("Fatal:").trim(), stderr);
     let repo = crate::domain::text::mask_url(repository);
     let said_lower = said.to_lowercase();
@@ -248,10 +287,7 @@ pub fn failure_reason(
             settings.fix_of("repository_url", "URL")
         );
     }
-    if exit_code == code::LOCK_FAILED
-        || said_lower.contains("unable to create lock")
-        || said_lower.contains("repository is already locked")
-    {
+    if exit_code == code::LOCK_FAILED || is_lock_message(&said_lower) {
         return format!(
             "the repository {repo} is locked by another restic process (restic exit {exit_code}): \
              {said}; if no other restic runs, the lock is stale and `restic-fleet maintain` on the \
@@ -265,6 +301,88 @@ pub fn failure_reason(
         format!("restic failed with exit code {exit_code} and printed no reason")
     } else {
         format!("restic failed (exit {exit_code}): {said}")
+    }
+}
+
+/// What restic gave as its reason: the last `exit_error` message or `Fatal:` line (from
+/// `fatal`, or found in `stderr` when the caller did not classify it); else (0.14 prints a lock
+/// failure without `Fatal:`, its last line a hint to `unlock`) the line saying the repository
+/// is locked; else its last line.
+fn stated_reason(fatal: &[String], stderr: &str) -> String {
+    let lines = || stderr.lines().rev().map(str::trim);
+    fatal
+        .last()
+        .cloned()
+        .or_else(|| {
+            lines().find_map(|l| match parse_line(l) {
+                Line::ExitError(m) => Some(m),
+                _ => None,
+            })
+        })
+        .or_else(|| {
+            lines()
+                .find(|l| l.starts_with("Fatal:"))
+                .map(str::to_string)
+        })
+        .or_else(|| {
+            lines()
+                .find(|l| is_lock_message(&l.to_lowercase()))
+                .map(str::to_string)
+        })
+        .or_else(|| lines().find(|l| !l.is_empty()).map(str::to_string))
+        .unwrap_or_default()
+}
+
+fn is_lock_message(lower: &str) -> bool {
+    lower.contains("unable to create lock") || lower.contains("repository is already locked")
+}
+
+/// The first non-empty line of a message.
+fn first_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The short form of a snapshot id that people are shown (restic's own `short_id`).
+pub fn short_id(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
+}
+
+/// A restic version, from the first line of `restic version`
+/// (`restic 0.18.0 compiled with go1.24.4 on linux/amd64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version(pub u32, pub u32, pub u32);
+
+impl Version {
+    pub fn parse(line: &str) -> Option<Version> {
+        let mut words = line.split_whitespace();
+        let number = match words.next()? {
+            "restic" => words.next()?,
+            other => other,
+        };
+        let mut parts = number.trim_start_matches('v').splitn(3, '.').map(|p| {
+            p.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse::<u32>()
+        });
+        let major = parts.next()?.ok()?;
+        let minor = parts.next()?.ok()?;
+        let patch = parts.next().and_then(Result::ok).unwrap_or(0);
+        Some(Version(major, minor, patch))
+    }
+
+    /// `--retry-lock DURATION`: restic waits for the repository lock itself (0.16+).
+    pub fn retries_lock(self) -> bool {
+        self >= Version(0, 16, 0)
+    }
+
+    /// `check --json` prints a summary message (0.18+; 0.14 ignores the flag and prints text).
+    pub fn check_json(self) -> bool {
+        self >= Version(0, 18, 0)
     }
 }
 
@@ -446,6 +564,215 @@ mod tests {
         assert!(r.contains("locked"), "{r}");
         let r = failure_reason(7, &[], "", "/r", &none);
         assert!(r.contains("exit code 7"), "{r}");
+    }
+
+    /// What a version printed for a case, recorded from the real binary
+    /// (tests/fixtures/restic/README.md).
+    macro_rules! fixture {
+        ($version:literal, $case:literal) => {
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/restic/",
+                $version,
+                "/",
+                $case
+            ))
+        };
+    }
+
+    /// The reason `run` records for what restic printed on stderr, classified line by line as
+    /// the backup does.
+    fn reason_of(exit_code: i32, stderr: &str) -> String {
+        let fatal: Vec<String> = stderr
+            .lines()
+            .filter_map(|l| match parse_line(l) {
+                Line::ExitError(m) => Some(m),
+                Line::Text if l.starts_with("Fatal:") => Some(l.to_string()),
+                _ => None,
+            })
+            .collect();
+        failure_reason(
+            exit_code,
+            &fatal,
+            stderr,
+            "/tmp/fx/repo",
+            &Settings::default(),
+        )
+    }
+
+    #[test]
+    fn exit_error_messages_are_found_in_stderr_too() {
+        // `snapshots --json` and the other repository commands hand over stderr unclassified.
+        for (code, stderr) in [
+            (11, fixture!("0.18", "locked.stderr")),
+            (10, fixture!("0.19", "no_repository.stderr")),
+            (1, fixture!("0.19", "cache_unusable.stderr")),
+        ] {
+            let r = failure_reason(code, &[], stderr, "/tmp/fx/repo", &Settings::default());
+            assert_eq!(r, reason_of(code, stderr));
+            assert!(!r.contains("message_type"), "{r}");
+        }
+    }
+
+    #[test]
+    fn wrong_password_of_every_version() {
+        for (code, stderr) in [
+            (1, fixture!("0.14", "wrong_password.stderr")),
+            (12, fixture!("0.18", "wrong_password.stderr")),
+            (12, fixture!("0.19", "wrong_password.stderr")),
+        ] {
+            let r = reason_of(code, stderr);
+            assert_eq!(
+                r,
+                format!(
+                    "restic could not open the repository /tmp/fx/repo: wrong password (restic \
+                     exit {code}); the repository_password in force is the global setting, so \
+                     set the right one with `restic-fleet settings set repository_password -`"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn a_missing_repository_is_one_sentence_in_every_version() {
+        for (code, stderr) in [
+            (1, fixture!("0.14", "no_repository.stderr")),
+            (10, fixture!("0.18", "no_repository.stderr")),
+            (10, fixture!("0.19", "no_repository.stderr")),
+        ] {
+            let r = reason_of(code, stderr);
+            assert!(!r.contains('\n'), "{r}");
+            assert!(
+                r.starts_with(&format!(
+                    "restic found no repository at /tmp/fx/repo (restic exit {code}): "
+                )),
+                "{r}"
+            );
+            assert!(
+                r.contains("stat /tmp/fx/nonexist/config: no such file or directory; create it"),
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lock_failure_gives_the_holder_in_one_sentence_in_every_version() {
+        for (code, stderr, pid) in [
+            (1, fixture!("0.14", "locked.stderr"), 6081),
+            (11, fixture!("0.18", "locked.stderr"), 6187),
+            (11, fixture!("0.18", "locked_retry.stderr"), 6187),
+            (11, fixture!("0.19", "locked.stderr"), 6801),
+            (11, fixture!("0.19", "locked_retry.stderr"), 6801),
+        ] {
+            let r = reason_of(code, stderr);
+            assert_eq!(
+                r,
+                format!(
+                    "the repository /tmp/fx/repo is locked by another restic process (restic \
+                     exit {code}): unable to create lock in backend: repository is already \
+                     locked exclusively by PID {pid} on vm by root (UID 0, GID 0); if no other \
+                     restic runs, the lock is stale and `restic-fleet maintain` on the \
+                     maintenance owner removes it"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn restic_0_19s_stack_trace_is_cut_to_its_first_line() {
+        let r = reason_of(1, fixture!("0.19", "cache_unusable.stderr"));
+        assert_eq!(
+            r,
+            "restic failed (exit 1): mkdir /proc/nope: no such file or directory"
+        );
+    }
+
+    #[test]
+    fn the_summary_of_every_version_carries_its_snapshot_id() {
+        let id = |stdout: &str| {
+            stdout.lines().find_map(|l| match parse_line(l) {
+                Line::Summary(s) => s.snapshot_id,
+                _ => None,
+            })
+        };
+        let short = id(fixture!("0.14", "missing_path.stdout")).unwrap();
+        assert_eq!(short, "ce24b184");
+        assert_eq!(short_id(&short), "ce24b184");
+        for full in [
+            id(fixture!("0.18", "missing_path.stdout")).unwrap(),
+            id(fixture!("0.19", "missing_path.stdout")).unwrap(),
+        ] {
+            assert_eq!(full.len(), 64, "{full}");
+            assert_eq!(short_id(&full), &full[..8]);
+        }
+        // 0.14 and 0.18 name the missing path and exit 0; 0.19 also says exit 3 in JSON.
+        for stderr in [
+            fixture!("0.14", "missing_path.stderr"),
+            fixture!("0.18", "missing_path.stderr"),
+            fixture!("0.19", "missing_path.stderr"),
+        ] {
+            assert_eq!(skipped_paths(stderr), vec!["/tmp/fx/missing".to_string()]);
+        }
+        assert_eq!(
+            parse_line(
+                fixture!("0.19", "missing_path.stderr")
+                    .lines()
+                    .nth(1)
+                    .unwrap()
+            ),
+            Line::ExitError("Warning: at least one source file could not be read".into())
+        );
+    }
+
+    #[test]
+    fn check_json_of_0_18_and_later() {
+        for (stdout, stderr) in [
+            (
+                fixture!("0.18", "check_broken.stdout"),
+                fixture!("0.18", "check_broken.stderr"),
+            ),
+            (
+                fixture!("0.19", "check_broken.stdout"),
+                fixture!("0.19", "check_broken.stderr"),
+            ),
+        ] {
+            let summary = check_summary(stdout).unwrap();
+            assert_eq!(summary.num_errors, 2);
+            let r = check_failure(&summary, stderr, "/tmp/fx/repo");
+            assert!(
+                r.starts_with(
+                    "restic check found 2 error(s) in the repository /tmp/fx/repo, the first: pack "
+                ),
+                "{r}"
+            );
+            assert!(r.contains(": does not exist; repair it as restic's"), "{r}");
+        }
+        for ok in [
+            fixture!("0.18", "check.stdout"),
+            fixture!("0.19", "check.stdout"),
+        ] {
+            assert_eq!(check_summary(ok), Some(CheckSummary::default()));
+        }
+        // 0.14 ignores --json and prints text.
+        assert_eq!(check_summary(fixture!("0.14", "check_broken.stdout")), None);
+    }
+
+    #[test]
+    fn versions_and_what_they_offer() {
+        let v = |s| Version::parse(s).unwrap();
+        assert_eq!(
+            v("restic 0.14.0 compiled with go1.19.8 on linux/amd64"),
+            Version(0, 14, 0)
+        );
+        assert_eq!(v("restic 0.19.1 compiled with go1.26.4"), Version(0, 19, 1));
+        assert_eq!(
+            v("restic 0.17.0-dev (compiled manually)"),
+            Version(0, 17, 0)
+        );
+        assert_eq!(Version::parse("not installed"), None);
+        assert_eq!(Version::parse(""), None);
+        assert!(!v("restic 0.15.2").retries_lock() && v("restic 0.16.0").retries_lock());
+        assert!(!v("restic 0.17.3").check_json() && v("restic 0.18.0").check_json());
     }
 
     #[test]

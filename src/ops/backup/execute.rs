@@ -80,6 +80,7 @@ pub(crate) async fn execute(
     progress: bool,
     locks: &[&crate::local::locks::FileLock],
     network_wait: crate::platform::network::NetworkWait,
+    state: &crate::local::state::StateDir,
 ) -> Outcome {
     let password = resolved.password.as_str();
     #[cfg(unix)]
@@ -89,7 +90,7 @@ pub(crate) async fn execute(
         let _ = locks;
         Vec::new()
     };
-    let outcome = execute_unredacted(resolved, progress, &fds, network_wait).await;
+    let outcome = execute_unredacted(resolved, progress, &fds, network_wait, state).await;
     // Backend environment values (cloud credentials) are secrets like the password.
     let secret =
         |t: &str| crate::platform::restic_env::redact_secrets(t, password, &resolved.settings);
@@ -149,6 +150,7 @@ async fn execute_unredacted(
     progress: bool,
     fds: &[i32],
     network_wait: crate::platform::network::NetworkWait,
+    state: &crate::local::state::StateDir,
 ) -> Outcome {
     let (extra, restic) = match preflight(resolved) {
         Ok(p) => p,
@@ -168,6 +170,7 @@ async fn execute_unredacted(
         resolved,
         progress,
         fds,
+        state,
     };
     match run.until_settled(network_wait).await {
         Ok(attempt) => run.outcome(attempt, missing).await,
@@ -182,18 +185,15 @@ struct Restic<'a> {
     resolved: &'a ResolvedJob,
     progress: bool,
     fds: &'a [i32],
+    /// Where the version of the restic in use is kept (0.16+ waits for a lock itself).
+    state: &'a crate::local::state::StateDir,
 }
 
 impl Restic<'_> {
-    async fn once(&self) -> Result<Attempt, String> {
-        backup_once(
-            self.restic,
-            self.argv,
-            self.resolved,
-            self.progress,
-            self.fds,
-        )
-        .await
+    /// One restic process; `global` are restic options that go before the command.
+    async fn once(&self, global: &[String]) -> Result<Attempt, String> {
+        let argv: Vec<String> = global.iter().chain(self.argv).cloned().collect();
+        backup_once(self.restic, &argv, self.resolved, self.progress, self.fds).await
     }
 
     /// Runs restic until it ends for a reason waiting does not cure. The error is a sentence
@@ -203,7 +203,7 @@ impl Restic<'_> {
         mut network_wait: crate::platform::network::NetworkWait,
     ) -> Result<Attempt, String> {
         let settings = &self.resolved.settings;
-        let mut attempt = self.once().await?;
+        let mut attempt = self.once(&[]).await?;
         // A repository unreachable at start (the network lagging after wake) is retried for up
         // to network_wait_seconds.
         while attempt.cancelled_by.is_none()
@@ -219,7 +219,7 @@ impl Restic<'_> {
             )
             && network_wait.again().await
         {
-            attempt = self.once().await?;
+            attempt = self.once(&[]).await?;
         }
         // A lock left by a restic that died (another machine's crashed prune, a killed check)
         // makes the backup fail; `restic unlock` removes only such stale locks, then a retry. A
@@ -229,12 +229,17 @@ impl Restic<'_> {
             .unwrap_or_else(|e| {
                 tracing::warn!("{e:#}; waiting the default 1800s for the repository lock");
                 crate::platform::repository::LockWait::new(Duration::from_secs(1800))
+            })
+            .with_version(if attempt.lock_failure() {
+                crate::local::restic_version::version(self.state)
+            } else {
+                None
             });
         while attempt.cancelled_by.is_none() && attempt.lock_failure() && lock_wait.wait(true).await
         {
             tracing::warn!("the repository is locked; removing stale locks and trying again");
             self.remove_stale_locks().await;
-            attempt = self.once().await?;
+            attempt = self.once(&lock_wait.restic_args()).await?;
         }
         Ok(attempt)
     }
@@ -252,6 +257,7 @@ impl Restic<'_> {
             out,
             err,
             cancelled_by,
+            cache_warning,
         } = attempt;
         let summary = out
             .summary
@@ -261,7 +267,9 @@ impl Restic<'_> {
         let missing_paths = with_skipped_paths(missing, &err.raw_tail);
         let mut warnings = Vec::new();
         // restic that cannot use its cache is a warning, not a silent success
-        warnings.extend(crate::platform::restic_cache::warning(&err.raw_tail));
+        warnings.extend(
+            cache_warning.or_else(|| crate::platform::restic_cache::warning(&err.raw_tail)),
+        );
         warnings.extend(missing_warning(&missing_paths));
         let mut outcome = Outcome {
             exit_code: status.as_ref().ok().and_then(|s| s.code()),
@@ -313,7 +321,7 @@ impl Restic<'_> {
                 self.resolved.job.id
             ));
         }
-        // No second repository open to learn the full snapshot id: restic 0.17+ reports it,
+        // No second repository open to learn the full snapshot id: restic 0.15+ reports it,
         // and an older restic's short id is resolved by the next sync
         // ([`crate::ops::snapshot_ids`]).
         outcome.warnings = warnings;
@@ -374,11 +382,20 @@ fn judge(
         Some(restic::code::INCOMPLETE) => {
             outcome.status = "success";
             outcome.cli_code = exit::WARNINGS;
+            // restic 0.19 ends with 3 also when a source path is missing, and nothing was
+            // unreadable: the warning for the missing paths says it all.
+            if file_errors.is_empty() && !outcome.missing_paths.is_empty() {
+                return;
+            }
             let shown: Vec<&str> = file_errors.iter().take(5).map(String::as_str).collect();
             warnings.push(format!(
                 "restic finished with warnings (exit 3): snapshot {} is incomplete because {} \
                  item(s) could not be read{}{}",
-                outcome.summary.snapshot_id.as_deref().unwrap_or("?"),
+                outcome
+                    .summary
+                    .snapshot_id
+                    .as_deref()
+                    .map_or("?", restic::short_id),
                 file_errors.len().max(1),
                 if shown.is_empty() { "" } else { ": " },
                 shown.join("; ")
@@ -412,6 +429,8 @@ struct Attempt {
     out: StreamResult,
     err: StreamResult,
     cancelled_by: Option<&'static str>,
+    /// The cache directory restic was not given (`--no-cache`), and why.
+    cache_warning: Option<String>,
 }
 
 impl Attempt {
@@ -441,7 +460,7 @@ async fn backup_once(
     fds: &[i32],
 ) -> Result<Attempt, String> {
     let job_name = resolved.job.name.as_str();
-    let mut cmd = crate::platform::restic_env::restic_command(
+    let (mut cmd, cache_warning) = crate::platform::restic_env::restic_command_warning(
         restic,
         &resolved.repository,
         &resolved.password,
@@ -505,6 +524,7 @@ async fn backup_once(
         out,
         err,
         cancelled_by,
+        cache_warning,
     })
 }
 

@@ -561,9 +561,14 @@ impl Backup<'_> {
     /// ended without an exit code) tells the next run or sync to remove its repository locks.
     async fn restic(&self, locks: &[&FileLock], network_wait: NetworkWait) -> Outcome {
         let started = crate::local::markers::ResticMarker::start(self.state, self.client_run_id);
-        let outcome =
-            crate::ops::backup::execute::execute(self.resolved, self.progress, locks, network_wait)
-                .await;
+        let outcome = crate::ops::backup::execute::execute(
+            self.resolved,
+            self.progress,
+            locks,
+            network_wait,
+            self.state,
+        )
+        .await;
         match (started, outcome.exit_code) {
             (Some(m), Some(_)) => m.finished(),
             (Some(m), None) => m.keep(),
