@@ -178,7 +178,7 @@ t0=$(date +%s)
 set +e; "$BIN" run "$HJOB" >/dev/null 2>&1; hook_rc=$?; set -e
 hook_secs=$(( $(date +%s) - t0 ))
 hook_status=$(q "SELECT status FROM runs WHERE job_id = '$HJOB' ORDER BY id DESC LIMIT 1")
-hook_peak=$(q "SELECT metadata->'hooks'->2->>'stdout' FROM runs WHERE job_id = '$HJOB' ORDER BY id DESC LIMIT 1" | awk '{print $2, $3}')
+hook_peak=$(q "SELECT metadata->'hooks'->2->>'stdout' FROM runs WHERE job_id = '$HJOB' ORDER BY id DESC LIMIT 1" | awk 'NF {print $2, $3}')
 hook_left=$(hook_leftovers setsid bg)
 "$BIN" settings set hook_timeout_seconds 2 >/dev/null
 "$BIN" job edit "$HJOB" --no-hook-after --no-hook-finally \
