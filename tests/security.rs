@@ -1579,3 +1579,78 @@ async fn migration_012_moves_ping_urls_without_waiting_for_db_roles() {
     let (ok, text) = psql(&viewer, "SELECT * FROM backup_jobs");
     assert!(ok && !text.contains("upgrade-token"), "{text}");
 }
+
+#[tokio::test]
+async fn a_device_role_cannot_learn_other_device_ids_from_role_names() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    // Ids of letters and digits only: a role name made from the id would hold it verbatim.
+    let id = || format!("peer{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let (a, b) = (enroll(&env, &env.url, &id()), enroll(&env, &env.url, &id()));
+    for dev in [&a, &b] {
+        assert!(
+            dev.role.starts_with("fleet_") && !dev.role.contains(&dev.id[4..]),
+            "{} names its device {}",
+            dev.role,
+            dev.id
+        );
+    }
+    // b holds a session open while a looks at the catalog.
+    let mut open = Command::new("psql")
+        .args(["-X", "-q", "-d", &b.url, "-c", "SELECT pg_sleep(20)"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (ok, roles) = psql(&a.url, "SELECT string_agg(rolname, ' ') FROM pg_roles");
+    assert!(ok && roles.contains(&b.role), "{roles}");
+    assert!(!roles.contains(&b.id) && !roles.contains(&a.id), "{roles}");
+    // Who is connected is not for devices to see (the admin sees it).
+    let sessions = "SELECT count(*) FROM pg_stat_activity WHERE usename = ";
+    let (ok, text) = psql(&a.url, &format!("{sessions}'{}'", b.role));
+    assert!(!ok && text.contains("permission denied"), "{text}");
+    let (ok, text) = psql(
+        &a.url,
+        "SELECT count(*) FROM pg_stat_get_backend_idset() s \
+         WHERE pg_stat_get_backend_userid(s) IS NOT NULL",
+    );
+    assert!(!ok && text.contains("permission denied"), "{text}");
+    let admin = url_with_user(&env.db, "backup_admin", ADMIN_PW);
+    let (ok, text) = psql(&admin, &format!("{sessions}'{}'", b.role));
+    assert!(ok && text.trim() == "1", "{text}");
+    let _ = open.kill();
+    let _ = open.wait();
+
+    // A role named after its device (as enrolment used to name them) is renamed when rotated.
+    let legacy = format!("fleet_{}_0123456789ab", a.id);
+    sqlx::query(&format!("ALTER ROLE \"{}\" RENAME TO \"{legacy}\"", a.role))
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE device_roles SET role_name = $1 WHERE device_id = $2")
+        .bind(&legacy)
+        .bind(&a.id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = with_url(&env, &env.url, &["device", "enroll", &a.id, "--json"]);
+    assert_ok(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let role = v["role"].as_str().unwrap();
+    assert!(
+        role.starts_with("fleet_") && !role.contains(&a.id[4..]),
+        "{role}"
+    );
+    assert_eq!(v["rotated"], true);
+    let (ok, text) = psql(
+        v["database_url"].as_str().unwrap(),
+        "SELECT fleet_current_device()",
+    );
+    assert!(ok && text.trim() == a.id, "{text}");
+    let (_, roles) = psql(&b.url, "SELECT string_agg(rolname, ' ') FROM pg_roles");
+    assert!(
+        !roles.contains(&legacy) && !roles.contains(&a.id),
+        "{roles}"
+    );
+}
