@@ -317,7 +317,8 @@ async fn names_and_paths_cannot_inject_into_units() {
     let env = Env::enrolled().await;
     let (bin, _log) = fake_tool(&env, "systemctl", "");
     let units = env.dir.path().join("units");
-    let nasty = "x\"; rm -rf / %n $HOME \\ \n[Service]\nExecStartPre=/bin/evil ÚČTO";
+    let nasty =
+        "x\"; rm -rf / %n $HOME \\ \n[Service]\nExecStartPre=/bin/evil ÚČTO \u{202e}fdp.exe";
     let src = env.make_source("src", 1);
     let job = env.add_job(nasty, &[&src]).await;
     add_cron(&env, job, "0 4 * * *").await;
@@ -361,6 +362,11 @@ async fn names_and_paths_cannot_inject_into_units() {
         .unwrap();
     assert!(
         desc.contains("%%n $HOME /") && desc.contains("ÚČTO"),
+        "{desc}"
+    );
+    // A bidi override would show the name reversed in `systemctl status`.
+    assert!(
+        desc.contains("U+202Efdp.exe") && !desc.contains('\u{202e}'),
         "{desc}"
     );
 }
