@@ -656,6 +656,13 @@ async fn viewers_read_everything_but_secrets() {
         "{text}"
     );
     assert!(text.contains("sync_interval_seconds"), "{text}");
+    // JSON marks what is hidden rather than leaving it out.
+    let listed: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let entry = |key: &str| listed.iter().find(|v| v["key"] == key).cloned();
+    let hidden = entry("repository_password").unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(hidden["hidden"], true, "{text}");
+    assert!(hidden["value"].is_null(), "{text}");
+    assert_eq!(entry("sync_interval_seconds").unwrap()["hidden"], false);
     // The table says what is hidden rather than leaving it out.
     let out = with_url(&env, &viewer, &["settings", "list", "--show-secrets"]);
     assert_ok(&out);
