@@ -1661,3 +1661,44 @@ async fn a_device_role_cannot_learn_other_device_ids_from_role_names() {
         "{roles}"
     );
 }
+
+#[tokio::test]
+async fn infinite_and_absurd_times_are_refused_where_a_device_writes_them() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let a = enroll(&env, &env.url, &unique("times"));
+    let job: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO backup_jobs (device_id, name, source_paths) VALUES ($1, 'j', ARRAY['/x']) \
+         RETURNING id",
+    )
+    .bind(&a.id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    for sql in [
+        format!("UPDATE devices SET last_seen = 'infinity' WHERE id = '{}'", a.id),
+        format!("UPDATE devices SET last_seen = '200000-01-01' WHERE id = '{}'", a.id),
+        format!(
+            "INSERT INTO runs (job_id, device_id, start_time, status) \
+             VALUES ('{job}', '{}', '-infinity', 'failed')",
+            a.id
+        ),
+        format!(
+            "INSERT INTO runs (job_id, device_id, start_time, end_time, status) \
+             VALUES ('{job}', '{}', NOW(), 'infinity', 'success')",
+            a.id
+        ),
+    ] {
+        let (ok, text) = psql(&a.url, &sql);
+        assert!(!ok && text.contains("sane_times"), "{sql}: {text}");
+    }
+    // What the fleet reads stays readable.
+    for args in [&["status", "--json"][..], &["device", "list"], &["runs", "list"]] {
+        let out = with_url(&env, &env.url, args);
+        assert!(
+            out.status.code().is_some_and(|c| c < 100) && !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
