@@ -1676,8 +1676,14 @@ async fn infinite_and_absurd_times_are_refused_where_a_device_writes_them() {
     .await
     .unwrap();
     for sql in [
-        format!("UPDATE devices SET last_seen = 'infinity' WHERE id = '{}'", a.id),
-        format!("UPDATE devices SET last_seen = '200000-01-01' WHERE id = '{}'", a.id),
+        format!(
+            "UPDATE devices SET last_seen = 'infinity' WHERE id = '{}'",
+            a.id
+        ),
+        format!(
+            "UPDATE devices SET last_seen = '200000-01-01' WHERE id = '{}'",
+            a.id
+        ),
         format!(
             "INSERT INTO runs (job_id, device_id, start_time, status) \
              VALUES ('{job}', '{}', '-infinity', 'failed')",
@@ -1693,7 +1699,11 @@ async fn infinite_and_absurd_times_are_refused_where_a_device_writes_them() {
         assert!(!ok && text.contains("sane_times"), "{sql}: {text}");
     }
     // What the fleet reads stays readable.
-    for args in [&["status", "--json"][..], &["device", "list"], &["runs", "list"]] {
+    for args in [
+        &["status", "--json"][..],
+        &["device", "list"],
+        &["runs", "list"],
+    ] {
         let out = with_url(&env, &env.url, args);
         assert!(
             out.status.code().is_some_and(|c| c < 100) && !stderr(&out).contains("panicked"),

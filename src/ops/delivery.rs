@@ -131,6 +131,17 @@ pub async fn insert_running(conn: &mut PgConnection, r: &RunRecord) -> anyhow::R
     Ok(crate::store::runs::insert_running(conn, r).await?)
 }
 
+/// Adds keys to the metadata of a recorded run (this device's own row), committed at once.
+pub async fn add_metadata(
+    conn: &mut PgConnection,
+    r: &RunRecord,
+    metadata: &serde_json::Value,
+) -> anyhow::Result<()> {
+    crate::store::runs::merge_metadata(&mut *conn, r.client_run_id, &r.device_id, metadata).await?;
+    crate::store::db::release_pinned(&mut *conn).await?;
+    Ok(())
+}
+
 /// What delivering a record did.
 #[derive(Debug)]
 pub struct Delivery {
