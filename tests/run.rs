@@ -814,3 +814,48 @@ async fn a_cancelled_run_is_recorded_before_its_failure_hook_runs() {
     let meta = last.metadata.clone().unwrap();
     assert_eq!(meta["hooks"][0]["stdout"], "hooked\n", "{meta}");
 }
+
+#[tokio::test]
+async fn restic_holds_none_of_the_run_s_lock_files() {
+    let env = Env::with_repo().await;
+    let job = slow_job(&env, "locked", 20).await;
+    let child = env
+        .cmd()
+        .args(["run", &job.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let restic = loop {
+        if let Some((pid, _)) = children(child.id())
+            .into_iter()
+            .find(|(_, a)| a.iter().any(|x| x == "backup"))
+        {
+            break pid;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no restic");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // What an ssh or rclone restic starts inherits: the run's locks must not be among it, or
+    // an ssh ControlPersist master would keep the job locked after the run.
+    let open_files = |pid: u32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ours = open_files(child.id());
+    assert!(ours.iter().any(|f| f.ends_with(".lock")), "{ours:?}");
+    let theirs = open_files(restic);
+    assert!(!theirs.is_empty(), "restic {restic} has ended already");
+    assert!(!theirs.iter().any(|f| f.ends_with(".lock")), "{theirs:?}");
+    nix_kill(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+}

@@ -31,35 +31,6 @@ pub fn die_with_parent(cmd: &mut tokio::process::Command) {
     let _ = cmd;
 }
 
-/// Lets the child inherit the lock files `fds` (Unix): flock locks belong to the open file,
-/// so a job or slot lock is then released only when this process AND restic have ended. A
-/// restic still shutting down after its parent was killed keeps the job locked, so no new run
-/// of the job starts beside it and the stale-run check waits for it.
-pub fn share_locks(cmd: &mut tokio::process::Command, fds: Vec<i32>) {
-    #[cfg(unix)]
-    {
-        if fds.is_empty() {
-            return;
-        }
-        // SAFETY: fcntl is async-signal-safe; the closure allocates nothing (the Vec was
-        // allocated before the fork and is only read).
-        unsafe {
-            cmd.pre_exec(move || {
-                for fd in &fds {
-                    nix::fcntl::fcntl(
-                        *fd,
-                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                    )
-                    .map_err(std::io::Error::from)?;
-                }
-                Ok(())
-            });
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (cmd, fds);
-}
-
 /// Keeps a started child tied to this process: on Windows, a Job Object that kills the child
 /// when this process ends; nothing to hold elsewhere (see [`die_with_parent`]).
 pub struct Tether {

@@ -73,23 +73,16 @@ pub fn restic_argv(job: &Job, device_id: &str, extra: &[String]) -> Vec<String> 
 
 /// Runs restic for a resolved job and says how it ended, with the password redacted from
 /// everything restic said.
-/// `locks` are the job and slot locks this run holds: restic shares them (see
-/// [`crate::platform::child::share_locks`]).
+/// The job and slot locks this run holds stay with this process: their files are opened
+/// close-on-exec (as Rust opens every file), so neither restic nor what it starts (an ssh
+/// ControlPersist master outliving it) can keep a job locked.
 pub(crate) async fn execute(
     resolved: &ResolvedJob,
     progress: bool,
-    locks: &[&crate::local::locks::FileLock],
     network_wait: crate::platform::network::NetworkWait,
 ) -> Outcome {
     let password = resolved.password.as_str();
-    #[cfg(unix)]
-    let fds: Vec<i32> = locks.iter().map(|l| l.raw_fd()).collect();
-    #[cfg(not(unix))]
-    let fds: Vec<i32> = {
-        let _ = locks;
-        Vec::new()
-    };
-    let outcome = execute_unredacted(resolved, progress, &fds, network_wait).await;
+    let outcome = execute_unredacted(resolved, progress, network_wait).await;
     // Backend environment values (cloud credentials) are secrets like the password.
     let secret =
         |t: &str| crate::platform::restic_env::redact_secrets(t, password, &resolved.settings);
@@ -147,7 +140,6 @@ pub(crate) fn preflight(
 async fn execute_unredacted(
     resolved: &ResolvedJob,
     progress: bool,
-    fds: &[i32],
     network_wait: crate::platform::network::NetworkWait,
 ) -> Outcome {
     let (extra, restic) = match preflight(resolved) {
@@ -167,7 +159,6 @@ async fn execute_unredacted(
         argv: &argv,
         resolved,
         progress,
-        fds,
     };
     match run.until_settled(network_wait).await {
         Ok(attempt) => run.outcome(attempt, missing).await,
@@ -181,19 +172,11 @@ struct Restic<'a> {
     argv: &'a [String],
     resolved: &'a ResolvedJob,
     progress: bool,
-    fds: &'a [i32],
 }
 
 impl Restic<'_> {
     async fn once(&self) -> Result<Attempt, String> {
-        backup_once(
-            self.restic,
-            self.argv,
-            self.resolved,
-            self.progress,
-            self.fds,
-        )
-        .await
+        backup_once(self.restic, self.argv, self.resolved, self.progress).await
     }
 
     /// Runs restic until it ends for a reason waiting does not cure. The error is a sentence
@@ -426,7 +409,6 @@ async fn backup_once(
     argv: &[String],
     resolved: &ResolvedJob,
     progress: bool,
-    fds: &[i32],
 ) -> Result<Attempt, String> {
     let job_name = resolved.job.name.as_str();
     let mut cmd = restic_command(
@@ -435,7 +417,6 @@ async fn backup_once(
         &resolved.password,
         &resolved.settings,
     );
-    crate::platform::child::share_locks(&mut cmd, fds.to_vec());
     cmd.args(argv)
         .env("RESTIC_PROGRESS_FPS", if progress { "4" } else { "0.0167" })
         .stdout(Stdio::piped());

@@ -221,7 +221,8 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<(RunReport
         client_run_id: record.client_run_id,
         progress: opts.progress,
     };
-    let (outcome, monitor) = backup.run(&[&job_lock, &slot], unattended).await;
+    // The job lock and the slot are held until the record is stored (see the drop below).
+    let (outcome, monitor) = backup.run(unattended).await;
 
     // Step 3: record, live or spooled. A cancelled run (systemd stopping it, say) is recorded
     // before its failure and finally hooks run: the stop's grace period (TimeoutStopSec) may
@@ -537,11 +538,7 @@ impl Backup<'_> {
     /// runs for it, the failed run is recorded.
     /// Returns the monitor whose after-backup hooks and pings are still to run (none when
     /// the run failed before its start ping).
-    async fn run(
-        &self,
-        locks: &[&FileLock],
-        unattended: Unattended,
-    ) -> (Outcome, Option<RunMonitor>) {
+    async fn run(&self, unattended: Unattended) -> (Outcome, Option<RunMonitor>) {
         if let Err((message, code)) = crate::ops::backup::execute::preflight(self.resolved) {
             return (crate::ops::backup::execute::failed(message, code), None);
         }
@@ -555,7 +552,7 @@ impl Backup<'_> {
         let outcome = match monitor.before_backup().await {
             // A failing before hook with on-error `stop` fails the run without a backup.
             Err(message) => crate::ops::backup::execute::failed(message, exit::FAILED),
-            Ok(()) => self.restic(locks, unattended.network_wait).await,
+            Ok(()) => self.restic(unattended.network_wait).await,
         };
         drop(inhibitor);
         (outcome, Some(monitor))
@@ -578,11 +575,10 @@ impl Backup<'_> {
 
     /// restic itself, marked in the state directory while it runs: a marker left behind (restic
     /// ended without an exit code) tells the next run or sync to remove its repository locks.
-    async fn restic(&self, locks: &[&FileLock], network_wait: NetworkWait) -> Outcome {
+    async fn restic(&self, network_wait: NetworkWait) -> Outcome {
         let started = crate::local::markers::ResticMarker::start(self.state, self.client_run_id);
         let outcome =
-            crate::ops::backup::execute::execute(self.resolved, self.progress, locks, network_wait)
-                .await;
+            crate::ops::backup::execute::execute(self.resolved, self.progress, network_wait).await;
         match (started, outcome.exit_code) {
             (Some(m), Some(_)) => m.finished(),
             (Some(m), None) => m.keep(),
