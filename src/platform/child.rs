@@ -161,7 +161,7 @@ impl HookProcesses {
             if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
                 tracing::debug!("could not become a child subreaper: {e}");
             }
-            descendants()
+            descendants(&[])
         };
         let child = cmd.spawn();
         #[cfg(target_os = "linux")]
@@ -207,10 +207,7 @@ fn kill_new_descendants(before: &[i32]) {
     use nix::sys::wait::{WaitPidFlag, waitpid};
     use nix::unistd::Pid;
     for _ in 0..50 {
-        let left: Vec<i32> = descendants()
-            .into_iter()
-            .filter(|p| !before.contains(p))
-            .collect();
+        let left = descendants(before);
         if left.is_empty() {
             return;
         }
@@ -226,9 +223,11 @@ fn kill_new_descendants(before: &[i32]) {
     tracing::warn!("some processes a hook started could not be ended");
 }
 
-/// The process ids of this process's descendants, from `/proc/<pid>/stat`.
+/// The process ids of this process's descendants, from `/proc/<pid>/stat`, except `skip` and
+/// everything below them (what ran before the hook, such as a sleep inhibitor, and what it
+/// starts, is not the hook's).
 #[cfg(target_os = "linux")]
-fn descendants() -> Vec<i32> {
+fn descendants(skip: &[i32]) -> Vec<i32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -249,7 +248,7 @@ fn descendants() -> Vec<i32> {
         found.extend(
             parents
                 .iter()
-                .filter(|(_, pp)| *pp == parent)
+                .filter(|(p, pp)| *pp == parent && !skip.contains(p))
                 .map(|(p, _)| *p),
         );
         i += 1;
