@@ -330,10 +330,12 @@ async fn import_jobs(
         std::mem::take(&mut known.new_jobs).into_iter().unzip();
     let new_jobs: Vec<&PlannedJob> = indexes.iter().map(|i| &plan.jobs[*i]).collect();
     store::import::insert_jobs(conn, &new_jobs, metas).await?;
+    let mut new_schedules = NewSchedules::default();
     for (j, (skip_reason, write_schedules)) in plan.jobs.iter().zip(outcomes) {
         let existing = known.schedules.remove(&j.id).unwrap_or_default();
         if write_schedules {
-            import_schedules(conn, ctx, j, existing, &mut report.schedules).await?;
+            let section = &mut report.schedules;
+            import_schedules(conn, ctx, j, existing, section, &mut new_schedules).await?;
             continue;
         }
         for s in &j.schedules {
@@ -345,7 +347,28 @@ async fn import_jobs(
             report.schedules.push(it);
         }
     }
+    new_schedules.insert(conn, &mut report.schedules).await?;
     Ok(present_jobs)
+}
+
+/// Schedules to create, inserted together once every job is written, and the report items
+/// (by index) that get their ids.
+#[derive(Default)]
+struct NewSchedules {
+    rows: Vec<store::import::NewSchedule>,
+    items: Vec<usize>,
+}
+
+impl NewSchedules {
+    async fn insert(self, conn: &mut PgConnection, section: &mut Section) -> anyhow::Result<()> {
+        for (rows, items) in self.rows.chunks(5000).zip(self.items.chunks(5000)) {
+            let ids = store::import::insert_schedules(conn, rows).await?;
+            for (id, item) in ids.into_iter().zip(items) {
+                section.items[*item].id = Some(id.to_string());
+            }
+        }
+        Ok(())
+    }
 }
 
 fn rejected_device(d: &PlannedDevice) -> Option<String> {
@@ -747,6 +770,7 @@ async fn import_schedules(
     j: &PlannedJob,
     existing: Vec<store::import::RelicaSchedule>,
     section: &mut Section,
+    new_schedules: &mut NewSchedules,
 ) -> anyhow::Result<()> {
     let clock = JobClock {
         tz: ctx
@@ -771,17 +795,14 @@ async fn import_schedules(
         });
         match found {
             None => {
-                let next = clock.next_run(&sched, clock.planned_last);
-                let id = store::import::insert_schedule(
-                    conn,
-                    j.id,
-                    &s.cron_expression,
-                    clock.planned_last,
-                    next,
-                    &s.metadata,
-                )
-                .await?;
-                item.id = Some(id.to_string());
+                new_schedules.items.push(section.items.len());
+                new_schedules.rows.push(store::import::NewSchedule {
+                    job_id: j.id,
+                    cron_expression: s.cron_expression.clone(),
+                    last_run_at: clock.planned_last,
+                    next_run_at: clock.next_run(&sched, clock.planned_last),
+                    metadata: s.metadata.clone(),
+                });
             }
             Some(e) => {
                 used.insert(e.id);

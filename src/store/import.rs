@@ -307,27 +307,47 @@ pub async fn relica_schedules_of(
     .await
 }
 
-/// Creates an enabled cron schedule of the job; returns its id.
-pub async fn insert_schedule(
+/// An enabled cron schedule to create.
+pub struct NewSchedule {
+    pub job_id: Uuid,
+    pub cron_expression: String,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub metadata: Value,
+}
+
+/// Creates the schedules in one statement; returns their ids in the order given. The ids are
+/// taken in row order (`ORDER BY` the input's position), so sorting them restores that order
+/// whatever order `RETURNING` reports them in.
+pub async fn insert_schedules(
     conn: &mut PgConnection,
-    job: Uuid,
-    cron_expression: &str,
-    last_run_at: Option<DateTime<Utc>>,
-    next_run_at: Option<DateTime<Utc>>,
-    metadata: &Value,
-) -> sqlx::Result<i32> {
-    sqlx::query_scalar(
+    rows: &[NewSchedule],
+) -> sqlx::Result<Vec<i32>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<i32> = sqlx::query_scalar(
         "INSERT INTO schedules (job_id, schedule_type, cron_expression, enabled, \
          last_run_at, next_run_at, metadata) \
-         VALUES ($1, 'cron', $2, true, $3, $4, $5) RETURNING id",
+         SELECT job_id, 'cron', cron_expression, true, last_run_at, next_run_at, metadata \
+         FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], \
+           $5::jsonb[]) WITH ORDINALITY \
+           AS t(job_id, cron_expression, last_run_at, next_run_at, metadata, n) \
+         ORDER BY n RETURNING id",
     )
-    .bind(job)
-    .bind(cron_expression)
-    .bind(last_run_at)
-    .bind(next_run_at)
-    .bind(metadata)
-    .fetch_one(&mut *conn)
-    .await
+    .bind(rows.iter().map(|r| r.job_id).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.cron_expression.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.last_run_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.next_run_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Rewrites a Relica schedule's metadata and times, and enables it.
