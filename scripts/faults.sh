@@ -156,6 +156,39 @@ for phase in up down; do
   concurrent="$concurrent database $phase: $ok backed up, $skipped skipped;"
   [ "$phase" = down ] && pg_up
 done
+echo "== hooks: 100 MB of output, a setsid child, a background child, a timeout"
+HJOB=$(python3 -c 'import uuid; print(uuid.uuid4())')
+# The after hook exits 0 at once, leaving a setsid child and a background child that both hold
+# its stdout open; the finally hook reads restic-fleet's peak resident size.
+"$BIN" job add --device "$DEVICE" --name hooks --id "$HJOB" --path "$work/src" >/dev/null
+"$BIN" job edit "$HJOB" --hook-before "head -c 100000000 /dev/zero | tr '\\0' x" \
+  --hook-after "setsid sh -c 'echo \$\$ >$work/setsid.pid; exec sleep 600' & sleep 60 & echo \$! >$work/bg.pid; while [ ! -s $work/setsid.pid ]; do sleep 0.05; done" \
+  --hook-finally 'grep VmHWM /proc/$PPID/status' >/dev/null
+# Counts the hooks' children still alive (and ends them, so that the script leaves none).
+hook_leftovers() {
+  local n=0 f pid
+  for f in "$@"; do
+    pid=$(cat "$work/$f.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ -e "/proc/$pid" ]; then n=$((n + 1)); kill "$pid" 2>/dev/null || true; fi
+    rm -f "$work/$f.pid"
+  done
+  echo "$n"
+}
+t0=$(date +%s)
+set +e; "$BIN" run "$HJOB" >/dev/null 2>&1; hook_rc=$?; set -e
+hook_secs=$(( $(date +%s) - t0 ))
+hook_status=$(q "SELECT status FROM runs WHERE job_id = '$HJOB' ORDER BY id DESC LIMIT 1")
+hook_peak=$(q "SELECT metadata->'hooks'->2->>'stdout' FROM runs WHERE job_id = '$HJOB' ORDER BY id DESC LIMIT 1" | awk 'NF {print $2, $3}')
+hook_left=$(hook_leftovers setsid bg)
+"$BIN" settings set hook_timeout_seconds 2 >/dev/null
+"$BIN" job edit "$HJOB" --no-hook-after --no-hook-finally \
+  --hook-before "setsid sh -c 'echo \$\$ >$work/setsid.pid; exec sleep 600' & sleep 60" >/dev/null
+t0=$(date +%s)
+set +e; "$BIN" run "$HJOB" >/dev/null 2>&1; timeout_rc=$?; set -e
+timeout_secs=$(( $(date +%s) - t0 ))
+timeout_left=$(hook_leftovers setsid)
+"$BIN" settings unset hook_timeout_seconds >/dev/null 2>&1 || true
+
 sync_once
 sync_once
 
@@ -190,3 +223,5 @@ echo "  duplicate rows after repeated delivery: $duplicates (0)"
 echo "  backups made during an outage: $outage_ok of $outage_runs (all); recorded offline in the database: $outage_recorded"
 echo "  records left in the spool: $left_in_spool (0)"
 echo "  concurrent runs:$concurrent (1 backed up, 19 skipped each)"
+echo "  hooks: exit $hook_rc (0), $hook_status (success) in ${hook_secs}s (a few), restic-fleet peak $hook_peak (< 32 MiB), children left $hook_left (0)"
+echo "  hook timeout: exit $timeout_rc (1) in ${timeout_secs}s (a few), children left $timeout_left (0)"

@@ -628,6 +628,124 @@ async fn a_hook_that_outlives_its_timeout_is_killed() {
     assert_eq!(snapshot_count(&env), 0);
 }
 
+/// Sets `hook` as the job's `which` hook (`--hook-before` etc.).
+fn set_hook(env: &Env, job: Uuid, which: &str, cmd: &str) {
+    assert_ok(&admin(
+        env,
+        &[
+            "job",
+            "edit",
+            &job.to_string(),
+            &format!("--hook-{which}"),
+            cmd,
+        ],
+    ));
+}
+
+/// Whether process `pid` still exists (a zombie counts: nobody reaped it).
+fn process_exists(pid: &str) -> bool {
+    Path::new(&format!("/proc/{}", pid.trim())).exists()
+}
+
+/// Waits for a hook to write a pid into `file`, then returns it.
+fn pid_in(file: &Path) -> String {
+    let pid = std::fs::read_to_string(file).unwrap();
+    assert!(pid.trim().parse::<u32>().is_ok(), "{pid:?}");
+    pid
+}
+
+#[tokio::test]
+async fn a_hook_printing_100_mb_keeps_restic_fleet_small() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("loud hook", &[&src]).await;
+    set_hook(
+        &env,
+        job,
+        "before",
+        "head -c 100000000 /dev/zero | tr '\\0' x; echo END",
+    );
+    // The finally hook reads restic-fleet's peak resident size (its shell's parent).
+    set_hook(&env, job, "finally", "grep VmHWM /proc/$PPID/status");
+    let out = run_job(&env, job);
+    assert_ok(&out);
+    let (status, _, meta) = last_run(&env).await;
+    assert_eq!(status, "success");
+    let before = meta["hooks"][0]["stdout"].as_str().unwrap();
+    assert!(
+        before.starts_with("[...]x") && before.ends_with("xxEND\n"),
+        "{:.40}",
+        before
+    );
+    assert!(before.len() <= 8 * 1024 + 5, "{}", before.len());
+    let peak = meta["hooks"][1]["stdout"].as_str().unwrap();
+    let kib: u64 = peak
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{peak:?}"));
+    assert!(kib < 32 * 1024, "restic-fleet peaked at {kib} KiB: {peak}");
+}
+
+#[tokio::test]
+async fn a_hook_leaves_no_process_behind_even_a_setsid_one() {
+    let env = Env::with_repo().await;
+    env.set_setting("hook_timeout_seconds", "30").await;
+    let src = env.make_source("src", 2);
+    let job = env.add_job("leaky hook", &[&src]).await;
+    let (setsid_pid, bg_pid) = (env.dir.path().join("setsid"), env.dir.path().join("bg"));
+    // The escaped child keeps the hook's stdout open; the hook itself exits 0 at once.
+    let cmd = format!(
+        "setsid sh -c 'echo $$ > {f}; exec sleep 600' & \
+         while [ ! -s {f} ]; do sleep 0.05; done; sleep 60 & echo $! > {g}; echo done",
+        f = setsid_pid.display(),
+        g = bg_pid.display()
+    );
+    set_hook(&env, job, "before", &cmd);
+    let started = Instant::now();
+    let out = run_job(&env, job);
+    assert_ok(&out);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let (status, _, meta) = last_run(&env).await;
+    assert_eq!(status, "success", "{meta}");
+    assert_eq!(meta["hooks"][0]["exit_code"], 0);
+    assert_eq!(meta["hooks"][0]["stdout"], "done\n");
+    assert_eq!(snapshot_count(&env), 1);
+    let (a, b) = (pid_in(&setsid_pid), pid_in(&bg_pid));
+    assert!(
+        !process_exists(&a),
+        "the setsid child {a} survived the hook"
+    );
+    assert!(
+        !process_exists(&b),
+        "the background child {b} survived the hook"
+    );
+
+    // The same after a timeout.
+    env.set_setting("hook_timeout_seconds", "1").await;
+    std::fs::remove_file(&setsid_pid).unwrap();
+    let cmd = format!(
+        "setsid sh -c 'echo $$ > {f}; exec sleep 600' & sleep 30",
+        f = setsid_pid.display()
+    );
+    set_hook(&env, job, "before", &cmd);
+    let started = Instant::now();
+    let out = run_job(&env, job);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let (_, _, meta) = last_run(&env).await;
+    assert_eq!(meta["hooks"][0]["timed_out"], true);
+    let a = pid_in(&setsid_pid);
+    assert!(
+        !process_exists(&a),
+        "the setsid child {a} survived the timeout"
+    );
+}
+
 /// Runs the Python parser over `text`; panics with its error if the text is not valid.
 fn parse_metrics(text: &str) -> Vec<Value> {
     use std::io::Write;

@@ -778,3 +778,70 @@ async fn a_run_holds_one_database_connection_and_no_advisory_lock() {
     assert_eq!(advisory, 0, "no session state: locks are files");
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// A finished record of run `id` of `job`, as `run` spools it, ending `end` (minutes past the
+/// start).
+fn spooled_record(env: &Env, id: uuid::Uuid, job: uuid::Uuid, status: &str, end: i64) -> Value {
+    let start = chrono::DateTime::parse_from_rfc3339("2026-01-05T10:00:00Z").unwrap();
+    serde_json::json!({
+        "client_run_id": id, "job_id": job, "job_name": "spooled", "device_id": env.device,
+        "start_time": start, "end_time": start + chrono::Duration::minutes(end),
+        "status": status, "error_message": (status == "failed").then_some("forged"),
+        "triggered_by": "schedule", "metadata": {"recorded_offline": true},
+    })
+}
+
+/// Writes `records` into the spool under the names given, delivers it, and returns the row.
+async fn deliver_files(env: &Env, id: uuid::Uuid, records: &[(&str, &Value)]) -> (String, String) {
+    let dir = env.state_dir().join("spool");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, r) in records {
+        std::fs::write(dir.join(name), serde_json::to_vec(r).unwrap()).unwrap();
+    }
+    assert_ok(&env.cmd().args(["spool", "deliver"]).output().unwrap());
+    assert!(spool_files(env).is_empty(), "{:?}", spool_files(env));
+    sqlx::query_as(
+        "SELECT status, to_char(end_time AT TIME ZONE 'UTC', 'HH24:MI') FROM runs \
+         WHERE client_run_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn two_spooled_records_of_one_run_give_the_same_row_in_either_file_order() {
+    let env = Env::with_repo().await;
+    let src = env.make_source("src", 1);
+    let job = env.add_job("spooled", &[&src]).await;
+    let mut rows = Vec::new();
+    for success_first in [true, false] {
+        let id = uuid::Uuid::new_v4();
+        // The success ended later: it has the later state, whichever file sorts first.
+        let success = spooled_record(&env, id, job, "success", 5);
+        let failed = spooled_record(&env, id, job, "failed", 2);
+        let (a, b) = (format!("a-{id}.json"), format!("b-{id}.json"));
+        let files = if success_first {
+            [(a.as_str(), &success), (b.as_str(), &failed)]
+        } else {
+            [(a.as_str(), &failed), (b.as_str(), &success)]
+        };
+        rows.push(deliver_files(&env, id, &files).await);
+        // The start of the run under another name never replaces its finished record either.
+        let mut start = spooled_record(&env, id, job, "running", 0);
+        start["end_time"] = Value::Null;
+        let (status, _) = deliver_files(&env, id, &[(&format!("0-{id}.json"), &start)]).await;
+        assert_eq!(status, "success");
+    }
+    assert_eq!(rows[0], rows[1]);
+    assert_eq!(rows[0], ("success".to_string(), "10:05".to_string()));
+
+    // A forged `failed` record under an earlier name does not replace a delivered success.
+    let id = uuid::Uuid::new_v4();
+    let success = spooled_record(&env, id, job, "success", 5);
+    deliver_files(&env, id, &[(&format!("5-{id}.json"), &success)]).await;
+    let forged = spooled_record(&env, id, job, "failed", 9);
+    let row = deliver_files(&env, id, &[(&format!("0-{id}.json"), &forged)]).await;
+    assert_eq!(row, ("success".to_string(), "10:05".to_string()));
+}

@@ -235,7 +235,7 @@ async fn the_readme_quick_start_ends_with_a_green_status() {
 
     // web1 logs in with its own role, never the admin's.
     let init_line = init_line.unwrap();
-    assert!(init_line.contains("fleet_web1_") && !init_line.contains("backup_admin"));
+    assert!(init_line.contains("postgres://fleet_") && !init_line.contains("backup_admin"));
     let device_config = std::fs::read_to_string(
         world
             .home(Machine::Web1)
@@ -243,7 +243,8 @@ async fn the_readme_quick_start_ends_with_a_green_status() {
     )
     .unwrap();
     assert!(
-        device_config.contains("fleet_web1_") && device_config.contains("device_id = \"web1\""),
+        device_config.contains("postgres://fleet_")
+            && device_config.contains("device_id = \"web1\""),
         "{device_config}"
     );
     // sync enabled the job's timer and its own through systemctl.

@@ -646,6 +646,19 @@ async fn malformed_inputs_are_refused_and_change_nothing() {
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("/nonexistent/pw"), "{}", stderr(&out));
+    // A repository URL with a password is not taken as an argument.
+    let out = migrate(
+        &env,
+        Path::new(FIXTURE),
+        &["--repository-url", "rest:https://u:hunter2@host/repo"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("holds a password") && err.contains("settings set repository_url -"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
     assert_eq!(dump(&env).await, before);
 }
 

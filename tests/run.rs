@@ -839,3 +839,118 @@ fn leave_stale_lock(env: &Env) {
     }
     panic!("restic check never showed a lock in 20 attempts");
 }
+
+/// Starts a run of `job`, waits until restic works, and sends restic-fleet SIGTERM.
+async fn start_and_stop(env: &Env, job: uuid::Uuid) -> std::process::Child {
+    let child = env
+        .cmd()
+        .args(["run", &job.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_running(env, Duration::from_secs(30)).await;
+    let start = Instant::now();
+    while !children(child.id())
+        .iter()
+        .any(|(_, a)| a.iter().any(|x| x == "backup"))
+    {
+        assert!(start.elapsed() < Duration::from_secs(20), "no restic");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    nix_kill(child.id(), "TERM");
+    child
+}
+
+#[tokio::test]
+async fn a_cancelled_run_is_recorded_before_its_failure_hook_runs() {
+    let env = Env::with_repo().await;
+    let job = slow_job(&env, "stopped", 30).await;
+    let started = env.dir.path().join("hook-started");
+    let cmd = format!("echo $$ > '{}'; sleep 30", started.display());
+    sqlx::query("UPDATE backup_jobs SET hook_failure = $2 WHERE id = $1")
+        .bind(job)
+        .bind(&cmd)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let mut child = start_and_stop(&env, job).await;
+    let t0 = Instant::now();
+    while std::fs::read_to_string(&started).map_or(true, |s| s.trim().is_empty()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the failure hook never ran"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The hook runs: the record is in already. Then the stop's grace period ends (SIGKILL).
+    let rows = runs(&env).await;
+    assert_eq!(rows[0].status, "cancelled", "{:?}", rows[0].error_message);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The hook leads its own process group: end it whole (its sleep included).
+    let group = format!("-{}", std::fs::read_to_string(&started).unwrap().trim());
+    let st = Command::new("kill").args(["-KILL", "--", &group]).status();
+    assert!(st.unwrap().success());
+    assert_eq!(runs(&env).await[0].status, "cancelled");
+
+    // Given the time, the hook's run is added to the record.
+    sqlx::query("UPDATE backup_jobs SET hook_failure = 'echo hooked' WHERE id = $1")
+        .bind(job)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = start_and_stop(&env, job).await.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let rows = runs(&env).await;
+    let last = rows.last().unwrap();
+    assert_eq!(last.status, "cancelled");
+    let meta = last.metadata.clone().unwrap();
+    assert_eq!(meta["hooks"][0]["stdout"], "hooked\n", "{meta}");
+}
+
+#[tokio::test]
+async fn restic_holds_none_of_the_run_s_lock_files() {
+    let env = Env::with_repo().await;
+    let job = slow_job(&env, "locked", 20).await;
+    let child = env
+        .cmd()
+        .args(["run", &job.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let restic = loop {
+        if let Some((pid, _)) = children(child.id())
+            .into_iter()
+            .find(|(_, a)| a.iter().any(|x| x == "backup"))
+        {
+            break pid;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "no restic");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // What an ssh or rclone restic starts inherits: the run's locks must not be among it, or
+    // an ssh ControlPersist master would keep the job locked after the run.
+    let open_files = |pid: u32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| std::fs::read_link(e.path()).ok())
+                    .map(|p| p.display().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let ours = open_files(child.id());
+    assert!(ours.iter().any(|f| f.ends_with(".lock")), "{ours:?}");
+    let theirs = open_files(restic);
+    assert!(!theirs.is_empty(), "restic {restic} has ended already");
+    assert!(!theirs.iter().any(|f| f.ends_with(".lock")), "{theirs:?}");
+    nix_kill(child.id(), "TERM");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+}

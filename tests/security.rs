@@ -700,6 +700,13 @@ async fn viewers_read_everything_but_secrets() {
         "{text}"
     );
     assert!(text.contains("sync_interval_seconds"), "{text}");
+    // JSON marks what is hidden rather than leaving it out.
+    let listed: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let entry = |key: &str| listed.iter().find(|v| v["key"] == key).cloned();
+    let hidden = entry("repository_password").unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(hidden["hidden"], true, "{text}");
+    assert!(hidden["value"].is_null(), "{text}");
+    assert_eq!(entry("sync_interval_seconds").unwrap()["hidden"], false);
     // The table says what is hidden rather than leaving it out.
     let out = with_url(&env, &viewer, &["settings", "list", "--show-secrets"]);
     assert_ok(&out);
@@ -1817,4 +1824,130 @@ async fn migration_012_moves_ping_urls_without_waiting_for_db_roles() {
     assert!(!stdout(&out).contains("upgrade-token"), "{}", stdout(&out));
     let (ok, text) = psql(&viewer, "SELECT * FROM backup_jobs");
     assert!(ok && !text.contains("upgrade-token"), "{text}");
+}
+
+#[tokio::test]
+async fn a_device_role_cannot_learn_other_device_ids_from_role_names() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    // Ids of letters and digits only: a role name made from the id would hold it verbatim.
+    let id = || format!("peer{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let (a, b) = (enroll(&env, &env.url, &id()), enroll(&env, &env.url, &id()));
+    for dev in [&a, &b] {
+        assert!(
+            dev.role.starts_with("fleet_") && !dev.role.contains(&dev.id[4..]),
+            "{} names its device {}",
+            dev.role,
+            dev.id
+        );
+    }
+    // b holds a session open while a looks at the catalog.
+    let mut open = Command::new("psql")
+        .args(["-X", "-q", "-d", &b.url, "-c", "SELECT pg_sleep(20)"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (ok, roles) = psql(&a.url, "SELECT string_agg(rolname, ' ') FROM pg_roles");
+    assert!(ok && roles.contains(&b.role), "{roles}");
+    assert!(!roles.contains(&b.id) && !roles.contains(&a.id), "{roles}");
+    // Who is connected is not for devices to see (the admin sees it).
+    let sessions = "SELECT count(*) FROM pg_stat_activity WHERE usename = ";
+    let (ok, text) = psql(&a.url, &format!("{sessions}'{}'", b.role));
+    assert!(!ok && text.contains("permission denied"), "{text}");
+    let (ok, text) = psql(
+        &a.url,
+        "SELECT count(*) FROM pg_stat_get_backend_idset() s \
+         WHERE pg_stat_get_backend_userid(s) IS NOT NULL",
+    );
+    assert!(!ok && text.contains("permission denied"), "{text}");
+    let admin = url_with_user(&env.db, "backup_admin", ADMIN_PW);
+    let (ok, text) = psql(&admin, &format!("{sessions}'{}'", b.role));
+    assert!(ok && text.trim() == "1", "{text}");
+    let _ = open.kill();
+    let _ = open.wait();
+
+    // A role named after its device (as enrolment used to name them) is renamed when rotated.
+    let legacy = format!("fleet_{}_0123456789ab", a.id);
+    sqlx::query(&format!("ALTER ROLE \"{}\" RENAME TO \"{legacy}\"", a.role))
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE device_roles SET role_name = $1 WHERE device_id = $2")
+        .bind(&legacy)
+        .bind(&a.id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let out = with_url(&env, &env.url, &["device", "enroll", &a.id, "--json"]);
+    assert_ok(&out);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let role = v["role"].as_str().unwrap();
+    assert!(
+        role.starts_with("fleet_") && !role.contains(&a.id[4..]),
+        "{role}"
+    );
+    assert_eq!(v["rotated"], true);
+    let (ok, text) = psql(
+        v["database_url"].as_str().unwrap(),
+        "SELECT fleet_current_device()",
+    );
+    assert!(ok && text.trim() == a.id, "{text}");
+    let (_, roles) = psql(&b.url, "SELECT string_agg(rolname, ' ') FROM pg_roles");
+    assert!(
+        !roles.contains(&legacy) && !roles.contains(&a.id),
+        "{roles}"
+    );
+}
+
+#[tokio::test]
+async fn infinite_and_absurd_times_are_refused_where_a_device_writes_them() {
+    let env = Env::with_repo().await;
+    make_roles(&env);
+    let a = enroll(&env, &env.url, &unique("times"));
+    let job: uuid::Uuid = sqlx::query_scalar(
+        "INSERT INTO backup_jobs (device_id, name, source_paths) VALUES ($1, 'j', ARRAY['/x']) \
+         RETURNING id",
+    )
+    .bind(&a.id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    for sql in [
+        format!(
+            "UPDATE devices SET last_seen = 'infinity' WHERE id = '{}'",
+            a.id
+        ),
+        format!(
+            "UPDATE devices SET last_seen = '200000-01-01' WHERE id = '{}'",
+            a.id
+        ),
+        format!(
+            "INSERT INTO runs (job_id, device_id, start_time, status) \
+             VALUES ('{job}', '{}', '-infinity', 'failed')",
+            a.id
+        ),
+        format!(
+            "INSERT INTO runs (job_id, device_id, start_time, end_time, status) \
+             VALUES ('{job}', '{}', NOW(), 'infinity', 'success')",
+            a.id
+        ),
+    ] {
+        let (ok, text) = psql(&a.url, &sql);
+        assert!(!ok && text.contains("sane_times"), "{sql}: {text}");
+    }
+    // What the fleet reads stays readable.
+    for args in [
+        &["status", "--json"][..],
+        &["device", "list"],
+        &["runs", "list"],
+    ] {
+        let out = with_url(&env, &env.url, args);
+        assert!(
+            out.status.code().is_some_and(|c| c < 100) && !stderr(&out).contains("panicked"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
 }

@@ -407,7 +407,8 @@ async fn names_and_paths_cannot_inject_into_units() {
     let env = Env::enrolled().await;
     let (bin, _log) = fake_tool(&env, "systemctl", "");
     let units = env.dir.path().join("units");
-    let nasty = "x\"; rm -rf / %n $HOME \\ \n[Service]\nExecStartPre=/bin/evil ÚČTO";
+    let nasty =
+        "x\"; rm -rf / %n $HOME \\ \n[Service]\nExecStartPre=/bin/evil ÚČTO \u{202e}fdp.exe";
     let src = env.make_source("src", 1);
     let job = env.add_job(nasty, &[&src]).await;
     add_cron(&env, job, "0 4 * * *").await;
@@ -453,6 +454,11 @@ async fn names_and_paths_cannot_inject_into_units() {
         desc.contains("%%n $HOME /") && desc.contains("ÚČTO"),
         "{desc}"
     );
+    // A bidi override would show the name reversed in `systemctl status`.
+    assert!(
+        desc.contains("U+202Efdp.exe") && !desc.contains('\u{202e}'),
+        "{desc}"
+    );
 }
 
 #[tokio::test]
@@ -480,6 +486,32 @@ async fn without_systemctl_files_are_written_and_a_warning_says_timers_are_inact
         "{r:#}"
     );
     assert!(units.join(format!("{}.timer", stem(job))).exists());
+}
+
+#[tokio::test]
+async fn a_sync_that_changes_nothing_leaves_the_local_copy_alone() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::enrolled().await;
+    let (bin, _) = fake_tool(&env, "systemctl", "");
+    let units = env.dir.path().join("units");
+    let src = env.make_source("src", 1);
+    let job = env.add_job("j", &[&src]).await;
+    add_cron(&env, job, "@hourly").await;
+    let copy = env.state_dir().join("local-copy.json");
+    let file = || std::fs::metadata(&copy).unwrap();
+    assert_eq!(sync(&env, &bin, &units, &[]).0, Some(0));
+    let (first, bytes) = (file(), std::fs::read(&copy).unwrap());
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(sync(&env, &bin, &units, &[]).0, Some(0));
+    // Same file, same bytes: not rewritten; only its time moved on (the copy's age).
+    assert_eq!(file().ino(), first.ino());
+    assert_eq!(std::fs::read(&copy).unwrap(), bytes);
+    assert!(file().modified().unwrap() > first.modified().unwrap());
+    // A change is written.
+    env.set_setting("hook_timeout_seconds", "77").await;
+    assert_eq!(sync(&env, &bin, &units, &[]).0, Some(0));
+    assert_ne!(file().ino(), first.ino());
+    assert!(std::fs::read_to_string(&copy).unwrap().contains("77"));
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use crate::local::config::{self, Config};
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// PostgreSQL URL with this device's own login, as `restic-fleet device enroll` prints it,
-    /// e.g. postgres://fleet_laptop_3f9a0c21d7e4:PASSWORD@db.example.com/backup_control;
+    /// e.g. postgres://fleet_3f9a0c21d7e4b5a6c8d90e1f:PASSWORD@db.example.com/backup_control;
     /// `-` reads it from standard input (prompted for, not echoed, on a terminal), so that its
     /// password stays out of the process list and shell history.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, value_name = "URL")]

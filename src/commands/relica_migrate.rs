@@ -88,7 +88,8 @@ pub struct RelicaMigrateArgs {
     /// them and report them as skipped).
     #[arg(long)]
     pub overwrite: bool,
-    /// Set the global setting repository_url (the one shared restic repository).
+    /// Set the global setting repository_url (the one shared restic repository). A URL with a
+    /// password is refused: set it with `settings set repository_url -` (stdin).
     #[arg(long, value_name = "URL")]
     pub repository_url: Option<String>,
     /// Set the global setting repository_password from this file's content (one trailing
@@ -189,6 +190,16 @@ fn check_input(args: &RelicaMigrateArgs) -> anyhow::Result<CheckedInput> {
     {
         return Err(usage_err!(
             "--repository-url is empty; pass the restic repository, e.g. sftp:user@host:/srv/restic"
+        ));
+    }
+    // An argument is visible in the process list and kept in shell history.
+    if let Some(url) = &args.repository_url
+        && crate::domain::text::mask_url(url) != *url
+    {
+        return Err(usage_err!(
+            "--repository-url holds a password, which a command-line argument would show to \
+             every user of this machine; import without --repository-url, then set it from \
+             stdin: `restic-fleet settings set repository_url -`"
         ));
     }
     Ok(CheckedInput {

@@ -200,8 +200,14 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
     for r in &mut rows {
         r.value = shown_value(&r.key, &r.value, r.secret, a.show_secrets);
     }
+    // Row-level security hides secret rows from viewers: say so instead of leaving them out.
+    let hidden: Vec<String> = crate::store::settings::hidden_secrets(&pool)
+        .await?
+        .into_iter()
+        .filter(|key| !rows.iter().any(|r| r.key == *key))
+        .collect();
     if a.conn.json {
-        print_json(&rows)?;
+        print_json(&listed_json(&rows, &hidden)?)?;
         return Ok(exit::SUCCESS);
     }
     let mut t = output::table(&["key", "value", "scope", "description"]);
@@ -216,19 +222,40 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
             r.description.clone().unwrap_or_default(),
         ]);
     }
-    // Row-level security hides secret rows from viewers: say so instead of leaving them out.
-    for key in crate::store::settings::hidden_secrets(&pool).await? {
-        if !rows.iter().any(|r| r.key == key) {
-            t.add_row(vec![
-                key,
-                "(hidden)".into(),
-                "-".into(),
-                "secret: backup_viewer may not read it; connect as backup_admin".into(),
-            ]);
-        }
+    for key in hidden {
+        t.add_row(vec![
+            key,
+            "(hidden)".into(),
+            "-".into(),
+            "secret: backup_viewer may not read it; connect as backup_admin".into(),
+        ]);
     }
     println!("{}", output::render(&t));
     Ok(exit::SUCCESS)
+}
+
+/// `settings list --json`: the rows with `hidden: false`, then one entry per secret key this
+/// role may not read, with `hidden: true` and every other field null (whether it is set is
+/// hidden too).
+fn listed_json(
+    rows: &[crate::store::settings::SettingOut],
+    hidden: &[String],
+) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut out = Vec::with_capacity(rows.len() + hidden.len());
+    for r in rows {
+        let mut v = serde_json::to_value(r)?;
+        if let Some(m) = v.as_object_mut() {
+            m.insert("hidden".into(), false.into());
+        }
+        out.push(v);
+    }
+    out.extend(hidden.iter().map(|key| {
+        serde_json::json!({
+            "key": key, "value": null, "scope": null, "device_id": null,
+            "description": null, "updated_at": null, "hidden": true,
+        })
+    }));
+    Ok(out)
 }
 
 async fn get(config_path: &Path, a: GetArgs) -> anyhow::Result<u8> {

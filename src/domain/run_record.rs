@@ -67,6 +67,22 @@ impl RunRecord {
         self.metadata.get("recorded_offline") == Some(&Value::Bool(true))
     }
 
+    /// How two records of the same run compare by state, `Greater` when `self` is further
+    /// along: a finished record is later than a start (`running`); of two finished records the
+    /// one that ended later is; what is left of a tie is broken by the records' contents, so
+    /// that the choice never depends on the order the records were met in (the names of their
+    /// spool files, say). A device writes one record per run, then replaces its start with the
+    /// finished record under the same name; two records of one run in the spool come from a
+    /// crash between the two writes at best, or were put there by hand.
+    pub fn later_state(&self, other: &RunRecord) -> std::cmp::Ordering {
+        let finished = |r: &RunRecord| r.status != "running";
+        let contents = |r: &RunRecord| serde_json::to_string(r).unwrap_or_default();
+        finished(self)
+            .cmp(&finished(other))
+            .then(self.end_time.cmp(&other.end_time))
+            .then_with(|| contents(self).cmp(&contents(other)))
+    }
+
     /// Adds the keys of `extra` (an object) to the metadata, replacing keys of the same name.
     pub(crate) fn merge_metadata(&mut self, extra: Value) {
         if !self.metadata.is_object() {
@@ -75,5 +91,35 @@ impl RunRecord {
         if let (Some(m), Value::Object(extra)) = (self.metadata.as_object_mut(), extra) {
             m.extend(extra);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_record_is_later_than_a_start_and_a_later_end_wins() {
+        let start: RunRecord = serde_json::from_value(json!({
+            "client_run_id": Uuid::nil(), "job_id": Uuid::nil(), "job_name": "j",
+            "device_id": "d", "start_time": "2026-01-01T00:00:00Z", "status": "running",
+            "triggered_by": "manual", "metadata": {},
+        }))
+        .unwrap();
+        let mut early = start.clone();
+        early.status = "success".into();
+        early.end_time = Some(start.start_time + chrono::Duration::minutes(1));
+        let mut late = early.clone();
+        late.status = "failed".into();
+        late.end_time = Some(start.start_time + chrono::Duration::minutes(2));
+        assert!(early.later_state(&start).is_gt() && start.later_state(&early).is_lt());
+        assert!(late.later_state(&early).is_gt() && early.later_state(&late).is_lt());
+        let mut same_end = early.clone();
+        same_end.status = "failed".into();
+        assert_eq!(
+            same_end.later_state(&early),
+            early.later_state(&same_end).reverse()
+        );
+        assert!(early.later_state(&early).is_eq());
     }
 }

@@ -1,5 +1,27 @@
-//! Text that leaves the program: URLs with their passwords masked, secrets redacted, and
-//! strings cut to a length on a character boundary.
+//! Text that leaves the program: URLs with their passwords masked, secrets redacted, strings
+//! cut to a length on a character boundary, and the characters no display may get raw.
+
+/// A character that must not reach a terminal or a display as it is: a control character, or
+/// a bidi embedding, override or isolate (U+202A..U+202E, U+2066..U+2069), which reorder what
+/// follows them on the line.
+pub fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// One line of free text for a scheduler's description (a unit's `Description=`, a task's
+/// `<Description>`): at most 200 characters, each unsafe character ([`unsafe_char`]) written
+/// as its code point (`U+202E`), a line end included.
+pub fn description_line(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().take(200) {
+        if unsafe_char(c) {
+            out.push_str(&format!("U+{:04X}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out.trim().to_string()
+}
 
 /// Replaces the passwords of a URL with `***`: the one in `scheme://user:password@host/...` and
 /// the values of query parameters named like `password` (libpq's `?password=`, `sslpassword=`),

@@ -24,7 +24,7 @@ pub const ENV_DEVICE_ID: &str = "RESTIC_FLEET_DEVICE_ID";
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// PostgreSQL connection URL with the device's own login, e.g.
-    /// `postgres://fleet_laptop_3f9a0c21d7e4:pw@db.example.com/backup_control`.
+    /// `postgres://fleet_3f9a0c21d7e4b5a6c8d90e1f:pw@db.example.com/backup_control`.
     pub database_url: String,
     /// This machine's id in the `devices` table.
     pub device_id: String,

@@ -71,7 +71,25 @@ impl LocalCopy {
         state.root().join(FILE)
     }
 
+    /// Writes the copy, unless the file holds this very copy already: then only its
+    /// modification time moves on (when the database was last read, see [`LocalCopy::read`]),
+    /// so a sync that changed nothing neither rewrites nor fsyncs a file holding the password.
     pub fn write(&self, state: &StateDir) -> anyhow::Result<PathBuf> {
+        let path = Self::path(state);
+        if let Ok(old) = std::fs::read(&path)
+            && let Ok(prev) = serde_json::from_slice::<LocalCopy>(&old)
+        {
+            let same = LocalCopy {
+                written_at: prev.written_at,
+                ..self.clone()
+            };
+            if serde_json::to_vec_pretty(&same)? == old {
+                if let Ok(f) = std::fs::File::options().write(true).open(&path) {
+                    let _ = f.set_modified(std::time::SystemTime::now());
+                }
+                return Ok(path);
+            }
+        }
         let bytes = serde_json::to_vec_pretty(self)?;
         state::write_atomic(state.ensure()?, FILE, &bytes)
     }
@@ -90,7 +108,7 @@ impl LocalCopy {
                 format!("the local copy {} cannot be read: {e}", path.display())
             }
         })?;
-        let copy: Self = serde_json::from_slice(&bytes).map_err(|e| {
+        let mut copy: Self = serde_json::from_slice(&bytes).map_err(|e| {
             format!(
                 "the local copy {} is not valid ({e}); the next `restic-fleet sync` that reaches \
                  the database rewrites it",
@@ -112,6 +130,10 @@ impl LocalCopy {
                 path.display(),
                 copy.device_id
             ));
+        }
+        // A sync that found nothing changed only touched the file (see [`LocalCopy::write`]).
+        if let Ok(touched) = std::fs::metadata(&path).and_then(|m| m.modified()) {
+            copy.written_at = copy.written_at.max(DateTime::<Utc>::from(touched));
         }
         Ok(copy)
     }

@@ -56,13 +56,6 @@ impl FileLock {
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
-
-    /// The descriptor a child may inherit to share the lock (see
-    /// [`crate::platform::child::share_locks`]).
-    #[cfg(unix)]
-    pub fn raw_fd(&self) -> i32 {
-        std::os::fd::AsRawFd::as_raw_fd(&self.file)
-    }
 }
 
 fn job_lock_path(state: &StateDir, job: Uuid) -> anyhow::Result<PathBuf> {

@@ -32,13 +32,18 @@ impl ResticMarker {
     pub(crate) fn start(state: &StateDir, run: Uuid) -> Option<Self> {
         let dir = state.subdir(DIR).ok()?;
         let path = dir.join(format!("{run}{SUFFIX}"));
+        // Created and locked under another name, then renamed: a `sync` looking at the same
+        // time never sees the marker unlocked (as if its restic had died) and clears it.
+        let pending = dir.join(format!(".{run}{SUFFIX}.new"));
         let file = OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
+            .create_new(true)
+            .open(&pending)
             .ok()?;
-        file.try_lock().ok()?;
+        if file.try_lock().is_err() || std::fs::rename(&pending, &path).is_err() {
+            let _ = std::fs::remove_file(&pending);
+            return None;
+        }
         Some(Self { _file: file, path })
     }
 
@@ -65,8 +70,11 @@ pub(crate) fn left_behind(state: &StateDir) -> Vec<PathBuf> {
         .map(|e| e.path())
         .filter(|p| p.to_string_lossy().ends_with(SUFFIX))
         .filter(|p| match File::open(p).map(|f| f.try_lock()) {
-            Ok(Ok(())) => true,
+            // Locked, yet it may have been removed (its restic ended) since it was opened.
+            Ok(Ok(())) => p.exists(),
             Ok(Err(TryLockError::WouldBlock)) => false,
+            // Removed since the listing: its restic ended by itself.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
             Ok(Err(TryLockError::Error(_))) | Err(_) => true,
         })
         .collect()
@@ -100,5 +108,31 @@ mod tests {
             .unwrap()
             .finished();
         assert!(left_behind(&state).is_empty());
+    }
+
+    #[test]
+    fn a_marker_is_never_seen_unlocked_while_it_is_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::at(dir.path());
+        let done = std::sync::atomic::AtomicBool::new(false);
+        let seen = std::thread::scope(|s| {
+            let watcher = s.spawn(|| {
+                let mut seen = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    seen += left_behind(&state).len();
+                }
+                seen
+            });
+            let mut unmarked = 0;
+            for _ in 0..3000 {
+                match ResticMarker::start(&state, Uuid::new_v4()) {
+                    Some(m) => m.finished(),
+                    None => unmarked += 1,
+                }
+            }
+            done.store(true, std::sync::atomic::Ordering::Relaxed);
+            (watcher.join().unwrap(), unmarked)
+        });
+        assert_eq!(seen, (0, 0), "a sync would have cleared a live marker");
     }
 }

@@ -15,9 +15,14 @@
 //! `last_run_at`/`next_run_at` of its own schedules, SELECT its settings.
 //!
 //! [`deliver_all`] delivers the spool, oldest first: `run` and `sync` call it before anything
-//! else, and `spool deliver` by hand. The file of a record is removed only after its
+//! else, and `spool deliver` by hand. Of several records of one run (by `client_run_id`) the
+//! one with the later state is delivered, whatever their files' names; a row already final in
+//! the database (not `running`, not closed as stale) is never replaced by a spooled record. The file of a record is removed only after its
 //! transaction committed. A record the database refuses for another reason (its job was
 //! deleted, say) stays in the spool, is reported, and never blocks the records after it.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
 
 use chrono::{SubsecRound, Utc};
 use serde::Serialize;
@@ -126,6 +131,17 @@ pub async fn insert_running(conn: &mut PgConnection, r: &RunRecord) -> anyhow::R
     Ok(crate::store::runs::insert_running(conn, r).await?)
 }
 
+/// Adds keys to the metadata of a recorded run (this device's own row), committed at once.
+pub async fn add_metadata(
+    conn: &mut PgConnection,
+    r: &RunRecord,
+    metadata: &serde_json::Value,
+) -> anyhow::Result<()> {
+    crate::store::runs::merge_metadata(&mut *conn, r.client_run_id, &r.device_id, metadata).await?;
+    crate::store::db::release_pinned(&mut *conn).await?;
+    Ok(())
+}
+
 /// What delivering a record did.
 #[derive(Debug)]
 pub struct Delivery {
@@ -211,8 +227,10 @@ pub struct KeptRun {
     pub error: String,
 }
 
-/// Delivers every spooled record, oldest first. Stops (with the error) as soon as the database
-/// becomes unreachable; other refusals are reported per record and the rest go on.
+/// Delivers every spooled run, oldest first: of several records of one run, the one with the
+/// later state ([`RunRecord::later_state`]), never the first file. Stops (with the error) as
+/// soon as the database becomes unreachable; other refusals are reported per record and the
+/// rest go on.
 pub async fn deliver_all(
     conn: &mut PgConnection,
     state: &StateDir,
@@ -220,34 +238,39 @@ pub async fn deliver_all(
 ) -> anyhow::Result<DeliveryReport> {
     let mut report = DeliveryReport::default();
     let mut stale_started = false;
-    for item in spool::list(state)? {
-        let file = item.path.display().to_string();
-        let Some(r) = own_record(&item, &file, device_id, &mut report) else {
-            continue;
-        };
-        // The start of a run that began without the database: delivered only once its process
+    for run in by_run(spool::list(state)?, device_id, &mut report) {
+        // A start of a run that began without the database: delivered only once its process
         // is gone (its job lock free), as a `running` row that the reconciliation below closes.
-        let (r, _job_lock) = if r.status == "running" {
-            match claim_start(state, &item, r)? {
+        let (run, _job_lock) = if run.has_start {
+            match claim_start(state, run)? {
                 Claim::Gone => continue,
-                Claim::Running => {
+                Claim::Running(file) => {
                     report.running.push(file);
                     continue;
                 }
-                Claim::Ours(r, lock) => {
-                    stale_started |= r.status == "running";
-                    (*r, Some(lock))
+                Claim::Ours(run, lock) => {
+                    stale_started |= run.record.status == "running";
+                    (*run, Some(lock))
                 }
             }
         } else {
-            (r, None)
+            (run, None)
         };
-        let delivery = deliver_committed(conn, &r).await;
+        let file = run.path.display().to_string();
+        let delivery = deliver_committed(conn, &run.record).await;
         if let Ok(d) = &delivery {
-            spool::remove(&item.path);
-            log_delivered(&r, d);
+            spool::remove(&run.path);
+            for other in &run.superseded {
+                tracing::warn!(
+                    "the spool file {} is another record of the run in {file}, which has the \
+                     later state; it is removed",
+                    other.display()
+                );
+                spool::remove(other);
+            }
+            log_delivered(&run.record, d);
         }
-        note(&mut report, file, &r, delivery)?;
+        note(&mut report, file, &run.record, delivery)?;
     }
     if stale_started {
         let settings = crate::store::settings::load(&mut *conn, device_id).await?;
@@ -259,6 +282,60 @@ pub async fn deliver_all(
     crate::store::db::release_pinned(conn).await?;
     crate::store::db::begin_pinned(conn).await?;
     Ok(report)
+}
+
+/// The spooled records of one run: the one to deliver, and the files of the others (removed
+/// once it is delivered).
+struct RunFiles {
+    path: PathBuf,
+    record: RunRecord,
+    superseded: Vec<PathBuf>,
+    /// One of the records is a start: the run's process may still be going.
+    has_start: bool,
+}
+
+impl RunFiles {
+    fn new(path: PathBuf, record: RunRecord) -> RunFiles {
+        RunFiles {
+            has_start: record.status == "running",
+            path,
+            record,
+            superseded: Vec::new(),
+        }
+    }
+
+    /// Adds another record of the same run; the later state is the one delivered.
+    fn add(&mut self, path: PathBuf, record: RunRecord) {
+        self.has_start |= record.status == "running";
+        if record.later_state(&self.record).is_gt() {
+            self.superseded
+                .push(std::mem::replace(&mut self.path, path));
+            self.record = record;
+        } else {
+            self.superseded.push(path);
+        }
+    }
+}
+
+/// This device's spooled records, one [`RunFiles`] per `client_run_id`, in the order of their
+/// first file (oldest first); the other files are noted in `report` and stay.
+fn by_run(items: Vec<Spooled>, device_id: &str, report: &mut DeliveryReport) -> Vec<RunFiles> {
+    let mut runs: Vec<RunFiles> = Vec::new();
+    let mut index: HashMap<Uuid, usize> = HashMap::new();
+    for item in items {
+        let file = item.path.display().to_string();
+        let Some(r) = own_record(&item, &file, device_id, report) else {
+            continue;
+        };
+        match index.get(&r.client_run_id) {
+            Some(&i) => runs[i].add(item.path, r),
+            None => {
+                index.insert(r.client_run_id, runs.len());
+                runs.push(RunFiles::new(item.path, r));
+            }
+        }
+    }
+    runs
 }
 
 /// The record of a spool file when it is one of this device's; otherwise notes in `report`
@@ -293,26 +370,37 @@ fn own_record(
     Some(r.clone())
 }
 
-/// Whether the spooled start of a run may be delivered.
+/// Whether a run with a spooled start may be delivered.
 enum Claim {
-    /// Its process is gone: the record as read again under the job lock, which is held while
-    /// it is delivered.
-    Ours(Box<RunRecord>, crate::local::locks::FileLock),
-    /// Its process still runs (the job lock is held).
-    Running,
-    /// The file went meanwhile: that run delivered or removed it itself.
+    /// Its process is gone: its records as read again under the job lock, which is held while
+    /// they are delivered.
+    Ours(Box<RunFiles>, crate::local::locks::FileLock),
+    /// Its process still runs (the job lock is held); the file of its start.
+    Running(String),
+    /// The files went meanwhile: that run delivered or removed them itself.
     Gone,
 }
 
-/// Takes the job lock of a spooled start, and reads the record again under it: the run may
-/// have finished (and replaced its start with the finished record) since the spool was listed.
-fn claim_start(state: &StateDir, item: &Spooled, r: RunRecord) -> anyhow::Result<Claim> {
-    let Some(lock) = crate::local::locks::try_lock_job(state, r.job_id)? else {
-        return Ok(Claim::Running);
+/// Takes the job lock of a run with a spooled start, and reads its records again under it:
+/// the run may have finished (and replaced its start with the finished record) since the spool
+/// was listed.
+fn claim_start(state: &StateDir, run: RunFiles) -> anyhow::Result<Claim> {
+    let Some(lock) = crate::local::locks::try_lock_job(state, run.record.job_id)? else {
+        return Ok(Claim::Running(run.path.display().to_string()));
     };
-    Ok(match spool::read_record(&item.path) {
-        Ok(now) => Claim::Ours(Box::new(now), lock),
-        Err(_) => Claim::Gone,
+    let mut again: Option<RunFiles> = None;
+    for path in std::iter::once(run.path).chain(run.superseded) {
+        let Ok(r) = spool::read_record(&path) else {
+            continue;
+        };
+        match &mut again {
+            Some(run) => run.add(path, r),
+            None => again = Some(RunFiles::new(path, r)),
+        }
+    }
+    Ok(match again {
+        Some(run) => Claim::Ours(Box::new(run), lock),
+        None => Claim::Gone,
     })
 }
 

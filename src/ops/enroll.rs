@@ -3,9 +3,9 @@
 //!
 //! A device role is a member of the group `backup_client` (made by `db roles`) and is listed in
 //! the table `device_roles`, which `fleet_current_device()` reads, so the row-level security
-//! policies of migration 006 hold it to its own rows. The role name is derived from the
-//! database and the device id (`fleet_<id>_<hash>`, at most 63 bytes) because roles are
-//! cluster-wide while device ids are per database: two fleets in one cluster never share a role.
+//! policies of migration 006 hold it to its own rows. The role name is random (`fleet_` and 24
+//! hex digits): every role of the cluster can read role names, so they must not name devices,
+//! and roles are cluster-wide while device ids are per database.
 //!
 //! The password is 256 random bits (two v4 UUIDs, hex), shown once in the printed
 //! `restic-fleet init` line and never stored by us; PostgreSQL keeps only its SCRAM verifier,
@@ -49,27 +49,26 @@ pub struct Enrolment {
     pub device_created: bool,
 }
 
-/// The role name for `device_id` in database `database`: `fleet_`, the id's letters and digits
-/// (lower-case, at most 32), `_`, and 12 hex digits of a hash of database and id.
-pub fn role_name(database: &str, device_id: &str) -> String {
-    let mut readable: String = device_id
-        .chars()
-        .filter_map(|c| {
-            let c = c.to_ascii_lowercase();
-            (c.is_ascii_lowercase() || c.is_ascii_digit()).then_some(c)
-        })
-        .take(32)
-        .collect();
-    if readable.is_empty() {
-        readable.push_str("device");
-    }
-    // FNV-1a, 64 bit: names only need to be distinct, not secret.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in database.bytes().chain([0u8]).chain(device_id.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("fleet_{readable}_{:012x}", h >> 16)
+/// A new role name: `fleet_` and 24 random hex digits (96 bits). Role names are visible to
+/// every role of the cluster (`pg_roles`, `pg_stat_activity`), so they carry nothing of the
+/// device: a device cannot list the fleet from them, and two fleets in one cluster never meet.
+pub fn new_role_name() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 12];
+    getrandom::getrandom(&mut bytes)
+        .map_err(|e| anyhow::anyhow!("no random numbers from the system: {e}"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("fleet_{hex}"))
+}
+
+/// Whether `role` is a name [`new_role_name`] makes. Older device roles were named after the
+/// device (`fleet_<id letters>_<hash>`); rotating such a role renames it.
+pub fn is_opaque_role_name(role: &str) -> bool {
+    role.strip_prefix("fleet_").is_some_and(|hex| {
+        hex.len() == 24
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// A new random password: 64 hex digits.
@@ -131,11 +130,11 @@ pub fn with_credentials(url: &str, user: &str, password: &str) -> anyhow::Result
 /// one transaction. Returns the enrolment and the device's platform (the printed `init` line is
 /// quoted for its shell).
 pub async fn enroll(pool: &PgPool, req: &Request<'_>) -> anyhow::Result<(Enrolment, String)> {
-    let database = check_may_enrol(pool).await?;
+    check_may_enrol(pool).await?;
     let password = new_password();
     let mut tx = pool.begin().await?;
     let device_created = ensure_device(&mut tx, req).await?;
-    let (role, exists) = claim_role(&mut tx, &database, req.id).await?;
+    let (role, exists) = claim_role(&mut tx, req.id).await?;
     let secret = crate::domain::scram::password_for_server(&password)?;
     crate::store::roles::set_device_login(&mut tx, &role, &secret, exists).await?;
     crate::store::roles::record_device_role(&mut tx, req.id, &role).await?;
@@ -151,10 +150,9 @@ pub async fn enroll(pool: &PgPool, req: &Request<'_>) -> anyhow::Result<(Enrolme
     Ok((report, platform))
 }
 
-/// Refuses to go on unless the group `backup_client` exists and this role may create roles;
-/// returns the database's name (part of every device role's name).
-async fn check_may_enrol(pool: &PgPool) -> anyhow::Result<String> {
-    let (may_create, database, group) = crate::store::roles::may_enrol(pool).await?;
+/// Refuses to go on unless the group `backup_client` exists and this role may create roles.
+async fn check_may_enrol(pool: &PgPool) -> anyhow::Result<()> {
+    let (may_create, _database, group) = crate::store::roles::may_enrol(pool).await?;
     if !group {
         return Err(usage_err!(
             "the group role {} does not exist yet; create the roles first with `restic-fleet db \
@@ -169,7 +167,7 @@ async fn check_may_enrol(pool: &PgPool) -> anyhow::Result<String> {
         )
         .into());
     }
-    Ok(database)
+    Ok(())
 }
 
 /// Registers the device when it does not exist; returns whether it did so.
@@ -189,26 +187,31 @@ async fn ensure_device(conn: &mut PgConnection, req: &Request<'_>) -> anyhow::Re
     Ok(true)
 }
 
-/// The device's role: the one recorded for it, else a new name for this database and device.
-/// Returns it with whether it exists already; a role of that name that is not a device role
-/// is refused rather than taken over.
-async fn claim_role(
-    conn: &mut PgConnection,
-    database: &str,
-    device_id: &str,
-) -> anyhow::Result<(String, bool)> {
+/// The device's role: the one recorded for it, else a new opaque name. Returns it with whether
+/// it exists already; a role of that name that is not a device role is refused rather than
+/// taken over. A recorded role with a name made from the device id is renamed to an opaque one
+/// first: the device needs the new `init` line (new password) anyway, so the new name costs it
+/// nothing, and no role name in the cluster names the device any longer.
+async fn claim_role(conn: &mut PgConnection, device_id: &str) -> anyhow::Result<(String, bool)> {
     let existing = crate::store::roles::device_role(&mut *conn, device_id).await?;
-    let role = existing
-        .clone()
-        .unwrap_or_else(|| role_name(database, device_id));
-    let (exists, member) = crate::store::roles::role_state(conn, &role).await?;
-    if exists && existing.is_none() && !member {
+    if let Some(role) = existing.as_ref().filter(|r| is_opaque_role_name(r)) {
+        let (exists, _) = crate::store::roles::role_state(conn, role).await?;
+        return Ok((role.clone(), exists));
+    }
+    let role = new_role_name()?;
+    if crate::store::roles::role_state(conn, &role).await?.0 {
         return Err(usage_err!(
             "a database role named {role} already exists and is not a device role; drop or rename \
              it, then enrol again"
         ));
     }
-    Ok((role, exists))
+    if let Some(old) = existing
+        && crate::store::roles::role_state(conn, &old).await?.0
+    {
+        crate::store::roles::rename_role(conn, &old, &role).await?;
+        return Ok((role, true));
+    }
+    Ok((role, false))
 }
 
 #[cfg(test)]
@@ -216,20 +219,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn role_names_are_short_distinct_and_safe() {
-        let a = role_name("fleet", "laptop-1");
-        assert!(a.starts_with("fleet_laptop1_"), "{a}");
-        assert_ne!(a, role_name("other", "laptop-1"));
-        assert_ne!(a, role_name("fleet", "laptop1"));
-        let long = role_name("fleet", &"x".repeat(255));
-        assert!(long.len() <= 63, "{long}");
-        let odd = role_name("db", "Počítač;id");
-        assert!(odd.starts_with("fleet_potaid_") && odd.len() == 25, "{odd}");
-        assert!(
-            role_name("db", "; DROP")
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        );
+    fn role_names_are_opaque_and_distinct() {
+        let a = new_role_name().unwrap();
+        assert!(is_opaque_role_name(&a) && a.len() == 30, "{a}");
+        assert_ne!(a, new_role_name().unwrap());
+        assert!(!is_opaque_role_name("fleet_laptop1_0123456789ab"));
+        assert!(!is_opaque_role_name("fleet_0123456789ABCDEF01234567"));
     }
 
     #[test]

@@ -227,6 +227,68 @@ async fn import_devices(
     Ok(rejected)
 }
 
+/// What the database holds for the planned jobs, read in three statements before any job is
+/// written (one per job each would be three round trips per job), and kept current as jobs
+/// are written; new jobs wait here to be inserted together.
+struct Known {
+    jobs: HashMap<Uuid, store::import::ImportedJob>,
+    /// Who holds each planned (device, name): job id and whether an import created it.
+    names: HashMap<(String, String), (Uuid, bool)>,
+    schedules: HashMap<Uuid, Vec<store::import::RelicaSchedule>>,
+    new_jobs: Vec<(usize, Value)>,
+}
+
+impl Known {
+    async fn read(conn: &mut PgConnection, plan: &ImportPlan) -> anyhow::Result<Known> {
+        let ids: Vec<Uuid> = plan.jobs.iter().map(|j| j.id).collect();
+        let jobs = store::import::jobs_for_update(conn, &ids)
+            .await?
+            .into_iter()
+            .map(|r| (r.id, r.job))
+            .collect();
+        let (devices, names): (Vec<String>, Vec<String>) = plan
+            .jobs
+            .iter()
+            .map(|j| (j.device_id.clone(), j.name.clone()))
+            .unzip();
+        let names = store::import::name_holders(conn, &devices, &names)
+            .await?
+            .into_iter()
+            .map(|(d, n, id, imported)| ((d, n), (id, imported)))
+            .collect();
+        let mut schedules: HashMap<Uuid, Vec<_>> = HashMap::new();
+        for s in store::import::relica_schedules_of(conn, &ids).await? {
+            schedules.entry(s.job_id).or_default().push(s);
+        }
+        Ok(Known {
+            jobs,
+            names,
+            schedules,
+            new_jobs: Vec::new(),
+        })
+    }
+
+    /// Another job than `j` that holds `j`'s name on its device.
+    fn name_holder(&self, j: &PlannedJob) -> Option<(Uuid, bool)> {
+        self.names
+            .get(&(j.device_id.clone(), j.name.clone()))
+            .copied()
+            .filter(|(id, _)| *id != j.id)
+    }
+
+    /// `j` now holds its name (and no longer the one it had).
+    fn took_name(&mut self, j: &PlannedJob) {
+        if let Some(old) = self.jobs.get(&j.id) {
+            let key = (old.device_id.clone(), old.name.clone());
+            if self.names.get(&key).is_some_and(|(id, _)| *id == j.id) {
+                self.names.remove(&key);
+            }
+        }
+        self.names
+            .insert((j.device_id.clone(), j.name.clone()), (j.id, true));
+    }
+}
+
 /// The jobs, each with its schedules unless it was skipped (then its schedules are reported
 /// skipped too). A job the CLI would refuse, or whose device was rejected, is not stored.
 /// Returns the jobs that exist afterwards: only their runs can be imported.
@@ -237,8 +299,10 @@ async fn import_jobs(
     rejected_devices: &HashMap<String, String>,
     report: &mut Report,
 ) -> anyhow::Result<HashSet<Uuid>> {
+    let mut known = Known::read(conn, plan).await?;
     let mut present_jobs: HashSet<Uuid> = HashSet::new();
-    for j in &plan.jobs {
+    let mut outcomes = Vec::with_capacity(plan.jobs.len());
+    for (index, j) in plan.jobs.iter().enumerate() {
         let platform = plan
             .devices
             .iter()
@@ -252,33 +316,61 @@ async fn import_jobs(
             Some(reason) => {
                 let mut it = job_item(Action::Skipped, j);
                 it.reason = Some(format!("rejected: {reason}"));
-                let exists = store::import::job_exists(conn, j.id).await?;
-                (it, exists, false)
+                (it, known.jobs.contains_key(&j.id), false)
             }
-            None => import_job(conn, ctx, j).await?,
+            None => import_job(conn, ctx, j, index, &mut known).await?,
         };
-        let skip_reason = item.reason.clone();
+        outcomes.push((item.reason.clone(), write_schedules));
         report.jobs.push(item);
         if exists {
             present_jobs.insert(j.id);
         }
+    }
+    let (indexes, metas): (Vec<usize>, Vec<Value>) =
+        std::mem::take(&mut known.new_jobs).into_iter().unzip();
+    let new_jobs: Vec<&PlannedJob> = indexes.iter().map(|i| &plan.jobs[*i]).collect();
+    store::import::insert_jobs(conn, &new_jobs, metas).await?;
+    let mut new_schedules = NewSchedules::default();
+    for (j, (skip_reason, write_schedules)) in plan.jobs.iter().zip(outcomes) {
+        let existing = known.schedules.remove(&j.id).unwrap_or_default();
         if write_schedules {
-            import_schedules(conn, ctx, j, &mut report.schedules).await?;
-        } else {
-            for s in &j.schedules {
-                let mut it = schedule_item(Action::Skipped, j, Some(s.cron_expression.clone()));
-                it.reason = Some(format!(
-                    "its job was skipped: {}",
-                    skip_reason.as_deref().unwrap_or("see the job")
-                ));
-                report.schedules.push(it);
-            }
+            let section = &mut report.schedules;
+            import_schedules(conn, ctx, j, existing, section, &mut new_schedules).await?;
+            continue;
+        }
+        for s in &j.schedules {
+            let mut it = schedule_item(Action::Skipped, j, Some(s.cron_expression.clone()));
+            it.reason = Some(format!(
+                "its job was skipped: {}",
+                skip_reason.as_deref().unwrap_or("see the job")
+            ));
+            report.schedules.push(it);
         }
     }
+    new_schedules.insert(conn, &mut report.schedules).await?;
     Ok(present_jobs)
 }
 
-/// Why the CLI would refuse this device (`device add`'s check of the name), if it would.
+/// Schedules to create, inserted together once every job is written, and the report items
+/// (by index) that get their ids.
+#[derive(Default)]
+struct NewSchedules {
+    rows: Vec<store::import::NewSchedule>,
+    items: Vec<usize>,
+}
+
+impl NewSchedules {
+    async fn insert(self, conn: &mut PgConnection, section: &mut Section) -> anyhow::Result<()> {
+        for (rows, items) in self.rows.chunks(5000).zip(self.items.chunks(5000)) {
+            let ids = store::import::insert_schedules(conn, rows).await?;
+            for (id, item) in ids.into_iter().zip(items) {
+                section.items[*item].id = Some(id.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
 fn rejected_device(d: &PlannedDevice) -> Option<String> {
     crate::domain::device::validate_device_name(&d.name)
         .err()
@@ -556,34 +648,36 @@ async fn import_job(
     conn: &mut PgConnection,
     ctx: &Ctx,
     j: &PlannedJob,
+    index: usize,
+    known: &mut Known,
 ) -> anyhow::Result<(Item, bool, bool)> {
     let planned = planned_job_fields(j);
     let mut item = job_item(Action::Created, j);
-    let row = store::import::job_for_update(conn, j.id).await?;
-    let name_taken = name_taken(conn, j).await?;
+    let name_taken = known.name_holder(j).map(|holder| name_taken(j, holder));
     let new_meta = json!({
         "relica": planned["relica"],
         "relica_import": new_stamp(ctx.now, &planned),
     });
 
-    let Some(row) = row else {
+    let Some(row) = known.jobs.get(&j.id) else {
         if let Some(reason) = name_taken {
             item.action = Action::Skipped;
             item.fields = vec!["name".into()];
             item.reason = Some(reason);
             return Ok((item, false, false));
         }
-        store::import::write_job(conn, j, new_meta).await?;
+        known.took_name(j);
+        known.new_jobs.push((index, new_meta));
         return Ok((item, true, true));
     };
 
-    let scheds = store::import::relica_schedules(conn, j.id).await?;
-    let current = current_job_fields(&row, &scheds);
+    let scheds = known.schedules.get(&j.id).map_or(&[][..], Vec::as_slice);
+    let current = current_job_fields(row, scheds);
     let stamp = stamp_of(&row.metadata);
     match decide(&current, &planned, stamp, ctx.overwrite) {
         Decision::Skip(edited) => {
             item.action = Action::Skipped;
-            item.reason = Some(job_skip_reason(j, &row, stamp.is_none(), &edited));
+            item.reason = Some(job_skip_reason(j, row, stamp.is_none(), &edited));
             item.fields = edited;
             Ok((item, true, false))
         }
@@ -605,6 +699,7 @@ async fn import_job(
                 return Ok((item, true, false));
             }
             store::import::write_job(conn, j, new_meta).await?;
+            known.took_name(j);
             item.action = Action::Updated;
             item.fields = fields;
             Ok((item, true, true))
@@ -614,21 +709,18 @@ async fn import_job(
 
 /// Why the job cannot have its name: the name must be free on the device
 /// (UNIQUE (device_id, name)), and another job holds it.
-async fn name_taken(conn: &mut PgConnection, j: &PlannedJob) -> anyhow::Result<Option<String>> {
-    let holder = store::import::name_holder(conn, &j.device_id, &j.name, j.id).await?;
-    Ok(holder.map(|(other, imported)| {
-        format!(
-            "device {:?} already has another job named {:?} (id {other}, {}); rename that job or \
+fn name_taken(j: &PlannedJob, (other, imported): (Uuid, bool)) -> String {
+    format!(
+        "device {:?} already has another job named {:?} (id {other}, {}); rename that job or \
              the Relica backup and re-run",
-            j.device_id,
-            j.name,
-            if imported {
-                "imported from another Relica backup"
-            } else {
-                "not from Relica"
-            }
-        )
-    }))
+        j.device_id,
+        j.name,
+        if imported {
+            "imported from another Relica backup"
+        } else {
+            "not from Relica"
+        }
+    )
 }
 
 /// Why an existing job is kept as is: it was never imported, or it was `edited` since.
@@ -676,9 +768,10 @@ async fn import_schedules(
     conn: &mut PgConnection,
     ctx: &Ctx,
     j: &PlannedJob,
+    existing: Vec<store::import::RelicaSchedule>,
     section: &mut Section,
+    new_schedules: &mut NewSchedules,
 ) -> anyhow::Result<()> {
-    let existing = store::import::relica_schedules(conn, j.id).await?;
     let clock = JobClock {
         tz: ctx
             .zones
@@ -702,17 +795,14 @@ async fn import_schedules(
         });
         match found {
             None => {
-                let next = clock.next_run(&sched, clock.planned_last);
-                let id = store::import::insert_schedule(
-                    conn,
-                    j.id,
-                    &s.cron_expression,
-                    clock.planned_last,
-                    next,
-                    &s.metadata,
-                )
-                .await?;
-                item.id = Some(id.to_string());
+                new_schedules.items.push(section.items.len());
+                new_schedules.rows.push(store::import::NewSchedule {
+                    job_id: j.id,
+                    cron_expression: s.cron_expression.clone(),
+                    last_run_at: clock.planned_last,
+                    next_run_at: clock.next_run(&sched, clock.planned_last),
+                    metadata: s.metadata.clone(),
+                });
             }
             Some(e) => {
                 used.insert(e.id);
@@ -795,6 +885,7 @@ async fn import_runs(
         .collect();
     let existing = store::import::imported_task_ids(conn, &keys).await?;
     let existing: HashSet<String> = existing.into_iter().collect();
+    let mut new_runs = Vec::new();
     for r in &plan.history {
         let mut item = Item::new(Action::Created);
         item.id = Some(r.relica_task_id.clone());
@@ -806,10 +897,17 @@ async fn import_runs(
             item.action = Action::Skipped;
             item.reason = Some(format!("its job {} was not imported", r.job_id));
         } else {
-            let duration = r.duration_seconds.and_then(|d| i32::try_from(d).ok());
-            store::import::insert_run(conn, r, duration).await?;
+            new_runs.push(r);
         }
         section.push(item);
+    }
+    // A few statements for the whole history, not one per run.
+    for chunk in new_runs.chunks(5000) {
+        let durations = chunk
+            .iter()
+            .map(|r| r.duration_seconds.and_then(|d| i32::try_from(d).ok()))
+            .collect();
+        store::import::insert_runs(conn, chunk, durations).await?;
     }
     Ok(())
 }
@@ -824,14 +922,24 @@ pub async fn import_retention(
     skipped: &HashSet<Uuid>,
     notes: &mut Vec<String>,
 ) -> anyhow::Result<()> {
-    for j in jobs.iter().filter(|j| !skipped.contains(&j.id)) {
-        let Some(days) = relica::retention::retention_days(&j.metadata) else {
-            continue;
-        };
-        // restic's duration counts; 1000000 days is far beyond any real retention.
-        let days = days.min(1_000_000);
-        let stored = store::import::insert_keep_within(conn, j.id, format!("{days}d")).await?;
-        notes.push(if stored {
+    let with_days: Vec<(&PlannedJob, i64)> = jobs
+        .iter()
+        .filter(|j| !skipped.contains(&j.id))
+        .filter_map(|j| {
+            // restic's duration counts; 1000000 days is far beyond any real retention.
+            relica::retention::retention_days(&j.metadata).map(|d| (j, d.min(1_000_000)))
+        })
+        .collect();
+    let stored: HashSet<Uuid> = store::import::insert_keep_withins(
+        conn,
+        with_days.iter().map(|(j, _)| j.id).collect(),
+        with_days.iter().map(|(_, d)| format!("{d}d")).collect(),
+    )
+    .await?
+    .into_iter()
+    .collect();
+    for (j, days) in with_days {
+        notes.push(if stored.contains(&j.id) {
             format!(
                 "job {:?} ({}): Relica's retention_days {days} became the retention policy \
                  keep-within {days}d (applied by the maintenance owner's `restic-fleet maintain`)",

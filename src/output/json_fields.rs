@@ -89,7 +89,8 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
         "settings list --json (an array), settings get --json",
         "key, value (*** for a secret such as repository_password or repository_environment \
          unless --show-secrets), scope (global, device), device_id (null for global), \
-         description, updated_at.",
+         description, updated_at; in list, hidden (true for a secret key a viewer may not \
+         read, whose other fields are then null).",
     ),
     (
         "settings set --json",

@@ -182,9 +182,7 @@ fn printable_owned(s: String) -> String {
     .unwrap_or(s)
 }
 
-fn unsafe_char(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
+use crate::domain::text::unsafe_char;
 
 fn escape(s: &str, keep_newlines: bool) -> Cow<'_, str> {
     // Fast path: every character to escape is a byte below 0x20, DEL, or starts with 0xC2

@@ -31,35 +31,6 @@ pub fn die_with_parent(cmd: &mut tokio::process::Command) {
     let _ = cmd;
 }
 
-/// Lets the child inherit the lock files `fds` (Unix): flock locks belong to the open file,
-/// so a job or slot lock is then released only when this process AND restic have ended. A
-/// restic still shutting down after its parent was killed keeps the job locked, so no new run
-/// of the job starts beside it and the stale-run check waits for it.
-pub fn share_locks(cmd: &mut tokio::process::Command, fds: Vec<i32>) {
-    #[cfg(unix)]
-    {
-        if fds.is_empty() {
-            return;
-        }
-        // SAFETY: fcntl is async-signal-safe; the closure allocates nothing (the Vec was
-        // allocated before the fork and is only read).
-        unsafe {
-            cmd.pre_exec(move || {
-                for fd in &fds {
-                    nix::fcntl::fcntl(
-                        *fd,
-                        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                    )
-                    .map_err(std::io::Error::from)?;
-                }
-                Ok(())
-            });
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (cmd, fds);
-}
-
 /// Keeps a started child tied to this process: on Windows, a Job Object that kills the child
 /// when this process ends; nothing to hold elsewhere (see [`die_with_parent`]).
 pub struct Tether {
@@ -160,4 +131,128 @@ pub(crate) async fn stop_signal() -> &'static str {
         let _ = tokio::signal::ctrl_c().await;
         "Ctrl-C"
     }
+}
+
+/// Everything one hook starts, ended together once the hook has exited or timed out.
+///
+/// The hook leads a process group of its own (Unix) or runs in a kill-on-close Job Object
+/// (Windows), so ending the group reaches the shell's background children. A child that
+/// leaves the group (`setsid`, a daemon's double fork) is still found on Linux: while the hook
+/// runs this process is a child subreaper (`PR_SET_CHILD_SUBREAPER`), so orphans of the hook
+/// become its children instead of init's, and every descendant that was not there before the
+/// hook is killed and reaped. Elsewhere on Unix such an escaped child is not reached.
+pub struct HookProcesses {
+    pid: Option<u32>,
+    #[cfg(target_os = "linux")]
+    before: Vec<i32>,
+    #[cfg(windows)]
+    _tether: Tether,
+}
+
+impl HookProcesses {
+    /// Starts `cmd` as the leader of a new process group and notes what already ran beside it.
+    pub fn spawn(
+        cmd: &mut tokio::process::Command,
+    ) -> std::io::Result<(tokio::process::Child, HookProcesses)> {
+        #[cfg(unix)]
+        cmd.process_group(0);
+        #[cfg(target_os = "linux")]
+        let before = {
+            if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+                tracing::debug!("could not become a child subreaper: {e}");
+            }
+            descendants(&[])
+        };
+        let child = cmd.spawn();
+        #[cfg(target_os = "linux")]
+        if child.is_err() {
+            let _ = nix::sys::prctl::set_child_subreaper(false);
+        }
+        let child = child?;
+        let procs = HookProcesses {
+            pid: child.id(),
+            #[cfg(target_os = "linux")]
+            before,
+            #[cfg(windows)]
+            _tether: Tether::new(&child),
+        };
+        Ok((child, procs))
+    }
+
+    /// Kills the hook's process group and, on Linux, every process it left behind; on Windows
+    /// dropping the Job Object's last handle kills what the hook left in it.
+    pub fn end(self) {
+        #[cfg(unix)]
+        if let Some(pid) = self.pid.and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        #[cfg(target_os = "linux")]
+        {
+            kill_new_descendants(&self.before);
+            let _ = nix::sys::prctl::set_child_subreaper(false);
+        }
+        #[cfg(not(unix))]
+        let _ = self.pid;
+    }
+}
+
+/// Kills and reaps every descendant of this process not in `before`, in rounds: a killed
+/// process's own children are handed to this process (the subreaper) and met in the next one.
+#[cfg(target_os = "linux")]
+fn kill_new_descendants(before: &[i32]) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::sys::wait::{WaitPidFlag, waitpid};
+    use nix::unistd::Pid;
+    for _ in 0..50 {
+        let left = descendants(before);
+        if left.is_empty() {
+            return;
+        }
+        for pid in &left {
+            let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        for pid in &left {
+            // Only this process's own children can be reaped; for the others this is ECHILD.
+            let _ = waitpid(Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG));
+        }
+    }
+    tracing::warn!("some processes a hook started could not be ended");
+}
+
+/// The process ids of this process's descendants, from `/proc/<pid>/stat`, except `skip` and
+/// everything below them (what ran before the hook, such as a sleep inhibitor, and what it
+/// starts, is not the hook's).
+#[cfg(target_os = "linux")]
+fn descendants(skip: &[i32]) -> Vec<i32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(i32, i32)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // `pid (comm) state ppid ...`: comm may hold anything, so split after its last ')'.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            let ppid = rest.split_whitespace().nth(1)?.parse().ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![std::process::id() as i32];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(p, pp)| *pp == parent && !skip.contains(p))
+                .map(|(p, _)| *p),
+        );
+        i += 1;
+    }
+    found.remove(0);
+    found
 }

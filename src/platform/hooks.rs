@@ -11,10 +11,11 @@
 //! - After the backup: `after` on success (warnings included), `failure` on failure or
 //!   cancellation, then `finally` always. A failing after/finally hook turns a success into a
 //!   success with warnings (the backup itself is kept), so `status` shows it.
-//! - Hooks run through the platform shell (`sh -c`, `cmd /C`) in their own process group, are
-//!   killed (with everything they started) after `hook_timeout_seconds`, and see only
-//!   `RESTIC_FLEET_*` variables besides the inherited environment minus every password
-//!   variable. Their output, capped, goes into the run's `metadata.hooks`.
+//! - Hooks run through the platform shell (`sh -c`, `cmd /C`) in their own process group; when
+//!   the shell exits, or is killed after `hook_timeout_seconds`, everything it started is
+//!   ended too (see [`HookProcesses`]). They see only `RESTIC_FLEET_*` variables besides the
+//!   inherited environment minus every password variable. Their output, capped as it is read,
+//!   goes into the run's `metadata.hooks`.
 //! - A ping that fails is retried a few times, then noted in `metadata.pings` and logged; it
 //!   never changes the run's outcome.
 
@@ -24,8 +25,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use tokio::io::{AsyncRead, AsyncReadExt};
+
 use crate::domain::hook_command::validate_command;
 use crate::domain::job::Job;
+use crate::platform::child::HookProcesses;
 use crate::platform::ping::{self, PingKind};
 
 /// Each hook's stdout and stderr are kept up to this many bytes (their ends, where errors are).
@@ -384,8 +388,8 @@ impl RunMonitor {
             Ok(done) => {
                 hook.exit_code = done.exit_code;
                 hook.timed_out = done.timed_out;
-                hook.stdout = mask(&tail(&done.stdout, OUTPUT_CAP));
-                hook.stderr = mask(&tail(&done.stderr, OUTPUT_CAP));
+                hook.stdout = mask(&done.stdout);
+                hook.stderr = mask(&done.stderr);
                 if done.timed_out {
                     hook.error = Some(format!(
                         "it did not finish within {}s (hook_timeout_seconds) and was killed",
@@ -515,19 +519,6 @@ fn ping_body(r: &BackupResult, status: &str, warnings: &[String]) -> String {
     body
 }
 
-/// The last `cap` bytes of a child's output, on a char boundary.
-fn tail(bytes: &[u8], cap: usize) -> String {
-    let text = String::from_utf8_lossy(bytes);
-    if text.len() <= cap {
-        return text.into_owned();
-    }
-    let mut start = text.len() - cap;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("[...]{}", &text[start..])
-}
-
 struct ShellError {
     message: String,
     interrupted: bool,
@@ -545,12 +536,64 @@ impl ShellError {
 struct ShellDone {
     exit_code: Option<i32>,
     timed_out: bool,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    /// The ends of its output (see [`Tail`]).
+    stdout: String,
+    stderr: String,
 }
 
-/// Runs `cmd` through the platform shell with `env` added and the secrets removed; kills it
-/// and everything it started after `timeout`.
+/// How long the output of a hook that has exited is still read: what it wrote is in the pipe
+/// already, so this only matters when something it left behind holds the pipe open.
+const DRAIN_AFTER_EXIT: Duration = Duration::from_millis(500);
+
+/// The last [`OUTPUT_CAP`] bytes a pipe carried: everything before is read and thrown away, so
+/// a hook printing gigabytes costs no memory.
+#[derive(Default)]
+struct Tail {
+    bytes: Vec<u8>,
+    cut: bool,
+}
+
+impl Tail {
+    fn push(&mut self, chunk: &[u8]) {
+        self.bytes.extend_from_slice(chunk);
+        if self.bytes.len() > OUTPUT_CAP {
+            let excess = self.bytes.len() - OUTPUT_CAP;
+            self.bytes.drain(..excess);
+            self.cut = true;
+        }
+    }
+
+    /// Reads `pipe` into the tail until it ends or `deadline` passes.
+    async fn drain<R: AsyncRead + Unpin>(&mut self, pipe: &mut Option<R>, deadline: Instant) {
+        let Some(r) = pipe else { return };
+        let mut buf = [0u8; 8192];
+        loop {
+            match tokio::time::timeout_at(deadline.into(), r.read(&mut buf)).await {
+                Ok(Ok(n)) if n > 0 => self.push(&buf[..n]),
+                _ => break,
+            }
+        }
+        *pipe = None;
+    }
+
+    /// The text kept, starting on a character boundary, `[...]` first when its start was cut.
+    fn text(self) -> String {
+        if !self.cut {
+            return String::from_utf8_lossy(&self.bytes).into_owned();
+        }
+        // Skip UTF-8 continuation bytes: the cut may have split a character.
+        let start = self
+            .bytes
+            .iter()
+            .position(|b| b & 0xC0 != 0x80)
+            .unwrap_or(self.bytes.len());
+        format!("[...]{}", String::from_utf8_lossy(&self.bytes[start..]))
+    }
+}
+
+/// Runs `cmd` through the platform shell with `env` added and the secrets removed. Its output
+/// is read as it comes, keeping only its end; once the shell has exited (or after `timeout`)
+/// everything it started is ended, and its output is read only as far as it is already there.
 async fn execute_shell(
     cmd: &str,
     env: &[(&str, String)],
@@ -568,43 +611,72 @@ async fn execute_shell(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    #[cfg(unix)]
-    command.process_group(0); // a timeout kills the whole group, the shell's children included
-    let child = command
-        .spawn()
+    let (mut child, procs) = HookProcesses::spawn(&mut command)
         .map_err(|e| ShellError::failed(format!("the shell could not be started: {e}")))?;
-    let pid = child.id();
-    // The hook has a process group of its own (so that a timeout reaches its children), which
-    // also keeps a terminal's Ctrl-C from reaching it: a SIGINT/SIGTERM to us stops it here.
-    let waited = tokio::select! {
-        w = tokio::time::timeout(timeout, child.wait_with_output()) => w,
-        sig = crate::platform::child::stop_signal() => {
-            kill_group(pid);
-            return Err(ShellError {
-                message: format!("it was stopped because restic-fleet received {sig}"),
-                interrupted: true,
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let (mut out_tail, mut err_tail) = (Tail::default(), Tail::default());
+    let (mut out_buf, mut err_buf) = ([0u8; 8192], [0u8; 8192]);
+    let deadline = tokio::time::sleep(timeout);
+    // The hook has a process group of its own, which also keeps a terminal's Ctrl-C from
+    // reaching it: a SIGINT/SIGTERM to us stops it here.
+    let stop = crate::platform::child::stop_signal();
+    tokio::pin!(deadline, stop);
+    let ended = loop {
+        tokio::select! {
+            n = read_some(&mut out, &mut out_buf) => match n {
+                Some(n) => out_tail.push(&out_buf[..n]),
+                None => out = None,
+            },
+            n = read_some(&mut err, &mut err_buf) => match n {
+                Some(n) => err_tail.push(&err_buf[..n]),
+                None => err = None,
+            },
+            status = child.wait() => break Ok(status),
+            _ = &mut deadline => break Err(None),
+            sig = &mut stop => break Err(Some(sig)),
+        }
+    };
+    procs.end();
+    let status = match ended {
+        Ok(status) => status,
+        Err(sig) => {
+            let _ = child.kill().await;
+            if let Some(sig) = sig {
+                return Err(ShellError {
+                    message: format!("it was stopped because restic-fleet received {sig}"),
+                    interrupted: true,
+                });
+            }
+            return Ok(ShellDone {
+                exit_code: None,
+                timed_out: true,
+                stdout: out_tail.text(),
+                stderr: err_tail.text(),
             });
         }
     };
-    match waited {
-        Ok(Ok(out)) => Ok(ShellDone {
-            exit_code: out.status.code(),
-            timed_out: false,
-            stdout: out.stdout,
-            stderr: out.stderr,
-        }),
-        Ok(Err(e)) => Err(ShellError::failed(format!(
-            "waiting for the hook failed: {e}"
-        ))),
-        Err(_) => {
-            kill_group(pid);
-            Ok(ShellDone {
-                exit_code: None,
-                timed_out: true,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            })
-        }
+    let status =
+        status.map_err(|e| ShellError::failed(format!("waiting for the hook failed: {e}")))?;
+    let until = Instant::now() + DRAIN_AFTER_EXIT;
+    out_tail.drain(&mut out, until).await;
+    err_tail.drain(&mut err, until).await;
+    Ok(ShellDone {
+        exit_code: status.code(),
+        timed_out: false,
+        stdout: out_tail.text(),
+        stderr: err_tail.text(),
+    })
+}
+
+/// One read from `pipe`; `None` at its end (or on an error). A closed pipe never resolves, so
+/// the `select!` above waits on the others.
+async fn read_some<R: AsyncRead + Unpin>(pipe: &mut Option<R>, buf: &mut [u8]) -> Option<usize> {
+    match pipe {
+        None => std::future::pending().await,
+        Some(r) => match r.read(buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(n),
+        },
     }
 }
 
@@ -624,30 +696,25 @@ fn shell_command(cmd: &str) -> tokio::process::Command {
     tokio::process::Command::from(c)
 }
 
-#[cfg(unix)]
-fn kill_group(pid: Option<u32>) {
-    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
-        let _ = nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-}
-
-#[cfg(not(unix))]
-fn kill_group(_pid: Option<u32>) {
-    // The child is killed when its handle drops (kill_on_drop); grandchildren a cmd.exe
-    // started may outlive it (a Job Object would take them down).
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn output_keeps_its_end() {
-        assert_eq!(tail(b"abc", 10), "abc");
-        assert_eq!(tail("ééé".as_bytes(), 3), "[...]é");
+        let mut t = Tail::default();
+        t.push(b"abc");
+        assert_eq!(t.text(), "abc");
+        let mut t = Tail::default();
+        for _ in 0..OUTPUT_CAP {
+            t.push("é".as_bytes());
+        }
+        assert_eq!(t.bytes.len(), OUTPUT_CAP);
+        let text = t.text();
+        assert!(
+            text.starts_with("[...]é") && text.len() == OUTPUT_CAP + 5,
+            "{text}"
+        );
     }
 
     #[test]

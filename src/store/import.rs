@@ -126,46 +126,45 @@ pub struct ImportedJob {
     pub hook_before_on_error: String,
 }
 
-/// Whether a job with this id exists.
-pub async fn job_exists(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<bool> {
-    let found: Option<Uuid> = sqlx::query_scalar("SELECT id FROM backup_jobs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    Ok(found.is_some())
+/// An existing job with its id (see [`jobs_for_update`]).
+#[derive(sqlx::FromRow)]
+pub struct ImportedJobRow {
+    pub id: Uuid,
+    #[sqlx(flatten)]
+    pub job: ImportedJob,
 }
 
-/// The job with this id, locked until the transaction ends.
-pub async fn job_for_update(
+/// The jobs with these ids that exist, locked until the transaction ends: one statement for
+/// the whole import instead of one per job.
+pub async fn jobs_for_update(
     conn: &mut PgConnection,
-    id: Uuid,
-) -> sqlx::Result<Option<ImportedJob>> {
+    ids: &[Uuid],
+) -> sqlx::Result<Vec<ImportedJobRow>> {
     sqlx::query_as(
-        "SELECT device_id, name, source_paths, exclude_patterns, enabled, origin_name, origin_id, \
-         account_id, metadata, hook_before, hook_finally, hook_before_on_error \
-         FROM backup_jobs WHERE id = $1 FOR UPDATE",
+        "SELECT id, device_id, name, source_paths, exclude_patterns, enabled, origin_name, \
+         origin_id, account_id, metadata, hook_before, hook_finally, hook_before_on_error \
+         FROM backup_jobs WHERE id = ANY($1) ORDER BY id FOR UPDATE",
     )
-    .bind(id)
-    .fetch_optional(&mut *conn)
+    .bind(ids)
+    .fetch_all(&mut *conn)
     .await
 }
 
-/// Another job (not `id`) that holds `name` on the device (`UNIQUE (device_id, name)`): its id
-/// and whether an import created it.
-pub async fn name_holder(
+/// The jobs holding any of these (device, name) pairs: device, name, id, and whether an
+/// import created it.
+pub async fn name_holders(
     conn: &mut PgConnection,
-    device_id: &str,
-    name: &str,
-    id: Uuid,
-) -> sqlx::Result<Option<(Uuid, bool)>> {
+    device_ids: &[String],
+    names: &[String],
+) -> sqlx::Result<Vec<(String, String, Uuid, bool)>> {
     sqlx::query_as(
-        "SELECT id, COALESCE(metadata ? 'relica_import', false) FROM backup_jobs \
-         WHERE device_id = $1 AND name = $2 AND id <> $3",
+        "SELECT j.device_id, j.name, j.id, COALESCE(j.metadata ? 'relica_import', false) \
+         FROM backup_jobs j JOIN UNNEST($1::text[], $2::text[]) AS p(device_id, name) \
+           ON j.device_id = p.device_id AND j.name = p.name",
     )
-    .bind(device_id)
-    .bind(name)
-    .bind(id)
-    .fetch_optional(&mut *conn)
+    .bind(device_ids)
+    .bind(names)
+    .fetch_all(&mut *conn)
     .await
 }
 
@@ -221,12 +220,73 @@ pub async fn write_job(conn: &mut PgConnection, j: &PlannedJob, meta: Value) -> 
     Ok(())
 }
 
+/// Creates new jobs with the Relica values, one statement for them all (`metas` in the same
+/// order). Paths travel as JSON arrays: an array of arrays would not unnest row by row.
+pub async fn insert_jobs(
+    conn: &mut PgConnection,
+    jobs: &[&PlannedJob],
+    metas: Vec<Value>,
+) -> sqlx::Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let list = |f: fn(&PlannedJob) -> Value| jobs.iter().map(|j| f(j)).collect::<Vec<Value>>();
+    sqlx::query(
+        "INSERT INTO backup_jobs (id, device_id, name, source_paths, exclude_patterns, \
+         enabled, origin_name, origin_id, account_id, metadata, \
+         hook_before, hook_finally, hook_before_on_error) \
+         SELECT id, device_id, name, \
+           ARRAY(SELECT jsonb_array_elements_text(paths)), \
+           ARRAY(SELECT jsonb_array_elements_text(excludes)), \
+           enabled, origin_name, origin_id, account_id, metadata, \
+           hook_before, hook_finally, hook_before_on_error \
+         FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], \
+           $6::bool[], $7::text[], $8::uuid[], $9::uuid[], $10::jsonb[], $11::text[], \
+           $12::text[], $13::text[]) \
+           AS t(id, device_id, name, paths, excludes, enabled, origin_name, origin_id, \
+                account_id, metadata, hook_before, hook_finally, hook_before_on_error)",
+    )
+    .bind(jobs.iter().map(|j| j.id).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.device_id.clone()).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.name.clone()).collect::<Vec<_>>())
+    .bind(list(|j| Value::from(j.source_paths.clone())))
+    .bind(list(|j| Value::from(j.exclude_patterns.clone())))
+    .bind(jobs.iter().map(|j| j.enabled).collect::<Vec<_>>())
+    .bind(
+        jobs.iter()
+            .map(|j| j.origin_name.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(jobs.iter().map(|j| j.origin_id).collect::<Vec<_>>())
+    .bind(jobs.iter().map(|j| j.account_id).collect::<Vec<_>>())
+    .bind(metas)
+    .bind(
+        jobs.iter()
+            .map(|j| j.hooks.before.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        jobs.iter()
+            .map(|j| j.hooks.finally.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        jobs.iter()
+            .map(|j| j.hooks.before_on_error.clone())
+            .collect::<Vec<_>>(),
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 // ---- schedules ----
 
 /// A schedule an import created (`metadata.source = "relica"`).
 #[derive(sqlx::FromRow)]
 pub struct RelicaSchedule {
     pub id: i32,
+    pub job_id: Uuid,
     pub cron_expression: Option<String>,
     pub enabled: bool,
     pub last_run_at: Option<DateTime<Utc>>,
@@ -234,41 +294,62 @@ pub struct RelicaSchedule {
     pub metadata: Option<Value>,
 }
 
-/// The job's Relica schedules, oldest first, locked until the transaction ends.
-pub async fn relica_schedules(
+/// The Relica schedules of these jobs, oldest first, locked until the transaction ends.
+pub async fn relica_schedules_of(
     conn: &mut PgConnection,
-    job: Uuid,
+    jobs: &[Uuid],
 ) -> sqlx::Result<Vec<RelicaSchedule>> {
     sqlx::query_as(
-        "SELECT id, cron_expression, enabled, last_run_at, next_run_at, metadata FROM schedules \
-         WHERE job_id = $1 AND metadata->>'source' = 'relica' ORDER BY id FOR UPDATE",
+        "SELECT id, job_id, cron_expression, enabled, last_run_at, next_run_at, metadata \
+         FROM schedules WHERE job_id = ANY($1) AND metadata->>'source' = 'relica' \
+         ORDER BY id FOR UPDATE",
     )
-    .bind(job)
+    .bind(jobs)
     .fetch_all(&mut *conn)
     .await
 }
 
-/// Creates an enabled cron schedule of the job; returns its id.
-pub async fn insert_schedule(
+/// An enabled cron schedule to create.
+pub struct NewSchedule {
+    pub job_id: Uuid,
+    pub cron_expression: String,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub metadata: Value,
+}
+
+/// Creates the schedules in one statement; returns their ids in the order given. The ids are
+/// taken in row order (`ORDER BY` the input's position), so sorting them restores that order
+/// whatever order `RETURNING` reports them in.
+pub async fn insert_schedules(
     conn: &mut PgConnection,
-    job: Uuid,
-    cron_expression: &str,
-    last_run_at: Option<DateTime<Utc>>,
-    next_run_at: Option<DateTime<Utc>>,
-    metadata: &Value,
-) -> sqlx::Result<i32> {
-    sqlx::query_scalar(
+    rows: &[NewSchedule],
+) -> sqlx::Result<Vec<i32>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<i32> = sqlx::query_scalar(
         "INSERT INTO schedules (job_id, schedule_type, cron_expression, enabled, \
          last_run_at, next_run_at, metadata) \
-         VALUES ($1, 'cron', $2, true, $3, $4, $5) RETURNING id",
+         SELECT job_id, 'cron', cron_expression, true, last_run_at, next_run_at, metadata \
+         FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], \
+           $5::jsonb[]) WITH ORDINALITY \
+           AS t(job_id, cron_expression, last_run_at, next_run_at, metadata, n) \
+         ORDER BY n RETURNING id",
     )
-    .bind(job)
-    .bind(cron_expression)
-    .bind(last_run_at)
-    .bind(next_run_at)
-    .bind(metadata)
-    .fetch_one(&mut *conn)
-    .await
+    .bind(rows.iter().map(|r| r.job_id).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.cron_expression.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.last_run_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.next_run_at).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
+    .fetch_all(&mut *conn)
+    .await?;
+    ids.sort_unstable();
+    Ok(ids)
 }
 
 /// Rewrites a Relica schedule's metadata and times, and enables it.
@@ -316,25 +397,34 @@ pub async fn imported_task_ids(
     .await
 }
 
-/// Records a Relica task as a finished run (`duration_seconds` already fitted to the column).
-pub async fn insert_run(
+/// Records Relica tasks as finished runs, one statement for them all (`durations` already
+/// fitted to the column, in the same order).
+pub async fn insert_runs(
     conn: &mut PgConnection,
-    r: &PlannedRun,
-    duration_seconds: Option<i32>,
+    runs: &[&PlannedRun],
+    durations: Vec<Option<i32>>,
 ) -> sqlx::Result<()> {
+    if runs.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO runs (job_id, device_id, start_time, end_time, status, \
          error_message, duration_seconds, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], \
+           $5::text[], $6::text[], $7::int[], $8::jsonb[])",
     )
-    .bind(r.job_id)
-    .bind(&r.device_id)
-    .bind(r.start_time)
-    .bind(r.end_time)
-    .bind(&r.status)
-    .bind(&r.error_message)
-    .bind(duration_seconds)
-    .bind(&r.metadata)
+    .bind(runs.iter().map(|r| r.job_id).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.device_id.clone()).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.start_time).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.end_time).collect::<Vec<_>>())
+    .bind(runs.iter().map(|r| r.status.clone()).collect::<Vec<_>>())
+    .bind(
+        runs.iter()
+            .map(|r| r.error_message.clone())
+            .collect::<Vec<_>>(),
+    )
+    .bind(durations)
+    .bind(runs.iter().map(|r| r.metadata.clone()).collect::<Vec<_>>())
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -342,21 +432,19 @@ pub async fn insert_run(
 
 // ---- retention ----
 
-/// Gives the job the policy keep-within `keep_within` unless it has a policy; returns whether
-/// it was stored.
-pub async fn insert_keep_within(
+/// Gives each job its keep-within policy unless it has a policy; returns the jobs that got it.
+pub async fn insert_keep_withins(
     conn: &mut PgConnection,
-    job: Uuid,
-    keep_within: String,
-) -> sqlx::Result<bool> {
-    let done = sqlx::query(
-        "INSERT INTO job_retention (job_id, keep_within) VALUES ($1, $2) \
-         ON CONFLICT (job_id) DO NOTHING",
+    jobs: Vec<Uuid>,
+    keep_within: Vec<String>,
+) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar(
+        "INSERT INTO job_retention (job_id, keep_within) \
+         SELECT * FROM UNNEST($1::uuid[], $2::text[]) \
+         ON CONFLICT (job_id) DO NOTHING RETURNING job_id",
     )
-    .bind(job)
+    .bind(jobs)
     .bind(keep_within)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(done == 1)
+    .fetch_all(&mut *conn)
+    .await
 }

@@ -127,8 +127,9 @@ pub fn grants(db: &str, me: &str, for_admin_too: bool) -> Vec<String> {
         format!("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {VIEWER}"),
     ];
     if for_admin_too {
-        // Only a superuser may hand out CREATEROLE.
+        // Only a superuser may hand out CREATEROLE, and change the catalog's grants.
         s.push(format!("ALTER ROLE {ADMIN} WITH CREATEROLE"));
+        s.extend(session_list_grants());
     }
     s.extend(DEVICE_GRANTS.iter().map(|g| g.to_string()));
     let mut owners = vec![me.to_string()];
@@ -144,6 +145,29 @@ pub fn grants(db: &str, me: &str, for_admin_too: bool) -> Vec<String> {
         s.push(format!("{p} REVOKE ALL ON SEQUENCES FROM {CLIENT}"));
         s.push(format!("{p} GRANT SELECT ON TABLES TO {VIEWER}"));
     }
+    s
+}
+
+/// Who is connected (`pg_stat_activity`, and the functions that give a session's role) is
+/// readable by every role by default; in this database only admins, viewers and monitoring
+/// (`pg_read_all_stats`, in `pg_monitor`) keep it, so a device cannot watch the fleet's
+/// sessions. `pg_roles` stays readable: PostgreSQL clients and the policies' own role checks
+/// read it, hence device role names that name no device.
+fn session_list_grants() -> Vec<String> {
+    let objects = [
+        "SELECT ON pg_catalog.pg_stat_activity",
+        "EXECUTE ON FUNCTION pg_catalog.pg_stat_get_activity(integer)",
+        "EXECUTE ON FUNCTION pg_catalog.pg_stat_get_backend_userid(integer)",
+    ];
+    let mut s: Vec<String> = objects
+        .iter()
+        .map(|o| format!("REVOKE {o} FROM PUBLIC"))
+        .collect();
+    s.extend(
+        objects
+            .iter()
+            .map(|o| format!("GRANT {o} TO {ADMIN}, {VIEWER}, pg_read_all_stats")),
+    );
     s
 }
 
@@ -281,6 +305,28 @@ pub async fn set_device_login(
     sqlx::query("SELECT set_config('restic_fleet.password', '', true)")
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// Renames role `from` to `to` (inside the caller's transaction); the names travel as bound
+/// parameters and are quoted by the server.
+pub async fn rename_role(conn: &mut PgConnection, from: &str, to: &str) -> anyhow::Result<()> {
+    sqlx::query(
+        "SELECT set_config('restic_fleet.role', $1, true), \
+                set_config('restic_fleet.new_role', $2, true)",
+    )
+    .bind(from)
+    .bind(to)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "DO $$ BEGIN \
+           EXECUTE format('ALTER ROLE %I RENAME TO %I', current_setting('restic_fleet.role'), \
+             current_setting('restic_fleet.new_role')); \
+         END $$",
+    )
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 

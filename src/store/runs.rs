@@ -149,6 +149,25 @@ pub async fn insert_finished(
         .await
 }
 
+/// Adds the keys of `metadata` to the metadata of a client's run on `device`.
+pub async fn merge_metadata(
+    conn: &mut PgConnection,
+    client_run_id: Uuid,
+    device: &str,
+    metadata: &serde_json::Value,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE runs SET metadata = COALESCE(metadata, '{}'::jsonb) || $3 \
+         WHERE client_run_id = $1 AND device_id = $2",
+    )
+    .bind(client_run_id)
+    .bind(device)
+    .bind(metadata)
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// The id of the row of a client's run.
 pub async fn id_of_client_run(conn: &mut PgConnection, client_run_id: Uuid) -> sqlx::Result<i32> {
     sqlx::query_scalar("SELECT id FROM runs WHERE client_run_id = $1")

@@ -73,24 +73,17 @@ pub fn restic_argv(job: &Job, device_id: &str, extra: &[String]) -> Vec<String> 
 
 /// Runs restic for a resolved job and says how it ended, with the password redacted from
 /// everything restic said.
-/// `locks` are the job and slot locks this run holds: restic shares them (see
-/// [`crate::platform::child::share_locks`]).
+/// The job and slot locks this run holds stay with this process: their files are opened
+/// close-on-exec (as Rust opens every file), so neither restic nor what it starts (an ssh
+/// ControlPersist master outliving it) can keep a job locked.
 pub(crate) async fn execute(
     resolved: &ResolvedJob,
     progress: bool,
-    locks: &[&crate::local::locks::FileLock],
     network_wait: crate::platform::network::NetworkWait,
     state: &crate::local::state::StateDir,
 ) -> Outcome {
     let password = resolved.password.as_str();
-    #[cfg(unix)]
-    let fds: Vec<i32> = locks.iter().map(|l| l.raw_fd()).collect();
-    #[cfg(not(unix))]
-    let fds: Vec<i32> = {
-        let _ = locks;
-        Vec::new()
-    };
-    let outcome = execute_unredacted(resolved, progress, &fds, network_wait, state).await;
+    let outcome = execute_unredacted(resolved, progress, network_wait, state).await;
     // Backend environment values (cloud credentials) are secrets like the password.
     let secret =
         |t: &str| crate::platform::restic_env::redact_secrets(t, password, &resolved.settings);
@@ -148,7 +141,6 @@ pub(crate) fn preflight(
 async fn execute_unredacted(
     resolved: &ResolvedJob,
     progress: bool,
-    fds: &[i32],
     network_wait: crate::platform::network::NetworkWait,
     state: &crate::local::state::StateDir,
 ) -> Outcome {
@@ -169,7 +161,6 @@ async fn execute_unredacted(
         argv: &argv,
         resolved,
         progress,
-        fds,
         state,
     };
     match run.until_settled(network_wait).await {
@@ -184,7 +175,6 @@ struct Restic<'a> {
     argv: &'a [String],
     resolved: &'a ResolvedJob,
     progress: bool,
-    fds: &'a [i32],
     /// Where the version of the restic in use is kept (0.16+ waits for a lock itself).
     state: &'a crate::local::state::StateDir,
 }
@@ -193,7 +183,7 @@ impl Restic<'_> {
     /// One restic process; `global` are restic options that go before the command.
     async fn once(&self, global: &[String]) -> Result<Attempt, String> {
         let argv: Vec<String> = global.iter().chain(self.argv).cloned().collect();
-        backup_once(self.restic, &argv, self.resolved, self.progress, self.fds).await
+        backup_once(self.restic, &argv, self.resolved, self.progress).await
     }
 
     /// Runs restic until it ends for a reason waiting does not cure. The error is a sentence
@@ -457,7 +447,6 @@ async fn backup_once(
     argv: &[String],
     resolved: &ResolvedJob,
     progress: bool,
-    fds: &[i32],
 ) -> Result<Attempt, String> {
     let job_name = resolved.job.name.as_str();
     let (mut cmd, cache_warning) = crate::platform::restic_env::restic_command_warning(
@@ -466,7 +455,6 @@ async fn backup_once(
         &resolved.password,
         &resolved.settings,
     );
-    crate::platform::child::share_locks(&mut cmd, fds.to_vec());
     cmd.args(argv)
         .env("RESTIC_PROGRESS_FPS", if progress { "4" } else { "0.0167" })
         .stdout(Stdio::piped());

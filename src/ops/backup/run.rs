@@ -221,16 +221,34 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<(RunReport
         client_run_id: record.client_run_id,
         progress: opts.progress,
     };
-    let (outcome, monitored) = backup.run(&[&job_lock, &slot], unattended).await;
-    let outcome = with_monitor_record(outcome, &monitored);
+    // The job lock and the slot are held until the record is stored (see the drop below).
+    let (outcome, monitor) = backup.run(unattended).await;
 
-    // Step 3: record, live or spooled.
-    record.finish(&outcome);
-    record.merge_metadata(serde_json::Value::Object(monitored.metadata));
-    let (run_id, spooled) = store(&mut link, &state, &mut record, &resolved, &opts).await?;
-    if let (Some(_), Some(start)) = (run_id, &in_spool) {
-        crate::local::spool::remove(start);
-    }
+    // Step 3: record, live or spooled. A cancelled run (systemd stopping it, say) is recorded
+    // before its failure and finally hooks run: the stop's grace period (TimeoutStopSec) may
+    // end this process during them, and the record must not wait for hooks.
+    let (outcome, run_id, spooled) = match monitor {
+        Some(mut monitor) if outcome.status == "cancelled" => {
+            record.finish(&outcome);
+            let (run_id, spooled) = store(&mut link, &state, &mut record, &resolved, &opts).await?;
+            forget_start(run_id, &in_spool);
+            let monitored = monitor.after_backup(&monitor_input(&outcome)).await;
+            add_hook_metadata(&mut link, &state, &mut record, run_id, monitored.metadata).await;
+            (outcome, run_id, spooled)
+        }
+        monitor => {
+            let monitored = match monitor {
+                Some(mut m) => m.after_backup(&monitor_input(&outcome)).await,
+                None => MonitorRecord::default(),
+            };
+            let outcome = with_monitor_record(outcome, &monitored);
+            record.finish(&outcome);
+            record.merge_metadata(serde_json::Value::Object(monitored.metadata));
+            let (run_id, spooled) = store(&mut link, &state, &mut record, &resolved, &opts).await?;
+            forget_start(run_id, &in_spool);
+            (outcome, run_id, spooled)
+        }
+    };
     link.release().await;
     drop((job_lock, slot));
 
@@ -518,12 +536,11 @@ impl Backup<'_> {
     /// What would fail the run anyway (restic arguments, source paths, restic itself) fails
     /// it before the start ping and the before hook (which may stop services): no hook or ping
     /// runs for it, the failed run is recorded.
-    async fn run(&self, locks: &[&FileLock], unattended: Unattended) -> (Outcome, MonitorRecord) {
+    /// Returns the monitor whose after-backup hooks and pings are still to run (none when
+    /// the run failed before its start ping).
+    async fn run(&self, unattended: Unattended) -> (Outcome, Option<RunMonitor>) {
         if let Err((message, code)) = crate::ops::backup::execute::preflight(self.resolved) {
-            return (
-                crate::ops::backup::execute::failed(message, code),
-                MonitorRecord::default(),
-            );
+            return (crate::ops::backup::execute::failed(message, code), None);
         }
         let mut monitor = self.monitor();
         // A sleep inhibitor is held while restic works (setting prevent_sleep).
@@ -535,11 +552,10 @@ impl Backup<'_> {
         let outcome = match monitor.before_backup().await {
             // A failing before hook with on-error `stop` fails the run without a backup.
             Err(message) => crate::ops::backup::execute::failed(message, exit::FAILED),
-            Ok(()) => self.restic(locks, unattended.network_wait).await,
+            Ok(()) => self.restic(unattended.network_wait).await,
         };
         drop(inhibitor);
-        let monitored = monitor.after_backup(&monitor_input(&outcome)).await;
-        (outcome, monitored)
+        (outcome, Some(monitor))
     }
 
     /// The hooks and pings of the job, with the secrets their output must not show.
@@ -559,12 +575,11 @@ impl Backup<'_> {
 
     /// restic itself, marked in the state directory while it runs: a marker left behind (restic
     /// ended without an exit code) tells the next run or sync to remove its repository locks.
-    async fn restic(&self, locks: &[&FileLock], network_wait: NetworkWait) -> Outcome {
+    async fn restic(&self, network_wait: NetworkWait) -> Outcome {
         let started = crate::local::markers::ResticMarker::start(self.state, self.client_run_id);
         let outcome = crate::ops::backup::execute::execute(
             self.resolved,
             self.progress,
-            locks,
             network_wait,
             self.state,
         )
@@ -637,6 +652,38 @@ async fn gate(link: &mut Link, state: &StateDir, resolved: &ResolvedJob) -> anyh
         .into());
     }
     Ok(())
+}
+
+/// Once the finished record is in the database, the start kept in the spool goes.
+fn forget_start(run_id: Option<i32>, in_spool: &Option<PathBuf>) {
+    if let (Some(_), Some(start)) = (run_id, in_spool) {
+        crate::local::spool::remove(start);
+    }
+}
+
+/// Adds what the hooks and pings of an already recorded run did to its record: to its row, or
+/// to its spool file. Best effort: the record itself is safe already.
+async fn add_hook_metadata(
+    link: &mut Link,
+    state: &StateDir,
+    record: &mut RunRecord,
+    run_id: Option<i32>,
+    metadata: serde_json::Map<String, serde_json::Value>,
+) {
+    if metadata.is_empty() {
+        return;
+    }
+    let metadata = serde_json::Value::Object(metadata);
+    record.merge_metadata(metadata.clone());
+    if run_id.is_some() {
+        if let Some(conn) = link.conn().await
+            && let Err(e) = step(crate::ops::delivery::add_metadata(conn, record, &metadata)).await
+        {
+            tracing::warn!("the hooks of this cancelled run are not in its record: {e:#}");
+        }
+    } else if let Err(e) = crate::local::spool::write(state, record) {
+        tracing::warn!("the hooks of this cancelled run are not in its spooled record: {e:#}");
+    }
 }
 
 /// Writes the finished record to the database (one new connection attempt if it was lost), or

@@ -59,18 +59,11 @@ fn quote(word: &str, double_dollar: bool) -> String {
     out
 }
 
-/// Free text for `Description=`: one line, printable, no specifiers, no line continuation.
+/// Free text for `Description=`: one line, printable (control and bidi characters written as
+/// `U+XXXX`), no specifiers, no line continuation.
 pub fn description_text(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars().take(200) {
-        match c {
-            '%' => out.push_str("%%"),
-            '\\' => out.push('/'),
-            c if c.is_control() => out.push(' '),
-            c => out.push(c),
-        }
-    }
-    format!("({})", out.trim())
+    let line = crate::domain::text::description_line(text);
+    format!("({})", line.replace('%', "%%").replace('\\', "/"))
 }
 
 fn exec_start(plan: &Plan, args: &[&str]) -> String {
@@ -567,8 +560,8 @@ mod tests {
 
     #[test]
     fn description_is_one_safe_line() {
-        let d = description_text("a%b\\c\nd");
-        assert_eq!(d, "(a%%b/c d)");
+        let d = description_text("a%b\\c\nd\u{202e}e");
+        assert_eq!(d, "(a%%b/cU+000AdU+202Ee)");
         assert!(!d.contains('\n'));
     }
 }

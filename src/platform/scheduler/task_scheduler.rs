@@ -88,14 +88,10 @@ pub fn argv_quote(arg: &str) -> String {
     out
 }
 
-/// Free text for `<Description>`: one line, at most 200 characters, control characters removed.
+/// Free text for `<Description>`: one line, at most 200 characters, control and bidi
+/// characters written as `U+XXXX`.
 fn description_text(text: &str) -> String {
-    text.chars()
-        .take(200)
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .trim()
-        .to_string()
+    crate::domain::text::description_line(text)
 }
 
 /// UTF-16LE with a byte-order mark.
