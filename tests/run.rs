@@ -291,8 +291,8 @@ async fn wrong_password_is_a_failed_run_saying_so() {
         msg,
         format!(
             "restic could not open the repository {}: wrong password (restic exit \
-             {restic_exit}); set the right one with `restic-fleet settings set \
-             repository_password -`",
+             {restic_exit}); the repository_password in force is the global setting, so set \
+             the right one with `restic-fleet settings set repository_password -`",
             env.repo().display()
         )
     );
