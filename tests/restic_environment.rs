@@ -119,14 +119,26 @@ async fn a_proxy_written_around_the_cli_is_refused_before_restic_starts() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(seen.load(Ordering::SeqCst), 0, "restic reached the proxy");
 
-    // The control: restic given that environment does go through the proxy.
-    let _ = std::process::Command::new("restic")
+    // The control: restic given that environment does go through the proxy. restic 0.17+
+    // retries a failing backend for minutes, so it is stopped once the proxy saw it (or 60 s).
+    let mut control = std::process::Command::new("restic")
         .args(["snapshots", "--no-lock", "--no-cache"])
         .env("RESTIC_REPOSITORY", repository)
         .env("RESTIC_PASSWORD", PASSWORD)
         .env("HTTP_PROXY", &proxy)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
         .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen.load(Ordering::SeqCst) == 0
+        && std::time::Instant::now() < deadline
+        && control.try_wait().unwrap().is_none()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = control.kill();
+    let _ = control.wait();
     assert!(seen.load(Ordering::SeqCst) > 0, "the proxy saw nothing");
 }
 
