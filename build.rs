@@ -21,16 +21,16 @@ fn main() {
 fn git_revision() -> Option<String> {
     let rev = git(&["rev-parse", "--short=12", "HEAD"])?;
     // HEAD names a branch whose ref file (or packed-refs) changes on commit; in a worktree
-    // these live in different directories, which --git-path resolves.
-    for path in ["HEAD", "packed-refs"] {
-        if let Some(p) = git(&["rev-parse", "--git-path", path]) {
+    // these live in different directories, which --git-path resolves. Only files that exist
+    // are named: cargo reruns the script on every build for a missing one.
+    let mut watch = vec!["HEAD".to_string(), "packed-refs".to_string()];
+    watch.extend(git(&["symbolic-ref", "-q", "HEAD"]));
+    for path in watch {
+        if let Some(p) = git(&["rev-parse", "--git-path", &path])
+            && std::path::Path::new(&p).exists()
+        {
             println!("cargo:rerun-if-changed={p}");
         }
-    }
-    if let Some(branch) = git(&["symbolic-ref", "-q", "HEAD"])
-        && let Some(p) = git(&["rev-parse", "--git-path", &branch])
-    {
-        println!("cargo:rerun-if-changed={p}");
     }
     Some(rev)
 }
