@@ -4,7 +4,10 @@
 # lacks ProcessPrng, which Rust's std needs to start), restic-fleet.exe --version and --help,
 # schedule preview, init against a private PostgreSQL on 127.0.0.1 (the config lands under the
 # prefix's %ProgramData%), and sync --dry-run --backend windows, whose task XML must validate
-# against tests/schema/task.xsd. Skipped, saying why, only where Wine cannot start.
+# against tests/schema/task.xsd; run without restic.exe records a failed run that names restic,
+# which status from Linux shows; sync registers the tasks with Wine's schtasks (which keeps
+# neither triggers nor actions, so the XML is checked from the dry run). Skipped, saying why,
+# only where Wine cannot start.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fail() { echo "FAILED (tests/wine.sh): $*" >&2; exit 1; }
@@ -68,4 +71,18 @@ win sync --dry-run --backend windows --output-dir "Z:${tmp//\//\\}\\out" > "$tmp
 ls "$tmp/out"/*.xml >/dev/null 2>&1 || { cat "$tmp/sync.log"; fail "sync --dry-run under Wine wrote no task XML"; }
 grep -q "restic-fleet-job-$job" "$tmp/out/schtasks-commands.txt" || fail "the job's task is not among the schtasks commands"
 xmllint --noout --schema tests/schema/task.xsd "$tmp/out"/*.xml || fail "the task XML written under Wine does not validate"
+
+echo "== run without restic.exe records a failed run naming restic; status from Linux shows it"
+win settings set repository_url 'C:\repo' >/dev/null
+echo "not-a-real-password" | win settings set repository_password - >/dev/null
+if win run "$job" > "$tmp/run.log" 2>&1; then cat "$tmp/run.log"; fail "run without restic.exe succeeded under Wine"; fi
+grep -q "restic was not found" "$tmp/run.log" || { cat "$tmp/run.log"; fail "run under Wine did not say that restic is missing"; }
+cargo build --locked --quiet
+linux_bin=$(scripts/target-dir.sh)/debug/restic-fleet
+"$linux_bin" status --database-url "$db_url" > "$tmp/status.log" || true
+grep -Eq 'failing +win1 +documents +failed' "$tmp/status.log" || { cat "$tmp/status.log"; fail "status from Linux does not show the failed run of the Windows device"; }
+
+echo "== sync (not a dry run) registers the tasks with Wine's schtasks"
+win sync > "$tmp/sync-real.log" 2>&1 || { cat "$tmp/sync-real.log"; fail "sync under Wine failed"; }
+grep -q "added     restic-fleet-job-$job" "$tmp/sync-real.log" || { cat "$tmp/sync-real.log"; fail "sync under Wine did not register the job's task"; }
 echo "tests/wine.sh: ok"
