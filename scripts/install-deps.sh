@@ -3,7 +3,7 @@
 # systemd-analyze, xmllint, sftp-server, pgbouncer, python3 with the cron oracles and the
 # Prometheus text parser, headless Chromium (--tests), and the Windows target for cargo check.
 # --package: what scripts/package.sh and tests/package.sh need besides (cargo-deb, lintian, the
-# mingw-w64 linker, zip, man-db, and wine64 for running the Windows binary).
+# mingw-w64 linker, zip and unzip, man-db, dpkg-dev, and wine64 for running the Windows binary).
 set -euo pipefail
 tests=0 package=0
 for arg in "$@"; do
@@ -34,6 +34,7 @@ if [ "$package" = 1 ]; then
   command -v lintian >/dev/null || need+=(lintian)
   command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
   command -v zip >/dev/null || need+=(zip)
+  command -v unzip >/dev/null || need+=(unzip)
   command -v man >/dev/null || need+=(man-db)
   command -v dpkg-shlibdeps >/dev/null || need+=(dpkg-dev)
   [ -x /usr/lib/wine/wine64 ] || command -v wine64 >/dev/null || need+=(wine64)
