@@ -3,16 +3,27 @@
 # cluster in .demo/, creates a local restic repository and a demo job, runs it, shows the run
 # recorded in the database, and shows what `sync` installs for the job (into .demo/units, with
 # the timer's next fire times). Everything lives in .demo/ and can be deleted afterwards.
+# --bin PATH runs the demo with that binary (an installed package's) instead of building one.
 set -euo pipefail
+bin=
+if [ "${1:-}" = --bin ] && [ -n "${2:-}" ]; then
+  bin=$2
+elif [ $# -gt 0 ]; then
+  echo "usage: scripts/demo.sh [--bin PATH]" >&2
+  exit 2
+fi
 cd "$(dirname "$0")/.."
 root=$PWD
 demo=$root/.demo
 scripts/install-deps.sh
 . scripts/pg.sh
 
-echo "== building restic-fleet"
-cargo build --locked --quiet
-bin=$(scripts/target-dir.sh)/debug/restic-fleet
+if [ -z "$bin" ]; then
+  echo "== building restic-fleet"
+  cargo build --locked --quiet
+  bin=$(scripts/target-dir.sh)/debug/restic-fleet
+fi
+echo "== restic-fleet: $bin ($("$bin" --version))"
 rf() { "$bin" --config "$demo/config.toml" "$@"; }
 
 rm -rf "$demo"

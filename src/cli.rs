@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(
     name = "restic-fleet",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("RESTIC_FLEET_GIT_REV"), ")"),
     about = "Back up a fleet of Linux and Windows machines with restic, driven by one PostgreSQL database",
     long_about = None,
     after_help = "Exit codes: 0 success, 1 failure, 2 usage or configuration error, \
