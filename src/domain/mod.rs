@@ -15,6 +15,7 @@ pub mod job;
 pub mod maintenance;
 pub mod quote;
 pub mod relica;
+pub mod repository;
 pub mod restic;
 pub mod retention;
 pub mod run_record;

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod maintenance;
 pub mod notifications;
 pub mod report;
+pub mod repositories;
 pub mod retention;
 pub mod roles;
 pub mod runs;

@@ -104,6 +104,12 @@ pub const DEVICE_GRANTS: &[&str] = &[
      UPDATE (end_time, status, exit_code, snapshots_removed, bytes_freed, error_message, \
      output, errors, metadata) ON maintenance_runs TO backup_client",
     "GRANT USAGE, SELECT ON SEQUENCE maintenance_runs_id_seq TO backup_client",
+    // Repositories (migration 015): a device registers the ones it maintains through
+    // fleet_register_repository, tags its steps with them and records their size.
+    "GRANT INSERT (repository_id) ON maintenance_runs TO backup_client",
+    "GRANT SELECT, UPDATE (snapshot_count, total_size, counted_at, updated_at) ON repositories \
+     TO backup_client",
+    "GRANT EXECUTE ON FUNCTION fleet_register_repository(TEXT, BOOLEAN) TO backup_client",
 ];
 
 /// The GRANT statements for database `db` (an already quoted identifier), run by `me` (quoted).
