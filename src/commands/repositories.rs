@@ -246,22 +246,30 @@ fn print_list(out: &ListOut) {
             "size",
         ]);
         output::keep_whole(&mut t, 0);
+        output::keep_whole(&mut t, 1);
         for r in &out.repositories {
+            // `maintenance_device (id)` on two lines: the table stays within its width.
+            let maintainer: Vec<String> = match r.label.split_once(" (") {
+                Some((a, b)) => vec![a.to_string(), format!("({b}")],
+                None => vec![r.label.clone()],
+            };
             t.add_row([
-                short(&r.fingerprint).to_string(),
-                r.url.clone().unwrap_or_else(|| "-".into()),
-                r.label.clone(),
-                r.devices.len().to_string(),
-                r.jobs.len().to_string(),
+                short(&r.fingerprint).to_string().into(),
+                output::path_lines([r.url.as_deref().unwrap_or("-")]),
+                output::lines(maintainer),
+                r.devices.len().to_string().into(),
+                r.jobs.len().to_string().into(),
                 match (r.exists, &r.check_error) {
-                    (Some(e), _) => output::yes_no(e).to_string(),
+                    (Some(e), _) => output::yes_no(e).into(),
                     (None, Some(_)) => "unknown".into(),
                     (None, None) => "-".into(),
                 },
                 r.snapshot_count
-                    .map_or_else(|| "never counted".into(), |n| n.to_string()),
+                    .map_or_else(|| "never counted".into(), |n| n.to_string())
+                    .into(),
                 r.total_size
-                    .map_or_else(|| "-".into(), |n| output::human_bytes(n.max(0) as u64)),
+                    .map_or_else(|| "-".into(), |n| output::human_bytes(n.max(0) as u64))
+                    .into(),
             ]);
         }
         println!("{}", output::render(&t));
