@@ -277,7 +277,14 @@ fn backup_as(env: &Env, host: &str, job: Uuid, src: &Path) {
         env,
         &env.repo(),
         PASSWORD,
-        &["backup", "--host", host, "--tag", &tag, src.to_str().unwrap()],
+        &[
+            "backup",
+            "--host",
+            host,
+            "--tag",
+            &tag,
+            src.to_str().unwrap(),
+        ],
     );
     assert_ok(&out);
 }
@@ -297,7 +304,10 @@ async fn move_copies_a_device_out_of_the_shared_repository() {
     std::fs::write(&pw_file, format!("{NEW_PW}\n")).unwrap();
 
     // A URL that cannot be a repository_url is refused before anything happens.
-    let out = cli(&env, &["repositories", "move", OTHER, "--to", "/srv/{host}"]);
+    let out = cli(
+        &env,
+        &["repositories", "move", OTHER, "--to", "/srv/{host}"],
+    );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 
     let out = cli(
@@ -324,19 +334,21 @@ async fn move_copies_a_device_out_of_the_shared_repository() {
     // The copies are in the new repository, under the new password, and only that device's.
     assert_eq!(hosts_in(&env, &target, NEW_PW), [OTHER, OTHER]);
     let out = restic_at(&env, &target, PASSWORD, &["snapshots", "--no-lock"]);
-    assert!(!out.status.success(), "the old password opens the new repository");
+    assert!(
+        !out.status.success(),
+        "the old password opens the new repository"
+    );
     // The originals stay in the shared repository for its retention.
     let mut before = vec![env.device.clone(), OTHER.into(), OTHER.into()];
     before.sort();
     assert_eq!(hosts_in(&env, &env.repo(), PASSWORD), before);
     // The device's own settings now name the new repository and its password.
-    let own: Vec<(String, String)> = sqlx::query_as(
-        "SELECT key, value FROM settings WHERE device_id = $1 ORDER BY key",
-    )
-    .bind(OTHER)
-    .fetch_all(&env.pool)
-    .await
-    .unwrap();
+    let own: Vec<(String, String)> =
+        sqlx::query_as("SELECT key, value FROM settings WHERE device_id = $1 ORDER BY key")
+            .bind(OTHER)
+            .fetch_all(&env.pool)
+            .await
+            .unwrap();
     assert_eq!(
         own,
         [
@@ -347,7 +359,9 @@ async fn move_copies_a_device_out_of_the_shared_repository() {
     let list = listed(&env, &[]);
     let repos = list["repositories"].as_array().unwrap();
     assert_eq!(repos.len(), 2, "{list}");
-    let theirs_repo = repos.iter().find(|r| r["devices"] == serde_json::json!([OTHER]));
+    let theirs_repo = repos
+        .iter()
+        .find(|r| r["devices"] == serde_json::json!([OTHER]));
     let theirs_repo = theirs_repo.unwrap_or_else(|| panic!("{list}"));
     assert_eq!(theirs_repo["maintainer"], OTHER);
     assert_eq!(theirs_repo["exists"], true, "{list}");
@@ -356,10 +370,20 @@ async fn move_copies_a_device_out_of_the_shared_repository() {
     // Another device cannot move into that device's repository.
     let out = cli(
         &env,
-        &["repositories", "move", &env.device, "--to", target.to_str().unwrap()],
+        &[
+            "repositories",
+            "move",
+            &env.device,
+            "--to",
+            target.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("already the repository"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already the repository"),
+        "{}",
+        stderr(&out)
+    );
     let switched: Option<String> = sqlx::query_scalar(
         "SELECT value FROM settings WHERE device_id = $1 AND key = 'repository_url'",
     )
@@ -372,7 +396,13 @@ async fn move_copies_a_device_out_of_the_shared_repository() {
     // Moving again copies nothing twice.
     let out = cli(
         &env,
-        &["repositories", "move", OTHER, "--to", target.to_str().unwrap()],
+        &[
+            "repositories",
+            "move",
+            OTHER,
+            "--to",
+            target.to_str().unwrap(),
+        ],
     );
     assert_ok(&out);
     assert!(stdout(&out).contains("nothing to copy"), "{}", stdout(&out));
@@ -404,7 +434,10 @@ async fn status_warns_about_a_big_repository_and_metrics_count_it() {
         "{message}"
     );
     let human = stdout(&cli(&env, &["status"]));
-    assert!(human.contains("warning: repository abababababab"), "{human}");
+    assert!(
+        human.contains("warning: repository abababababab"),
+        "{human}"
+    );
 
     let metrics = stdout(&cli(&env, &["metrics"]));
     let line = format!(
@@ -421,5 +454,9 @@ async fn status_warns_about_a_big_repository_and_metrics_count_it() {
 
     env.set_setting("repository_snapshot_warning", "50").await;
     let report = json_of(&cli(&env, &["status", "--json"]));
-    assert_eq!(report["repository_warnings"], serde_json::json!([]), "{report}");
+    assert_eq!(
+        report["repository_warnings"],
+        serde_json::json!([]),
+        "{report}"
+    );
 }

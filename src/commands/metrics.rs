@@ -97,7 +97,10 @@ fn render_repositories(
         .collect();
     let labels = |r: &crate::store::repositories::RepositoryRow| {
         (
-            r.fingerprint.get(..12).unwrap_or(&r.fingerprint).to_string(),
+            r.fingerprint
+                .get(..12)
+                .unwrap_or(&r.fingerprint)
+                .to_string(),
             r.maintainer_device_id
                 .clone()
                 .unwrap_or_else(|| "maintenance_device".into()),

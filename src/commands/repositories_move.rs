@@ -79,7 +79,10 @@ struct Pair {
 /// Moves the device (see the module's documentation).
 pub async fn run(config_path: &Path, args: MoveArgs) -> anyhow::Result<u8> {
     let pool = crate::commands::connect(config_path, &args.conn).await?;
-    if !crate::store::settings::hidden_secrets(&pool).await?.is_empty() {
+    if !crate::store::settings::hidden_secrets(&pool)
+        .await?
+        .is_empty()
+    {
         return Err(usage_err!(
             "repositories move needs the repository URLs and passwords, which only an admin may \
              read; connect as backup_admin with --database-url or DATABASE_URL"
@@ -245,8 +248,8 @@ async fn copy(p: &Pair, device: &str) -> anyhow::Result<CopyOut> {
         Existence::Exists => false,
         Existence::Unknown(why) => return Err(fail("could not open", why)),
         Existence::Missing => {
-            let out = repos::run_with_source(&p.to, &p.from, &["init", "--copy-chunker-params"])
-                .await;
+            let out =
+                repos::run_with_source(&p.to, &p.from, &["init", "--copy-chunker-params"]).await;
             if !out.success() {
                 return Err(fail("could not create", out.reason(&p.to)));
             }
@@ -290,7 +293,10 @@ fn print_move(out: &MoveOut) {
         println!("{}", output::printable(&line));
     }
     if out.copies.is_empty() {
-        println!("nothing to copy: no job of {} changes repository", out.device_id);
+        println!(
+            "nothing to copy: no job of {} changes repository",
+            out.device_id
+        );
     }
     let line = format!(
         "{}'s own repository_url is now {}{}; its old snapshots stay in {} until that \

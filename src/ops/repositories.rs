@@ -283,7 +283,11 @@ pub async fn init(repo: &Repository) -> Result<(), String> {
 /// (`RESTIC_FROM_REPOSITORY`, `RESTIC_FROM_PASSWORD`: the same names in 0.14 through 0.19), for
 /// `init --copy-chunker-params` and `copy`. Neither password nor URL reaches the command line;
 /// both passwords are masked in the output.
-pub async fn run_with_source(dest: &Repository, source: &Repository, args: &[&str]) -> ResticOutput {
+pub async fn run_with_source(
+    dest: &Repository,
+    source: &Repository,
+    args: &[&str],
+) -> ResticOutput {
     let mut cmd = dest.command();
     cmd.env("RESTIC_FROM_REPOSITORY", &source.url)
         .env("RESTIC_FROM_PASSWORD", source.password())
@@ -337,7 +341,10 @@ mod tests {
     #[test]
     fn a_device_template_gives_each_device_its_repository() {
         let s = settings(
-            &[("repository_url", "/srv/{device_id}"), ("repository_password", "p")],
+            &[
+                ("repository_url", "/srv/{device_id}"),
+                ("repository_password", "p"),
+            ],
             &[],
         );
         let f = group(&s, vec![job("a", 1), job("a", 2), job("b", 3)]);
@@ -372,7 +379,10 @@ mod tests {
     #[test]
     fn a_job_that_cannot_expand_is_a_problem_not_a_repository() {
         let s = settings(
-            &[("repository_url", "/srv/{origin_name}"), ("repository_password", "p")],
+            &[
+                ("repository_url", "/srv/{origin_name}"),
+                ("repository_password", "p"),
+            ],
             &[("b", "repository_url", "/srv/b")],
         );
         let f = group(&s, vec![job("a", 1), job("b", 2)]);
