@@ -83,6 +83,9 @@ pub enum Command {
     Maintain(crate::commands::maintain::MaintainArgs),
     /// List the repository's snapshots with their job and device names.
     Snapshots(crate::commands::snapshots::SnapshotsArgs),
+    /// The fleet's repositories: list (default), init the missing ones, move a device into a
+    /// repository of its own.
+    Repositories(crate::commands::repositories::RepositoriesArgs),
     /// Restore a job's snapshot (latest by default) into a directory.
     Restore(crate::commands::restore::RestoreArgs),
     /// Delete finished runs older than the setting run_retention_days.
@@ -131,6 +134,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Cleanup(a) => crate::commands::cleanup::run(&config_path, a).await,
         Command::Maintain(a) => crate::commands::maintain::run(&config_path, &a).await,
         Command::Snapshots(a) => crate::commands::snapshots::snapshots(&config_path, a).await,
+        Command::Repositories(a) => crate::commands::repositories::run(&config_path, a).await,
         Command::Restore(a) => crate::commands::restore::run(&config_path, a).await,
         Command::Completions(a) => crate::commands::completions::run(a, Cli::command()),
         Command::Man(a) => crate::commands::man::run(a, Cli::command()),

@@ -66,6 +66,11 @@ async fn metrics(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
     let maintenance = crate::ops::maintenance_status::collect(&pool, report.generated_at).await?;
     let mut text = render(&report, &runs);
     render_maintenance(&mut text, &maintenance);
+    let repositories = crate::store::repositories::all(&pool).await?;
+    let threshold = crate::store::settings::global(&pool)
+        .await?
+        .get_u64("repository_snapshot_warning", 20_000)?;
+    render_repositories(&mut text, &repositories, args.device.as_deref(), threshold);
     match &args.output {
         None => {
             let mut out = std::io::stdout().lock();
@@ -75,6 +80,65 @@ async fn metrics(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
         Some(path) => crate::commands::write_public_file(path, "metrics", "--output", &text)?,
     }
     Ok(exit::SUCCESS)
+}
+
+/// The snapshot count (and size, when known) of each counted repository, by the first 12 hex
+/// digits of its fingerprint and its maintainer (`maintenance_device` for a shared one), and
+/// the warning threshold; with `device`, only the repositories it maintains.
+fn render_repositories(
+    out: &mut String,
+    rows: &[crate::store::repositories::RepositoryRow],
+    device: Option<&str>,
+    threshold: u64,
+) {
+    let rows: Vec<_> = rows
+        .iter()
+        .filter(|r| device.is_none() || r.maintainer_device_id.as_deref() == device)
+        .collect();
+    let labels = |r: &crate::store::repositories::RepositoryRow| {
+        (
+            r.fingerprint
+                .get(..12)
+                .unwrap_or(&r.fingerprint)
+                .to_string(),
+            r.maintainer_device_id
+                .clone()
+                .unwrap_or_else(|| "maintenance_device".into()),
+        )
+    };
+    for (name, help, value) in [
+        (
+            "restic_fleet_repository_snapshots",
+            "Snapshots in the repository as of its last maintenance.",
+            (|r: &crate::store::repositories::RepositoryRow| r.snapshot_count.map(f64::from))
+                as fn(&crate::store::repositories::RepositoryRow) -> Option<f64>,
+        ),
+        (
+            "restic_fleet_repository_size_bytes",
+            "Size of the repository as of its last maintenance.",
+            |r| r.total_size.map(|n| n as f64),
+        ),
+    ] {
+        let mut f = Family::new(out, name, "gauge", help);
+        for r in &rows {
+            if let Some(v) = value(r) {
+                let (repository, maintainer) = labels(r);
+                f.sample(
+                    name,
+                    &[("repository", &repository), ("maintainer", &maintainer)],
+                    v,
+                );
+            }
+        }
+    }
+    let name = "restic_fleet_repository_snapshot_warning";
+    let mut f = Family::new(
+        out,
+        name,
+        "gauge",
+        "The setting repository_snapshot_warning: status warns about a repository with more snapshots (0: off).",
+    );
+    f.sample(name, &[], threshold as f64);
 }
 
 /// Escapes a label value as the text format requires.

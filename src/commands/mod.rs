@@ -18,6 +18,8 @@ pub mod man;
 pub mod metrics;
 pub mod relica_migrate;
 pub mod report;
+pub mod repositories;
+pub mod repositories_move;
 pub mod restore;
 pub mod run;
 pub mod runs;

@@ -62,12 +62,17 @@ async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
         report.ok &= !maintenance.needs_attention();
         report.maintenance = Some(maintenance);
     }
+    // A warning, not a failure: the backups are fine, they are getting slower.
+    report.repository_warnings = Some(crate::ops::status::repository_warnings(&pool).await?);
     if args.conn.json {
         print_json(&report)?;
     } else {
         print_human(&report);
         if let Some(m) = &report.maintenance {
             print_maintenance(m);
+        }
+        for w in report.repository_warnings.iter().flatten() {
+            println!("warning: {}", printable(&w.message));
         }
     }
     Ok(if report.ok {

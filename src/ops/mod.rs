@@ -15,5 +15,6 @@ pub mod notify;
 pub mod reconcile;
 pub mod relica_import;
 pub mod report;
+pub mod repositories;
 pub mod snapshot_ids;
 pub mod status;

@@ -33,6 +33,67 @@ pub struct StatusReport {
     pub jobs: Vec<JobStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub maintenance: Option<MaintenanceStatus>,
+    /// Filled by `status`, absent from `metrics`' and `--notify`'s use.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository_warnings: Option<Vec<RepositoryWarning>>,
+}
+
+/// A repository holding more snapshots than `repository_snapshot_warning`, in `status --json`'s
+/// `repository_warnings`: `repository` (the fingerprint's first 12 hex digits), `fingerprint`,
+/// `maintainer` (its device; null: shared, the maintenance_device's), `snapshot_count`,
+/// `counted_at`, `threshold`, `message` (the sentence with the advice).
+#[derive(Debug, Serialize)]
+pub struct RepositoryWarning {
+    pub repository: String,
+    pub fingerprint: String,
+    pub maintainer: Option<String>,
+    pub snapshot_count: i32,
+    pub counted_at: Option<DateTime<Utc>>,
+    pub threshold: u64,
+    pub message: String,
+}
+
+/// The repositories this role sees whose last count is above the global setting
+/// `repository_snapshot_warning` (default 20,000; 0 turns the warning off). restic reads every
+/// snapshot of a repository on every backup and forget, so past that size each backup of
+/// every device in it gets slower.
+pub async fn repository_warnings(pool: &PgPool) -> anyhow::Result<Vec<RepositoryWarning>> {
+    let global = crate::store::settings::global(pool).await?;
+    let threshold = global.get_u64("repository_snapshot_warning", 20_000)?;
+    if threshold == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = crate::store::repositories::all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| {
+            let count = r.snapshot_count?;
+            if u64::try_from(count).unwrap_or(0) <= threshold {
+                return None;
+            }
+            let label = r.fingerprint.get(..12).unwrap_or(&r.fingerprint).to_string();
+            let message = format!(
+                "repository {label} ({}) holds {count} snapshots, more than \
+                 repository_snapshot_warning ({threshold}): every backup and forget in it reads \
+                 them all; split it with a repository_url that has {{device_id}} (e.g. \
+                 `restic-fleet settings set repository_url /srv/restic/{{device_id}}`), or \
+                 move its busiest devices out with `restic-fleet repositories move DEVICE --to URL`",
+                match &r.maintainer_device_id {
+                    Some(d) => format!("maintained by {d}"),
+                    None => "shared".to_string(),
+                }
+            );
+            Some(RepositoryWarning {
+                repository: label,
+                fingerprint: r.fingerprint,
+                maintainer: r.maintainer_device_id,
+                snapshot_count: count,
+                counted_at: r.counted_at,
+                threshold,
+                message,
+            })
+        })
+        .collect())
 }
 
 /// A device in `status --json`: `device_id`, `name`, `platform`, `enabled`, `last_seen`
@@ -229,6 +290,7 @@ fn summarize(now: DateTime<Utc>, devices: Vec<DeviceStatus>, jobs: Vec<JobStatus
         devices,
         jobs,
         maintenance: None,
+        repository_warnings: None,
     }
 }
 

@@ -121,7 +121,31 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
          without an owner), owner_last_seen, \
          schedule, period_seconds, last_forget, last_prune, last_check (each {last_success_at, \
          last_status, last_run_at, last_error, device_id}), verdict (ok, overdue, failing, \
-         never_run, not_configured), reason}).",
+         never_run, not_configured), reason}), repository_warnings (array of {repository (12 \
+         hex), fingerprint, maintainer (null: shared), snapshot_count, counted_at, threshold, \
+         message}: the repositories above repository_snapshot_warning).",
+    ),
+    (
+        "repositories [list] --json",
+        "limited (true for a viewer: the repositories table only, url null, devices and jobs \
+         empty), checked (false with --no-check), repositories (array of {fingerprint, url \
+         (credentials masked), shared, maintainer (the device that maintains it; null when \
+         shared and maintenance_device is unset), devices, jobs (array of {job_id, device_id, \
+         job_name}), exists (null when not checked or restic could not tell), check_error, \
+         snapshot_count, total_size, counted_at (as of the last maintenance; null: never \
+         counted)}), problems (array of {job_id, device_id, job_name, reason}).",
+    ),
+    (
+        "repositories init --json",
+        "dry_run, repositories (array of {fingerprint, url (masked), action (created, exists, \
+         would_create, failed), error}), problems (as in list).",
+    ),
+    (
+        "repositories move --json",
+        "device_id, repository_url (the device's new own setting, masked), password_changed, \
+         copies (array of {from, to (masked URLs), jobs (job ids), initialized, snapshots (the \
+         device's snapshots in the destination afterwards)}), left_behind (masked URLs keeping \
+         the old snapshots until their maintenance forgets them).",
     ),
     (
         "cleanup --json",

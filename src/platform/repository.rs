@@ -120,6 +120,24 @@ impl Repository {
         })
     }
 
+    /// The repository at `url` (one expanded from the settings' template), opened with the
+    /// password, cache directory and backend environment of `settings`.
+    pub fn with_url(url: String, settings: &Settings) -> anyhow::Result<Self> {
+        let mut repo = Self::from_settings(settings)?;
+        repo.url = url;
+        Ok(repo)
+    }
+
+    /// The repository's password (for a second repository's `RESTIC_FROM_PASSWORD`).
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// `text` with this repository's password and backend credentials masked.
+    pub fn redact(&self, text: &str) -> String {
+        redact_secrets(text, &self.password, &self.settings)
+    }
+
     /// A restic command with the same clean environment as a backup's: the repository, the
     /// password, the cache directory and the backend credentials, nothing of restic-fleet's.
     pub fn command(&self) -> tokio::process::Command {

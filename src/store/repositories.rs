@@ -71,3 +71,43 @@ pub async fn devices_with_own_repository(pool: &PgPool) -> anyhow::Result<HashSe
         .await?;
     Ok(rows.into_iter().collect())
 }
+
+/// What a job contributes to its repository's URL, with its name for output.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobPlaceRow {
+    pub id: uuid::Uuid,
+    pub device_id: String,
+    pub name: String,
+    pub account_id: Option<uuid::Uuid>,
+    pub origin_name: Option<String>,
+}
+
+/// Every job's repository values, in one statement (grouped by device).
+pub async fn job_places(pool: &PgPool) -> anyhow::Result<Vec<JobPlaceRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, device_id, name, account_id, origin_name FROM backup_jobs \
+         ORDER BY device_id, name, id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// An admin records a repository it has seen or created, with its maintainer (`None`:
+/// shared), and gets its id; an existing row keeps its counts and takes the maintainer given.
+pub async fn remember(
+    pool: &PgPool,
+    fingerprint: &str,
+    maintainer: Option<&str>,
+) -> anyhow::Result<i32> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO repositories (fingerprint, maintainer_device_id) VALUES ($1, $2) \
+         ON CONFLICT (fingerprint) DO UPDATE SET maintainer_device_id = EXCLUDED.maintainer_device_id, \
+           updated_at = CASE WHEN repositories.maintainer_device_id IS DISTINCT FROM \
+             EXCLUDED.maintainer_device_id THEN NOW() ELSE repositories.updated_at END \
+         RETURNING id",
+    )
+    .bind(fingerprint)
+    .bind(maintainer)
+    .fetch_one(pool)
+    .await?)
+}

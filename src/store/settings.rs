@@ -36,6 +36,48 @@ pub async fn load<'e>(db: impl PgExecutor<'e>, device_id: &str) -> anyhow::Resul
     Ok(Settings::from_pairs(rows.into_iter().map(|(k, v, _)| (k, v))).with_own(device_id, own))
 }
 
+/// Every settings row at once, for the whole fleet's settings in force without one statement
+/// per device: the global pairs and each device's own pairs.
+#[derive(Debug, Default)]
+pub struct AllSettings {
+    pub global: Vec<(String, String)>,
+    pub own: std::collections::HashMap<String, Vec<(String, String)>>,
+}
+
+impl AllSettings {
+    /// The settings in force on `device` (its own rows over the global ones), as [`load`]
+    /// would read them.
+    pub fn of(&self, device: &str) -> Settings {
+        match self.own.get(device) {
+            None => Settings::from_pairs(self.global.iter().cloned())
+                .with_own(device, std::iter::empty()),
+            Some(own) => Settings::from_pairs(self.global.iter().chain(own.iter()).cloned())
+                .with_own(device, own.iter().map(|(k, _)| k.clone())),
+        }
+    }
+
+    /// The global settings alone.
+    pub fn global(&self) -> Settings {
+        Settings::from_pairs(self.global.iter().cloned())
+    }
+}
+
+/// Reads every settings row this role may read in one statement (see [`AllSettings`]).
+pub async fn all(pool: &PgPool) -> anyhow::Result<AllSettings> {
+    let rows: Vec<(Option<String>, String, String)> =
+        sqlx::query_as("SELECT device_id, key, value FROM settings ORDER BY device_id NULLS FIRST")
+            .fetch_all(pool)
+            .await?;
+    let mut out = AllSettings::default();
+    for (device, key, value) in rows {
+        match device {
+            None => out.global.push((key, value)),
+            Some(d) => out.own.entry(d).or_default().push((key, value)),
+        }
+    }
+    Ok(out)
+}
+
 /// The global settings only (no device's own rows).
 pub async fn global(pool: &PgPool) -> anyhow::Result<Settings> {
     Ok(Settings::from_pairs(
@@ -264,6 +306,30 @@ pub async fn set_for_device(
     .bind(description)
     .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Sets several of a device's own settings in one transaction (each value through
+/// [`stage_value`]), so a device never has one without the others (a repository URL without
+/// the password that opens it).
+pub async fn set_many_for_device(
+    pool: &PgPool,
+    device: &str,
+    pairs: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    for (key, value) in pairs {
+        stage_value(&mut tx, value).await?;
+        sqlx::query(&format!(
+            "INSERT INTO settings (device_id, key, value) SELECT $1, $2, {STAGED_VALUE} \
+             ON CONFLICT (device_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = NOW()"
+        ))
+        .bind(device)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    }
     tx.commit().await?;
     Ok(())
 }

@@ -277,9 +277,7 @@ pub fn failure_reason(
             settings.fix_of("repository_password", "-")
         );
     }
-    if exit_code == code::NO_REPOSITORY
-        || lower.contains("is there a repository at the following location")
-        || said_lower.contains("repository does not exist")
+    if is_missing_repository(exit_code, stderr) || said_lower.contains("repository does not exist")
     {
         return format!(
             "restic found no repository at {repo} (restic exit {exit_code}): {said}; create it with \
@@ -302,6 +300,16 @@ pub fn failure_reason(
     } else {
         format!("restic failed (exit {exit_code}): {said}")
     }
+}
+
+/// Whether restic said there is no repository at the URL: exit 10 (0.17+), or 0.14's exit 1
+/// and "Is there a repository at the following location?". A wrong password (exit 12, or
+/// 0.14's message) or an unreachable backend is something else.
+pub fn is_missing_repository(exit_code: i32, stderr: &str) -> bool {
+    exit_code == code::NO_REPOSITORY
+        || stderr
+            .to_lowercase()
+            .contains("is there a repository at the following location")
 }
 
 /// What restic gave as its reason: the last `exit_error` message or `Fatal:` line (from
