@@ -13,6 +13,7 @@ pub mod health;
 pub mod hook_command;
 pub mod job;
 pub mod maintenance;
+pub mod private_acl;
 pub mod quote;
 pub mod relica;
 pub mod restic;
