@@ -7,6 +7,7 @@
 //! (the clock and the time zone are passed in), so it is tested with plain unit tests.
 
 pub mod calendar;
+pub mod client_version;
 pub mod device;
 pub mod exit;
 pub mod health;
