@@ -3,8 +3,9 @@
 # private WINEPREFIX (with tests/wine/bcryptprimitives.c built into its system32, since Wine 8.0
 # lacks ProcessPrng, which Rust's std needs to start), restic-fleet.exe --version and --help,
 # schedule preview, init against a private PostgreSQL on 127.0.0.1 (the config lands under the
-# prefix's %ProgramData%), and sync --dry-run --backend windows, whose task XML must validate
-# against tests/schema/task.xsd; run without restic.exe records a failed run that names restic,
+# prefix's %ProgramData%; tests/wine/show_dacl.c prints the access lists init set there, and the
+# output says plainly when Wine does not keep them), and sync --dry-run --backend windows, whose
+# task XML must validate against tests/schema/task.xsd; run without restic.exe records a failed run that names restic,
 # which status from Linux shows; sync registers the tasks with Wine's schtasks (which keeps
 # neither triggers nor actions, so the XML is checked from the dry run). Skipped, saying why,
 # only where Wine cannot start.
@@ -32,6 +33,7 @@ if ! timeout 180 "$wine" wineboot -i >"$tmp/wineboot.log" 2>&1 || [ ! -d "$WINEP
 fi
 x86_64-w64-mingw32-gcc -O2 -shared -o "$WINEPREFIX/drive_c/windows/system32/bcryptprimitives.dll" \
   tests/wine/bcryptprimitives.c tests/wine/bcryptprimitives.def -ladvapi32
+x86_64-w64-mingw32-gcc -O2 -municode -o "$tmp/show_dacl.exe" tests/wine/show_dacl.c -ladvapi32
 
 echo "== Wine started ($SECONDS s); the zip"
 scripts/package.sh --zip
@@ -62,6 +64,24 @@ echo "$db_url" | win init --database-url - --device-id win1 --name "Wine machine
   || { cat "$tmp/init.log"; fail "init under Wine failed"; }
 config=$WINEPREFIX/drive_c/ProgramData/restic-fleet/config.toml
 [ -s "$config" ] || { cat "$tmp/init.log"; fail "init under Wine wrote no $config"; }
+
+echo "== the access lists init set on the config file and the state directory, as Wine reports them"
+# init fails when SetNamedSecurityInfoW does, so its success says the calls were accepted;
+# whether Wine keeps the DACL is what show_dacl.exe (GetNamedSecurityInfoW) tells.
+want_file='D:P(A;;FA;;;SY)(A;;FA;;;BA)' want_dir='D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)'
+got_file=$(timeout 60 "$wine" "$tmp/show_dacl.exe" 'C:\ProgramData\restic-fleet\config.toml' | tr -d "\r") \
+  || fail "show_dacl.exe cannot read the config file's security descriptor under Wine"
+got_dir=$(timeout 60 "$wine" "$tmp/show_dacl.exe" 'C:\ProgramData\restic-fleet' | tr -d "\r") \
+  || fail "show_dacl.exe cannot read the state directory's security descriptor under Wine"
+echo "config file:     $got_file (Unix mode $(stat -c %a "$config"))"
+echo "state directory: $got_dir (Unix mode $(stat -c %a "${config%/*}"))"
+if [ "$got_file" = "$want_file" ] && [ "$got_dir" = "$want_dir" ]; then
+  echo "Wine keeps the DACLs init set: SYSTEM and Administrators only, protected"
+else
+  echo "NOT CHECKED under Wine: Wine accepted the DACLs ($want_file, $want_dir) but does not"
+  echo "keep them; it reports an access list derived from the files' Unix mode instead. The"
+  echo "descriptor itself is checked by the unit tests of src/domain/private_acl.rs."
+fi
 echo "== a job and a schedule for the Windows device, then sync --dry-run under Wine"
 job=$(win job add --device win1 --name documents --path 'C:\Users\Public\Documents' | tail -n 1)
 win schedule add "$job" --cron '30 2 * * *' >/dev/null || fail "schedule add under Wine failed"

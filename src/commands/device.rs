@@ -164,7 +164,16 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
         return Ok(exit::SUCCESS);
     }
     let now = Utc::now();
-    let mut t = output::table(&["id", "name", "platform", "enabled", "jobs", "last seen"]);
+    let mut t = output::table(&[
+        "id",
+        "name",
+        "platform",
+        "enabled",
+        "jobs",
+        "last seen",
+        "client",
+        "restic",
+    ]);
     for d in &rows {
         t.add_row(vec![
             d.id.clone(),
@@ -173,10 +182,24 @@ async fn list(config_path: &Path, a: ListArgs) -> anyhow::Result<u8> {
             output::yes_no(d.enabled).to_string(),
             d.job_count.to_string(),
             output::ago(d.last_seen, now),
+            d.client_version.as_deref().unwrap_or("unknown").to_string(),
+            restic_short(d.restic_version.as_deref()),
         ]);
     }
     println!("{}", output::render(&t));
     Ok(exit::SUCCESS)
+}
+
+/// The restic version a device reported, as the number alone (`restic 0.18.0 compiled with
+/// ...` is `0.18.0`), what it said instead (`not installed`), or `unknown` before it reported.
+fn restic_short(reported: Option<&str>) -> String {
+    match reported {
+        None => "unknown".to_string(),
+        Some(line) => match crate::domain::restic::Version::parse(line) {
+            Some(crate::domain::restic::Version(a, b, c)) => format!("{a}.{b}.{c}"),
+            None => line.to_string(),
+        },
+    }
 }
 
 async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
@@ -206,14 +229,14 @@ async fn show(config_path: &Path, a: IdArgs) -> anyhow::Result<u8> {
         output::ago(d.last_seen, now)
     );
     println!("created:     {}", output::time(Some(d.created_at)));
-    if let Some(v) = d
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("client_version"))
-        .and_then(|v| v.as_str())
-    {
-        println!("client:      restic-fleet {}", printable(v));
-    }
+    println!(
+        "client:      restic-fleet {}",
+        printable(d.client_version.as_deref().unwrap_or("unknown"))
+    );
+    println!(
+        "restic:      {}",
+        printable(d.restic_version.as_deref().unwrap_or("unknown"))
+    );
     if jobs.is_empty() {
         println!("jobs:        none");
     } else {

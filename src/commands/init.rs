@@ -153,6 +153,9 @@ pub async fn init(config_path: &Path, args: &InitArgs) -> anyhow::Result<InitRep
         // Keep a state_dir the existing file names.
         state_dir: existing.and_then(|c| c.state_dir),
     };
+    // The state directory will hold the local copy (the repository password): private from the
+    // start, and closed again here if an older version or an unzip left it open.
+    crate::local::state::StateDir::for_config(&cfg).ensure_private()?;
     config::write(config_path, &cfg)?;
     Ok(InitReport {
         config_path: config_path.display().to_string(),

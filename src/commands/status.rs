@@ -102,6 +102,7 @@ fn print_human(r: &StatusReport) {
         return;
     }
     print_devices(r);
+    print_outdated(r);
     println!();
     if r.jobs.is_empty() {
         println!("no jobs; add one with `restic-fleet job add --device ID --name NAME --path P`");
@@ -139,6 +140,23 @@ fn print_devices(r: &StatusReport) {
             }
         }
         println!("{l}");
+    }
+}
+
+/// One warning per device whose client is older than the schema needs (not an attention
+/// verdict: the old client keeps backing up, it may only misread what is newer than it).
+fn print_outdated(r: &StatusReport) {
+    let Some(minimum) = &r.min_client_version else {
+        return;
+    };
+    for d in r.devices.iter().filter(|d| d.client_outdated) {
+        println!(
+            "warning: device {} runs restic-fleet {}, older than {}, the oldest version that \
+             understands this database's schema; install the new package on it (README, Install)",
+            printable(&d.device_id),
+            printable(d.client_version.as_deref().unwrap_or("unknown")),
+            printable(minimum)
+        );
     }
 }
 

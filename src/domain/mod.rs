@@ -7,12 +7,14 @@
 //! (the clock and the time zone are passed in), so it is tested with plain unit tests.
 
 pub mod calendar;
+pub mod client_version;
 pub mod device;
 pub mod exit;
 pub mod health;
 pub mod hook_command;
 pub mod job;
 pub mod maintenance;
+pub mod private_acl;
 pub mod quote;
 pub mod relica;
 pub mod repository;

@@ -182,7 +182,8 @@ pub fn validate_device_id(id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes the config file atomically with mode 0600 (it may hold a database password).
+/// Writes the config file atomically, private (mode 0600; SYSTEM and Administrators only on
+/// Windows), since it holds a database password.
 pub fn write(path: &Path, config: &Config) -> anyhow::Result<()> {
     let dir = path
         .parent()
@@ -196,12 +197,15 @@ pub fn write(path: &Path, config: &Config) -> anyhow::Result<()> {
     );
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("cannot create a file in {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
+    // Private before the password is in it; the rename keeps the access list.
+    crate::platform::acl::restrict(tmp.path(), crate::domain::private_acl::Object::File)
+        .with_context(|| {
+            format!(
+                "cannot make the config file {} private; run init as root (as an \
+                 Administrator on Windows)",
+                path.display()
+            )
+        })?;
     std::io::Write::write_all(&mut tmp, body.as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path)

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use crate::domain::private_acl::Object;
 use crate::local::config::Config;
 
 pub const ENV_STATE_DIR: &str = "RESTIC_FLEET_STATE_DIR";
@@ -51,6 +52,14 @@ impl StateDir {
         Ok(&self.root)
     }
 
+    /// The root, created when missing and made private even when it existed (as `init` does,
+    /// so that a directory an older version or an unzip created is closed too).
+    pub fn ensure_private(&self) -> anyhow::Result<&Path> {
+        create_private_dir(&self.root)?;
+        restrict_dir(&self.root)?;
+        Ok(&self.root)
+    }
+
     /// `<root>/<sub>`, created (private) when missing.
     pub fn subdir(&self, sub: &str) -> anyhow::Result<PathBuf> {
         let dir = self.root.join(sub);
@@ -71,12 +80,20 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
             dir.display()
         ))
     })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
-    }
-    Ok(())
+    restrict_dir(dir)
+}
+
+/// Makes `dir` private: mode 0700 on Unix; on Windows SYSTEM and Administrators only, an
+/// access list the files created inside inherit.
+fn restrict_dir(dir: &Path) -> anyhow::Result<()> {
+    crate::platform::acl::restrict(dir, Object::Directory).map_err(|e| {
+        crate::domain::exit::Failure::failed(format!(
+            "cannot make the state directory {} private: {e}; run restic-fleet as root \
+             (as an Administrator on Windows) or point state_dir elsewhere",
+            dir.display()
+        ))
+        .into()
+    })
 }
 
 /// The platform default (see the module documentation).

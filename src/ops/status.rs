@@ -22,13 +22,15 @@ use crate::store::fleet::{DeviceRow, FleetSnapshot, JobStateRow};
 
 /// `status --json`: `generated_at` (RFC 3339), `ok` (true when every enabled job is ok and
 /// maintenance is neither overdue nor failing: the exit code is 0 exactly then), `counts`
-/// (verdict → number of jobs), `devices`, `jobs`, `maintenance` (see
+/// (verdict → number of jobs), `min_client_version` (the oldest restic-fleet that understands
+/// the database's schema), `devices`, `jobs`, `maintenance` (see
 /// [`MaintenanceStatus`]: filled by `status`, absent from `metrics`' and `--notify`'s use).
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub generated_at: DateTime<Utc>,
     pub ok: bool,
     pub counts: BTreeMap<&'static str, usize>,
+    pub min_client_version: Option<String>,
     pub devices: Vec<DeviceStatus>,
     pub jobs: Vec<JobStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,7 +100,9 @@ pub async fn repository_warnings(pool: &PgPool) -> anyhow::Result<Vec<Repository
 
 /// A device in `status --json`: `device_id`, `name`, `platform`, `enabled`, `last_seen`
 /// (RFC 3339 or null), `state` (`online`, `offline` when not seen for three
-/// `sync_interval_seconds`, `never_seen`), `sync_interval_seconds`.
+/// `sync_interval_seconds`, `never_seen`), `sync_interval_seconds`, `client_version` (as last
+/// reported; null when never), `client_outdated` (older than the report's
+/// `min_client_version`; false when unknown).
 #[derive(Debug, Serialize)]
 pub struct DeviceStatus {
     pub device_id: String,
@@ -108,6 +112,8 @@ pub struct DeviceStatus {
     pub last_seen: Option<DateTime<Utc>>,
     pub state: &'static str,
     pub sync_interval_seconds: u64,
+    pub client_version: Option<String>,
+    pub client_outdated: bool,
 }
 
 /// A job in `status --json`: `job_id`, `job_name`, `device_id`, `enabled` (the job's own
@@ -153,6 +159,7 @@ pub async fn collect(
         running,
         global_settings,
         device_settings,
+        min_client_version,
     } = crate::store::fleet::status_snapshot(pool, device).await?;
     // Settings: the globals are evaluated once; only devices with rows of their own merge.
     let global = DeviceSettings::from(&Settings::from_pairs(global_settings.iter().cloned()));
@@ -162,7 +169,8 @@ pub async fn collect(
             global_settings.iter().chain(own.iter()).cloned(),
         )),
     };
-    let (device_out, device_facts) = device_statuses(devices, &settings_of, now);
+    let (device_out, device_facts) =
+        device_statuses(devices, &settings_of, min_client_version.as_deref(), now);
     // A job whose device is not in the snapshot (deleted meanwhile) is judged with defaults.
     let facts_of = |device_id: &str| {
         device_facts
@@ -171,13 +179,16 @@ pub async fn collect(
             .unwrap_or((true, DeviceSettings::DEFAULTS))
     };
     let job_out = job_statuses(jobs, &running, &facts_of, now);
-    Ok(summarize(now, device_out, job_out))
+    let mut report = summarize(now, device_out, job_out);
+    report.min_client_version = min_client_version;
+    Ok(report)
 }
 
 /// Each device's state, and its facts by id for its jobs' verdicts.
 fn device_statuses(
     devices: Vec<DeviceRow>,
     settings_of: &dyn Fn(&str) -> DeviceSettings,
+    min_client_version: Option<&str>,
     now: DateTime<Utc>,
 ) -> (Vec<DeviceStatus>, HashMap<String, DeviceFacts>) {
     let mut device_facts: HashMap<String, DeviceFacts> = HashMap::with_capacity(devices.len());
@@ -195,6 +206,11 @@ fn device_statuses(
             last_seen: d.last_seen,
             state,
             sync_interval_seconds: sync,
+            client_outdated: crate::domain::client_version::is_outdated(
+                d.client_version.as_deref(),
+                min_client_version,
+            ),
+            client_version: d.client_version,
         });
     }
     (device_out, device_facts)
@@ -287,6 +303,7 @@ fn summarize(now: DateTime<Utc>, devices: Vec<DeviceStatus>, jobs: Vec<JobStatus
         generated_at: now,
         ok,
         counts,
+        min_client_version: None,
         devices,
         jobs,
         maintenance: None,

@@ -61,7 +61,8 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
         "device list --json (an array), device show|add|enable|disable --json",
         "id, name, description, platform (linux, windows), hostname, enabled, last_seen (RFC 3339 \
          or null), created_at, updated_at, metadata (client version, OS, restic version as last \
-         reported), job_count; show adds jobs (array of {id, name, enabled, source_paths}).",
+         reported), client_version and restic_version (from metadata; null before the first \
+         report), job_count; show adds jobs (array of {id, name, enabled, source_paths}).",
     ),
     ("device rm --json", "id, removed (true)."),
     (
@@ -112,8 +113,11 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
     (
         "status --json",
         "generated_at, ok (true exactly when the exit code is 0), counts (verdict -> number of \
-         jobs), devices (array of {device_id, name, platform, enabled, last_seen, state (online, \
-         offline, never_seen), sync_interval_seconds}), jobs (array of {job_id, job_name, \
+         jobs), min_client_version (the oldest restic-fleet that understands the database's \
+         schema), devices (array of {device_id, name, platform, enabled, last_seen, state \
+         (online, offline, never_seen), sync_interval_seconds, client_version (as last reported; \
+         null when never), client_outdated (older than min_client_version; false when \
+         unknown)}), jobs (array of {job_id, job_name, \
          device_id, enabled, verdict (ok, warning, failing, overdue, never_run, disabled), reason, \
          last_run_id, last_run_status, last_run_start, running, last_success_at, \
          last_success_age_seconds, next_run_at, expected_period_seconds, warnings}), \

@@ -6,6 +6,7 @@
 //! Uses `domain/` only: never the database, the device's local state or anything above, so
 //! what it installs or runs is computed by its caller.
 
+pub mod acl;
 pub mod child;
 pub mod hooks;
 pub mod host;

@@ -385,6 +385,41 @@ pub async fn ensure_schema(pool: &PgPool) -> anyhow::Result<()> {
     migrate(pool).await
 }
 
+/// The oldest client version that understands the schema, as the database records it
+/// (migration 016; `None` before it).
+pub async fn min_client_version(conn: &mut sqlx::PgConnection) -> anyhow::Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT min_client_version FROM schema_client_minimum")
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
+}
+
+/// Records, after migrating, that the schema needs at least this build's
+/// [`SCHEMA_MIN_CLIENT`](crate::domain::client_version::SCHEMA_MIN_CLIENT); the row is locked
+/// so that two clients migrating at once cannot lower it.
+async fn raise_min_client_version(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT min_client_version FROM schema_client_minimum FOR UPDATE")
+            .fetch_optional(&mut *tx)
+            .await?;
+    let ours = crate::domain::client_version::SCHEMA_MIN_CLIENT;
+    if let Some(new) = crate::domain::client_version::raised_minimum(stored.as_deref(), ours) {
+        sqlx::query(
+            "INSERT INTO schema_client_minimum (min_client_version) VALUES ($1) \
+             ON CONFLICT (only_row) DO UPDATE SET min_client_version = EXCLUDED.min_client_version, \
+             updated_at = now()",
+        )
+        .bind(new)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// The oldest PostgreSQL server the schema works on (`server_version_num`).
 const MIN_SERVER_VERSION: i32 = 150_000;
 
@@ -434,7 +469,7 @@ async fn migrate_on(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
         migrator.run(&mut *conn).await
     };
     match result {
-        Ok(()) => Ok(()),
+        Ok(()) => raise_min_client_version(conn).await,
         Err(e) => {
             let permission = match &e {
                 sqlx::migrate::MigrateError::Execute(sqlx::Error::Database(db)) => {

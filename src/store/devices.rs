@@ -57,12 +57,18 @@ pub struct DeviceOut {
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub updated_at: chrono::DateTime<chrono::Utc>,
     pub metadata: Option<serde_json::Value>,
+    /// The restic-fleet version the device last reported (`metadata.client_version`).
+    pub client_version: Option<String>,
+    /// `restic version` as the device last reported it (`metadata.restic_version`).
+    pub restic_version: Option<String>,
     pub job_count: i64,
 }
 
 /// The columns of [`DeviceOut`], with the device's job count.
 const DEVICE_SELECT: &str = "SELECT d.id, d.name, d.description, d.platform, d.hostname, d.enabled, \
      d.last_seen, d.created_at, d.updated_at, d.metadata, \
+     d.metadata ->> 'client_version' AS client_version, \
+     d.metadata ->> 'restic_version' AS restic_version, \
      (SELECT count(*) FROM backup_jobs j WHERE j.device_id = d.id) AS job_count FROM devices d";
 
 /// One device with its job count.

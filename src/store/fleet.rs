@@ -21,6 +21,8 @@ pub(crate) struct DeviceRow {
     pub platform: String,
     pub enabled: bool,
     pub last_seen: Option<DateTime<Utc>>,
+    /// The restic-fleet version the device last reported (`metadata.client_version`).
+    pub client_version: Option<String>,
 }
 
 /// A job with its newest run, newest finished run and newest success, and what its enabled
@@ -88,6 +90,9 @@ pub(crate) struct FleetSnapshot {
     pub global_settings: Vec<(String, String)>,
     /// The per-device settings of those devices.
     pub device_settings: HashMap<String, Vec<(String, String)>>,
+    /// The oldest client version that understands the schema (see
+    /// [`crate::domain::client_version`]).
+    pub min_client_version: Option<String>,
 }
 
 /// The last finished run's metadata, sent only when the verdict reads something in it (a
@@ -102,7 +107,7 @@ const WARNING_METADATA: &str = "CASE WHEN \
         ELSE false END \
    THEN s.last_finished_metadata END AS last_finished_metadata";
 
-/// Reads everything `status` needs in one transaction: the same six statements whatever the
+/// Reads everything `status` needs in one transaction: the same seven statements whatever the
 /// fleet's size, each served by an index or a small table.
 ///
 /// Nothing is sorted by the server: sorting 50,000 jobs by two text columns under the
@@ -123,7 +128,8 @@ pub(crate) async fn status_snapshot(
         .execute(&mut *tx)
         .await?;
     let mut devices: Vec<DeviceRow> = sqlx::query_as(
-        "SELECT id, name, platform, enabled, last_seen FROM devices \
+        "SELECT id, name, platform, enabled, last_seen, \
+                metadata ->> 'client_version' AS client_version FROM devices \
          WHERE ($1::text IS NULL OR id = $1)",
     )
     .bind(device)
@@ -160,6 +166,7 @@ pub(crate) async fn status_snapshot(
     .bind(device)
     .fetch_all(&mut *tx)
     .await?;
+    let min_client_version = crate::store::db::min_client_version(&mut tx).await?;
     tx.commit().await?;
 
     devices.sort_unstable_by(|a, b| a.id.cmp(&b.id));
@@ -178,6 +185,7 @@ pub(crate) async fn status_snapshot(
         running: running.into_iter().collect(),
         global_settings,
         device_settings,
+        min_client_version,
     })
 }
 

@@ -75,6 +75,8 @@ pub async fn upsert_group(pool: &PgPool, role: &str) -> Result<bool, sqlx::Error
 pub const DEVICE_GRANTS: &[&str] = &[
     "GRANT SELECT ON devices, backup_jobs, schedules, runs, settings, latest_runs, job_summary, \
      _sqlx_migrations TO backup_client",
+    // `status` on a device compares its version with the schema's minimum (migration 016).
+    "GRANT SELECT ON schema_client_minimum TO backup_client",
     "GRANT INSERT (id, name, platform, hostname, metadata), \
      UPDATE (name, platform, hostname, last_seen, metadata, updated_at) ON devices TO backup_client",
     "GRANT UPDATE (last_run_at, next_run_at, updated_at) ON schedules TO backup_client",
