@@ -30,7 +30,7 @@ CREATE INDEX idx_maintenance_runs_repository ON maintenance_runs (repository_id,
 
 INSERT INTO settings (device_id, key, value, description)
 VALUES (NULL, 'repository_snapshot_warning', '20000',
-        'status warns when a repository holds more snapshots than this (restic reads every snapshot on every backup): split it with a {device_id} repository_url')
+        'status warns when a repository holds more snapshots than this (restic reads every snapshot on every backup): split it with a per-device URL template ({device_id})')
 ON CONFLICT DO NOTHING;
 
 -- True when the session's device maintains repository `repo`: it is the repository's

@@ -1757,7 +1757,11 @@ async fn migration_012_moves_ping_urls_without_waiting_for_db_roles() {
     grants.extend(
         restic_fleet::store::roles::DEVICE_GRANTS
             .iter()
-            .filter(|g| !g.contains("job_ping_urls") && !g.contains("schema_client_minimum"))
+            .filter(|g| {
+                !g.contains("job_ping_urls")
+                    && !g.contains("schema_client_minimum")
+                    && !g.contains("repositor")
+            })
             .map(|g| g.to_string()),
     );
     for g in &grants {
