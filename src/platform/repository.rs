@@ -97,6 +97,23 @@ impl Repository {
                  repository_url URL` (e.g. sftp:user@host:/srv/restic or /srv/restic)"
             )
         })?;
+        Self::new(url.to_string(), settings)
+    }
+
+    /// The repository of one job: its device's settings in force, the URL their
+    /// `repository_url` template gives for the job (see `domain::repository::of_job`).
+    pub fn for_job(
+        settings: &Settings,
+        job: &crate::domain::repository::JobPlace,
+    ) -> anyhow::Result<Self> {
+        let repo = crate::domain::repository::of_job(settings, job)
+            .map_err(|e| usage_err!("{e}"))?;
+        Self::new(repo.url, settings)
+    }
+
+    /// The repository at `url` (already expanded), with the password, cache directory and
+    /// backend environment of `settings` (the settings in force for the device that uses it).
+    pub fn new(url: String, settings: &Settings) -> anyhow::Result<Self> {
         let password = settings.get("repository_password").ok_or_else(|| {
             usage_err!(
                 "the repository_password setting is empty; set it with `restic-fleet settings \
@@ -113,7 +130,7 @@ impl Repository {
         })?;
         Ok(Repository {
             restic,
-            url: url.to_string(),
+            url,
             password: password.to_string(),
             settings: settings.clone(),
             cache_warned: Default::default(),
