@@ -17,6 +17,8 @@
 //! is maintained by the `maintenance_device`. `settings set` refuses a device setting that
 //! would make another device's repository its own, so the rule stays true.
 
+use std::collections::BTreeMap;
+
 use sha2::{Digest, Sha256};
 
 use crate::domain::settings::Settings;
@@ -224,6 +226,24 @@ pub fn of_job(settings: &Settings, job: &JobPlace) -> Result<JobRepository, Stri
     })
 }
 
+/// Jobs grouped by the repository each writes to (expanded URL → job ids, in the order given),
+/// and the sentences of the jobs whose URL cannot be made. `settings_of` gives the settings in
+/// force for a job's device.
+pub fn by_repository<'a, 's>(
+    settings_of: impl Fn(&str) -> &'s Settings,
+    jobs: impl IntoIterator<Item = JobPlace<'a>>,
+) -> (BTreeMap<String, Vec<Uuid>>, Vec<String>) {
+    let mut groups: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for job in jobs {
+        match of_job(settings_of(job.device_id), &job) {
+            Ok(r) => groups.entry(r.url).or_default().push(job.job_id),
+            Err(e) => errors.push(e),
+        }
+    }
+    (groups, errors)
+}
+
 /// A repository's identity in the database: the SHA-256 of its expanded URL in hex. The URL
 /// itself may hold credentials and is a secret for viewers; its digest is not.
 pub fn fingerprint(url: &str) -> String {
@@ -340,6 +360,31 @@ mod tests {
         );
         let e = of_job(&Settings::default(), &job("a", None)).unwrap_err();
         assert!(e.contains("repository_url setting is empty"), "{e}");
+    }
+
+    #[test]
+    fn jobs_group_by_their_expanded_repository() {
+        let s = Settings::from_pairs([("repository_url".into(), "/srv/{origin_name}".into())]);
+        let place = |n: u128, origin: Option<&'static str>| JobPlace {
+            device_id: "a",
+            job_id: Uuid::from_u128(n),
+            account_id: None,
+            origin_name: origin,
+        };
+        let (groups, errors) = by_repository(
+            |_| &s,
+            [
+                place(1, Some("x")),
+                place(2, Some("y")),
+                place(3, Some("x")),
+                place(4, None),
+            ],
+        );
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups["/srv/x"], [Uuid::from_u128(1), Uuid::from_u128(3)]);
+        assert_eq!(groups["/srv/y"], [Uuid::from_u128(2)]);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("has no origin_name"), "{errors:?}");
     }
 
     #[test]

@@ -106,8 +106,8 @@ impl Repository {
         settings: &Settings,
         job: &crate::domain::repository::JobPlace,
     ) -> anyhow::Result<Self> {
-        let repo = crate::domain::repository::of_job(settings, job)
-            .map_err(|e| usage_err!("{e}"))?;
+        let repo =
+            crate::domain::repository::of_job(settings, job).map_err(|e| usage_err!("{e}"))?;
         Self::new(repo.url, settings)
     }
 
