@@ -332,3 +332,12 @@ pub async fn places_of_device(
     .fetch_all(db)
     .await
 }
+
+/// The template values of every job of the fleet (the `repository_url` layout check).
+pub async fn all_places(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PlaceRow>> {
+    sqlx::query_as(
+        "SELECT id, device_id, account_id, origin_name FROM backup_jobs ORDER BY device_id, id",
+    )
+    .fetch_all(db)
+    .await
+}

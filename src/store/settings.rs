@@ -318,3 +318,16 @@ mod tests {
         assert!(keys.iter().all(|k| !k.contains(' ')), "{keys:?}");
     }
 }
+
+/// Every row of one setting: `(device, value)`, the device `None` for the global row.
+pub async fn rows_of_key(
+    db: impl PgExecutor<'_>,
+    key: &str,
+) -> anyhow::Result<Vec<(Option<String>, String)>> {
+    Ok(
+        sqlx::query_as("SELECT device_id, value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_all(db)
+            .await?,
+    )
+}
