@@ -204,9 +204,9 @@ pub(crate) async fn job_repository(
 
 /// Every repository the snapshots of `device` may be in: each of its jobs' (the
 /// `repository_url` template expanded per job), and the setting itself when it has no
-/// placeholder (snapshots of jobs gone since, or imported). Without a device, this machine's
-/// device when it has a config, else every device's and the global setting's (an admin
-/// machine). A repository several devices share is reached with the first one's settings.
+/// placeholder (snapshots of jobs gone since, or imported). Without a device, every device's
+/// and the global setting's. A repository several devices share is reached with the settings
+/// of the first (this machine's device first, when it has a config).
 pub(crate) async fn repositories(
     config_path: &Path,
     pool: &PgPool,
@@ -215,16 +215,17 @@ pub(crate) async fn repositories(
     let local = crate::local::config::load_file(config_path)
         .ok()
         .and_then(|c| c.device_id);
-    let devices: Vec<String> = match device.map(str::to_string).or(local) {
-        Some(d) => vec![d],
+    let devices: Vec<String> = match device {
+        Some(d) => vec![d.to_string()],
         None => {
             let mut all: Vec<String> = crate::store::devices::names(pool)
                 .await?
                 .into_iter()
                 .map(|(id, _)| id)
                 .collect();
-            all.sort();
-            all.insert(0, String::new()); // the global settings
+            // This machine's device first: a repository it shares is reached as it reaches it.
+            all.sort_by_key(|d| (Some(d) != local.as_ref(), d.clone()));
+            all.push(String::new()); // the global settings
             all
         }
     };
