@@ -1,5 +1,6 @@
-//! The fleet's shared restic repository as the maintenance, `snapshots` and `restore`
-//! commands reach it: URL, password and cache directory from the settings (in restic's
+//! A restic repository of the fleet as the maintenance, `snapshots` and `restore` commands
+//! reach it: the URL (a job's, from the `repository_url` template: [`Repository::for_job`]),
+//! password and cache directory from the settings of the device that uses it (in restic's
 //! environment, never in argv), the snapshot listing, and waiting while another restic holds
 //! the repository lock.
 //!
@@ -21,7 +22,7 @@ use crate::domain::settings::Settings;
 use crate::platform::restic_env::redact_secrets;
 use crate::usage_err;
 
-/// Everything needed to start restic on the shared repository.
+/// Everything needed to start restic on one repository.
 #[derive(Clone)]
 pub struct Repository {
     pub restic: PathBuf,
