@@ -229,6 +229,28 @@ fn name_taken_err(device: &str, name: &str, other: Uuid) -> anyhow::Error {
     )
 }
 
+/// Refuses a job whose repository URL its device's `repository_url` template cannot make
+/// (`{origin_name}` with an origin like "a/b", `{account_id}` without an account): every run of
+/// it would fail. Nothing to check while the device has no repository_url yet.
+async fn check_repository(
+    pool: &PgPool,
+    job: &crate::domain::repository::JobPlace<'_>,
+) -> anyhow::Result<()> {
+    let settings = crate::store::settings::load(pool, job.device_id).await?;
+    if settings.get("repository_url").is_none() {
+        return Ok(());
+    }
+    crate::domain::repository::of_job(&settings, job).map_err(|e| {
+        let nil = Uuid::nil().to_string();
+        // A job being added has no id yet: its fix is an option of `job add`.
+        let e = e
+            .replace(&format!("job edit {nil}"), "job add ...")
+            .replace(&nil, "(new)");
+        usage_err!("the job is not saved: {e}")
+    })?;
+    Ok(())
+}
+
 async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
     // Everything that needs no database first.
     let name = validate_name(&a.name)?;
@@ -262,6 +284,17 @@ async fn add(config_path: &Path, a: AddArgs) -> anyhow::Result<u8> {
             "a job with id {id} already exists; show it with `restic-fleet job show {id}`"
         ));
     }
+    let origin = a.origin_name.as_deref().filter(|s| !s.is_empty());
+    check_repository(
+        &pool,
+        &crate::domain::repository::JobPlace {
+            device_id: &a.device,
+            job_id: id.unwrap_or_else(Uuid::nil),
+            account_id: account,
+            origin_name: origin,
+        },
+    )
+    .await?;
     let new = NewJob {
         id,
         device_id: &a.device,
@@ -428,6 +461,21 @@ async fn edit(config_path: &Path, a: EditArgs) -> anyhow::Result<u8> {
     {
         return Err(name_taken_err(&device, &new_name, other));
     }
+    let origin = match a.origin_name.as_deref() {
+        Some("") => None,
+        Some(o) => Some(o),
+        None => job.origin_name.as_deref(),
+    };
+    check_repository(
+        &pool,
+        &crate::domain::repository::JobPlace {
+            device_id: &device,
+            job_id,
+            account_id: plan.account.unwrap_or(job.account_id),
+            origin_name: origin,
+        },
+    )
+    .await?;
     let change = JobEdit {
         id: job_id,
         name: &new_name,

@@ -193,24 +193,92 @@ pub async fn open(config_path: &Path) -> anyhow::Result<(Config, PgPool)> {
     Ok((cfg, pool))
 }
 
-/// The repository as `device` reaches it (the job's device, or `--device`): its own
-/// `repository_url`, password and `repository_environment` override the global ones, exactly as
-/// that device's runs use them. Without a device, this machine's device when it has a config,
-/// else the global settings (an admin machine).
-pub(crate) async fn repository(
+/// The repository of `job` as its device reaches it: that device's settings in force (its own
+/// `repository_url`, password and `repository_environment` over the global ones) and the URL
+/// their `repository_url` template gives for the job, exactly as the job's runs use them.
+pub(crate) async fn job_repository(
+    pool: &PgPool,
+    job: &crate::domain::job::Job,
+) -> anyhow::Result<Repository> {
+    let settings = crate::store::settings::load(pool, &job.device_id).await?;
+    Repository::for_job(&settings, &job.place())
+}
+
+/// Every repository the snapshots of `device` may be in: each of its jobs' (the
+/// `repository_url` template expanded per job), and the setting itself when it has no
+/// placeholder (snapshots of jobs gone since, or imported). Without a device, every device's
+/// and the global setting's. A repository several devices share is reached with the settings
+/// of the first (this machine's device first, when it has a config).
+pub(crate) async fn repositories(
     config_path: &Path,
     pool: &PgPool,
     device: Option<&str>,
-) -> anyhow::Result<Repository> {
-    let device = match device {
-        Some(d) => d.to_string(),
-        None => crate::local::config::load_file(config_path)
-            .ok()
-            .and_then(|c| c.device_id)
-            .unwrap_or_default(),
+) -> anyhow::Result<Vec<Repository>> {
+    let local = crate::local::config::load_file(config_path)
+        .ok()
+        .and_then(|c| c.device_id);
+    let devices: Vec<String> = match device {
+        Some(d) => vec![d.to_string()],
+        None => {
+            let mut all: Vec<String> = crate::store::devices::names(pool)
+                .await?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
+            // This machine's device first: a repository it shares is reached as it reaches it.
+            all.sort_by_key(|d| (Some(d) != local.as_ref(), d.clone()));
+            all.push(String::new()); // the global settings
+            all
+        }
     };
-    let settings = crate::store::settings::load(pool, &device).await?;
-    Repository::from_settings(&settings)
+    let mut found: std::collections::BTreeMap<String, crate::domain::settings::Settings> =
+        Default::default();
+    let mut first_error = None;
+    for d in &devices {
+        let settings = crate::store::settings::load(pool, d).await?;
+        let Some(template) = settings.get("repository_url") else {
+            continue;
+        };
+        if crate::domain::repository::placeholders(template).is_empty()
+            && crate::domain::repository::validate_template(template).is_ok()
+        {
+            found
+                .entry(template.to_string())
+                .or_insert_with(|| settings.clone());
+        }
+        if d.is_empty() {
+            continue;
+        }
+        let places = crate::store::jobs::places_of_device(pool, d).await?;
+        let (groups, errors) = crate::domain::repository::by_repository(
+            |_| &settings,
+            places.iter().map(crate::store::jobs::PlaceRow::place),
+        );
+        for e in errors {
+            tracing::warn!("{e}");
+            first_error.get_or_insert(e);
+        }
+        for url in groups.into_keys() {
+            found.entry(url).or_insert_with(|| settings.clone());
+        }
+    }
+    if found.is_empty() {
+        // The usual sentence for an empty setting, else why no job's URL could be made.
+        let settings = crate::store::settings::load(pool, devices.last().map_or("", |d| d)).await?;
+        Repository::from_settings(&settings)?;
+        return Err(usage_err!(
+            "{}",
+            first_error.unwrap_or_else(|| format!(
+                "no repository holds snapshots of {}: repository_url has placeholders and no \
+                 job fills them in; add a job with `restic-fleet job add`",
+                device.map_or("the fleet".to_string(), |d| format!("device {d:?}"))
+            ))
+        ));
+    }
+    found
+        .into_iter()
+        .map(|(url, settings)| Repository::new(url, &settings))
+        .collect()
 }
 
 /// Writes `text` to `path` so that a reader sees the old file or the new one, never half of

@@ -88,7 +88,8 @@ pub struct RelicaMigrateArgs {
     /// them and report them as skipped).
     #[arg(long)]
     pub overwrite: bool,
-    /// Set the global setting repository_url (the one shared restic repository). A URL with a
+    /// Set the global setting repository_url: one shared restic repository, or a template
+    /// such as sftp:host:/base/{device_id} (checked against every imported job). A URL with a
     /// password is refused: set it with `settings set repository_url -` (stdin).
     #[arg(long, value_name = "URL")]
     pub repository_url: Option<String>,
@@ -191,6 +192,30 @@ fn check_input(args: &RelicaMigrateArgs) -> anyhow::Result<CheckedInput> {
         return Err(usage_err!(
             "--repository-url is empty; pass the restic repository, e.g. sftp:user@host:/srv/restic"
         ));
+    }
+    // A template is checked as `settings set` checks it, against every job imported (a
+    // device's own repository_url, which the import never sets, is checked when it is set).
+    if let Some(url) = &args.repository_url {
+        let url = url.trim();
+        crate::domain::repository::validate_template(url).map_err(|e| usage_err!("{e}"))?;
+        let settings = crate::domain::settings::Settings::from_pairs([(
+            "repository_url".to_string(),
+            url.to_string(),
+        )]);
+        for j in &plan.jobs {
+            let place = crate::domain::repository::JobPlace {
+                device_id: &j.device_id,
+                job_id: j.id,
+                account_id: j.account_id,
+                origin_name: Some(j.origin_name.as_str()).filter(|o| !o.is_empty()),
+            };
+            crate::domain::repository::of_job(&settings, &place).map_err(|e| {
+                usage_err!(
+                    "--repository-url does not fit Relica backup {:?}: {e}",
+                    j.name
+                )
+            })?;
+        }
     }
     // An argument is visible in the process list and kept in shell history.
     if let Some(url) = &args.repository_url

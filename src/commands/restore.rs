@@ -1,5 +1,6 @@
-//! `restic-fleet restore`: restoring one job's backup with the fleet's repository settings,
-//! from the device itself or an admin machine (`--database-url`).
+//! `restic-fleet restore`: restoring one job's backup from the job's repository (its device's
+//! `repository_url` template expanded for the job, with that device's password), from the
+//! device itself or an admin machine (`--database-url`).
 //!
 //! A snapshot belongs to a job when it carries the job's `backup:<uuid>` tag AND its host is the
 //! job's device: `restore` always filters by both, so a tag shared by mistake (a copied Relica
@@ -13,7 +14,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::commands::repository;
+use crate::commands::job_repository;
 use crate::commands::{Conn, explain};
 use crate::domain::exit::{self, Failure};
 use crate::domain::job::Job;
@@ -138,7 +139,7 @@ async fn restore_inner(config_path: &Path, args: RestoreArgs) -> anyhow::Result<
     check_target(&args.target, args.force)?;
     let pool = crate::commands::connect(config_path, &args.conn).await?;
     let job = crate::commands::resolve_job(config_path, &pool, &args.job).await?;
-    let repo = repository(config_path, &pool, Some(&job.device_id)).await?;
+    let repo = job_repository(&pool, &job).await?;
     let snaps = repo
         .snapshots(Some(&job.device_id), &[format!("backup:{}", job.id)])
         .await?;

@@ -182,6 +182,10 @@ pub fn validate(key: &str, value: &str) -> anyhow::Result<()> {
     if key == crate::domain::restic::backend_env::KEY {
         crate::domain::restic::backend_env::parse(value).map_err(|e| usage_err!("{e}"))?;
     }
+    if key == "repository_url" {
+        crate::domain::repository::validate_template(value.trim())
+            .map_err(|e| usage_err!("{e}"))?;
+    }
     if value.contains('\0') {
         return Err(usage_err!(
             "the value of {key} must not contain NUL characters"
@@ -345,11 +349,16 @@ async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
     }
     // A typo in a key is refused instead of stored where nothing reads it.
     require_known_key(&pool, &a.key).await?;
+    if let Some(d) = &a.device {
+        require_device(&pool, d).await?;
+    }
+    if a.key == "repository_url" {
+        check_repository_layout(&pool, a.device.as_deref(), Some(&value)).await?;
+    }
     let description = a.description.as_deref();
     match &a.device {
         None => crate::store::settings::set_global(&pool, &a.key, &value, description).await?,
         Some(d) => {
-            require_device(&pool, d).await?;
             crate::store::settings::set_for_device(&pool, d, &a.key, &value, description).await?;
         }
     }
@@ -370,6 +379,78 @@ async fn set(config_path: &Path, a: SetArgs) -> anyhow::Result<u8> {
     Ok(exit::SUCCESS)
 }
 
+/// Refuses a `repository_url` change (`value` for the global row or `device`'s own; `None`
+/// removes the device's own) under which a job's repository URL cannot be made, or which makes
+/// a repository one device's own while another device writes to it (see
+/// [`crate::domain::repository::layout`]). Collisions already there before are left to the
+/// change that made them; a job error of a device the change applies to is always refused.
+async fn check_repository_layout(
+    pool: &PgPool,
+    device: Option<&str>,
+    value: Option<&str>,
+) -> anyhow::Result<()> {
+    use crate::domain::repository::{DeviceJobs, layout};
+    let rows = crate::store::settings::rows_of_key(pool, "repository_url").await?;
+    let places = crate::store::jobs::all_places(pool).await?;
+    let view = |changed: bool| -> Vec<DeviceJobs> {
+        let mut rows = rows.clone();
+        if changed {
+            rows.retain(|(d, _)| d.as_deref() != device);
+            if let Some(v) = value {
+                rows.push((device.map(str::to_string), v.to_string()));
+            }
+        }
+        let global = rows
+            .iter()
+            .find(|(d, _)| d.is_none())
+            .map(|(_, v)| v.clone());
+        let mut devices: Vec<DeviceJobs> = Vec::new();
+        for p in &places {
+            if devices.last().is_none_or(|d| d.device_id != p.device_id) {
+                let own = rows
+                    .iter()
+                    .find(|(d, _)| d.as_deref() == Some(p.device_id.as_str()));
+                let url = own.map(|(_, v)| v.clone()).or(global.clone());
+                let settings = crate::domain::settings::Settings::from_pairs(
+                    url.map(|u| ("repository_url".to_string(), u)),
+                )
+                .with_own(&p.device_id, own.map(|_| "repository_url".to_string()));
+                devices.push(DeviceJobs {
+                    device_id: &p.device_id,
+                    settings,
+                    jobs: Vec::new(),
+                });
+            }
+            if let Some(d) = devices.last_mut() {
+                d.jobs.push(p.place());
+            }
+        }
+        // A device without a repository_url has nothing to check (`run` says so).
+        devices.retain(|d| d.settings.get("repository_url").is_some());
+        devices
+    };
+    let before = layout(&view(false));
+    let after = layout(&view(true));
+    let applies = |d: &str| match device {
+        Some(own) => own == d,
+        None => !rows.iter().any(|(r, _)| r.as_deref() == Some(d)),
+    };
+    if let Some((d, e)) = after.job_errors.iter().find(|(d, _)| applies(d)) {
+        return Err(usage_err!(
+            "repository_url is not changed: for device {d:?}, {e}"
+        ));
+    }
+    let new: Vec<&String> = after.collisions.difference(&before.collisions).collect();
+    if let Some(first) = new.first() {
+        let more = match new.len() {
+            1 => String::new(),
+            n => format!(" ({} more repositories alike)", n - 1),
+        };
+        return Err(usage_err!("repository_url is not changed: {first}{more}"));
+    }
+    Ok(())
+}
+
 async fn unset(config_path: &Path, a: UnsetArgs) -> anyhow::Result<u8> {
     validate_key(&a.key)?;
     let pool = crate::commands::connect(config_path, &a.conn).await?;
@@ -377,6 +458,9 @@ async fn unset(config_path: &Path, a: UnsetArgs) -> anyhow::Result<u8> {
         require_device(&pool, d).await?;
     }
     require_known_key(&pool, &a.key).await?;
+    if a.key == "repository_url" && a.device.is_some() {
+        check_repository_layout(&pool, a.device.as_deref(), None).await?;
+    }
     let exists = crate::store::settings::row_id(&pool, &a.key, a.device.as_deref()).await?;
     let Some(id) = exists else {
         return Err(usage_err!(

@@ -1,6 +1,11 @@
-//! `restic-fleet snapshots`: the repository's snapshots seen through the fleet (job and device
-//! names instead of tags), with the fleet's repository settings, from the device itself or an
-//! admin machine (`--database-url`). On a device with its own login, only that device's.
+//! `restic-fleet snapshots`: the snapshots seen through the fleet (job and device names instead
+//! of tags), from the device itself or an admin machine (`--database-url`). On a device with
+//! its own login, only that device's.
+//!
+//! Each job writes to the repository its device's `repository_url` template gives it, so the
+//! snapshots of one job come from its repository, those of a device (or the fleet) from every
+//! repository its jobs write to, each listed once and merged oldest first; `--json` says which
+//! repository each came from (its URL with any password masked).
 //!
 //! A snapshot belongs to a job when it carries the job's `backup:<uuid>` tag AND its host is the
 //! job's device (see `restore`, which always filters by both).
@@ -12,8 +17,8 @@ use clap::Args;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::commands::repository;
 use crate::commands::{Conn, explain, require_device};
+use crate::commands::{job_repository, repositories};
 use crate::domain::exit;
 use crate::output::{self, print_json};
 use crate::platform::repository::Snapshot;
@@ -34,7 +39,8 @@ pub struct SnapshotsArgs {
 /// `snapshots --json`: an array, oldest first, of `id`, `short_id`, `time`, `hostname`,
 /// `device_name` (null for a host that is no device), `job_id` (from the `backup:<uuid>` tag,
 /// null without one), `job_name` (null when no such job exists, or when the job belongs to
-/// another device than the snapshot's host), `paths`, `tags`.
+/// another device than the snapshot's host), `paths`, `tags`, `repository` (the URL it was
+/// listed from, password masked).
 #[derive(Debug, Serialize)]
 pub struct SnapshotRow {
     pub id: String,
@@ -46,6 +52,7 @@ pub struct SnapshotRow {
     pub job_name: Option<String>,
     pub paths: Vec<String>,
     pub tags: Vec<String>,
+    pub repository: String,
 }
 
 pub async fn snapshots(config_path: &Path, args: SnapshotsArgs) -> anyhow::Result<u8> {
@@ -78,21 +85,44 @@ async fn list(config_path: &Path, args: SnapshotsArgs) -> anyhow::Result<u8> {
         .map(|j| j.device_id.clone())
         .or(args.device.clone())
         .or(own);
-    let repo = repository(config_path, &pool, host.as_deref()).await?;
+    let repos = match &job {
+        Some(j) => vec![job_repository(&pool, j).await?],
+        None => repositories(config_path, &pool, host.as_deref()).await?,
+    };
     let tags: Vec<String> = job.iter().map(|j| format!("backup:{}", j.id)).collect();
-    let snaps = repo.snapshots(host.as_deref(), &tags).await?;
     let jobs = crate::store::jobs::names(&pool).await?;
     let devices = crate::store::devices::names(&pool).await?;
-    let rows = named(snaps, &jobs, &devices);
+    let mut rows = Vec::new();
+    let mut failures = Vec::new();
+    for repo in &repos {
+        match repo.snapshots(host.as_deref(), &tags).await {
+            Ok(snaps) => rows.extend(named(snaps, &jobs, &devices, &repo.url)),
+            Err(e) => failures.push(e),
+        }
+    }
+    // One repository that cannot be read (not created yet, say) does not hide the others'
+    // snapshots; the command still fails, naming it.
+    if !failures.is_empty() && failures.len() == repos.len() {
+        return Err(failures.swap_remove(0));
+    }
+    rows.sort_by(|a, b| a.time.cmp(&b.time).then_with(|| a.id.cmp(&b.id)));
     if args.conn.json {
         print_json(&rows)?;
-        return Ok(exit::SUCCESS);
-    }
-    if rows.is_empty() {
+    } else if rows.is_empty() {
         println!("no snapshots");
-        return Ok(exit::SUCCESS);
+    } else {
+        print_table(&rows, repos.len() > 1);
     }
-    print_table(&rows);
+    if !failures.is_empty() {
+        let why: Vec<String> = failures.iter().map(|e| format!("{e:#}")).collect();
+        return Err(crate::domain::exit::Failure::failed(format!(
+            "{} of {} repositories could not be read (the others' snapshots are listed): {}",
+            failures.len(),
+            repos.len(),
+            why.join("; ")
+        ))
+        .into());
+    }
     Ok(exit::SUCCESS)
 }
 
@@ -102,7 +132,9 @@ fn named(
     snaps: Vec<Snapshot>,
     jobs: &[(Uuid, String, String)],
     devices: &[(String, String)],
+    repository: &str,
 ) -> Vec<SnapshotRow> {
+    let repository = crate::domain::text::mask_url(repository);
     snaps
         .into_iter()
         .map(|s| {
@@ -129,16 +161,21 @@ fn named(
                 hostname: s.hostname,
                 paths: s.paths,
                 tags: s.tags.unwrap_or_default(),
+                repository: repository.clone(),
             }
         })
         .collect()
 }
 
-/// The snapshots as a table, with their count.
-fn print_table(rows: &[SnapshotRow]) {
-    let mut t = output::table(&["snapshot", "time", "device", "job", "paths"]);
+/// The snapshots as a table, with their count (and their repository when there are several).
+fn print_table(rows: &[SnapshotRow], several: bool) {
+    let mut head = vec!["snapshot", "time", "device", "job", "paths"];
+    if several {
+        head.push("repository");
+    }
+    let mut t = output::table(&head);
     for r in rows {
-        t.add_row([
+        let mut cells: Vec<output::Cell> = vec![
             r.short_id.clone().into(),
             r.time.format("%Y-%m-%d %H:%M:%S UTC").to_string().into(),
             match &r.device_name {
@@ -153,7 +190,11 @@ fn print_table(rows: &[SnapshotRow]) {
             }
             .into(),
             output::lines(&r.paths),
-        ]);
+        ];
+        if several {
+            cells.push(r.repository.clone().into());
+        }
+        t.add_row(cells);
     }
     println!("{}", output::render(&t));
     println!("{} snapshot(s)", rows.len());

@@ -292,16 +292,26 @@ async fn tidy_up(
     let settings = crate::store::settings::load(&mut *db, &config.device_id).await?;
     // Repository locks a dead restic of this device left behind (restic's own rules), when
     // a marker says there was one (a no-op sync opens no repository).
+    // The dead restic may have worked in any repository of this device's jobs: each is tried.
     let left = crate::local::markers::left_behind(state);
     if !left.is_empty()
-        && let (Some(repo), Some(password), Ok(restic)) = (
-            settings.get("repository_url"),
-            settings.get("repository_password"),
-            which::which("restic"),
-        )
-        && crate::ops::backup::execute::remove_stale_locks(&restic, repo, password, &settings).await
+        && let (Some(password), Ok(restic)) =
+            (settings.get("repository_password"), which::which("restic"))
     {
-        crate::local::markers::clear(&left);
+        let places = crate::store::jobs::places_of_device(&mut *db, &config.device_id).await?;
+        let (repositories, _) = crate::domain::repository::by_repository(
+            |_| &settings,
+            places.iter().map(crate::store::jobs::PlaceRow::place),
+        );
+        let mut all = true;
+        for repo in repositories.keys() {
+            all &=
+                crate::ops::backup::execute::remove_stale_locks(&restic, repo, password, &settings)
+                    .await;
+        }
+        if all && !repositories.is_empty() {
+            crate::local::markers::clear(&left);
+        }
     }
     heartbeat(&mut *db, &config.device_id, state).await?;
     report.stale_runs_closed = crate::ops::reconcile::close_stale_runs(

@@ -228,6 +228,18 @@ pub fn validate_excludes(patterns: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(patterns.to_vec())
 }
 
+impl Job {
+    /// The job's values a `repository_url` template may use (see [`crate::domain::repository`]).
+    pub fn place(&self) -> crate::domain::repository::JobPlace<'_> {
+        crate::domain::repository::JobPlace {
+            device_id: &self.device_id,
+            job_id: self.id,
+            account_id: self.account_id,
+            origin_name: self.origin_name.as_deref(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,8 @@
 //! is maintained by the `maintenance_device`. `settings set` refuses a device setting that
 //! would make another device's repository its own, so the rule stays true.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use sha2::{Digest, Sha256};
 
 use crate::domain::settings::Settings;
@@ -224,6 +226,81 @@ pub fn of_job(settings: &Settings, job: &JobPlace) -> Result<JobRepository, Stri
     })
 }
 
+/// Jobs grouped by the repository each writes to (expanded URL → job ids, in the order given),
+/// and the sentences of the jobs whose URL cannot be made. `settings_of` gives the settings in
+/// force for a job's device.
+pub fn by_repository<'a, 's>(
+    settings_of: impl Fn(&str) -> &'s Settings,
+    jobs: impl IntoIterator<Item = JobPlace<'a>>,
+) -> (BTreeMap<String, Vec<Uuid>>, Vec<String>) {
+    let mut groups: BTreeMap<String, Vec<Uuid>> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for job in jobs {
+        match of_job(settings_of(job.device_id), &job) {
+            Ok(r) => groups.entry(r.url).or_default().push(job.job_id),
+            Err(e) => errors.push(e),
+        }
+    }
+    (groups, errors)
+}
+
+/// One device as the layout check sees it: its settings in force (`repository_url` and whether
+/// it is its own) and its jobs.
+pub struct DeviceJobs<'a> {
+    pub device_id: &'a str,
+    pub settings: Settings,
+    pub jobs: Vec<JobPlace<'a>>,
+}
+
+/// What is wrong with the fleet's repositories under some settings.
+#[derive(Debug, Default)]
+pub struct Layout {
+    /// `(device, sentence)` for each job whose repository URL cannot be made.
+    pub job_errors: Vec<(String, String)>,
+    /// One sentence per repository a device maintains as its own that another device writes
+    /// too (the maintainer rule would break: two devices pruning one repository, or one
+    /// device's exclusive lock blocking another's backups).
+    pub collisions: BTreeSet<String>,
+}
+
+/// Checks every job of `devices` under their settings: the URLs that cannot be made, and the
+/// repositories that would be one device's own while another writes to them.
+pub fn layout(devices: &[DeviceJobs]) -> Layout {
+    let mut out = Layout::default();
+    // url → (maintaining devices, writing devices)
+    let mut writers: BTreeMap<String, (BTreeSet<&str>, BTreeSet<&str>)> = BTreeMap::new();
+    for d in devices {
+        for job in &d.jobs {
+            match of_job(&d.settings, job) {
+                Ok(r) => {
+                    let e = writers.entry(r.url).or_default();
+                    if let Maintainer::Device(_) = r.maintainer {
+                        e.0.insert(d.device_id);
+                    }
+                    e.1.insert(d.device_id);
+                }
+                Err(e) => out.job_errors.push((d.device_id.to_string(), e)),
+            }
+        }
+    }
+    for (url, (owners, all)) in writers {
+        for owner in owners {
+            let Some(other) = all.iter().find(|w| **w != owner) else {
+                continue;
+            };
+            out.collisions.insert(format!(
+                "the repository {} would be device {owner:?}'s own (its own repository_url, or \
+                 one made with {{device_id}} or {{job_id}}) while device {other:?} writes to it \
+                 too, but a device's own repository is written and maintained by it alone; give \
+                 each device a repository of its own (e.g. a URL ending in /{{device_id}}), or \
+                 share one repository through the global setting",
+                crate::domain::text::mask_url(&url)
+            ));
+        }
+    }
+    out
+}
+
 /// A repository's identity in the database: the SHA-256 of its expanded URL in hex. The URL
 /// itself may hold credentials and is a secret for viewers; its digest is not.
 pub fn fingerprint(url: &str) -> String {
@@ -340,6 +417,74 @@ mod tests {
         );
         let e = of_job(&Settings::default(), &job("a", None)).unwrap_err();
         assert!(e.contains("repository_url setting is empty"), "{e}");
+    }
+
+    #[test]
+    fn jobs_group_by_their_expanded_repository() {
+        let s = Settings::from_pairs([("repository_url".into(), "/srv/{origin_name}".into())]);
+        let place = |n: u128, origin: Option<&'static str>| JobPlace {
+            device_id: "a",
+            job_id: Uuid::from_u128(n),
+            account_id: None,
+            origin_name: origin,
+        };
+        let (groups, errors) = by_repository(
+            |_| &s,
+            [
+                place(1, Some("x")),
+                place(2, Some("y")),
+                place(3, Some("x")),
+                place(4, None),
+            ],
+        );
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups["/srv/x"], [Uuid::from_u128(1), Uuid::from_u128(3)]);
+        assert_eq!(groups["/srv/y"], [Uuid::from_u128(2)]);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("has no origin_name"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_devices_own_repository_written_by_another_is_a_collision() {
+        let global = |url: &str| Settings::from_pairs([("repository_url".into(), url.into())]);
+        let own = |url: &str, d: &str| global(url).with_own(d, ["repository_url".to_string()]);
+        let dev = |id: &'static str, settings: Settings| DeviceJobs {
+            device_id: id,
+            settings,
+            jobs: vec![job(id, Some("o"))],
+        };
+        // Per-device template: two repositories, no collision.
+        let l = layout(&[
+            dev("a", global("/srv/{device_id}")),
+            dev("b", global("/srv/{device_id}")),
+        ]);
+        assert!(l.collisions.is_empty() && l.job_errors.is_empty());
+        // One shared repository: no collision either.
+        let l = layout(&[dev("a", global("/srv/all")), dev("b", global("/srv/all"))]);
+        assert!(l.collisions.is_empty());
+        // a's own URL is b's per-device repository.
+        let l = layout(&[
+            dev("a", own("/srv/b", "a")),
+            dev("b", global("/srv/{device_id}")),
+        ]);
+        assert_eq!(l.collisions.len(), 2, "{:?}", l.collisions);
+        assert!(
+            l.collisions
+                .iter()
+                .any(|c| c.contains("device \"a\"'s own"))
+        );
+        // a's own URL is the shared repository b writes to.
+        let l = layout(&[dev("a", own("/srv/all", "a")), dev("b", global("/srv/all"))]);
+        let c: Vec<_> = l.collisions.iter().collect();
+        assert_eq!(c.len(), 1);
+        assert!(
+            c[0].contains("/srv/all") && c[0].contains("device \"b\" writes"),
+            "{c:?}"
+        );
+        // A job the template does not fit.
+        let l = layout(&[dev("a", global("/srv/{account_id}"))]);
+        assert_eq!(l.job_errors.len(), 1);
+        assert!(l.job_errors[0].1.contains("has no account_id"));
     }
 
     #[test]

@@ -184,3 +184,28 @@ pub fn read_last_run(state: &StateDir, job: Uuid) -> Option<LastRun> {
     let bytes = std::fs::read(state.root().join("last-run").join(format!("{job}.json"))).ok()?;
     serde_json::from_slice(&bytes).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy written before jobs carried their origin and account still loads (their
+    /// repository is then made without them: `{origin_name}`/`{account_id}` fail the run with a
+    /// sentence until the next sync rewrites the copy).
+    #[test]
+    fn an_old_copy_without_origin_and_account_loads() {
+        let old = r#"{"format":1,"device_id":"d","written_at":"2026-01-01T00:00:00Z",
+            "device_enabled":true,"settings":{"repository_url":"/srv/{device_id}"},
+            "jobs":[{"id":"00000000-0000-0000-0000-000000000007","device_id":"d","name":"n",
+            "description":null,"source_paths":["/x"],"exclude_patterns":null,"tags":null,
+            "restic_args":null,"enabled":true,"created_at":"2026-01-01T00:00:00Z",
+            "updated_at":"2026-01-01T00:00:00Z","metadata":null,"origin_id":null,
+            "ping_url":null,"hook_before":null,"hook_after":null,"hook_failure":null,
+            "hook_finally":null}],"schedules":[]}"#;
+        let copy: LocalCopy = serde_json::from_str(old).unwrap();
+        let job = &copy.jobs[0];
+        assert!(job.origin_name.is_none() && job.account_id.is_none());
+        let repo = crate::domain::repository::of_job(&copy.settings(), &job.place()).unwrap();
+        assert_eq!(repo.url, "/srv/d");
+    }
+}

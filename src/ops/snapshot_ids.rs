@@ -5,7 +5,8 @@
 //! repository again just to learn the full one costs a second restic process and a scrypt key
 //! derivation (~0.3 s, 60% of an incremental backup). So `run` stores the short id, and the next
 //! `sync` of the device resolves all its pending short ids with ONE `restic snapshots --json`
-//! call (none when nothing is pending: a no-op sync does not open the repository).
+//! call per repository its pending runs' jobs write to (none when nothing is pending: a no-op
+//! sync does not open any repository).
 //!
 //! A pending id is a successful run of the last [`PENDING_DAYS`] days whose `snapshot_id` is
 //! shorter than 64 characters (the partial index idx_runs_snapshot_pending keeps that lookup as
@@ -68,7 +69,7 @@ pub(crate) fn resolve(pending: &[(i32, String)], listed: &[String]) -> Resolutio
     out
 }
 
-/// Resolves this device's pending short snapshot ids, at most one restic call. Never fails the
+/// Resolves this device's pending short snapshot ids, at most one restic call per repository. Never fails the
 /// caller: problems are logged and the ids stay pending for the next sync. Returns how many ids
 /// were resolved.
 pub async fn resolve_pending(
@@ -110,28 +111,54 @@ async fn try_resolve_pending(
         crate::store::fleet::pending_snapshot_ids(&mut *pool, device_id, PENDING_DAYS).await?;
     let (pending, malformed): (Vec<_>, Vec<_>) = pending
         .into_iter()
-        .partition(|(_, id)| is_short(id) && id.len() >= 8);
-    let malformed: Vec<i32> = malformed.into_iter().map(|(run, _)| run).collect();
+        .partition(|(_, id, _)| is_short(id) && id.len() >= 8);
+    let malformed: Vec<i32> = malformed.into_iter().map(|(run, _, _)| run).collect();
     if pending.is_empty() {
         crate::store::fleet::mark_snapshot_ids_unresolved(&mut *pool, &malformed).await?;
         return Ok(0);
     }
-    let (Some(repository), Some(password)) = (
-        settings.get("repository_url"),
-        settings.get("repository_password"),
-    ) else {
+    let Some(password) = settings.get("repository_password") else {
         return Ok(0); // `run` reports the missing settings; nothing to resolve with
     };
     let Ok(restic) = which::which("restic") else {
         tracing::debug!("restic is not on PATH: short snapshot ids stay pending");
         return Ok(0);
     };
+    // The repositories the pending runs' jobs write to: one listing per repository.
+    let places = crate::store::jobs::places_of_device(&mut *pool, device_id).await?;
+    let (groups, _) = crate::domain::repository::by_repository(
+        |_| settings,
+        places.iter().map(crate::store::jobs::PlaceRow::place),
+    );
     // Behind PgBouncer no transaction (so no server connection) is held while restic runs: the
     // reads above and the writes below are short transactions of their own.
     crate::store::db::release_pinned(&mut *pool).await?;
-    let listed = list_snapshot_ids(&restic, repository, password, settings, device_id).await?;
+    let mut resolution = Resolution::default();
+    for (repository, jobs) in &groups {
+        let waiting: Vec<(i32, String)> = pending
+            .iter()
+            .filter(|(_, _, job)| jobs.contains(job))
+            .map(|(run, id, _)| (*run, id.clone()))
+            .collect();
+        if waiting.is_empty() {
+            continue;
+        }
+        // Each repository's ids resolve only against its own listing: a short id may be the
+        // prefix of snapshots in two repositories.
+        match list_snapshot_ids(&restic, repository, password, settings, device_id).await {
+            Ok(listed) => {
+                let r = resolve(&waiting, &listed);
+                resolution.resolved.extend(r.resolved);
+                resolution.unresolved.extend(r.unresolved);
+            }
+            // The other repositories go ahead; these ids stay pending for the next sync.
+            Err(e) => tracing::warn!(
+                "could not list the snapshots of {}: {e:#}",
+                crate::domain::text::mask_url(repository)
+            ),
+        }
+    }
     crate::store::db::begin_pinned(&mut *pool).await?;
-    let mut resolution = resolve(&pending, &listed);
     resolution.unresolved.extend(malformed);
     crate::store::fleet::store_full_snapshot_ids(&mut *pool, &resolution.resolved).await?;
     crate::store::fleet::mark_snapshot_ids_unresolved(&mut *pool, &resolution.unresolved).await?;

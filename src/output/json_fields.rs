@@ -169,7 +169,7 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
     (
         "snapshots --json (an array)",
         "id, short_id, time, hostname, device_name, job_id, job_name (null when the backup: tag \
-         names no job), paths, tags.",
+         names no job), paths, tags, repository (the URL it was listed from, password masked).",
     ),
     (
         "restore --json",

@@ -1,5 +1,6 @@
-//! The fleet's shared restic repository as the maintenance, `snapshots` and `restore`
-//! commands reach it: URL, password and cache directory from the settings (in restic's
+//! A restic repository of the fleet as the maintenance, `snapshots` and `restore` commands
+//! reach it: the URL (a job's, from the `repository_url` template: [`Repository::for_job`]),
+//! password and cache directory from the settings of the device that uses it (in restic's
 //! environment, never in argv), the snapshot listing, and waiting while another restic holds
 //! the repository lock.
 //!
@@ -21,7 +22,7 @@ use crate::domain::settings::Settings;
 use crate::platform::restic_env::redact_secrets;
 use crate::usage_err;
 
-/// Everything needed to start restic on the shared repository.
+/// Everything needed to start restic on one repository.
 #[derive(Clone)]
 pub struct Repository {
     pub restic: PathBuf,
@@ -97,6 +98,23 @@ impl Repository {
                  repository_url URL` (e.g. sftp:user@host:/srv/restic or /srv/restic)"
             )
         })?;
+        Self::new(url.to_string(), settings)
+    }
+
+    /// The repository of one job: its device's settings in force, the URL their
+    /// `repository_url` template gives for the job (see `domain::repository::of_job`).
+    pub fn for_job(
+        settings: &Settings,
+        job: &crate::domain::repository::JobPlace,
+    ) -> anyhow::Result<Self> {
+        let repo =
+            crate::domain::repository::of_job(settings, job).map_err(|e| usage_err!("{e}"))?;
+        Self::new(repo.url, settings)
+    }
+
+    /// The repository at `url` (already expanded), with the password, cache directory and
+    /// backend environment of `settings` (the settings in force for the device that uses it).
+    pub fn new(url: String, settings: &Settings) -> anyhow::Result<Self> {
         let password = settings.get("repository_password").ok_or_else(|| {
             usage_err!(
                 "the repository_password setting is empty; set it with `restic-fleet settings \
@@ -113,7 +131,7 @@ impl Repository {
         })?;
         Ok(Repository {
             restic,
-            url: url.to_string(),
+            url,
             password: password.to_string(),
             settings: settings.clone(),
             cache_warned: Default::default(),

@@ -237,14 +237,15 @@ pub(crate) async fn cleanup_batch(
 }
 
 /// This device's successful runs of the last `days` days whose snapshot id is still short and
-/// not known to be unresolvable (`(run id, short id)`), through idx_runs_snapshot_pending.
+/// not known to be unresolvable (`(run id, short id, job id)`), through
+/// idx_runs_snapshot_pending.
 pub(crate) async fn pending_snapshot_ids<'e>(
     pool: impl sqlx::PgExecutor<'e>,
     device_id: &str,
     days: i32,
-) -> anyhow::Result<Vec<(i32, String)>> {
+) -> anyhow::Result<Vec<(i32, String, uuid::Uuid)>> {
     Ok(sqlx::query_as(
-        "SELECT id, snapshot_id FROM runs \
+        "SELECT id, snapshot_id, job_id FROM runs \
          WHERE device_id = $1 AND status = 'success' AND length(snapshot_id) < 64 \
            AND start_time > NOW() - make_interval(days => $2) \
            AND NOT COALESCE(metadata ? 'snapshot_id_unresolved', false) \

@@ -297,3 +297,47 @@ pub async fn names(
         .fetch_all(db)
         .await
 }
+
+/// What a `repository_url` template may use of one job (see
+/// [`crate::domain::repository::JobPlace`]), owned.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PlaceRow {
+    pub id: Uuid,
+    pub device_id: String,
+    pub account_id: Option<Uuid>,
+    pub origin_name: Option<String>,
+}
+
+impl PlaceRow {
+    pub fn place(&self) -> crate::domain::repository::JobPlace<'_> {
+        crate::domain::repository::JobPlace {
+            device_id: &self.device_id,
+            job_id: self.id,
+            account_id: self.account_id,
+            origin_name: self.origin_name.as_deref(),
+        }
+    }
+}
+
+/// The template values of every job of `device` (disabled ones too: their snapshots stay).
+pub async fn places_of_device(
+    db: impl PgExecutor<'_>,
+    device: &str,
+) -> sqlx::Result<Vec<PlaceRow>> {
+    sqlx::query_as(
+        "SELECT id, device_id, account_id, origin_name FROM backup_jobs WHERE device_id = $1 \
+         ORDER BY id",
+    )
+    .bind(device)
+    .fetch_all(db)
+    .await
+}
+
+/// The template values of every job of the fleet (the `repository_url` layout check).
+pub async fn all_places(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<PlaceRow>> {
+    sqlx::query_as(
+        "SELECT id, device_id, account_id, origin_name FROM backup_jobs ORDER BY device_id, id",
+    )
+    .fetch_all(db)
+    .await
+}

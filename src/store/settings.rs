@@ -354,6 +354,19 @@ pub async fn delete(pool: &PgPool, id: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Every row of one setting: `(device, value)`, the device `None` for the global row.
+pub async fn rows_of_key(
+    db: impl PgExecutor<'_>,
+    key: &str,
+) -> anyhow::Result<Vec<(Option<String>, String)>> {
+    Ok(
+        sqlx::query_as("SELECT device_id, value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_all(db)
+            .await?,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

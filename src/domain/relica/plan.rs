@@ -371,8 +371,11 @@ fn summary_warnings(
             .is_some_and(|d| !d.is_empty())
     }) {
         warnings.push(
-            "Relica destinations are recorded in the jobs' metadata (relica.destinations) only; \
-             restic-fleet backs up every job to the one repository configured in settings"
+            "Relica destinations are recorded in the jobs' metadata (relica.destinations) only \
+             (Relica's cache names a destination's base path, not where each backup's \
+             repository lies below it); restic-fleet backs up every job to the repository \
+             repository_url gives it (one shared URL, or a template such as \
+             sftp:host:/base/{device_id})"
                 .to_owned(),
         );
     }

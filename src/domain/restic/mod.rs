@@ -281,7 +281,7 @@ pub fn failure_reason(
     {
         return format!(
             "restic found no repository at {repo} (restic exit {exit_code}): {said}; create it with \
-             `restic init`, or if the URL is wrong: {}",
+             `restic-fleet repositories init`, or if the URL is wrong: {}",
             settings.fix_of("repository_url", "URL")
         );
     }
@@ -657,7 +657,10 @@ mod tests {
                 "{r}"
             );
             assert!(
-                r.contains("stat /tmp/fx/nonexist/config: no such file or directory; create it"),
+                r.contains(
+                    "stat /tmp/fx/nonexist/config: no such file or directory; create it with \
+                     `restic-fleet repositories init`"
+                ),
                 "{r}"
             );
         }

@@ -103,6 +103,9 @@ pub(crate) fn preflight(
     resolved: &ResolvedJob,
 ) -> Result<(Vec<String>, std::path::PathBuf), (String, u8)> {
     let job = &resolved.job;
+    if let Some(e) = &resolved.repository_error {
+        return Err((e.clone(), exit::USAGE));
+    }
     // Validated again where it is used: a row written by plain SQL that breaks the allow-list
     // fails the run before restic starts (see domain/restic/args.rs).
     let extra = match crate::domain::restic::args::validated(job.restic_args.as_ref()) {

@@ -37,7 +37,12 @@ pub struct ResolvedJob {
     pub job: Job,
     pub device_id: String,
     pub settings: Settings,
+    /// The job's repository: `repository_url` expanded for the job (see
+    /// [`crate::domain::repository::of_job`]); empty when that failed.
     pub repository: String,
+    /// Why the job's repository URL could not be made (one sentence); the run then fails before
+    /// restic starts, and is recorded.
+    pub repository_error: Option<String>,
     pub password: String,
     pub tz: chrono_tz::Tz,
     pub max_concurrent: u64,
@@ -167,15 +172,20 @@ fn finish(
             config.device_id
         ));
     }
-    let repository = settings
-        .get("repository_url")
-        .map(str::to_string)
-        .ok_or_else(|| {
-            usage_err!(
-                "the repository_url setting is empty; set it with `restic-fleet settings set \
-             repository_url URL` (e.g. sftp:user@host:/srv/restic or /srv/restic)"
-            )
-        })?;
+    if settings.get("repository_url").is_none() {
+        return Err(usage_err!(
+            "the repository_url setting is empty; set it with `restic-fleet settings set \
+             repository_url URL` (e.g. sftp:user@host:/srv/restic or /srv/{{device_id}})"
+        ));
+    }
+    // A template the job's values do not fit (no origin, an origin with a '/') fails the run,
+    // recorded with the sentence, rather than refusing it unrecorded: the schedule keeps
+    // firing and the failure shows in `status` until the job or the setting is fixed.
+    let (repository, repository_error) =
+        match crate::domain::repository::of_job(&settings, &job.place()) {
+            Ok(r) => (r.url, None),
+            Err(e) => (String::new(), Some(e)),
+        };
     let password = settings
         .get("repository_password")
         .map(str::to_string)
@@ -193,6 +203,7 @@ fn finish(
         device_id: config.device_id.clone(),
         settings,
         repository,
+        repository_error,
         password,
         tz,
         max_concurrent,

@@ -431,6 +431,7 @@ async fn acquire_slot(state: &StateDir, resolved: &ResolvedJob) -> anyhow::Resul
 async fn remove_dead_restic_locks(state: &StateDir, resolved: &ResolvedJob) {
     let left = crate::local::markers::left_behind(state);
     if !left.is_empty()
+        && resolved.repository_error.is_none()
         && let Ok(restic) = which::which("restic")
     {
         // A failed unlock keeps the markers, so the next run or sync tries again.
