@@ -25,10 +25,9 @@ echo "private PostgreSQL for the tests: $(echo "$PG_URL" | sed 's/:[^:@]*@/@/')"
 
 # The test binaries that start restic (directly or through restic-fleet), found by running the
 # suite with a `restic` on PATH that logged which test binary its ancestors were.
-RESTIC_TESTS=(admin_roles admin_status fleet_scale maintenance monitoring offline papercuts pgbouncer
-  quickstart relica_migrate repositories repository_templates restic_environment run schema security sync task_schema
-  terminal_safety
-  unattended)
+RESTIC_TESTS=(admin_roles admin_status fleet_scale maintenance monitoring offline papercuts
+  pgbouncer quickstart relica_migrate repositories repository_templates restic_environment run
+  schema security sync task_schema terminal_safety unattended)
 
 summary=()
 status=0

@@ -221,11 +221,11 @@ async fn plan(
     for ((from, to), jobs) in groups {
         let from = match fleet.by_url(&from) {
             Some(r) => repos::open(r)?,
-            None => Repository::with_url(from, current)?,
+            None => Repository::new(from, current)?,
         };
         pairs.push(Pair {
             from,
-            to: Repository::with_url(to, next)?,
+            to: Repository::new(to, next)?,
             jobs,
             whole_device,
         });

@@ -215,7 +215,7 @@ pub enum Existence {
 
 /// Opens `r` with its settings.
 pub fn open(r: &FleetRepository) -> anyhow::Result<Repository> {
-    Repository::with_url(r.url.clone(), &r.settings)
+    Repository::new(r.url.clone(), &r.settings)
 }
 
 /// Asks restic whether `repo` exists with the cheapest command that needs its key:

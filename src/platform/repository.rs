@@ -138,14 +138,6 @@ impl Repository {
         })
     }
 
-    /// The repository at `url` (one expanded from the settings' template), opened with the
-    /// password, cache directory and backend environment of `settings`.
-    pub fn with_url(url: String, settings: &Settings) -> anyhow::Result<Self> {
-        let mut repo = Self::from_settings(settings)?;
-        repo.url = url;
-        Ok(repo)
-    }
-
     /// The repository's password (for a second repository's `RESTIC_FROM_PASSWORD`).
     pub fn password(&self) -> &str {
         &self.password
