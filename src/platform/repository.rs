@@ -120,6 +120,13 @@ impl Repository {
         })
     }
 
+    /// The same repository settings (password, environment, cache) reaching `url`, one
+    /// expansion of a `repository_url` template.
+    pub fn with_url(mut self, url: String) -> Self {
+        self.url = url;
+        self
+    }
+
     /// A restic command with the same clean environment as a backup's: the repository, the
     /// password, the cache directory and the backend credentials, nothing of restic-fleet's.
     pub fn command(&self) -> tokio::process::Command {
