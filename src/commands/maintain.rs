@@ -319,6 +319,20 @@ pub fn targets<'a>(
                 .push(job);
         }
     }
+    // The maintenance_device maintains the shared repository of a plain global URL even
+    // before any job writes to it.
+    if let Some((global, _)) = shared
+        && let Some(url) = global.get("repository_url")
+        && crate::domain::repository::placeholders(url).is_empty()
+        && crate::domain::repository::validate_template(url).is_ok()
+    {
+        by_url.entry(url.to_string()).or_insert_with(|| Target {
+            url: url.to_string(),
+            settings: global.clone(),
+            shared: true,
+            jobs: vec![],
+        });
+    }
     (by_url.into_values().collect(), errors)
 }
 

@@ -247,14 +247,14 @@ pub async fn timer_schedule(
     )
 }
 
-/// Whether this session bypasses row-level security without being a device or an admin (a
-/// superuser, as in a hand-run or a test): the SQL functions that answer devices and admins
-/// by their roles do not know it, so it is answered by the tables themselves.
+/// Whether this session is no device but may write every row (an admin, or a superuser as in
+/// a hand-run or a test): it acts for the device of its config, which the SQL functions that
+/// answer by the session's device role cannot know, so it writes the tables itself.
 async fn bypasses_roles(pool: &PgPool) -> anyhow::Result<bool> {
     Ok(sqlx::query_scalar(
-        "SELECT fleet_current_device() IS NULL AND NOT fleet_is_admin() \
-           AND COALESCE((SELECT rolsuper OR rolbypassrls FROM pg_roles \
-                         WHERE rolname = current_user), false)",
+        "SELECT fleet_current_device() IS NULL AND (fleet_is_admin() \
+           OR COALESCE((SELECT rolsuper OR rolbypassrls FROM pg_roles \
+                        WHERE rolname = current_user), false))",
     )
     .fetch_one(pool)
     .await?)
