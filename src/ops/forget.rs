@@ -370,7 +370,7 @@ mod tests {
             (7000, UNIX_COMMAND_LINE),
         ] {
             let jobs: Vec<(JobRef, RetentionPolicy)> = (0..n)
-                .map(|i| (job(i as u128, "d"), last(1 + (i % 3) as i32)))
+                .map(|i| (job(i as u128, "d"), last(1 + (i % 3))))
                 .collect();
             let alone: HashSet<Uuid> = (0..n)
                 .step_by(97)

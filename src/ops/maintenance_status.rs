@@ -56,10 +56,11 @@ pub async fn collect(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Mainte
     }
     for r in &repositories {
         let mut steps = histories.get(&Some(r.id)).cloned().unwrap_or_default();
-        if r.maintainer_device_id.is_none() && shared.len() == 1 {
-            if let Some(l) = legacy {
-                merge(&mut steps, l);
-            }
+        if r.maintainer_device_id.is_none()
+            && shared.len() == 1
+            && let Some(l) = legacy
+        {
+            merge(&mut steps, l);
         }
         let ident = RepositoryIdent {
             repository_id: Some(r.id),
