@@ -33,6 +33,18 @@ VALUES (NULL, 'repository_snapshot_warning', '20000',
         'status warns when a repository holds more snapshots than this (restic reads every snapshot on every backup): split it with a per-device URL template ({device_id})')
 ON CONFLICT DO NOTHING;
 
+-- Whether the session's login (not the owner a SECURITY DEFINER function runs as, a superuser
+-- that is a member of every role) is a member of `grp`: the functions below run as their owner,
+-- where fleet_is_admin() would count every device as an admin.
+CREATE FUNCTION fleet_session_member_of(grp TEXT) RETURNS BOOLEAN
+    LANGUAGE sql
+    STABLE
+    SET search_path = pg_catalog, pg_temp
+AS
+$$
+SELECT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = grp AND pg_has_role(session_user, r.oid, 'MEMBER'))
+$$;
+
 -- True when the session's device maintains repository `repo`: it is the repository's
 -- maintainer, or the repository is shared and the device is the maintenance owner.
 CREATE FUNCTION fleet_maintains_repository(repo INTEGER) RETURNS BOOLEAN
@@ -61,7 +73,7 @@ AS
 $$
 DECLARE
     me       TEXT := public.fleet_current_device();
-    admin    BOOLEAN := public.fleet_is_admin();
+    admin    BOOLEAN := public.fleet_session_member_of('backup_admin');
     wanted   TEXT := CASE WHEN p_shared THEN NULL ELSE me END;
     row      public.repositories%ROWTYPE;
 BEGIN
@@ -100,7 +112,8 @@ $$
 SELECT s.device_id::TEXT
 FROM public.settings s
 WHERE s.device_id IS NOT NULL AND s.key = 'repository_url' AND s.value <> ''
-  AND (public.fleet_is_admin() OR public.fleet_is_viewer() OR public.fleet_is_maintenance_owner())
+  AND (public.fleet_session_member_of('backup_admin') OR public.fleet_session_member_of('backup_viewer')
+    OR public.fleet_is_maintenance_owner())
 $$;
 
 REVOKE EXECUTE ON FUNCTION fleet_register_repository(TEXT, BOOLEAN) FROM PUBLIC;

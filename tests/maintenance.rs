@@ -872,3 +872,395 @@ fn walk_files(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+/// restic on `repo` (with the test password), for the repositories of a template.
+fn restic_on(env: &Env, repo: &Path, args: &[&str]) -> Output {
+    Command::new("restic")
+        .args(args)
+        .env("RESTIC_REPOSITORY", repo)
+        .env("RESTIC_PASSWORD", PASSWORD)
+        .env("RESTIC_CACHE_DIR", env.dir.path().join("cache"))
+        .output()
+        .expect("restic")
+}
+
+/// A snapshot of `src` as `run` tags it (`backup:<job>`, `device:<host>`, and `extra`).
+fn backup_on(env: &Env, repo: &Path, host: &str, job: Uuid, src: &Path, extra: &[&str]) {
+    let mut args = vec!["backup", "--quiet", "--host", host];
+    let tags = [format!("backup:{job}"), format!("device:{host}")];
+    for t in tags.iter().map(String::as_str).chain(extra.iter().copied()) {
+        args.extend(["--tag", t]);
+    }
+    args.push(src.to_str().unwrap());
+    assert_ok(&restic_on(env, repo, &args));
+}
+
+/// Snapshot ids per `backup:` job in `repo`, oldest first.
+fn jobs_in(env: &Env, repo: &Path) -> BTreeMap<String, Vec<String>> {
+    let out = restic_on(env, repo, &["snapshots", "--json", "--no-lock"]);
+    assert_ok(&out);
+    let mut list: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    list.sort_by(|a, b| a["time"].as_str().cmp(&b["time"].as_str()));
+    let mut by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for s in list {
+        let tag = s["tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .find(|t| t.starts_with("backup:"))
+            .unwrap_or("none")
+            .to_string();
+        by.entry(tag)
+            .or_default()
+            .push(s["id"].as_str().unwrap().to_string());
+    }
+    by
+}
+
+/// A `restic` first on PATH that logs its arguments, one line per process, and runs the real
+/// one: the log counts the processes maintain starts.
+fn recording_restic(env: &Env) -> (PathBuf, PathBuf) {
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v restic"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bin = env.dir.path().join("recording-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = env.dir.path().join("restic.log");
+    let script = bin.join("restic");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+            log.display(),
+            real.trim()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (bin, log)
+}
+
+fn forget_lines(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("forget"))
+        .map(str::to_string)
+        .collect()
+}
+
+async fn keep_last(env: &Env, job: Uuid, n: &str) {
+    assert_ok(&cli(
+        env,
+        &["job", "edit", &job.to_string(), "--keep-last", n],
+    ));
+}
+
+/// `maintenance_runs` as (step, status, repository_id, device_id), in order.
+async fn steps_recorded(env: &Env) -> Vec<(String, String, Option<i32>, String)> {
+    sqlx::query_as(
+        "SELECT step, status, repository_id, device_id FROM maintenance_runs ORDER BY id",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn each_device_maintains_its_own_repository_and_only_it() {
+    let env = Env::with_repo().await;
+    add_device(&env, OTHER).await;
+    add_device(&env, "nas").await;
+    let base = env.dir.path().join("repos");
+    env.set_setting(
+        "repository_url",
+        &format!("{}/{{device_id}}", base.display()),
+    )
+    .await;
+    env.set_setting("maintenance_device", "nas").await;
+    let repo_of = |d: &str| base.join(d);
+    for d in [env.device.as_str(), OTHER] {
+        assert_ok(&restic_on(&env, &repo_of(d), &["init", "--quiet"]));
+    }
+    let src = env.make_source("src", 1);
+    let mine = env.add_job("mine", &[&src]).await;
+    let theirs = add_job_on(&env, OTHER, "theirs", &[&src]).await;
+    keep_last(&env, mine, "1").await;
+    keep_last(&env, theirs, "1").await;
+    for i in 0..3 {
+        std::fs::write(src.join("changing.txt"), format!("{i}")).unwrap();
+        backup_on(&env, &repo_of(&env.device), &env.device, mine, &src, &[]);
+        backup_on(&env, &repo_of(OTHER), OTHER, theirs, &src, &[]);
+    }
+    let before_other = jobs_in(&env, &repo_of(OTHER));
+
+    // The maintenance_device has no repository to maintain here: it touches neither.
+    let out = env
+        .cmd()
+        .env("RESTIC_FLEET_DEVICE_ID", "nas")
+        .args(["maintain", "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    assert_eq!(json_of(&out)["repositories"], serde_json::json!([]));
+    assert!(steps_recorded(&env).await.is_empty());
+
+    let out = cli(&env, &["maintain", "--json"]);
+    assert_ok(&out);
+    let r = json_of(&out);
+    let repos = r["repositories"].as_array().unwrap();
+    assert_eq!(repos.len(), 1, "{r:#}");
+    assert_eq!(repos[0]["maintainer"], env.device.as_str());
+    let id = repos[0]["repository_id"].as_i64().unwrap() as i32;
+    let tag = |j: Uuid| format!("backup:{j}");
+    assert_eq!(jobs_in(&env, &repo_of(&env.device))[&tag(mine)].len(), 1);
+    assert_eq!(
+        jobs_in(&env, &repo_of(OTHER)),
+        before_other,
+        "not its repository"
+    );
+    let steps = steps_recorded(&env).await;
+    assert_eq!(steps.len(), 4, "{steps:?}");
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.1 == "success" && s.2 == Some(id) && s.3 == env.device),
+        "{steps:?}"
+    );
+    let (maintainer, count): (Option<String>, Option<i32>) = sqlx::query_as(
+        "SELECT maintainer_device_id, snapshot_count FROM repositories WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(maintainer.as_deref(), Some(env.device.as_str()));
+    assert_eq!(count, Some(1));
+
+    let out = env
+        .cmd()
+        .env("RESTIC_FLEET_DEVICE_ID", OTHER)
+        .args(["maintain", "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let after_other = jobs_in(&env, &repo_of(OTHER));
+    assert_eq!(
+        after_other[&tag(theirs)],
+        before_other[&tag(theirs)][2..].to_vec(),
+        "its newest one kept"
+    );
+    let other_id: i32 = json_of(&out)["repositories"][0]["repository_id"]
+        .as_i64()
+        .unwrap() as i32;
+    assert_ne!(other_id, id);
+
+    // status: one entry per repository, labelled by fingerprint and maintainer, never by URL.
+    let st = json_of(&cli(&env, &["status", "--json"]));
+    let repos = st["maintenance"]["repositories"].as_array().unwrap();
+    let entry = |d: &str| {
+        repos
+            .iter()
+            .find(|r| r["maintainer"] == d)
+            .unwrap_or_else(|| panic!("{d} not in {st:#}"))
+    };
+    for d in [env.device.as_str(), OTHER] {
+        assert_eq!(entry(d)["verdict"], "ok", "{st:#}");
+        assert_eq!(entry(d)["label"].as_str().unwrap().len(), 12);
+        assert_eq!(entry(d)["snapshot_count"], 1);
+    }
+    assert!(!st.to_string().contains(base.to_str().unwrap()), "{st:#}");
+    let metrics = stdout(&cli(&env, &["metrics"]));
+    let label = entry(OTHER)["label"].as_str().unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "restic_fleet_repository_maintenance_verdict{{repository=\"{label}\",maintainer=\"{OTHER}\",verdict=\"ok\"}} 1"
+        )),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_shared_repository_is_forgotten_by_one_restic_forget_per_policy() {
+    let env = Env::with_repo().await;
+    add_device(&env, OTHER).await;
+    env.set_setting("maintenance_device", &env.device).await;
+    let src = env.make_source("src", 1);
+    let repo = env.repo();
+    let mut batched = Vec::new();
+    for i in 0..5 {
+        let dev = if i % 2 == 0 {
+            env.device.as_str()
+        } else {
+            OTHER
+        };
+        let job = add_job_on(&env, dev, &format!("job {i}"), &[&src]).await;
+        keep_last(&env, job, "2").await;
+        batched.push((job, dev));
+    }
+    // Its tags changed after its first snapshot: grouped by tags it would keep 2 per tag set.
+    let changed = env.add_job("changed tags", &[&src]).await;
+    keep_last(&env, changed, "2").await;
+    let keep_all = env.add_job("no policy", &[&src]).await;
+    for i in 0..3 {
+        std::fs::write(src.join("changing.txt"), format!("{i}")).unwrap();
+        for (job, dev) in &batched {
+            backup_on(&env, &repo, dev, *job, &src, &[]);
+        }
+        let extra: &[&str] = if i == 0 { &[] } else { &["moved"] };
+        backup_on(&env, &repo, &env.device, changed, &src, extra);
+        backup_on(&env, &repo, &env.device, keep_all, &src, &[]);
+    }
+    let before = jobs_in(&env, &repo);
+    let (bin, log) = recording_restic(&env);
+    let out = env
+        .cmd()
+        .env("PATH", path_with(&bin))
+        .args(["maintain", "--json"])
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let r = json_of(&out);
+
+    let forgets = forget_lines(&log);
+    assert_eq!(
+        forgets.len(),
+        2,
+        "one batch and one job alone: {forgets:#?}"
+    );
+    let batch = forgets
+        .iter()
+        .find(|l| l.contains("--group-by=host,tags"))
+        .expect("a batch");
+    for (job, _) in &batched {
+        assert!(batch.contains(&format!("--tag=backup:{job}")), "{batch}");
+    }
+    assert!(!batch.contains(&changed.to_string()), "{batch}");
+    let alone = forgets
+        .iter()
+        .find(|l| l.contains(&changed.to_string()))
+        .unwrap();
+    assert!(
+        alone.contains("--group-by=") && alone.contains("--host="),
+        "{alone}"
+    );
+    assert_eq!(r["repositories"][0]["forget_processes"], 2, "{r:#}");
+
+    let after = jobs_in(&env, &repo);
+    let tag = |j: Uuid| format!("backup:{j}");
+    for (job, _) in &batched {
+        assert_eq!(after[&tag(*job)], before[&tag(*job)][1..].to_vec(), "{job}");
+    }
+    assert_eq!(after[&tag(changed)], before[&tag(changed)][1..].to_vec());
+    assert_eq!(after[&tag(keep_all)], before[&tag(keep_all)]);
+    let entry = |id: Uuid| {
+        r["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|j| j["job_id"] == id.to_string())
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(entry(batched[0].0)["removed"].as_array().unwrap().len(), 1);
+    assert_eq!(entry(batched[0].0)["kept"].as_array().unwrap().len(), 2);
+    assert_eq!(entry(changed)["alone"], true);
+    assert_eq!(entry(batched[1].0)["alone"], false);
+
+    // Recorded against the shared repository, with its count.
+    let id = r["repositories"][0]["repository_id"].as_i64().unwrap() as i32;
+    assert!(r["repositories"][0]["maintainer"].is_null(), "{r:#}");
+    let steps = steps_recorded(&env).await;
+    assert!(
+        steps.iter().all(|s| s.2 == Some(id) && s.1 == "success"),
+        "{steps:?}"
+    );
+    let count: Option<i32> =
+        sqlx::query_scalar("SELECT snapshot_count FROM repositories WHERE id = $1")
+            .bind(id)
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(count, Some(2 * 6 + 3));
+}
+
+#[tokio::test]
+async fn a_device_cannot_record_steps_for_a_repository_it_does_not_maintain() {
+    let env = Env::with_repo().await;
+    env.set_setting("maintenance_device", "nas").await;
+    add_device(&env, "nas").await;
+    let pw = env.dir.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let out = env
+        .cmd()
+        .args(["db", "roles", "--database-url", &env.url])
+        .arg("--admin-password-file")
+        .arg(&pw)
+        .arg("--viewer-password-file")
+        .arg(&pw)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let out = env
+        .cmd()
+        .env("DATABASE_URL", &env.url)
+        .args(["device", "enroll", &env.device, "--json"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_ok(&out);
+    let url = json_of(&out)["database_url"].as_str().unwrap().to_string();
+    let shared: i32 = sqlx::query_scalar(
+        "INSERT INTO repositories (fingerprint) VALUES (repeat('a', 64)) RETURNING id",
+    )
+    .fetch_one(&env.pool)
+    .await
+    .unwrap();
+    let mut device = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let refused =
+        sqlx::query_scalar::<_, i32>("SELECT fleet_register_repository(repeat('a', 64), true)")
+            .fetch_one(&mut device)
+            .await
+            .unwrap_err();
+    assert!(
+        refused.to_string().contains("maintenance_device"),
+        "{refused}"
+    );
+    let refused = sqlx::query(
+        "INSERT INTO maintenance_runs (device_id, repository_id, step, status) \
+         VALUES ($1, $2, 'forget', 'success')",
+    )
+    .bind(&env.device)
+    .bind(shared)
+    .execute(&mut device)
+    .await
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("row-level security"),
+        "{refused}"
+    );
+    // maintain as this device maintains nothing: exit 4 naming the owner, nothing recorded.
+    let out = env
+        .cmd()
+        .env("DATABASE_URL", &url)
+        .args(["maintain"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("\"nas\""), "{}", stderr(&out));
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM maintenance_runs")
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(n, 0);
+}

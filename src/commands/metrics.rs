@@ -71,6 +71,7 @@ async fn metrics(config_path: &Path, args: MetricsArgs) -> anyhow::Result<u8> {
         .await?
         .get_u64("repository_snapshot_warning", 20_000)?;
     render_repositories(&mut text, &repositories, args.device.as_deref(), threshold);
+    render_repository_maintenance(&mut text, &maintenance);
     match &args.output {
         None => {
             let mut out = std::io::stdout().lock();
@@ -448,6 +449,61 @@ fn render_maintenance(out: &mut String, m: &MaintenanceStatus) {
                 &[("verdict", v)],
                 if m.verdict == v { 1.0 } else { 0.0 },
             );
+        }
+    }
+}
+
+/// Each repository's maintenance (labelled by the first 12 hex digits of its fingerprint and
+/// its maintainer, `shared` for the maintenance_device's): the same series per repository.
+fn render_repository_maintenance(out: &mut String, m: &MaintenanceStatus) {
+    let labels = |r: &crate::domain::health::maintenance::RepositoryMaintenance| {
+        (
+            r.label.clone(),
+            r.maintainer.clone().unwrap_or_else(|| "shared".to_string()),
+        )
+    };
+    {
+        let name = "restic_fleet_repository_maintenance_last_success_timestamp_seconds";
+        let mut f = Family::new(
+            out,
+            name,
+            "gauge",
+            "When the step (forget, prune, check) of a repository's maintenance last succeeded (Unix time); absent when it never did.",
+        );
+        for r in &m.repositories {
+            let (repo, maintainer) = labels(r);
+            for (step, h) in [
+                ("forget", &r.last_forget),
+                ("prune", &r.last_prune),
+                ("check", &r.last_check),
+            ] {
+                if let Some(t) = h.last_success_at {
+                    let l = [
+                        ("repository", repo.as_str()),
+                        ("maintainer", &maintainer),
+                        ("step", step),
+                    ];
+                    f.sample(name, &l, seconds(t));
+                }
+            }
+        }
+    }
+    let name = "restic_fleet_repository_maintenance_verdict";
+    let mut f = Family::new(
+        out,
+        name,
+        "gauge",
+        "1 for a repository's maintenance verdict as `restic-fleet status` decides it, 0 for the others.",
+    );
+    for r in &m.repositories {
+        let (repo, maintainer) = labels(r);
+        for v in MAINTENANCE_VERDICTS {
+            let l = [
+                ("repository", repo.as_str()),
+                ("maintainer", &maintainer),
+                ("verdict", v),
+            ];
+            f.sample(name, &l, if r.verdict == v { 1.0 } else { 0.0 });
         }
     }
 }

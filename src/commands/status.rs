@@ -260,4 +260,27 @@ fn print_maintenance(s: &MaintenanceStatus) {
     if s.verdict != "ok" {
         println!("maintenance: {}", printable(&s.reason));
     }
+    // One repository is the top line itself; several get a line each.
+    if s.repositories.len() < 2 {
+        return;
+    }
+    for r in &s.repositories {
+        println!(
+            "  repository {} ({}{}): {} (last forget {}, prune {}, check {}){}",
+            printable(&r.label),
+            printable(r.maintainer.as_deref().unwrap_or("shared")),
+            r.maintainer_state
+                .map(|st| format!(", {st}"))
+                .unwrap_or_default(),
+            r.verdict,
+            t(&r.last_forget),
+            t(&r.last_prune),
+            t(&r.last_check),
+            if r.verdict == "ok" {
+                String::new()
+            } else {
+                format!(": {}", printable(&r.reason))
+            }
+        );
+    }
 }

@@ -440,8 +440,8 @@ async fn write_local_copy(
     Ok(())
 }
 
-/// The maintenance schedule, when this device is the maintenance owner (only that device has
-/// the maintenance timer/task). A schedule that cannot be read (stored by SQL, or never
+/// The maintenance schedule, when this device maintains a repository: the shared ones as
+/// maintenance owner, or its own (see [`crate::domain::maintenance::schedule_for`]). A schedule that cannot be read (stored by SQL, or never
 /// firing) is a failed item, and the returned flag asks to keep the timer/task installed now:
 /// removing it would stop maintenance altogether.
 async fn maintenance_schedule(

@@ -1,13 +1,16 @@
-//! Who maintains the shared repository and when: the settings `maintenance_device` and
-//! `maintenance_schedule`, read by `maintain`, `sync` (the owner's timer/task) and `status`,
-//! and the checks `settings set` applies to the maintenance settings.
+//! Who maintains the repositories and when: the settings `maintenance_device` and
+//! `maintenance_schedule`, read by `maintain`, `sync` (the maintainers' timer/task) and
+//! `status`, and the checks `settings set` applies to the maintenance settings.
 //!
-//! Exactly one device runs forget and prune: restic's forget and prune take an exclusive lock,
-//! so a fleet where every host prunes after its backup makes the other hosts' backups fail, and
-//! nobody would notice when the machine that pruned is gone. Naming one owner makes both
-//! visible (`status` reports an offline owner and overdue maintenance).
+//! Exactly one device runs forget and prune on each repository: restic's forget and prune take
+//! an exclusive lock, so a fleet where every host prunes after its backup makes the other
+//! hosts' backups fail, and nobody would notice when the machine that pruned is gone. A shared
+//! repository is maintained by the one `maintenance_device`; a repository one device writes
+//! alone (see [`crate::domain::repository`]) by that device, so its lock blocks nobody else.
+//! `status` reports an offline maintainer and overdue maintenance.
 
 use crate::domain::calendar::CronExpr;
+use crate::domain::repository::Maintainer;
 use crate::domain::settings::Settings;
 use crate::usage_err;
 
@@ -36,17 +39,29 @@ pub fn schedule(settings: &Settings) -> anyhow::Result<CronExpr> {
     Ok(expr)
 }
 
-/// The schedule of the maintenance timer/task, when `device_id` is `owner` (`None` when it is
-/// not, so that sync removes the timer/task there).
+/// The schedule of the maintenance timer/task on `device_id` (its `settings` in force), when it
+/// maintains a repository: it is `owner` (the shared repositories), or it has jobs and its
+/// `repository_url` makes their repository its own (its own setting, or a `{device_id}` or
+/// `{job_id}` template). `None` otherwise, so that sync removes the timer/task there.
 pub fn schedule_for(
     settings: &Settings,
     owner: Option<&str>,
     device_id: &str,
+    has_jobs: bool,
 ) -> anyhow::Result<Option<CronExpr>> {
-    match owner {
-        Some(o) if o == device_id => Ok(Some(schedule(settings)?)),
-        _ => Ok(None),
+    if owner == Some(device_id) || (has_jobs && maintains_own(settings, device_id)) {
+        Ok(Some(schedule(settings)?))
+    } else {
+        Ok(None)
     }
+}
+
+/// Whether the device's jobs go to a repository it maintains itself.
+pub fn maintains_own(settings: &Settings, device_id: &str) -> bool {
+    settings.get("repository_url").is_some_and(|template| {
+        let own = settings.own_keys().contains("repository_url");
+        crate::domain::repository::maintainer(template, own, device_id) != Maintainer::Shared
+    })
 }
 
 /// A size limit for `prune --max-unused`: `unlimited`, a percentage, or bytes with k/m/g/t.
@@ -147,20 +162,61 @@ mod tests {
     }
 
     #[test]
-    fn the_timer_belongs_to_the_owner_only() {
-        let s = settings(&[("maintenance_schedule", "")]);
-        let weekly = schedule_for(&s, Some("nas"), "nas").unwrap().unwrap();
+    fn the_timer_belongs_to_the_maintainers_only() {
+        let s = settings(&[("maintenance_schedule", ""), ("repository_url", "/srv/all")]);
+        let weekly = schedule_for(&s, Some("nas"), "nas", false)
+            .unwrap()
+            .unwrap();
         assert_eq!(weekly.as_str(), "@weekly");
-        assert!(schedule_for(&s, Some("nas"), "laptop").unwrap().is_none());
-        assert!(schedule_for(&s, None, "nas").unwrap().is_none());
+        assert!(
+            schedule_for(&s, Some("nas"), "laptop", true)
+                .unwrap()
+                .is_none()
+        );
+        assert!(schedule_for(&s, None, "nas", true).unwrap().is_none());
+        // A device writing its own repository maintains it, when it has jobs.
+        let per = settings(&[("repository_url", "/srv/{device_id}")]);
+        assert!(
+            schedule_for(&per, Some("nas"), "laptop", true)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            schedule_for(&per, Some("nas"), "laptop", false)
+                .unwrap()
+                .is_none()
+        );
+        let per_job = settings(&[("repository_url", "/srv/{job_id}")]);
+        assert!(
+            schedule_for(&per_job, None, "laptop", true)
+                .unwrap()
+                .is_some()
+        );
+        let origin = settings(&[("repository_url", "/srv/{origin_name}")]);
+        assert!(
+            schedule_for(&origin, Some("nas"), "laptop", true)
+                .unwrap()
+                .is_none()
+        );
+        let own = settings(&[("repository_url", "/srv/mine")])
+            .with_own("laptop", ["repository_url".to_string()]);
+        assert!(
+            schedule_for(&own, Some("nas"), "laptop", true)
+                .unwrap()
+                .is_some()
+        );
         let bad = settings(&[("maintenance_schedule", "x")]);
-        assert!(schedule_for(&bad, Some("nas"), "nas").is_err());
+        assert!(schedule_for(&bad, Some("nas"), "nas", false).is_err());
         let never = settings(&[("maintenance_schedule", "0 3 30 2 *")]);
-        assert!(schedule_for(&never, Some("nas"), "nas").is_err());
+        assert!(schedule_for(&never, Some("nas"), "nas", false).is_err());
         assert!(validate_setting("maintenance_schedule", "0 3 30 2 *").is_err());
         assert!(validate_setting("maintenance_schedule", "0 3 31 4,6 *").is_err());
         assert!(validate_setting("maintenance_schedule", "0 3 29 2 *").is_ok());
-        assert!(schedule_for(&bad, Some("nas"), "laptop").unwrap().is_none());
+        assert!(
+            schedule_for(&bad, Some("nas"), "laptop", false)
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]

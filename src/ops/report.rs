@@ -91,6 +91,22 @@ pub struct MaintenanceView {
     pub last_forget: String,
     pub last_prune: String,
     pub last_check: String,
+    /// Each repository (label, maintainer, the same fields).
+    pub repositories: Vec<RepositoryMaintenanceView>,
+}
+
+/// One repository's maintenance on the page, named by its fingerprint's first 12 hex digits
+/// and its maintainer (never its URL).
+#[derive(Debug, Serialize)]
+pub struct RepositoryMaintenanceView {
+    pub label: String,
+    pub maintainer: String,
+    pub verdict: &'static str,
+    pub reason: String,
+    pub snapshots: String,
+    pub last_forget: String,
+    pub last_prune: String,
+    pub last_check: String,
 }
 
 /// A job that is not ok.
@@ -652,6 +668,22 @@ fn maintenance_view(m: &MaintenanceStatus) -> MaintenanceView {
         last_forget: when(m.last_forget.last_success_at),
         last_prune: when(m.last_prune.last_success_at),
         last_check: when(m.last_check.last_success_at),
+        repositories: m
+            .repositories
+            .iter()
+            .map(|r| RepositoryMaintenanceView {
+                label: printable(&r.label).into_owned(),
+                maintainer: printable(r.maintainer.as_deref().unwrap_or("shared")).into_owned(),
+                verdict: r.verdict,
+                reason: printable(&r.reason).into_owned(),
+                snapshots: r
+                    .snapshot_count
+                    .map_or_else(|| "unknown".to_string(), |n| n.to_string()),
+                last_forget: when(r.last_forget.last_success_at),
+                last_prune: when(r.last_prune.last_success_at),
+                last_check: when(r.last_check.last_success_at),
+            })
+            .collect(),
     }
 }
 

@@ -125,7 +125,11 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
          without an owner), owner_last_seen, \
          schedule, period_seconds, last_forget, last_prune, last_check (each {last_success_at, \
          last_status, last_run_at, last_error, device_id}), verdict (ok, overdue, failing, \
-         never_run, not_configured), reason}), repository_warnings (array of {repository (12 \
+         never_run, not_configured), reason: the shared repositories' (maintenance_device), \
+         repositories (array of {repository_id (null: steps recorded before steps named their \
+         repository), label (first 12 hex digits of the fingerprint, or shared), maintainer \
+         (device id; null: shared), maintainer_state, snapshot_count, total_size, counted_at, \
+         schedule, period_seconds, last_forget, last_prune, last_check, verdict, reason})}), repository_warnings (array of {repository (12 \
          hex), fingerprint, maintainer (null: shared), snapshot_count, counted_at, threshold, \
          message}: the repositories above repository_snapshot_warning).",
     ),
@@ -161,10 +165,16 @@ pub const JSON_FIELDS: &[(&str, &str)] = &[
         "device_id, owner, dry_run, ok, steps (array of {step (unlock, forget, prune, check), \
          status (success, failed), exit_code, snapshots_removed, bytes_freed, error, record_id \
          (the maintenance_runs row; null with --dry-run)}), jobs (array of {job_id, job_name, \
-         device_id, policy, policy_source (job, default), kept, removed (snapshot ids), \
+         device_id, policy, policy_source (job, default), kept, removed (snapshot ids), alone, \
          error}), jobs_without_policy, unknown_job_snapshots (array of {snapshot_id, time, \
          hostname, paths, job_id}), unknown_job_snapshots_forgotten (true when \
-         --forget-unknown-jobs removed them).",
+         --forget-unknown-jobs removed them): these sum up every repository; repositories \
+         (array of {repository_id (null with --dry-run), label (first 12 hex digits of the \
+         fingerprint), fingerprint, maintainer (device id; null: shared), ok, error, steps, \
+         jobs (each also with alone: forgotten by a restic forget of its own), \
+         jobs_without_policy, forget_processes, snapshot_count, unknown_job_snapshots, \
+         unknown_job_snapshots_forgotten}), job_errors (array of {job_id, error}: jobs whose \
+         repository URL cannot be built).",
     ),
     (
         "snapshots --json (an array)",

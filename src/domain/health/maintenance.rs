@@ -1,8 +1,10 @@
-//! The verdict on the repository's maintenance: who maintains it, when forget, prune and check
+//! The verdict on a repository's maintenance: who maintains it, when forget, prune and check
 //! last succeeded, and whether that is `ok`, `overdue` (the oldest of the three last successes
 //! is more than twice the schedule's period ago), `failing` (the newest run of a step failed),
-//! `never_run` or `not_configured` (no `maintenance_device`). `status` exits 1 for `overdue`
-//! and `failing`.
+//! `never_run` or `not_configured` (no maintainer). `status` exits 1 for `overdue` and
+//! `failing`. The top-level verdict is the shared repositories' (maintained by the
+//! `maintenance_device`); each repository has its own in `repositories`, labelled by the first
+//! 12 hex digits of its fingerprint and its maintainer (never its URL).
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -44,16 +46,102 @@ pub struct MaintenanceStatus {
     pub last_check: StepHistory,
     pub verdict: &'static str,
     pub reason: String,
+    /// Each repository's own maintenance.
+    pub repositories: Vec<RepositoryMaintenance>,
+}
+
+/// One repository in `status --json` → `maintenance.repositories`: `repository_id` (null for
+/// the steps recorded before steps named their repository), `label` (first 12 hex digits of
+/// the fingerprint, or `shared`), `maintainer` (the device, null when shared: the
+/// maintenance_device), `maintainer_state`, `snapshot_count`, `total_size`, `counted_at` (as of
+/// its last maintenance), `schedule`, `period_seconds`, `last_forget`, `last_prune`,
+/// `last_check`, `verdict`, `reason`, as at the top level.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepositoryMaintenance {
+    pub repository_id: Option<i32>,
+    pub label: String,
+    pub maintainer: Option<String>,
+    pub maintainer_state: Option<&'static str>,
+    pub snapshot_count: Option<i32>,
+    pub total_size: Option<i64>,
+    pub counted_at: Option<DateTime<Utc>>,
+    pub schedule: Option<String>,
+    pub period_seconds: Option<i64>,
+    pub last_forget: StepHistory,
+    pub last_prune: StepHistory,
+    pub last_check: StepHistory,
+    pub verdict: &'static str,
+    pub reason: String,
+}
+
+/// Which repository, as told to viewers, and what was counted in it.
+#[derive(Debug, Clone, Default)]
+pub struct RepositoryIdent {
+    pub repository_id: Option<i32>,
+    pub label: String,
+    /// The device that maintains it; `None`: shared.
+    pub maintainer: Option<String>,
+    pub snapshot_count: Option<i32>,
+    pub total_size: Option<i64>,
+    pub counted_at: Option<DateTime<Utc>>,
+}
+
+impl RepositoryMaintenance {
+    /// A repository's entry from its verdict (judged with its maintainer as owner).
+    pub fn new(ident: RepositoryIdent, s: MaintenanceStatus) -> Self {
+        RepositoryMaintenance {
+            repository_id: ident.repository_id,
+            label: ident.label,
+            maintainer: ident.maintainer,
+            maintainer_state: s.owner_state,
+            snapshot_count: ident.snapshot_count,
+            total_size: ident.total_size,
+            counted_at: ident.counted_at,
+            schedule: s.schedule,
+            period_seconds: s.period_seconds,
+            last_forget: s.last_forget,
+            last_prune: s.last_prune,
+            last_check: s.last_check,
+            verdict: s.verdict,
+            reason: s.reason,
+        }
+    }
+
+    pub fn needs_attention(&self) -> bool {
+        attention(self.verdict, self.maintainer_state)
+    }
+}
+
+/// `never_run` alone is the normal state of a fresh maintainer, but not when it is no
+/// registered device or has never synced: then no timer exists anywhere and maintenance would
+/// never run without anyone being told.
+fn attention(verdict: &str, state: Option<&str>) -> bool {
+    matches!(verdict, "overdue" | "failing")
+        || (verdict == "never_run" && matches!(state, Some("unknown_device" | "never_seen")))
 }
 
 impl MaintenanceStatus {
-    /// Whether `status` must exit 1 for it. `never_run` alone is the normal state of a fresh
-    /// owner, but not when the owner is no registered device or has never synced: then no
-    /// timer exists anywhere and maintenance would never run without anyone being told.
+    /// Whether `status` must exit 1 for it or for one of its repositories.
     pub fn needs_attention(&self) -> bool {
-        matches!(self.verdict, "overdue" | "failing")
-            || (self.verdict == "never_run"
-                && matches!(self.owner_state, Some("unknown_device" | "never_seen")))
+        attention(self.verdict, self.owner_state)
+            || self
+                .repositories
+                .iter()
+                .any(RepositoryMaintenance::needs_attention)
+    }
+}
+
+impl StepHistory {
+    /// The history of the same step over two repositories taken as one: the newer last run,
+    /// the newer last success.
+    pub fn merge(&mut self, other: &StepHistory) {
+        if other.last_run_at > self.last_run_at {
+            self.last_status = other.last_status.clone();
+            self.last_run_at = other.last_run_at;
+            self.last_error = other.last_error.clone();
+            self.device_id = other.device_id.clone();
+        }
+        self.last_success_at = self.last_success_at.max(other.last_success_at);
     }
 }
 
@@ -93,6 +181,7 @@ pub fn status(facts: MaintenanceFacts, now: DateTime<Utc>) -> MaintenanceStatus 
         last_check: check,
         verdict: "ok",
         reason: String::new(),
+        repositories: Vec::new(),
     };
     let (verdict, reason) = judge(&status, now);
     status.verdict = verdict;
@@ -273,6 +362,7 @@ mod tests {
             last_check: ok_step(at(10)),
             verdict: "ok",
             reason: String::new(),
+            repositories: Vec::new(),
         }
     }
 
@@ -309,5 +399,38 @@ mod tests {
         let (v, r) = judge(&s, at(11));
         assert_eq!(v, "ok");
         assert!(r.contains("offline") && r.contains("nas"), "{r}");
+    }
+
+    #[test]
+    fn a_repository_that_needs_attention_makes_the_whole_need_it() {
+        let mut top = base();
+        assert!(!top.needs_attention());
+        let mut repo = base();
+        repo.last_prune.last_status = Some("failed".into());
+        (repo.verdict, repo.reason) = judge(&repo, at(11));
+        top.repositories.push(RepositoryMaintenance::new(
+            RepositoryIdent {
+                label: "0123456789ab".into(),
+                maintainer: Some("laptop".into()),
+                ..Default::default()
+            },
+            repo,
+        ));
+        assert!(top.needs_attention());
+        assert_eq!(top.repositories[0].verdict, "failing");
+    }
+
+    #[test]
+    fn merged_histories_take_the_newest() {
+        let mut a = ok_step(at(10));
+        let mut failed = ok_step(at(5));
+        failed.last_status = Some("failed".into());
+        failed.last_run_at = Some(at(12));
+        a.merge(&failed);
+        assert_eq!(a.last_status.as_deref(), Some("failed"));
+        assert_eq!(a.last_success_at, Some(at(10)));
+        let mut empty = StepHistory::default();
+        empty.merge(&ok_step(at(3)));
+        assert_eq!(empty.last_success_at, Some(at(3)));
     }
 }
