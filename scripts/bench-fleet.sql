@@ -1,7 +1,9 @@
 -- Generates a synthetic fleet for scripts/bench.sh, in SQL for speed (10 million runs in a few
--- minutes). psql variables: devices, jobs_per_device, runs_per_job (one run per job per day).
--- Every job has two enabled cron schedules (daily at its own hour, weekly on Sunday); runs are
--- 97% success, 2% failed, 1% cancelled; a few jobs have a run in progress.
+-- minutes). psql variables: devices, jobs_per_device, runs_per_job (one run per job per day),
+-- and shape: `cron+interval` (every job has a daily cron schedule at its own hour and an
+-- interval schedule of 1, 2, 3 or 7 days) or `two-cron` (daily at its own hour and weekly on
+-- Sunday). Runs are 97% success, 2% failed, 1% cancelled; a few jobs have a run in progress.
+-- scripts/bench.py turns one shape into the other with bench_fleet_shape() below.
 -- Runs are inserted oldest first (ids grow with time, as in a real fleet). The runs table's
 -- secondary indexes and triggers are dropped/disabled during the load and rebuilt afterwards
 -- (much faster than maintaining them row by row).
@@ -34,8 +36,10 @@ FROM generate_series(1, :devices) d,
      generate_series(1, :jobs_per_device) k;
 
 -- next_run_at is each schedule's true next instant (UTC), as sync would store it, so that a
--- sync finds nothing missed. The per-row triggers that keep job_run_state's schedule facts
--- (migration 013) are off for the load; the rebuild below computes them in one pass.
+-- sync finds nothing missed and writes nothing (an interval schedule's last_run_at is on the
+-- grid of the job's newest run, yesterday at the job's hour, and its next_run_at one interval
+-- later). The per-row triggers that keep job_run_state's schedule facts (migration 013) are off
+-- for the load; the rebuild below computes them in one pass.
 ALTER TABLE schedules DISABLE TRIGGER USER;
 INSERT INTO schedules (job_id, schedule_type, cron_expression, next_run_at, last_run_at)
 SELECT id, 'cron', m || ' ' || h || ' * * *',
@@ -44,15 +48,54 @@ SELECT id, 'cron', m || ' ' || h || ' * * *',
 FROM (SELECT id, abs(hashtext(id::text)) % 60 AS m, abs(hashtext(id::text)) % 24 AS h,
              date_trunc('day', now()) + (abs(hashtext(id::text)) % 24) * interval '1 hour'
                  + (abs(hashtext(id::text)) % 60) * interval '1 minute' AS today
-      FROM backup_jobs) j
-UNION ALL
-SELECT id, 'cron', '30 ' || h || ' * * 0',
-       CASE WHEN sunday > now() THEN sunday ELSE sunday + interval '7 days' END,
-       NULL
-FROM (SELECT id, abs(hashtext(id::text)) % 24 AS h,
-             date_trunc('week', now()) + interval '6 days'
-                 + (abs(hashtext(id::text)) % 24) * interval '1 hour' + interval '30 minutes' AS sunday
       FROM backup_jobs) j;
+
+-- The second schedule of every job, in either shape (the two-cron shape's weekly schedule
+-- keeps no last_run_at). A function of the benchmark's database, so that bench.py can switch
+-- shapes with bench_fleet_shape().
+CREATE OR REPLACE FUNCTION bench_second_schedule(shape text)
+    RETURNS TABLE (job_id uuid, schedule_type text, cron_expression text,
+                   interval_seconds integer, next_run_at timestamptz, last_run_at timestamptz)
+    LANGUAGE sql STABLE AS
+$$
+SELECT id,
+       CASE WHEN shape = 'two-cron' THEN 'cron' ELSE 'interval' END,
+       CASE WHEN shape = 'two-cron' THEN '30 ' || h || ' * * 0' END,
+       CASE WHEN shape = 'two-cron' THEN NULL ELSE every END,
+       CASE WHEN shape = 'two-cron'
+            THEN CASE WHEN sunday > now() THEN sunday ELSE sunday + interval '7 days' END
+            ELSE last_run + (k + 1) * every * interval '1 second' END,
+       CASE WHEN shape = 'two-cron' THEN NULL ELSE last_run + k * every * interval '1 second' END
+FROM (SELECT *, floor(extract(epoch FROM now() - last_run) / every)::int AS k
+      FROM (SELECT id, abs(hashtext(id::text)) % 24 AS h,
+                   date_trunc('week', now()) + interval '6 days'
+                       + (abs(hashtext(id::text)) % 24) * interval '1 hour'
+                       + interval '30 minutes' AS sunday,
+                   (ARRAY[86400, 172800, 259200, 604800])[1 + abs(hashtext(id::text || 'i')) % 4]
+                       AS every,
+                   date_trunc('day', now()) - interval '1 day'
+                       + (abs(hashtext(id::text)) % 24) * interval '1 hour' AS last_run
+            FROM backup_jobs) j) j
+$$;
+INSERT INTO schedules (job_id, schedule_type, cron_expression, interval_seconds, next_run_at,
+                       last_run_at)
+SELECT * FROM bench_second_schedule(:'shape');
+
+-- Replaces every job's second schedule by the other shape's and rebuilds job_run_state.
+CREATE OR REPLACE FUNCTION bench_fleet_shape(shape text) RETURNS void LANGUAGE plpgsql AS
+$$
+BEGIN
+    ALTER TABLE schedules DISABLE TRIGGER USER;
+    DELETE FROM schedules WHERE schedule_type = 'interval' OR cron_expression LIKE '30 % * * 0';
+    INSERT INTO schedules (job_id, schedule_type, cron_expression, interval_seconds, next_run_at,
+                           last_run_at)
+    SELECT * FROM bench_second_schedule(shape);
+    ALTER TABLE schedules ENABLE TRIGGER USER;
+    PERFORM rebuild_job_run_state();
+    ANALYZE schedules;
+    ANALYZE job_run_state;
+END;
+$$;
 ALTER TABLE schedules ENABLE TRIGGER USER;
 
 CREATE TEMP TABLE saved_indexes AS

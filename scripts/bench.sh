@@ -3,11 +3,14 @@
 #
 #   scripts/bench.sh [--full] [--devices N] [--jobs-per-device N] [--runs-per-job N]
 #                    [--repeat N] [--syncs N] [--sync-seconds S] [--bin PATH]
+#                    [--shape cron+interval|two-cron]
 #
 # Starts a private PostgreSQL (shared_buffers 1 GB, pg_stat_statements) and a PgBouncer in
 # transaction pooling mode in front of it, generates a fleet in SQL (devices with 5 jobs each,
-# 2 schedules per job, one run per job per day), and prints side by side: `run` vs bare
-# `restic backup` (interleaved, median), no-op `sync`, `status --json`, `status --device`,
+# 2 schedules per job: by default one cron and one interval schedule, `--shape two-cron` two cron
+# schedules; one run per job per day), and prints side by side: `run` vs a bare `restic backup
+# --json --host --tag` of the same files, both with their default caches (interleaved, median),
+# no-op `sync`, `status --json` (whole fleet, in both shapes), `status --device`,
 # `runs list --job`, `report --html` (with the time headless Chromium takes to load the page, when
 # installed), `cleanup`, N syncs spread over a minute (p50/p99, directly and through
 # PgBouncer), with peak RSS, statements and connections per command.
@@ -16,7 +19,7 @@
 # several minutes to generate, and about 4 GB of disk).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-devices=200 jobs=5 runs=100 repeat=5 syncs=200 sync_seconds=12 bin=""
+devices=200 jobs=5 runs=100 repeat=5 syncs=200 sync_seconds=12 bin="" shape=cron+interval
 while [ $# -gt 0 ]; do
   case $1 in
     --full) devices=10000 jobs=5 runs=200 syncs=1000 sync_seconds=60 ;;
@@ -27,6 +30,7 @@ while [ $# -gt 0 ]; do
     --syncs) syncs=$2; shift ;;
     --sync-seconds) sync_seconds=$2; shift ;;
     --bin) bin=$2; shift ;;
+    --shape) shape=$2; shift ;;
     *) echo "unknown argument $1; see the header of $0" >&2; exit 2 ;;
   esac
   shift
@@ -48,12 +52,12 @@ url=${PG_URL%/*}/bench
 pgb=${PGB_URL%/*}/bench
 psql -qX "$url" -c "CREATE EXTENSION pg_stat_statements" >/dev/null
 "$bin" db migrate --database-url "$url" >/dev/null
-echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr); restic $(restic version | awk '{print $2}'); $(psql -qAtX "$url" -c 'SHOW server_version')"
+echo "machine: $(nproc) cores (load average $(cut -d" " -f1-3 /proc/loadavg)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr); restic $(restic version | awk '{print $2}'); $(psql -qAtX "$url" -c 'SHOW server_version')"
 echo "generating $devices devices, $((devices * jobs)) jobs, $((devices * jobs * 2)) schedules, $((devices * jobs * runs)) runs..."
 start=$(date +%s)
 # A fleet that failed to generate would make every figure meaningless: stop at the first error.
 if ! psql -qX -v ON_ERROR_STOP=1 "$url" -v devices="$devices" -v jobs_per_device="$jobs" \
-  -v runs_per_job="$runs" -f scripts/bench-fleet.sql >"$dir/generate.log" 2>&1; then
+  -v runs_per_job="$runs" -v shape="$shape" -f scripts/bench-fleet.sql >"$dir/generate.log" 2>&1; then
   grep -v NOTICE "$dir/generate.log" >&2
   echo "generating the fleet failed" >&2
   exit 1
@@ -64,4 +68,5 @@ echo "fleet generated in $(( $(date +%s) - start )) s; runs table $(psql -qAtX "
 psql -qX "$url" -c "CHECKPOINT" >/dev/null
 sync
 python3 scripts/bench.py --bin "$bin" --url "$url" --pgb-url "$pgb" --server-log "$dir/pg/server.log" \
-  --repeat "$repeat" --syncs "$syncs" --sync-seconds "$sync_seconds" --runs-per-job "$runs"
+  --repeat "$repeat" --syncs "$syncs" --sync-seconds "$sync_seconds" --runs-per-job "$runs" \
+  --shape "$shape"

@@ -27,6 +27,7 @@ use crate::store::fleet::{DeviceRow, FleetSnapshot, JobStateRow};
 /// [`MaintenanceStatus`]: filled by `status`, absent from `metrics`' and `--notify`'s use).
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
+    #[serde(serialize_with = "crate::output::json_time")]
     pub generated_at: DateTime<Utc>,
     pub ok: bool,
     pub counts: BTreeMap<&'static str, usize>,
@@ -109,6 +110,7 @@ pub struct DeviceStatus {
     pub name: String,
     pub platform: String,
     pub enabled: bool,
+    #[serde(serialize_with = "crate::output::json_opt_time")]
     pub last_seen: Option<DateTime<Utc>>,
     pub state: &'static str,
     pub sync_interval_seconds: u64,
@@ -132,10 +134,13 @@ pub struct JobStatus {
     pub reason: String,
     pub last_run_id: Option<i32>,
     pub last_run_status: Option<String>,
+    #[serde(serialize_with = "crate::output::json_opt_time")]
     pub last_run_start: Option<DateTime<Utc>>,
     pub running: bool,
+    #[serde(serialize_with = "crate::output::json_opt_time")]
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_success_age_seconds: Option<i64>,
+    #[serde(serialize_with = "crate::output::json_opt_time")]
     pub next_run_at: Option<DateTime<Utc>>,
     pub expected_period_seconds: Option<i64>,
     pub warnings: Vec<String>,

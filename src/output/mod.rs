@@ -229,6 +229,25 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A time in `--json` output exactly as chrono's `Serialize` writes it (RFC 3339 in UTC with
+/// `Z`, and 3, 6 or 9 fractional digits when there are any), handed to the serializer as one
+/// string: chrono's own goes through `collect_str`, one escaped character at a time, which
+/// was a tenth of whole-fleet `status --json` (150,000 times at 50,000 jobs).
+pub fn json_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+/// [`json_time`] for an optional time (`null` when absent).
+pub fn json_opt_time<S: serde::Serializer>(
+    t: &Option<DateTime<Utc>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => json_time(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// serde_json's pretty output with DEL, C1 controls and bidi characters as `\uXXXX` (see the
 /// module doc).
 fn write_json<W: std::io::Write, T: Serialize + ?Sized>(out: W, value: &T) -> anyhow::Result<()> {
@@ -400,6 +419,57 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_times_are_written_as_chrono_writes_them() {
+        use chrono::TimeZone;
+        #[derive(Serialize)]
+        struct Ours {
+            #[serde(serialize_with = "json_time")]
+            t: DateTime<Utc>,
+            #[serde(serialize_with = "json_opt_time")]
+            o: Option<DateTime<Utc>>,
+        }
+        #[derive(Serialize)]
+        struct Chrono {
+            t: DateTime<Utc>,
+            o: Option<DateTime<Utc>>,
+        }
+        let base = Utc.with_ymd_and_hms(2026, 12, 6, 17, 41, 37).unwrap();
+        let mut times = vec![
+            Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap(),
+            Utc.with_ymd_and_hms(10000, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(-1, 1, 1, 0, 0, 0).unwrap(),
+        ];
+        for nanos in [
+            0,
+            1,
+            999,
+            1_000,
+            120_000,
+            518_602_224,
+            500_000_000,
+            999_999_999,
+        ] {
+            times.push(base + Duration::nanoseconds(nanos));
+        }
+        for t in times {
+            for o in [None, Some(t)] {
+                let ours = serde_json::to_string(&Ours { t, o }).unwrap();
+                let chrono = serde_json::to_string(&Chrono { t, o }).unwrap();
+                assert_eq!(ours, chrono);
+            }
+        }
+        assert_eq!(
+            serde_json::to_string(&Ours {
+                t: base + Duration::microseconds(518_602),
+                o: None
+            })
+            .unwrap(),
+            r#"{"t":"2026-12-06T17:41:37.518602Z","o":null}"#
+        );
+    }
     use chrono::TimeZone;
 
     #[test]

@@ -9,11 +9,11 @@ use crate::domain::settings::Settings;
 /// The setting's key.
 pub const KEY: &str = "prevent_sleep";
 
-/// Holds the inhibitor until dropped.
+/// Holds the inhibitor until released or dropped.
 #[derive(Debug)]
 pub struct SleepInhibitor {
     #[cfg(unix)]
-    group: Option<i32>,
+    child: Option<tokio::process::Child>,
 }
 
 /// Whether the setting asks for an inhibitor (a malformed value is a configuration error,
@@ -34,7 +34,32 @@ impl SleepInhibitor {
     fn none() -> Self {
         SleepInhibitor {
             #[cfg(unix)]
-            group: None,
+            child: None,
+        }
+    }
+
+    /// Lets the machine sleep again. An inhibitor that could not be taken (no logind: the
+    /// process had ended by now) is reported here, at debug level.
+    pub async fn release(self) {
+        #[cfg(unix)]
+        {
+            let mut this = self;
+            let Some(mut child) = this.child.take() else {
+                return;
+            };
+            match child.try_wait() {
+                Ok(Some(status)) => {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = tokio::io::AsyncReadExt::read_to_string(&mut e, &mut err).await;
+                    }
+                    tracing::debug!(
+                        "no sleep inhibitor: systemd-inhibit ended ({status}): {}",
+                        err.trim()
+                    );
+                }
+                _ => end_group(&child),
+            }
         }
     }
 }
@@ -59,44 +84,38 @@ async fn platform_hold(why: &str) -> SleepInhibitor {
     .stdin(Stdio::null())
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
-    // Its own group, so that dropping the inhibitor ends `sleep` too.
+    // Its own group, so that ending the inhibitor ends `sleep` too.
     .process_group(0);
     // A killed run must not leave the inhibitor behind, blocking sleep for good.
     crate::platform::child::die_with_parent(&mut cmd);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
+    // Not waited for: logind takes the inhibitor while restic starts (restic takes far longer
+    // to open the repository), and a working inhibitor never ends, so waiting to see whether
+    // it failed would hold every backup up for the whole wait.
+    match cmd.spawn() {
+        Ok(child) => SleepInhibitor { child: Some(child) },
         Err(e) => {
             tracing::debug!("could not start systemd-inhibit: {e}");
-            return SleepInhibitor::none();
+            SleepInhibitor::none()
         }
-    };
-    // Without logind systemd-inhibit fails at once; give it a moment to say so.
-    if let Ok(Ok(status)) =
-        tokio::time::timeout(std::time::Duration::from_millis(300), child.wait()).await
-    {
-        let mut err = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = tokio::io::AsyncReadExt::read_to_string(&mut e, &mut err).await;
-        }
-        tracing::debug!(
-            "no sleep inhibitor: systemd-inhibit ended ({status}): {}",
-            err.trim()
-        );
-        return SleepInhibitor::none();
     }
-    SleepInhibitor {
-        group: child.id().and_then(|p| i32::try_from(p).ok()),
+}
+
+/// Ends the inhibitor's process group (`systemd-inhibit` and its `sleep`).
+#[cfg(unix)]
+fn end_group(child: &tokio::process::Child) {
+    if let Some(g) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(g),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
 }
 
 #[cfg(unix)]
 impl Drop for SleepInhibitor {
     fn drop(&mut self) {
-        if let Some(g) = self.group.take() {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(g),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+        if let Some(child) = self.child.take() {
+            end_group(&child);
         }
     }
 }

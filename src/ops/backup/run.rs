@@ -555,7 +555,7 @@ impl Backup<'_> {
             Err(message) => crate::ops::backup::execute::failed(message, exit::FAILED),
             Ok(()) => self.restic(unattended.network_wait).await,
         };
-        drop(inhibitor);
+        inhibitor.release().await;
         (outcome, Some(monitor))
     }
 
