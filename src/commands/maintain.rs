@@ -192,6 +192,7 @@ pub async fn run(config_path: &Path, args: &MaintainArgs) -> anyhow::Result<u8> 
         let policies = Policies {
             own: &own_policies,
             default: &default,
+            known: &jobs,
         };
         let r = maintain_one(&pool, &cfg.device_id, target, &policies, sees_all, args).await;
         report.repositories.push(r);
@@ -340,6 +341,9 @@ pub fn targets<'a>(
 struct Policies<'a> {
     own: &'a HashMap<Uuid, RetentionPolicy>,
     default: &'a RetentionPolicy,
+    /// Every job this device sees, for the snapshots a repository holds of jobs that write
+    /// elsewhere now (a device moved out keeps its old snapshots here until retention ends them).
+    known: &'a [JobRef],
 }
 
 /// What every step of one repository works with: the database, the repository, this device,
@@ -541,6 +545,25 @@ struct ForgetTotals {
     last_code: Option<i32>,
 }
 
+/// The jobs whose snapshots a repository's forget applies retention to: the jobs that write to
+/// it, and the known jobs that wrote to it before (moved to a repository of their own), so that
+/// their old snapshots age out by their policy instead of counting as unknown jobs'.
+fn jobs_with_snapshots_here(
+    writers: &[&JobRef],
+    known: &[JobRef],
+    listing: &[Snapshot],
+) -> Vec<JobRef> {
+    let mut jobs: Vec<JobRef> = writers.iter().map(|j| (*j).clone()).collect();
+    let mut seen: HashSet<Uuid> = jobs.iter().map(|j| j.id).collect();
+    let present: HashSet<Uuid> = listing.iter().filter_map(Snapshot::job_id).collect();
+    for job in known {
+        if present.contains(&job.id) && seen.insert(job.id) {
+            jobs.push(job.clone());
+        }
+    }
+    jobs
+}
+
 /// The `forget` step of one repository: the jobs with a retention policy forget exactly their
 /// own snapshots, in batches (see [`crate::ops::forget`]), then snapshots of unknown jobs are
 /// looked for in the listing. Recorded as one step, except with `--dry-run`.
@@ -564,10 +587,10 @@ async fn forget(
         removed: 0,
         last_code: Some(0),
     };
-    let jobs: Vec<JobRef> = target.jobs.iter().map(|j| (*j).clone()).collect();
     let mut unknown_error = None;
     match listing {
         Ok(all) => {
+            let jobs = jobs_with_snapshots_here(&target.jobs, policies.known, all);
             forget_jobs(m, &jobs, policies, all, args.dry_run, &mut totals, report).await;
             if orphans_known {
                 report.unknown_job_snapshots = crate::ops::forget::orphans(all, &jobs);
@@ -1040,6 +1063,27 @@ mod tests {
             account_id: None,
             origin_name: None,
         }
+    }
+
+    #[test]
+    fn a_moved_jobs_old_snapshots_keep_their_policy_here() {
+        let snap = |n: u128| crate::platform::repository::Snapshot {
+            id: format!("s{n}"),
+            short_id: String::new(),
+            time: chrono::Utc::now(),
+            hostname: "h".into(),
+            paths: vec![],
+            tags: Some(vec![format!("backup:{}", Uuid::from_u128(n))]),
+        };
+        let (a, moved, elsewhere) = (job(1, "a"), job(2, "b"), job(3, "c"));
+        let known = [a.clone(), moved.clone(), elsewhere];
+        let listing = [snap(1), snap(2), snap(2), snap(9)];
+        let jobs = jobs_with_snapshots_here(&[&a], &known, &listing);
+        let ids: Vec<u128> = jobs.iter().map(|j| j.id.as_u128()).collect();
+        assert_eq!(ids, [1, 2], "the writer, then the moved job; never a job without snapshots");
+        let orphans = crate::ops::forget::orphans(&listing, &jobs);
+        assert_eq!(orphans.len(), 1);
+        assert_eq!(orphans[0].job_id, Uuid::from_u128(9));
     }
 
     fn urls(t: &[Target]) -> Vec<(String, bool, Vec<u128>)> {
