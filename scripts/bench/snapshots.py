@@ -135,11 +135,17 @@ def template(repo: str, key: dict, restic: str, tree: str | None, paths: list[st
             plain = decrypt(key, f.read())
         if plain[:1] == b"\x02":
             # Compressed (format 2); Python has no zstd before 3.14: restic decodes it.
-            out = subprocess.run(
-                [restic, "-r", repo, "cat", "snapshot", name, "--no-lock"],
-                check=True, capture_output=True,
-            ).stdout
-            return json.loads(out)
+            try:
+                done = subprocess.run(
+                    [restic, "-r", repo, "cat", "snapshot", name, "--no-lock"],
+                    capture_output=True, check=False,
+                )
+            except OSError as e:
+                sys.exit(f"cannot run {restic} ({e.strerror}) to read a compressed snapshot; give --restic or --tree")
+            if done.returncode != 0:
+                err = done.stderr.decode(errors="replace").strip()
+                sys.exit(f"`{restic} cat snapshot {name}` failed ({err}); give --tree instead")
+            return json.loads(done.stdout)
         sn = json.loads(plain)
         if sn.get("program_version") != PROGRAM:
             return sn
