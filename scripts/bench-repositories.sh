@@ -175,8 +175,8 @@ fi
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(uname -sr); load average $(load)"
 largest=$(printf '%s\n' $sizes | sort -n | tail -n 1)
 for v in $versions; do
-  if ! dir=$(restic_dir "$v" 2>/dev/null); then
-    echo "restic $v is not installed: skipped (RESTIC_VERSIONS=\"$v\" scripts/install-deps.sh --tests fetches it)"
+  if ! dir=$(restic_dir "$v" 2>&1); then
+    echo "skipped: $dir"
     continue
   fi
   restic=$dir/restic
