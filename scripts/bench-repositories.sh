@@ -16,8 +16,8 @@
 #   - `restic snapshots --host` of one device;
 #   - the size of the device's cache after its backups.
 # Prints a markdown table per version, and the load average before and after (the figures are
-# only as quiet as the machine). Default sizes 1, 10,000 and 50,000 snapshots (about 5 minutes
-# a version on 2 cores); --full adds 100,000 (about 10 more).
+# only as quiet as the machine). Default sizes 1, 10,000 and 50,000 snapshots; --full adds
+# 100,000 (8 minutes for both versions on a quiet 2-core machine, 35 on a busy one).
 #
 # Then bench_own_repository: a device's backup into its own repository (one snapshot of its
 # own) while the largest repository above, the rest of the fleet, sits beside it with its cache
