@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the demo and the tests need when it is missing: PostgreSQL server, restic,
-# systemd-analyze, xmllint, sftp-server, pgbouncer, python3 with the cron oracles and the
-# Prometheus text parser, headless Chromium (--tests), and the Windows target for cargo check.
+# systemd-analyze, xmllint, sftp-server, pgbouncer, python3-cryptography (the benchmarks' restic
+# snapshots), python3 with the cron oracles and the Prometheus text parser, headless Chromium
+# (--tests), and the Windows target for cargo check.
 # With --tests, also the restic versions the tests run against (RESTIC_VERSIONS, default
 # "0.14 0.18 0.19"; see scripts/restic.sh), beside the system's restic, which stays as it is.
 # --package: what scripts/package.sh and tests/package.sh need besides (cargo-deb, lintian, the
@@ -27,6 +28,8 @@ command -v xmllint >/dev/null || need+=(libxml2-utils)
 [ -x /usr/lib/openssh/sftp-server ] || need+=(openssh-sftp-server)
 command -v bash >/dev/null || need+=(bash)
 command -v pgbouncer >/dev/null || need+=(pgbouncer)
+# scripts/bench/snapshots.py encrypts restic snapshot files (AES-CTR, Poly1305) with it.
+python3 -c "import cryptography.hazmat.primitives.poly1305" 2>/dev/null || need+=(python3-cryptography)
 # Headless Chromium loads the HTML report in tests/report.rs (the test says so and skips the
 # browser part where Chromium is missing or cannot start).
 if [ "$tests" = 1 ]; then
