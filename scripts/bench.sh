@@ -3,7 +3,7 @@
 #
 #   scripts/bench.sh [--full] [--devices N] [--jobs-per-device N] [--runs-per-job N]
 #                    [--repeat N] [--syncs N] [--sync-seconds S] [--bin PATH]
-#                    [--shape cron+interval|two-cron]
+#                    [--shape cron+interval|two-cron] [--repositories]
 #
 # Starts a private PostgreSQL (shared_buffers 1 GB, pg_stat_statements) and a PgBouncer in
 # transaction pooling mode in front of it, generates a fleet in SQL (devices with 5 jobs each,
@@ -17,9 +17,15 @@
 # Default: 200 devices / 1,000 jobs / 100,000 runs, about a minute plus the release build.
 # --full: 10,000 devices / 50,000 jobs / 10,000,000 runs and 1,000 syncs (the fleet takes
 # several minutes to generate, and about 4 GB of disk).
+# --repositories: then the repository figures, with snapshots written with the repository's key
+# (about 12 minutes more): scripts/bench-repositories.sh (what a repository's snapshot count
+# costs backup, forget and the cache, per restic version) and scripts/bench-shared.sh
+# (`maintain` of 50,000 jobs and 100,000 snapshots in one repository; `run` into a device's own
+# repository beside it against an empty fleet). Each also runs on its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 devices=200 jobs=5 runs=100 repeat=5 syncs=200 sync_seconds=12 bin="" shape=cron+interval
+repositories=false
 while [ $# -gt 0 ]; do
   case $1 in
     --full) devices=10000 jobs=5 runs=200 syncs=1000 sync_seconds=60 ;;
@@ -31,6 +37,7 @@ while [ $# -gt 0 ]; do
     --sync-seconds) sync_seconds=$2; shift ;;
     --bin) bin=$2; shift ;;
     --shape) shape=$2; shift ;;
+    --repositories) repositories=true ;;
     *) echo "unknown argument $1; see the header of $0" >&2; exit 2 ;;
   esac
   shift
@@ -70,3 +77,9 @@ sync
 python3 scripts/bench.py --bin "$bin" --url "$url" --pgb-url "$pgb" --server-log "$dir/pg/server.log" \
   --repeat "$repeat" --syncs "$syncs" --sync-seconds "$sync_seconds" --runs-per-job "$runs" \
   --shape "$shape"
+if $repositories; then
+  echo
+  scripts/bench-repositories.sh
+  echo
+  scripts/bench-shared.sh --bin "$bin"
+fi
