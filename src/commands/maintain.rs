@@ -1080,7 +1080,11 @@ mod tests {
         let listing = [snap(1), snap(2), snap(2), snap(9)];
         let jobs = jobs_with_snapshots_here(&[&a], &known, &listing);
         let ids: Vec<u128> = jobs.iter().map(|j| j.id.as_u128()).collect();
-        assert_eq!(ids, [1, 2], "the writer, then the moved job; never a job without snapshots");
+        assert_eq!(
+            ids,
+            [1, 2],
+            "the writer, then the moved job; never a job without snapshots"
+        );
         let orphans = crate::ops::forget::orphans(&listing, &jobs);
         assert_eq!(orphans.len(), 1);
         assert_eq!(orphans[0].job_id, Uuid::from_u128(9));

@@ -342,10 +342,10 @@ fn expected_periods(
                     tz
                 }
             };
-            let crons: Vec<&CronExpr> = j
+            let crons: Vec<(&str, &CronExpr)> = j
                 .crons
                 .iter()
-                .filter_map(|expr| parsed.get(expr.as_str())?.as_ref())
+                .filter_map(|expr| Some((expr.as_str(), parsed.get(expr.as_str())?.as_ref()?)))
                 .collect();
             let around = j
                 .last_success_start
@@ -353,7 +353,7 @@ fn expected_periods(
             let gap = if crons.is_empty() {
                 None
             } else {
-                gaps.gap(&j.crons, &crons, around.unwrap_or(now), tz)
+                gaps.gap(&crons, around.unwrap_or(now), tz)
             };
             let interval = j.min_interval.filter(|s| *s > 0).map(i64::from);
             interval.into_iter().chain(gap).min()
