@@ -83,9 +83,9 @@ fn pieces(template: &str) -> Result<Vec<Piece<'_>>, String> {
     Ok(out)
 }
 
-/// Checks a `repository_url` as it is written: known placeholders only, each standing for a
-/// whole path segment (between `/`, `:` or the URL's ends), so a value can never merge with
-/// the text around it into something else.
+/// Checks a `repository_url` as it is written: known placeholders only, each right after a
+/// `/`, `:`, `-`, `_` or `.`, so a value can never merge with the text before it into
+/// something else (a host name, a user, a longer directory name).
 pub fn validate_template(template: &str) -> Result<(), String> {
     let pieces = pieces(template)?;
     for (i, p) in pieces.iter().enumerate() {
