@@ -52,21 +52,6 @@ fn run_as(env: &Env, device: &str, job: Uuid) -> Output {
         .unwrap()
 }
 
-fn cli(env: &Env, args: &[&str]) -> Output {
-    env.cmd().args(args).output().unwrap()
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}); exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            out.status.code(),
-            stdout(out),
-            stderr(out)
-        )
-    })
-}
-
 /// The repository's snapshots per `backup:` tag, oldest first, from restic itself.
 fn snapshots_by_job(env: &Env) -> BTreeMap<String, Vec<(String, String)>> {
     let out = env.restic(&["snapshots", "--json", "--no-lock"]);

@@ -35,21 +35,6 @@ async fn add_job_on(env: &Env, device: &str, name: &str, path: &Path) -> Uuid {
     .unwrap()
 }
 
-fn cli(env: &Env, args: &[&str]) -> Output {
-    env.cmd().args(args).output().unwrap()
-}
-
-fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}); exit {:?}\nstdout:\n{}\nstderr:\n{}",
-            out.status.code(),
-            stdout(out),
-            stderr(out)
-        )
-    })
-}
-
 /// `restic ARGS` on the repository at `repo` with `password`.
 fn restic_at(env: &Env, repo: &Path, password: &str, args: &[&str]) -> Output {
     Command::new("restic")

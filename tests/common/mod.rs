@@ -451,3 +451,20 @@ exit 0
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     (bin, log)
 }
+
+/// The binary with `args`, run in `env`.
+pub fn cli(env: &Env, args: &[&str]) -> Output {
+    env.cmd().args(args).output().unwrap()
+}
+
+/// The command's standard output as JSON, or a panic that shows both outputs.
+pub fn json_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}); exit {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status.code(),
+            stdout(out),
+            stderr(out)
+        )
+    })
+}
