@@ -19,7 +19,16 @@ pub async fn collect(pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<Mainte
     let settings = crate::store::settings::load(pool, owner.as_deref().unwrap_or("")).await?;
     let histories = crate::store::maintenance::step_histories(pool).await?;
     let repositories = crate::store::repositories::all(pool).await?;
-    let last_seen = crate::store::maintenance::devices_last_seen(pool).await?;
+    let maintainers: Vec<String> = owner
+        .iter()
+        .chain(
+            repositories
+                .iter()
+                .filter_map(|r| r.maintainer_device_id.as_ref()),
+        )
+        .cloned()
+        .collect();
+    let last_seen = crate::store::maintenance::devices_last_seen(pool, &maintainers).await?;
     let device_settings = crate::store::maintenance::maintainer_settings(pool).await?;
     let seen = |d: &str| last_seen.get(d).copied();
 

@@ -1,24 +1,22 @@
 //! The report of `restic-fleet status` (and `metrics`, `status --notify`): reads the fleet
 //! from the database in a fixed number of statements whatever its size
-//! ([`crate::store::fleet::status_snapshot`]), joins the rows in memory by key and has
+//! ([`crate::store::fleet::status_read`]), joins the rows in memory by key and has
 //! [`crate::domain::health`] judge every job and device.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::calendar::CronExpr;
 use crate::domain::health::device;
 use crate::domain::health::job::{Facts, RunFacts, Verdict, verdict};
 use crate::domain::health::maintenance::MaintenanceStatus;
-use crate::domain::health::period::GapMemo;
+use crate::domain::health::period::FleetPeriods;
 use crate::domain::health::settings::DeviceSettings;
 use crate::domain::settings::Settings;
-use crate::store::fleet::{DeviceRow, FleetSnapshot, JobStateRow};
+use crate::store::fleet::{DeviceRow, FleetHead, JobStateRow};
 
 /// `status --json`: `generated_at` (RFC 3339), `ok` (true when every enabled job is ok and
 /// maintenance is neither overdue nor failing: the exit code is 0 exactly then), `counts`
@@ -148,24 +146,26 @@ pub struct JobStatus {
 
 /// A device's facts as its jobs' verdicts need them: whether it is enabled, and its settings.
 type DeviceFacts = (bool, DeviceSettings);
+/// A device's place in the report's device list, and its facts.
+type PlacedFacts = (u32, DeviceFacts);
 
 /// Builds the status report from the database: a fixed number of statements whatever the
-/// fleet's size (see [`crate::store::fleet::status_snapshot`]), then in-memory joins by key.
-/// The snapshot's rows are moved into the report, not copied: at 50,000 jobs every copy and
-/// every free shows.
+/// fleet's size (see [`crate::store::fleet::status_read`]). Devices and settings come first;
+/// each job is judged as its row arrives, while the server is still sending the next ones, and
+/// its row is moved into the report, not copied: at 50,000 jobs every copy and every free shows.
 pub async fn collect(
     pool: &PgPool,
     device: Option<&str>,
     now: DateTime<Utc>,
 ) -> anyhow::Result<StatusReport> {
-    let FleetSnapshot {
+    let (head, read) = crate::store::fleet::status_read(pool, device).await?;
+    let FleetHead {
         devices,
-        jobs,
         running,
         global_settings,
         device_settings,
         min_client_version,
-    } = crate::store::fleet::status_snapshot(pool, device).await?;
+    } = head;
     // Settings: the globals are evaluated once; only devices with rows of their own merge.
     let global = DeviceSettings::from(&Settings::from_pairs(global_settings.iter().cloned()));
     let settings_of = |device_id: &str| match device_settings.get(device_id) {
@@ -176,33 +176,49 @@ pub async fn collect(
     };
     let (device_out, device_facts) =
         device_statuses(devices, &settings_of, min_client_version.as_deref(), now);
-    // A job whose device is not in the snapshot (deleted meanwhile) is judged with defaults.
-    let facts_of = |device_id: &str| {
-        device_facts
-            .get(device_id)
-            .copied()
-            .unwrap_or((true, DeviceSettings::DEFAULTS))
+    let mut judge = JobJudge {
+        device_facts,
+        running,
+        periods: FleetPeriods::default(),
+        now,
     };
-    let job_out = job_statuses(jobs, &running, &facts_of, now);
-    let mut report = summarize(now, device_out, job_out);
+    let mut job_out = Vec::new();
+    read.jobs(|row| job_out.push(judge.judge(row))).await?;
+    let mut report = summarize(now, device_out, in_report_order(job_out));
     report.min_client_version = min_client_version;
     Ok(report)
 }
 
-/// Each device's state, and its facts by id for its jobs' verdicts.
+/// The jobs by device, then name, in byte order (whatever the database's collation), each
+/// given with its device's place in the sorted device list (`u32::MAX`: a device not in the
+/// read, then ordered by its id). The keys are sorted apart and the reports then moved once:
+/// moving 50,000 reports about, or reaching into each for its strings, cost more than sorting.
+fn in_report_order(jobs: Vec<(u32, JobStatus)>) -> Vec<JobStatus> {
+    let mut keys: Vec<(u32, &str, &str, usize)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, (place, j))| (*place, j.device_id.as_str(), j.job_name.as_str(), i))
+        .collect();
+    keys.sort_unstable();
+    let order: Vec<usize> = keys.into_iter().map(|k| k.3).collect();
+    let mut slots: Vec<Option<JobStatus>> = jobs.into_iter().map(|(_, j)| Some(j)).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
+}
+
+/// Each device's state, and its place and facts by id for its jobs' verdicts.
 fn device_statuses(
     devices: Vec<DeviceRow>,
     settings_of: &dyn Fn(&str) -> DeviceSettings,
     min_client_version: Option<&str>,
     now: DateTime<Utc>,
-) -> (Vec<DeviceStatus>, HashMap<String, DeviceFacts>) {
-    let mut device_facts: HashMap<String, DeviceFacts> = HashMap::with_capacity(devices.len());
+) -> (Vec<DeviceStatus>, HashMap<String, PlacedFacts>) {
+    let mut device_facts: HashMap<String, PlacedFacts> = HashMap::with_capacity(devices.len());
     let mut device_out = Vec::with_capacity(devices.len());
-    for d in devices {
+    for (place, d) in (0u32..).zip(devices) {
         let s = settings_of(&d.id);
         let sync = s.sync_interval;
         let state = device::state(d.last_seen, sync, now);
-        device_facts.insert(d.id.clone(), (d.enabled, s));
+        device_facts.insert(d.id.clone(), (place, (d.enabled, s)));
         device_out.push(DeviceStatus {
             device_id: d.id,
             name: d.name,
@@ -221,30 +237,36 @@ fn device_statuses(
     (device_out, device_facts)
 }
 
-/// Each job's verdict, in the order of `jobs`.
-fn job_statuses(
-    jobs: Vec<JobStateRow>,
-    running: &HashSet<Uuid>,
-    facts_of: &dyn Fn(&str) -> DeviceFacts,
+/// Judges jobs one at a time, with what every verdict shares: the devices' facts, the jobs
+/// running, and the expected periods measured so far.
+struct JobJudge {
+    device_facts: HashMap<String, PlacedFacts>,
+    running: HashSet<Uuid>,
+    periods: FleetPeriods,
     now: DateTime<Utc>,
-) -> Vec<JobStatus> {
-    let periods = expected_periods(&jobs, facts_of, now);
-    let mut job_out = Vec::with_capacity(jobs.len());
-    // Jobs come grouped by device: its facts are looked up once per device, not once per job.
-    let mut current: Option<(String, DeviceFacts)> = None;
-    for (j, period) in jobs.into_iter().zip(periods) {
-        let facts = match &current {
-            Some((id, facts)) if *id == j.device_id => *facts,
-            _ => {
-                let facts = facts_of(&j.device_id);
-                current = Some((j.device_id.clone(), facts));
-                facts
-            }
-        };
-        let is_running = running.contains(&j.id);
-        job_out.push(job_status(j, facts, period, is_running, now));
+}
+
+impl JobJudge {
+    /// One job's verdict from its state row, with its device's place (see
+    /// [`in_report_order`]). A job whose device is not in the read (deleted meanwhile) is judged
+    /// with the defaults.
+    fn judge(&mut self, j: JobStateRow) -> (u32, JobStatus) {
+        let (place, facts) = self
+            .device_facts
+            .get(j.device_id.as_str())
+            .copied()
+            .unwrap_or((u32::MAX, (true, DeviceSettings::DEFAULTS)));
+        // Around the start of its last success, else now, in its device's time zone.
+        let around = j
+            .last_success_start
+            .filter(|_| j.last_success_end.is_some())
+            .unwrap_or(self.now);
+        let period =
+            self.periods
+                .period(&j.crons, j.min_interval.map(i64::from), around, facts.1.tz);
+        let running = self.running.contains(&j.id);
+        (place, job_status(j, facts, period, running, self.now))
     }
-    job_out
 }
 
 /// One job's verdict from its state row, its device's facts and its expected period.
@@ -314,49 +336,4 @@ fn summarize(now: DateTime<Utc>, devices: Vec<DeviceStatus>, jobs: Vec<JobStatus
         maintenance: None,
         repository_warnings: None,
     }
-}
-
-/// Each job's expected period (see [`crate::domain::health::period`]), in the order of `jobs`:
-/// around the start of its last success, else `now`, in its device's time zone (`facts_of`).
-/// Every distinct cron expression is parsed once and every distinct gap measured once.
-fn expected_periods(
-    jobs: &[JobStateRow],
-    facts_of: &dyn Fn(&str) -> DeviceFacts,
-    now: DateTime<Utc>,
-) -> Vec<Option<i64>> {
-    let mut parsed: HashMap<&str, Option<CronExpr>> = HashMap::new();
-    for expr in jobs.iter().flat_map(|j| &j.crons) {
-        parsed
-            .entry(expr.as_str())
-            .or_insert_with(|| CronExpr::parse(expr).ok());
-    }
-    let mut gaps = GapMemo::default();
-    let mut current: Option<(&str, Tz)> = None;
-    jobs.iter()
-        .map(|j| {
-            let tz = match current {
-                Some((id, tz)) if id == j.device_id => tz,
-                _ => {
-                    let tz = facts_of(&j.device_id).1.tz;
-                    current = Some((&j.device_id, tz));
-                    tz
-                }
-            };
-            let crons: Vec<(&str, &CronExpr)> = j
-                .crons
-                .iter()
-                .filter_map(|expr| Some((expr.as_str(), parsed.get(expr.as_str())?.as_ref()?)))
-                .collect();
-            let around = j
-                .last_success_start
-                .filter(|_| j.last_success_end.is_some());
-            let gap = if crons.is_empty() {
-                None
-            } else {
-                gaps.gap(&crons, around.unwrap_or(now), tz)
-            };
-            let interval = j.min_interval.filter(|s| *s > 0).map(i64::from);
-            interval.into_iter().chain(gap).min()
-        })
-        .collect()
 }

@@ -296,10 +296,7 @@ impl serde_json::ser::Formatter for TerminalSafeJson<'_> {
     ) -> std::io::Result<()> {
         // serde_json has escaped C0 already; DEL is 0x7F, C1 starts with 0xC2 and the bidi
         // characters with 0xE2 in UTF-8.
-        if !fragment
-            .bytes()
-            .any(|b| b == 0x7f || b == 0xc2 || b == 0xe2)
-        {
+        if memchr::memchr3(0x7f, 0xc2, 0xe2, fragment.as_bytes()).is_none() {
             return writer.write_all(fragment.as_bytes());
         }
         let mut start = 0;

@@ -3,7 +3,8 @@
 //! `metrics` shows, `cleanup` in batches, and the pending short snapshot ids of one device.
 //!
 //! Every statement here is safe behind PgBouncer in transaction pooling mode: no session state
-//! (a multi-statement read runs in one transaction, settings are changed with `SET LOCAL`).
+//! (a multi-statement read runs in one transaction, settings are changed only for it, with
+//! `SET LOCAL` or `set_config(..., true)`).
 //! The indexes and the trigger-maintained `job_run_state` table they rely on are in
 //! migrations/008_fleet_scale.sql.
 
@@ -77,13 +78,12 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for JobStateRow {
     }
 }
 
-/// What `status` reads, for the whole fleet or one device, from one snapshot of the database.
+/// What `status` reads before the jobs, for the whole fleet or one device: the small tables a
+/// job's verdict needs (its device, the settings), so that each job can be judged as it arrives.
 #[derive(Debug, Default)]
-pub(crate) struct FleetSnapshot {
+pub(crate) struct FleetHead {
     /// Ordered by id (byte order, whatever the database's collation).
     pub devices: Vec<DeviceRow>,
-    /// Ordered by device, then name (byte order).
-    pub jobs: Vec<JobStateRow>,
     /// Jobs with a run in progress.
     pub running: std::collections::HashSet<Uuid>,
     /// The global settings, in the order the seed's query reads them.
@@ -107,24 +107,27 @@ const WARNING_METADATA: &str = "CASE WHEN \
         ELSE false END \
    THEN s.last_finished_metadata END AS last_finished_metadata";
 
-/// Reads everything `status` needs in one transaction: the same seven statements whatever the
-/// fleet's size, each served by an index or a small table.
-///
-/// Nothing is sorted by the server: sorting 50,000 jobs by two text columns under the
-/// database's collation kept the client waiting 35 ms before the first row, while the client
-/// sorts them in byte order in a few milliseconds, and the rows stream as the join makes them.
-pub(crate) async fn status_snapshot(
+/// One read of the fleet for `status`, in one transaction (one snapshot of the database): the
+/// same six statements whatever the fleet's size, each served by an index or a small table.
+/// [`status_read`] returns the head; [`StatusRead::jobs`] then streams the jobs.
+pub(crate) struct StatusRead {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    device: Option<String>,
+}
+
+/// Begins the read and reads the head (devices, running jobs, settings, minimum client).
+pub(crate) async fn status_read(
     pool: &PgPool,
     device: Option<&str>,
-) -> anyhow::Result<FleetSnapshot> {
+) -> anyhow::Result<(FleetHead, StatusRead)> {
     let mut tx = pool.begin().await?;
     // A read of this shape has no use for JIT compilation, which costs more than the query
-    // itself once the planner's estimate crosses jit_above_cost. SET LOCAL ends with the
-    // transaction, so a pooled server connection is left as it was found. (No isolation level
-    // is set: behind PgBouncer this transaction is a savepoint, where PostgreSQL refuses it.)
-    sqlx::query("SET LOCAL jit = off").execute(&mut *tx).await?;
-    // The hash join of 50,000 jobs must stay in memory (the default work_mem is 4 MB).
-    sqlx::query("SET LOCAL work_mem = '64MB'")
+    // itself once the planner's estimate crosses jit_above_cost; the hash join of 50,000 jobs
+    // must stay in memory (the default work_mem is 4 MB). Both only for this transaction (a
+    // pooled server connection is left as it was found), in one round trip. (No isolation
+    // level is set: behind PgBouncer this transaction is a savepoint, where PostgreSQL refuses
+    // it.)
+    sqlx::query("SELECT set_config('jit', 'off', true), set_config('work_mem', '64MB', true)")
         .execute(&mut *tx)
         .await?;
     let mut devices: Vec<DeviceRow> = sqlx::query_as(
@@ -135,18 +138,7 @@ pub(crate) async fn status_snapshot(
     .bind(device)
     .fetch_all(&mut *tx)
     .await?;
-    let mut jobs: Vec<JobStateRow> = sqlx::query_as(&format!(
-        "SELECT j.id, j.device_id, j.name, j.enabled, \
-                s.last_run_id, s.last_run_status, s.last_run_start, \
-                s.last_finished_run_id, s.last_finished_status, s.last_finished_error, \
-                {WARNING_METADATA}, s.last_success_start, s.last_success_end, \
-                s.next_run_at, s.cron_expressions, s.min_interval_seconds \
-         FROM backup_jobs j LEFT JOIN job_run_state s ON s.job_id = j.id \
-         WHERE ($1::text IS NULL OR j.device_id = $1)"
-    ))
-    .bind(device)
-    .fetch_all(&mut *tx)
-    .await?;
+    devices.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     // Served by the partial index idx_runs_running: a handful of rows at any time.
     let running: Vec<Uuid> = sqlx::query_scalar(
         "SELECT DISTINCT r.job_id FROM runs r \
@@ -156,37 +148,76 @@ pub(crate) async fn status_snapshot(
     .bind(device)
     .fetch_all(&mut *tx)
     .await?;
-    // All settings at once (globals first, as the seed's per-device query orders them),
-    // instead of one query per device.
+    let (global_settings, device_settings) = settings_of(&mut tx, device).await?;
+    let min_client_version = crate::store::db::min_client_version(&mut tx).await?;
+    let head = FleetHead {
+        devices,
+        running: running.into_iter().collect(),
+        global_settings,
+        device_settings,
+        min_client_version,
+    };
+    let read = StatusRead {
+        tx,
+        device: device.map(str::to_string),
+    };
+    Ok((head, read))
+}
+
+/// All settings at once (globals first, as the seed's per-device query orders them), instead
+/// of one query per device: the globals, and each device's own.
+async fn settings_of(
+    tx: &mut sqlx::PgConnection,
+    device: Option<&str>,
+) -> anyhow::Result<(
+    Vec<(String, String)>,
+    HashMap<String, Vec<(String, String)>>,
+)> {
     let settings: Vec<(Option<String>, String, String)> = sqlx::query_as(
         "SELECT device_id, key, value FROM settings \
          WHERE device_id IS NULL OR $1::text IS NULL OR device_id = $1 \
          ORDER BY device_id NULLS FIRST, id",
     )
     .bind(device)
-    .fetch_all(&mut *tx)
+    .fetch_all(tx)
     .await?;
-    let min_client_version = crate::store::db::min_client_version(&mut tx).await?;
-    tx.commit().await?;
-
-    devices.sort_unstable_by(|a, b| a.id.cmp(&b.id));
-    jobs.sort_unstable_by(|a, b| (&a.device_id, &a.name).cmp(&(&b.device_id, &b.name)));
-    let mut global_settings = Vec::new();
-    let mut device_settings: HashMap<String, Vec<(String, String)>> = HashMap::new();
+    let mut global = Vec::new();
+    let mut own: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for (device_id, key, value) in settings {
         match device_id {
-            None => global_settings.push((key, value)),
-            Some(d) => device_settings.entry(d).or_default().push((key, value)),
+            None => global.push((key, value)),
+            Some(d) => own.entry(d).or_default().push((key, value)),
         }
     }
-    Ok(FleetSnapshot {
-        devices,
-        jobs,
-        running: running.into_iter().collect(),
-        global_settings,
-        device_settings,
-        min_client_version,
-    })
+    Ok((global, own))
+}
+
+impl StatusRead {
+    /// Hands every job to `each` as its row arrives, in no particular order, then ends the
+    /// read. Nothing is sorted by the server: sorting 50,000 jobs by two text columns under
+    /// the database's collation kept the client waiting 35 ms before the first row, and a job
+    /// judged while the next rows are on their way costs no waiting at all.
+    pub(crate) async fn jobs(mut self, mut each: impl FnMut(JobStateRow)) -> anyhow::Result<()> {
+        let sql = format!(
+            "SELECT j.id, j.device_id, j.name, j.enabled, \
+                    s.last_run_id, s.last_run_status, s.last_run_start, \
+                    s.last_finished_run_id, s.last_finished_status, s.last_finished_error, \
+                    {WARNING_METADATA}, s.last_success_start, s.last_success_end, \
+                    s.next_run_at, s.cron_expressions, s.min_interval_seconds \
+             FROM backup_jobs j LEFT JOIN job_run_state s ON s.job_id = j.id \
+             WHERE ($1::text IS NULL OR j.device_id = $1)"
+        );
+        {
+            let mut rows = sqlx::query_as::<_, JobStateRow>(&sql)
+                .bind(self.device.as_deref())
+                .fetch(&mut *self.tx);
+            while let Some(row) = std::future::poll_fn(|cx| rows.as_mut().poll_next(cx)).await {
+                each(row?);
+            }
+        }
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
 
 /// The instant before which finished runs are deleted, fixed once per `cleanup` so that every

@@ -82,17 +82,18 @@ fn cron_gap(crons: &[&CronExpr], around: DateTime<Utc>, tz: &Tz) -> Option<(i64,
 /// of once per job. A set's bracket is made of its expressions' own: the latest instant at or
 /// before `around` of any of them, and the earliest after it.
 #[derive(Default)]
-pub struct GapMemo<'a> {
-    /// By (expression, zone): `before → next` of each bracket measured.
-    brackets: HashMap<(&'a str, Tz), Brackets>,
+pub struct GapMemo {
+    /// By expression, then zone: `before → next` of each bracket measured. Keyed by the text so
+    /// that a lookup borrows it (the jobs' rows come and go while the memo lives).
+    brackets: HashMap<String, HashMap<Tz, Brackets>>,
 }
 
-impl<'a> GapMemo<'a> {
+impl GapMemo {
     /// The cron gap after `around` of the merged expressions `crons` (text and parsed), as
     /// [`expected_period`] measures it.
     pub fn gap(
         &mut self,
-        crons: &[(&'a str, &CronExpr)],
+        crons: &[(&str, &CronExpr)],
         around: DateTime<Utc>,
         tz: Tz,
     ) -> Option<i64> {
@@ -119,12 +120,18 @@ impl<'a> GapMemo<'a> {
     /// One expression's instant at or before `around` and its next one after it.
     fn bracket(
         &mut self,
-        text: &'a str,
+        text: &str,
         expr: &CronExpr,
         around: DateTime<Utc>,
         tz: Tz,
     ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
-        let known = self.brackets.entry((text, tz)).or_default();
+        if !self.brackets.contains_key(text) {
+            self.brackets.insert(text.to_string(), HashMap::new());
+        }
+        let Some(zones) = self.brackets.get_mut(text) else {
+            return (None, None);
+        };
+        let known = zones.entry(tz).or_default();
         if let Some((before, next)) = known.range(..=around).next_back()
             && around < *next
         {
@@ -136,6 +143,43 @@ impl<'a> GapMemo<'a> {
             known.insert(b, n);
         }
         (before, next)
+    }
+}
+
+/// The expected periods of many jobs, as whole-fleet `status` asks for them one job at a time:
+/// every distinct cron expression parsed once, every bracket measured once ([`GapMemo`]).
+#[derive(Default)]
+pub struct FleetPeriods {
+    /// Each expression met, parsed (`None`: it does not parse, so it sets no period).
+    parsed: HashMap<String, Option<CronExpr>>,
+    gaps: GapMemo,
+}
+
+impl FleetPeriods {
+    /// A job's expected period (see [`expected_period`]) from its enabled schedules' distinct
+    /// cron expressions and smallest interval, for the run at `around`, in zone `tz`.
+    pub fn period(
+        &mut self,
+        crons: &[String],
+        min_interval: Option<i64>,
+        around: DateTime<Utc>,
+        tz: Tz,
+    ) -> Option<i64> {
+        for expr in crons {
+            if !self.parsed.contains_key(expr.as_str()) {
+                self.parsed.insert(expr.clone(), CronExpr::parse(expr).ok());
+            }
+        }
+        let parsed: Vec<(&str, &CronExpr)> = crons
+            .iter()
+            .filter_map(|e| Some((e.as_str(), self.parsed.get(e.as_str())?.as_ref()?)))
+            .collect();
+        let gap = if parsed.is_empty() {
+            None
+        } else {
+            self.gaps.gap(&parsed, around, tz)
+        };
+        min_interval.filter(|s| *s > 0).into_iter().chain(gap).min()
     }
 }
 
@@ -275,7 +319,13 @@ mod tests {
                 }
             }
             let fresh = cron_gap(&crons, around, &tz).map(|(gap, _)| gap);
-            let measured = |m: &GapMemo| m.brackets.values().map(|b| b.len()).sum::<usize>();
+            let measured = |m: &GapMemo| {
+                m.brackets
+                    .values()
+                    .flat_map(|z| z.values())
+                    .map(|b| b.len())
+                    .sum::<usize>()
+            };
             let before = measured(&memo);
             let pairs: Vec<(&str, &CronExpr)> = sets[set]
                 .iter()
@@ -294,5 +344,41 @@ mod tests {
         }
         // The memo was used, not just filled.
         assert!(hits > 1000, "only {hits} memo hits");
+    }
+
+    #[test]
+    fn fleet_periods_agree_with_expected_period() {
+        let tz: Tz = "Europe/Berlin".parse().unwrap();
+        let around = Utc.with_ymd_and_hms(2027, 3, 28, 1, 30, 0).unwrap();
+        let mut fleet = FleetPeriods::default();
+        let cases: [(&[&str], Option<i64>); 6] = [
+            (&["0 2 * * *"], None),
+            (&["0 2 * * *", "0 14 * * *"], None),
+            (&["0 2 * * *"], Some(3600)),
+            (&["0 13,23 * * *"], Some(0)),
+            (&["not cron"], Some(7200)),
+            (&[], None),
+        ];
+        // Twice each, so the second pass is answered from the memo.
+        for (crons, interval) in cases.iter().chain(cases.iter()) {
+            let mut schedules: Vec<Schedule> = crons
+                .iter()
+                .filter_map(|c| CronExpr::parse(c).ok().map(Schedule::Cron))
+                .collect();
+            if let Some(s) = interval.filter(|s| *s > 0) {
+                schedules.push(Schedule::Interval { seconds: s as u64 });
+            }
+            let texts: Vec<String> = crons.iter().map(|c| c.to_string()).collect();
+            assert_eq!(
+                fleet.period(&texts, *interval, around, tz),
+                expected_period(&schedules, around, &tz),
+                "{crons:?} every {interval:?}"
+            );
+        }
+        assert_eq!(fleet.period(&[], None, around, tz), None);
+        assert_eq!(
+            fleet.period(&["not cron".into()], Some(60), around, tz),
+            Some(60)
+        );
     }
 }
