@@ -18,7 +18,7 @@ use crate::domain::exit;
 use crate::domain::health::job::Verdict;
 use crate::domain::health::maintenance::{MaintenanceStatus, StepHistory};
 use crate::ops::status::StatusReport;
-use crate::output::{self, print_json, printable};
+use crate::output::{self, printable};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -65,7 +65,10 @@ async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<u8> {
     // A warning, not a failure: the backups are fine, they are getting slower.
     report.repository_warnings = Some(crate::ops::status::repository_warnings(&pool).await?);
     if args.conn.json {
-        print_json(&report)?;
+        // The jobs are most of a whole fleet's report: written on all processors.
+        let jobs = std::mem::take(&mut report.jobs);
+        output::print_json_with_items(&report, "jobs", &jobs)?;
+        std::mem::forget(jobs);
     } else {
         print_human(&report);
         if let Some(m) = &report.maintenance {

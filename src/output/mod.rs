@@ -229,6 +229,95 @@ pub fn print_json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// [`print_json`] of `value` whose top-level field `key` is an empty array standing in for
+/// `items`: the items are rendered on as many threads as there are processors and written in
+/// its place. The bytes are those [`print_json`] writes for the value with `items` in that
+/// field; a whole fleet's `status --json` (32 MB, most of it its jobs) is written in about half
+/// the time on two processors.
+pub fn print_json_with_items<T: Serialize + ?Sized, I: Serialize + Sync>(
+    value: &T,
+    key: &str,
+    items: &[I],
+) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    write_json_with_items(&mut out, value, key, items)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// See [`print_json_with_items`].
+fn write_json_with_items<W: std::io::Write, T: Serialize + ?Sized, I: Serialize + Sync>(
+    mut out: W,
+    value: &T,
+    key: &str,
+    items: &[I],
+) -> anyhow::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = items.len().div_ceil(threads).max(1);
+    let (head, parts) = std::thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(per_thread)
+            .enumerate()
+            .map(|(i, chunk)| scope.spawn(move || render_items(chunk, i == 0)))
+            .collect();
+        let mut head = Vec::new();
+        let head = write_json(&mut head, value).map(|()| head);
+        let parts: Vec<_> = workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect();
+        (head, parts)
+    });
+    let head = head?;
+    // A top-level key is the only thing at two spaces after a line break (strings carry
+    // their line breaks escaped), and the pretty printer writes an empty array as `[]`.
+    let marker = format!("\n  {}: []", serde_json::to_string(key)?);
+    let Some(at) = head
+        .windows(marker.len())
+        .position(|w| w == marker.as_bytes())
+    else {
+        anyhow::bail!("the JSON output has no top-level empty array {key:?} to fill");
+    };
+    let close = at + marker.len() - 1;
+    out.write_all(&head[..close])?;
+    for part in parts {
+        out.write_all(&part?)?;
+    }
+    if !items.is_empty() {
+        out.write_all(b"\n  ")?;
+    }
+    out.write_all(&head[close..])?;
+    Ok(())
+}
+
+/// Items of a top-level array, each as the pretty printer writes an element at that depth
+/// (after a line break and four spaces, separated by commas); `first`: the array's first.
+fn render_items<I: Serialize>(items: &[I], first: bool) -> anyhow::Result<Vec<u8>> {
+    use serde_json::ser::Formatter;
+    // Room for a whole fleet's status jobs (some 650 bytes each) without growing: pages
+    // reserved and never written cost nothing.
+    let mut buf = Vec::with_capacity(items.len() * 1024);
+    for (i, item) in items.iter().enumerate() {
+        buf.extend_from_slice(if first && i == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        });
+        // Two levels deep, as inside the top-level object and its array.
+        let mut pretty = serde_json::ser::PrettyFormatter::new();
+        pretty.begin_object(&mut std::io::sink())?;
+        pretty.begin_array(&mut std::io::sink())?;
+        let mut ser = serde_json::Serializer::with_formatter(&mut buf, TerminalSafeJson(pretty));
+        item.serialize(&mut ser)?;
+    }
+    Ok(buf)
+}
+
 /// A time in `--json` output exactly as chrono's `Serialize` writes it (RFC 3339 in UTC with
 /// `Z`, and 3, 6 or 9 fractional digits when there are any), handed to the serializer as one
 /// string: chrono's own goes through `collect_str`, one escaped character at a time, which
@@ -416,6 +505,66 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn items_written_in_parallel_are_the_bytes_of_the_whole_value() {
+        #[derive(Serialize, Clone)]
+        struct Item {
+            name: String,
+            n: i64,
+            tags: Vec<String>,
+            inner: BTreeMap<String, Option<Vec<u8>>>,
+            empty: Vec<u8>,
+        }
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            first: &'a str,
+            // A nested key of the same name is not the top-level one.
+            nested: BTreeMap<&'a str, Vec<u8>>,
+            items: Vec<Item>,
+            last: Option<&'a str>,
+        }
+        let item = |i: usize| Item {
+            name: format!("job {i} \u{202e}\n\"quoted\"\u{7f}"),
+            n: i as i64 - 3,
+            tags: (0..i % 3).map(|t| format!("t{t}")).collect(),
+            inner: [(format!("k{i}"), i.is_multiple_of(2).then(|| vec![1, 2]))]
+                .into_iter()
+                .collect(),
+            empty: vec![],
+        };
+        for count in [0, 1, 2, 3, 7, 100] {
+            let items: Vec<Item> = (0..count).map(item).collect();
+            let doc = |items: Vec<Item>| Doc {
+                first: "a \"jobs\": [] in a string",
+                nested: [("items", vec![])].into_iter().collect(),
+                items,
+                last: Some("z"),
+            };
+            let mut whole = Vec::new();
+            write_json(&mut whole, &doc(items.clone())).unwrap();
+            let mut parallel = Vec::new();
+            write_json_with_items(&mut parallel, &doc(Vec::new()), "items", &items).unwrap();
+            assert_eq!(
+                String::from_utf8(parallel).unwrap(),
+                String::from_utf8(whole).unwrap(),
+                "{count} items"
+            );
+        }
+        let mut out = Vec::new();
+        let missing = write_json_with_items(&mut out, &doc_without_items(), "items", &[1, 2]);
+        assert!(
+            missing
+                .unwrap_err()
+                .to_string()
+                .contains("no top-level empty array")
+        );
+    }
+
+    fn doc_without_items() -> BTreeMap<&'static str, &'static str> {
+        [("other", "x")].into_iter().collect()
+    }
 
     #[test]
     fn json_times_are_written_as_chrono_writes_them() {
