@@ -701,7 +701,10 @@ async fn store(
             link.reconnect().await;
         }
         let Some(conn) = link.conn().await else { break };
-        match step(crate::ops::delivery::deliver(conn, record)).await {
+        // The time zone this run resolved from the database serves for moving its schedules
+        // on: one statement less while the run's end is waited for.
+        let tz = matches!(resolved.source, JobSource::Database).then_some(resolved.tz);
+        match step(crate::ops::delivery::deliver(conn, record, tz)).await {
             Ok(d) => {
                 // Behind PgBouncer the record is in only once committed; until then the spooled
                 // start stays and success is not reported. A lost commit is retried like a lost
