@@ -2,7 +2,8 @@
 //! laptop does not suspend in the middle of a backup: on Linux a `systemd-inhibit
 //! --what=sleep` process (logind's block inhibitor) living as long as the backup, on Windows
 //! `SetThreadExecutionState(ES_CONTINUOUS | ES_SYSTEM_REQUIRED)`. Without logind, or without
-//! `systemd-inhibit`, the backup runs all the same.
+//! `systemd-inhibit`, the backup runs all the same; without a D-Bus system bus (the way to
+//! logind) no `systemd-inhibit` is started at all.
 
 use crate::domain::settings::Settings;
 
