@@ -890,7 +890,7 @@ async fn a_delivery_racing_sync_over_the_same_schedules_never_deadlocks() {
         let mut r = record::RunRecord::starting(job, "busy", "test-device", TriggeredBy::Manual);
         r.status = "success".into();
         r.end_time = Some(Utc::now());
-        if let Err(e) = record::deliver(&mut conn, &r).await {
+        if let Err(e) = record::deliver(&mut conn, &r, None).await {
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
             panic!("delivery {i} failed: {e:#}");
         }

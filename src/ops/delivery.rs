@@ -154,20 +154,29 @@ pub struct Delivery {
 }
 
 /// Writes a finished record, exactly once, and moves the job's schedules on as if the run had
-/// been recorded live when it ended. One transaction: all of it or nothing.
-pub async fn deliver(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<Delivery> {
+/// been recorded live when it ended. One transaction: all of it or nothing. `tz` is the time
+/// zone in force when the run that records itself now resolved its job; `None` (a spooled
+/// record, or a run resolved offline) reads the device's settings for it.
+pub async fn deliver(
+    conn: &mut PgConnection,
+    r: &RunRecord,
+    tz: Option<chrono_tz::Tz>,
+) -> anyhow::Result<Delivery> {
     let mut tx = conn.begin().await?;
     // Lock order: the job's schedules, then (through the triggers on runs) its job_run_state row.
     // `sync` moving a schedule takes the schedule and then, through migration 013's trigger,
     // the same state row; writing the run first would take them in the opposite order and
     // deadlock with it.
-    crate::store::schedules::lock_of_job(&mut tx, r.job_id).await?;
+    let schedules = crate::store::schedules::lock_of_job(&mut tx, r.job_id).await?;
     let written = write_row(&mut tx, r).await?;
-    // A bad timezone setting must not keep a record out of the database for ever.
-    let tz = crate::store::settings::load(&mut *tx, &r.device_id)
-        .await?
-        .timezone()
-        .unwrap_or_else(|_| crate::domain::settings::local_timezone());
+    let tz = match tz {
+        Some(tz) => tz,
+        // A bad timezone setting must not keep a record out of the database for ever.
+        None => crate::store::settings::load(&mut *tx, &r.device_id)
+            .await?
+            .timezone()
+            .unwrap_or_else(|_| crate::domain::settings::local_timezone()),
+    };
     let (run_id, applied) = match written {
         Some(id) => (id, true),
         None => (
@@ -177,7 +186,7 @@ pub async fn deliver(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<D
     };
     let schedules = if applied {
         let recorded = r.end_time.unwrap_or(r.start_time);
-        crate::store::schedules::update_after_run(&mut tx, r.job_id, r.start_time, recorded, tz)
+        crate::store::schedules::update_after_run(&mut tx, schedules, r.start_time, recorded, tz)
             .await?
     } else {
         Vec::new()
@@ -409,7 +418,7 @@ fn claim_start(state: &StateDir, run: RunFiles) -> anyhow::Result<Claim> {
 /// is gone.
 async fn deliver_committed(conn: &mut PgConnection, r: &RunRecord) -> anyhow::Result<Delivery> {
     // Bounded per record, not per spool: a long spool still makes progress on a slow link.
-    let d = match tokio::time::timeout(RECORD_TIMEOUT, deliver(conn, r)).await {
+    let d = match tokio::time::timeout(RECORD_TIMEOUT, deliver(conn, r, None)).await {
         Ok(d) => d?,
         Err(_) => {
             return Err(anyhow::Error::new(crate::store::db::Unreachable {

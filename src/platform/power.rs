@@ -2,7 +2,8 @@
 //! laptop does not suspend in the middle of a backup: on Linux a `systemd-inhibit
 //! --what=sleep` process (logind's block inhibitor) living as long as the backup, on Windows
 //! `SetThreadExecutionState(ES_CONTINUOUS | ES_SYSTEM_REQUIRED)`. Without logind, or without
-//! `systemd-inhibit`, the backup runs all the same.
+//! `systemd-inhibit`, the backup runs all the same; without a D-Bus system bus (the way to
+//! logind) no `systemd-inhibit` is started at all.
 
 use crate::domain::settings::Settings;
 
@@ -64,9 +65,29 @@ impl SleepInhibitor {
     }
 }
 
+/// Where sd-bus looks for the system bus when `DBUS_SYSTEM_BUS_ADDRESS` is not set.
+#[cfg(unix)]
+const SYSTEM_BUS_SOCKET: &str = "/run/dbus/system_bus_socket";
+
+/// Whether logind can be reached at all: `systemd-inhibit` asks it over the system bus, so
+/// without one (a container, a minimal server) starting it would only cost a process that
+/// fails.
+#[cfg(unix)]
+fn system_bus_may_exist() -> bool {
+    std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some_and(|a| !a.is_empty())
+        || std::path::Path::new(SYSTEM_BUS_SOCKET).exists()
+}
+
 #[cfg(unix)]
 async fn platform_hold(why: &str) -> SleepInhibitor {
     use std::process::Stdio;
+    if !system_bus_may_exist() {
+        tracing::debug!(
+            "no D-Bus system bus (DBUS_SYSTEM_BUS_ADDRESS unset, no {SYSTEM_BUS_SOCKET}), so no \
+             logind: no sleep inhibitor"
+        );
+        return SleepInhibitor::none();
+    }
     let Ok(program) = which::which("systemd-inhibit") else {
         tracing::debug!("systemd-inhibit is not installed: no sleep inhibitor");
         return SleepInhibitor::none();

@@ -357,18 +357,42 @@ pub async fn applied_versions(pool: &PgPool) -> anyhow::Result<BTreeSet<i64>> {
     applied_versions_on(&mut conn).await
 }
 
-async fn applied_versions_on(pool: &mut sqlx::PgConnection) -> anyhow::Result<BTreeSet<i64>> {
-    let exists: Option<String> = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
-        .fetch_one(&mut *pool)
-        .await?;
-    if exists.is_none() {
-        return Ok(BTreeSet::new());
+async fn applied_versions_on(conn: &mut sqlx::PgConnection) -> anyhow::Result<BTreeSet<i64>> {
+    // One round trip where a run spends its time: the simple query protocol (no Parse, Describe
+    // and Bind of a prepared statement) and no existence check first; a database without the
+    // table says so with SQLSTATE 42P01, which means no migration was applied yet.
+    let rows = sqlx::raw_sql("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(&mut *conn)
+        .await;
+    let rows = match rows {
+        Ok(rows) => rows,
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("42P01") => {
+            // Behind PgBouncer the failed statement aborted the pinned transaction: begin it
+            // anew so that the migrations (or the caller's next statement) can run in it.
+            restart_pinned(conn).await?;
+            return Ok(BTreeSet::new());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut versions = BTreeSet::new();
+    for row in rows {
+        versions.insert(sqlx::Row::try_get::<i64, _>(&row, 0)?);
     }
-    let rows: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
-            .fetch_all(&mut *pool)
-            .await?;
-    Ok(rows.into_iter().collect())
+    Ok(versions)
+}
+
+/// Rolls back the pinned transaction a failed statement aborted and begins a new one (see
+/// [`begin_pinned`]); without PgBouncer, or outside a transaction, it does nothing.
+async fn restart_pinned(conn: &mut sqlx::PgConnection) -> anyhow::Result<()> {
+    use sqlx::TransactionManager;
+    use sqlx::postgres::PgTransactionManager;
+    if POOLER.load(std::sync::atomic::Ordering::Relaxed)
+        && PgTransactionManager::get_transaction_depth(conn) > 0
+    {
+        PgTransactionManager::rollback(conn).await?;
+        PgTransactionManager::begin(conn, None).await?;
+    }
+    Ok(())
 }
 
 /// Applies missing migrations, or explains why this role cannot.

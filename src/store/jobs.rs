@@ -27,6 +27,31 @@ pub async fn find<'e>(db: impl PgExecutor<'e>, id: Uuid) -> anyhow::Result<Optio
     .await?)
 }
 
+/// A job with whether a device is enabled (`None`: no such device), read together.
+#[derive(Debug, sqlx::FromRow)]
+pub struct JobAndDevice {
+    #[sqlx(flatten)]
+    pub job: Job,
+    pub device_enabled: Option<bool>,
+}
+
+/// The job, and whether `device` is enabled, in one statement: `run` asks both before every
+/// backup, and each statement is two round trips.
+pub async fn find_with_device<'e>(
+    db: impl PgExecutor<'e>,
+    id: Uuid,
+    device: &str,
+) -> anyhow::Result<Option<JobAndDevice>> {
+    Ok(sqlx::query_as::<_, JobAndDevice>(&format!(
+        "SELECT {JOB_COLUMNS}, (SELECT d.enabled FROM devices d WHERE d.id = $2) AS device_enabled \
+         FROM backup_jobs WHERE backup_jobs.id = $1"
+    ))
+    .bind(id)
+    .bind(device)
+    .fetch_optional(db)
+    .await?)
+}
+
 /// The jobs a bare `NAME` or a `DEVICE/NAME` may mean, by device and name.
 pub async fn named(conn: &mut PgConnection, text: &str) -> anyhow::Result<Vec<Job>> {
     Ok(sqlx::query_as::<_, Job>(&format!(

@@ -14,23 +14,18 @@ pub const SCHEDULE_COLUMNS: &str = "id, job_id, schedule_type, cron_expression, 
 
 /// After a run that started at `started` and was recorded at `recorded` (now for a live run,
 /// the original end for a delivered spooled one): `last_run_at` = the start and `next_run_at`
-/// recomputed as of `recorded`, for every enabled schedule of the job, unless a later run has
-/// already moved it on. Returns the job's valid enabled schedules.
+/// recomputed as of `recorded`, for every enabled schedule of the job (`locked`, as
+/// [`lock_of_job`] returned them), unless a later run has already moved it on. Returns the
+/// job's valid enabled schedules.
 pub async fn update_after_run(
     conn: &mut PgConnection,
-    job_id: Uuid,
+    locked: Vec<ScheduleRow>,
     started: DateTime<Utc>,
     recorded: DateTime<Utc>,
     tz: Tz,
 ) -> anyhow::Result<Vec<Schedule>> {
-    let rows: Vec<ScheduleRow> = sqlx::query_as(&format!(
-        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 AND enabled"
-    ))
-    .bind(job_id)
-    .fetch_all(&mut *conn)
-    .await?;
     let mut parsed = Vec::new();
-    for row in rows {
+    for row in locked.into_iter().filter(|r| r.enabled) {
         let next = match row.schedule() {
             Ok(sched) => {
                 let next = next_run(&sched, Some(started), recorded, &tz);
@@ -167,13 +162,15 @@ pub async fn delete(pool: &PgPool, id: i32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Locks the job's schedules (`FOR UPDATE`, in id order) until the transaction ends.
-pub async fn lock_of_job(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<()> {
-    sqlx::query("SELECT id FROM schedules WHERE job_id = $1 ORDER BY id FOR UPDATE")
-        .bind(job_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+/// Locks the job's schedules (`FOR UPDATE`, in id order) until the transaction ends, and
+/// returns them as locked (enabled or not), so that [`update_after_run`] needs no second read.
+pub async fn lock_of_job(conn: &mut PgConnection, job_id: Uuid) -> sqlx::Result<Vec<ScheduleRow>> {
+    sqlx::query_as(&format!(
+        "SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE job_id = $1 ORDER BY id FOR UPDATE"
+    ))
+    .bind(job_id)
+    .fetch_all(conn)
+    .await
 }
 
 /// The job's enabled schedules, oldest first.

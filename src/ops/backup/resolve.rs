@@ -60,7 +60,10 @@ pub async fn from_database(
     job_id: Uuid,
     force: bool,
 ) -> anyhow::Result<ResolvedJob> {
-    let job = crate::store::jobs::find(&mut *conn, job_id)
+    let crate::store::jobs::JobAndDevice {
+        job,
+        device_enabled,
+    } = crate::store::jobs::find_with_device(&mut *conn, job_id, &config.device_id)
         .await?
         .ok_or_else(|| {
             usage_err!(
@@ -69,7 +72,6 @@ pub async fn from_database(
                 config.device_id
             )
         })?;
-    let device_enabled = crate::store::devices::enabled(&mut *conn, &config.device_id).await?;
     let settings = crate::store::settings::load(&mut *conn, &config.device_id).await?;
     let schedules = job_schedules(conn, job_id).await?;
     finish(

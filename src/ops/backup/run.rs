@@ -205,6 +205,7 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<(RunReport
         mut record,
         run_id,
         in_spool,
+        last_run_note,
     } = start(&mut link, &state, config, &resolved, &opts).await?;
     // Nothing is asked of the database while restic runs (behind PgBouncer this commits).
     link.release().await;
@@ -250,6 +251,9 @@ pub async fn run(config: &Config, opts: RunOptions) -> anyhow::Result<(RunReport
         }
     };
     link.release().await;
+    // The note is read only under the job lock (the due check of the next scheduled run), so
+    // it must be on disk before the lock goes.
+    let _ = last_run_note.await;
     drop((job_lock, slot));
 
     let report = RunReport::new(&record, &outcome, run_id, spooled, &opts);
@@ -453,6 +457,8 @@ struct Started {
     record: RunRecord,
     run_id: Option<i32>,
     in_spool: Option<PathBuf>,
+    /// This device's note of the job's latest run, being written beside restic.
+    last_run_note: tokio::task::JoinHandle<()>,
 }
 
 /// Records the start of the run: the `running` row, or (the database away) the start in the
@@ -485,7 +491,16 @@ async fn start(
         );
         in_spool = Some(crate::local::spool::write(state, &start)?);
     }
-    crate::local::copy::write_last_run(state, job_id, record.start_time);
+    // Written beside restic rather than before it (its two fsyncs can take long on a busy
+    // disk): only the due check reads the note, and only under the job lock, which this run
+    // holds until the note is written. A run killed meanwhile may leave no note; the next
+    // scheduled run then backs up once more, which is the safe side.
+    let last_run_note = {
+        let (state, start_time) = (state.clone(), record.start_time);
+        tokio::task::spawn_blocking(move || {
+            crate::local::copy::write_last_run(&state, job_id, start_time)
+        })
+    };
     tracing::info!(
         "starting backup of job {job_id} ({:?}) as {}, triggered by {}",
         resolved.job.name,
@@ -498,6 +513,7 @@ async fn start(
         record,
         run_id,
         in_spool,
+        last_run_note,
     })
 }
 
@@ -544,17 +560,22 @@ impl Backup<'_> {
             return (crate::ops::backup::execute::failed(message, code), None);
         }
         let mut monitor = self.monitor();
-        // A sleep inhibitor is held while restic works (setting prevent_sleep).
-        let inhibitor = crate::platform::power::hold(
-            unattended.prevent_sleep,
-            &format!("backup of {:?}", self.resolved.job.name),
-        )
-        .await;
-        let outcome = match monitor.before_backup().await {
-            // A failing before hook with on-error `stop` fails the run without a backup.
-            Err(message) => crate::ops::backup::execute::failed(message, exit::FAILED),
-            Ok(()) => self.restic(unattended.network_wait).await,
+        let work = async {
+            match monitor.before_backup().await {
+                // A failing before hook with on-error `stop` fails the run without a backup.
+                Err(message) => crate::ops::backup::execute::failed(message, exit::FAILED),
+                Ok(()) => self.restic(unattended.network_wait).await,
+            }
         };
+        // A sleep inhibitor is held while restic works (setting prevent_sleep). It is taken at
+        // the work's first wait (the start ping, the before hook, or restic itself, started by
+        // then), so its process does not delay restic's start yet covers the hooks.
+        let why = format!("backup of {:?}", self.resolved.job.name);
+        let (outcome, inhibitor) = tokio::join!(
+            biased;
+            work,
+            crate::platform::power::hold(unattended.prevent_sleep, &why)
+        );
         inhibitor.release().await;
         (outcome, Some(monitor))
     }
@@ -701,7 +722,10 @@ async fn store(
             link.reconnect().await;
         }
         let Some(conn) = link.conn().await else { break };
-        match step(crate::ops::delivery::deliver(conn, record)).await {
+        // The time zone this run resolved from the database serves for moving its schedules
+        // on: one statement less while the run's end is waited for.
+        let tz = matches!(resolved.source, JobSource::Database).then_some(resolved.tz);
+        match step(crate::ops::delivery::deliver(conn, record, tz)).await {
             Ok(d) => {
                 // Behind PgBouncer the record is in only once committed; until then the spooled
                 // start stays and success is not reported. A lost commit is retried like a lost
