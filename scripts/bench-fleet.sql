@@ -133,4 +133,4 @@ FROM backup_jobs WHERE abs(hashtext(id::text)) % 1000 = 0;
 SELECT indexdef FROM saved_indexes \gexec
 ALTER TABLE runs ENABLE TRIGGER USER;
 SELECT rebuild_job_run_state() \g /dev/null
-VACUUM (ANALYZE) devices, backup_jobs, schedules, settings, runs;
+VACUUM (ANALYZE) devices, backup_jobs, schedules, settings, runs, job_run_state;

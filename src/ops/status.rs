@@ -182,7 +182,9 @@ pub async fn collect(
         periods: FleetPeriods::default(),
         now,
     };
-    let mut job_out = Vec::new();
+    // Room for a generous number of jobs per device up front: growing the vector by doubling
+    // copied and faulted in its pages again at every step; room never used costs no memory.
+    let mut job_out = Vec::with_capacity(judge.device_facts.len().saturating_mul(8));
     read.jobs(|row| job_out.push(judge.judge(row))).await?;
     let mut report = summarize(now, device_out, in_report_order(job_out));
     report.min_client_version = min_client_version;

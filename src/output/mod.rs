@@ -277,10 +277,7 @@ fn write_json_with_items<W: std::io::Write, T: Serialize + ?Sized, I: Serialize 
     // A top-level key is the only thing at two spaces after a line break (strings carry
     // their line breaks escaped), and the pretty printer writes an empty array as `[]`.
     let marker = format!("\n  {}: []", serde_json::to_string(key)?);
-    let Some(at) = head
-        .windows(marker.len())
-        .position(|w| w == marker.as_bytes())
-    else {
+    let Some(at) = memchr::memmem::find(&head, marker.as_bytes()) else {
         anyhow::bail!("the JSON output has no top-level empty array {key:?} to fill");
     };
     let close = at + marker.len() - 1;
