@@ -120,8 +120,8 @@ const WARNING_METADATA: &str = "CASE WHEN \
         ELSE false END \
    THEN s.last_finished_metadata END AS last_finished_metadata";
 
-/// One read of the fleet for `status`, in one transaction (one snapshot of the database): the
-/// same six statements whatever the fleet's size, each served by an index or a small table.
+/// One read of the fleet for `status`, in one transaction: the same six statements whatever
+/// the fleet's size, each served by an index or a small table.
 /// [`status_read`] returns the head; [`StatusRead::jobs`] then streams the jobs.
 pub(crate) struct StatusRead {
     tx: sqlx::Transaction<'static, sqlx::Postgres>,
