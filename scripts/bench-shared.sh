@@ -28,10 +28,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 scripts/install-deps.sh
-if [ -z "$bin" ]; then
-  cargo build --release --locked -q
-  bin=$(scripts/target-dir.sh)/release/restic-fleet
-fi
+[ -n "$bin" ] || bin=$(scripts/release-bin.sh)
 bin=$(realpath "$bin")
 . scripts/pg.sh
 dir=${keep:-$(mktemp -d /tmp/restic-fleet-bench-shared.XXXXXX)}

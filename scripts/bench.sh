@@ -43,10 +43,7 @@ while [ $# -gt 0 ]; do
   shift
 done
 scripts/install-deps.sh
-if [ -z "$bin" ]; then
-  cargo build --release --locked -q
-  bin=$(scripts/target-dir.sh)/release/restic-fleet
-fi
+[ -n "$bin" ] || bin=$(scripts/release-bin.sh)
 . scripts/pg.sh
 dir=$(mktemp -d /tmp/restic-fleet-bench.XXXXXX)
 chmod 755 "$dir"  # the cluster runs as postgres when we are root
